@@ -1,0 +1,170 @@
+"""A client of PD's gRPC API (pdpb.PD); works against a real PD and against br_devcluster's."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+
+from br_common.grpc_util import channel_options
+from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
+from br_common.tso import compose
+
+SCAN_PAGE = 128
+
+
+class PDError(RuntimeError):
+    """PD answered with an error in its response header, or could not be reached."""
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    region: metapb_pb2.Region
+    leader: metapb_pb2.Peer | None
+
+    @property
+    def id(self) -> int:
+        return self.region.id
+
+    @property
+    def leader_store_id(self) -> int:
+        return self.leader.store_id if self.leader is not None else 0
+
+
+class PDClient:
+    """Thin, thread-safe wrapper; cluster_id is discovered with GetMembers as PD clients do."""
+
+    def __init__(self, address: str, timeout: float = 10.0, caller_id: str = "br-fleet") -> None:
+        self.address = address.removeprefix("http://").removeprefix("https://")
+        self.timeout = timeout
+        self._caller_id = caller_id
+        self._channel = grpc.insecure_channel(self.address, options=channel_options())
+        self._stub = pdpb_pb2_grpc.PDStub(self._channel)
+        self._dev = devclusterpb_pb2_grpc.DevPDStub(self._channel)
+        self._lock = threading.Lock()
+        self.cluster_id = 0
+        try:
+            members = self._stub.GetMembers(pdpb_pb2.GetMembersRequest(header=self._header()), timeout=timeout)
+        except grpc.RpcError as exc:
+            raise PDError(f"cannot reach PD at {self.address}: {_rpc_reason(exc)}") from None
+        self.cluster_id = members.header.cluster_id
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "PDClient":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _header(self) -> pdpb_pb2.RequestHeader:
+        return pdpb_pb2.RequestHeader(cluster_id=self.cluster_id, caller_id=self._caller_id)
+
+    def _call(self, method: str, request):  # noqa: ANN001 - any pdpb request
+        try:
+            response = getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise PDError(f"PD {method} failed: {_rpc_reason(exc)}") from None
+        if response.header.HasField("error") and response.header.error.type != pdpb_pb2.OK:
+            raise PDError(f"PD {method}: {response.header.error.message}")
+        return response
+
+    # --- members and stores -------------------------------------------------------------
+    def members(self) -> pdpb_pb2.GetMembersResponse:
+        return self._call("GetMembers", pdpb_pb2.GetMembersRequest(header=self._header()))
+
+    def stores(self) -> list[metapb_pb2.Store]:
+        request = pdpb_pb2.GetAllStoresRequest(header=self._header(), exclude_tombstone_stores=True)
+        return list(self._call("GetAllStores", request).stores)
+
+    def store(self, store_id: int) -> metapb_pb2.Store:
+        return self._call("GetStore", pdpb_pb2.GetStoreRequest(header=self._header(), store_id=store_id)).store
+
+    # --- regions ------------------------------------------------------------------------
+    def region(self, key: bytes) -> RegionInfo | None:
+        response = self._call("GetRegion", pdpb_pb2.GetRegionRequest(header=self._header(), region_key=key))
+        return _region_info(response)
+
+    def region_by_id(self, region_id: int) -> RegionInfo | None:
+        request = pdpb_pb2.GetRegionByIDRequest(header=self._header(), region_id=region_id)
+        return _region_info(self._call("GetRegionByID", request))
+
+    def scan_regions(self, start_key: bytes = b"", end_key: bytes = b"", page: int = SCAN_PAGE) -> Iterator[RegionInfo]:
+        """Every region overlapping [start_key, end_key) in key order (end b"" = unbounded), paged."""
+        cursor = start_key
+        while True:
+            request = pdpb_pb2.ScanRegionsRequest(header=self._header(), start_key=cursor, end_key=end_key, limit=page)
+            response = self._call("ScanRegions", request)
+            infos = [RegionInfo(r.region, r.leader if r.HasField("leader") else None) for r in response.regions]
+            if not infos:  # older PDs fill only the parallel arrays
+                infos = [RegionInfo(m, l) for m, l in zip(response.region_metas, response.leaders)]
+            yield from infos
+            if not infos:
+                return
+            cursor = infos[-1].region.end_key
+            if cursor == b"" or (end_key and cursor >= end_key):
+                return
+
+    def split_regions(self, split_keys: list[bytes]) -> list[int]:
+        request = pdpb_pb2.SplitRegionsRequest(header=self._header(), split_keys=split_keys, retry_limit=3)
+        return list(self._call("SplitRegions", request).regions_id)
+
+    def scatter_regions(self, region_ids: list[int], group: str = "") -> list[int]:
+        """Scatter; returns the ids that failed."""
+        request = pdpb_pb2.ScatterRegionRequest(header=self._header(), regions_id=region_ids, group=group,
+                                                retry_limit=3)
+        return list(self._call("ScatterRegion", request).failed_regions_id)
+
+    # --- timestamps and GC --------------------------------------------------------------
+    def tso(self) -> int:
+        request = pdpb_pb2.TsoRequest(header=self._header(), count=1)
+        with self._lock:
+            try:
+                response = next(self._stub.Tso(iter([request]), timeout=self.timeout))
+            except grpc.RpcError as exc:
+                raise PDError(f"PD Tso failed: {_rpc_reason(exc)}") from None
+        if response.header.HasField("error") and response.header.error.type != pdpb_pb2.OK:
+            raise PDError(f"PD Tso: {response.header.error.message}")
+        return compose(response.timestamp.physical, response.timestamp.logical)
+
+    def gc_safe_point(self) -> int:
+        return self._call("GetGCSafePoint", pdpb_pb2.GetGCSafePointRequest(header=self._header())).safe_point
+
+    def update_service_gc_safe_point(self, service_id: str, ttl_seconds: int, safe_point: int) -> int:
+        """Register, refresh (same id) or remove (ttl <= 0) a service safe point; returns the minimum."""
+        request = pdpb_pb2.UpdateServiceGCSafePointRequest(header=self._header(), service_id=service_id.encode(),
+                                                           TTL=ttl_seconds, safe_point=safe_point)
+        return self._call("UpdateServiceGCSafePoint", request).min_safe_point
+
+    # --- devcluster admin (not served by a real PD) ---------------------------------------
+    def transfer_leader(self, region_id: int, to_store_id: int) -> metapb_pb2.Region:
+        request = devclusterpb_pb2.TransferLeaderRequest(cluster_id=self.cluster_id, region_id=region_id,
+                                                         to_store_id=to_store_id)
+        return self._admin("TransferLeader", request)
+
+    def split_region(self, split_key: bytes) -> metapb_pb2.Region:
+        request = devclusterpb_pb2.SplitRegionRequest(cluster_id=self.cluster_id, split_key=split_key)
+        return self._admin("SplitRegion", request)
+
+    def _admin(self, method: str, request):  # noqa: ANN001
+        try:
+            response = getattr(self._dev, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise PDError(f"PD {method} failed: {_rpc_reason(exc)}") from None
+        if response.error:
+            raise PDError(f"PD {method}: {response.error}")
+        return response.region
+
+
+def _region_info(response: pdpb_pb2.GetRegionResponse) -> RegionInfo | None:
+    if not response.HasField("region") or response.region.id == 0:
+        return None
+    return RegionInfo(response.region, response.leader if response.HasField("leader") else None)
+
+
+def _rpc_reason(exc: grpc.RpcError) -> str:
+    code = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return f"{code.name if code else 'ERROR'}: {details}"
