@@ -1,0 +1,407 @@
+"""Launch, inspect and stop a devcluster: PD and N stores as separate processes.
+
+Everything about a running cluster is in D/cluster.json: PD's address, the cluster id and a
+process table (name, role, pid, address, log, argv). Other components (Redis, an S3 server,
+agents, Flower) append their own rows with `add_process`; `down` stops every row by PID in
+reverse order, and `up` on a stopped data dir re-runs every row's argv, so the cluster comes
+back with its data on the same ports.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+
+from br_common import procs
+from br_common.kvproto import metapb_pb2
+from br_common.pd_client import PDClient, PDError
+
+STATE_FILE = "cluster.json"
+LOCK_FILE = ".cluster.lock"
+HOST = "127.0.0.1"
+DEFAULT_TIMEOUT = 60.0
+
+
+class ClusterError(RuntimeError):
+    """A clear, user-facing reason why a cluster operation did not succeed."""
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("BR_DEVCLUSTER_DIR") or ".devcluster")
+
+
+class ClusterConfig(BaseModel):
+    """The layout asked of `up` (used only when a data dir is created)."""
+
+    stores: int = Field(default=3, ge=1, le=64)
+    replicas: int = Field(default=1, ge=1)
+    regions: int = Field(default=8, ge=1, le=65536)
+    gc_life_time: float | None = Field(default=None, ge=0)
+    gc_interval: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _replicas_fit(self) -> "ClusterConfig":
+        if self.replicas > self.stores:
+            raise ValueError(f"--replicas {self.replicas} needs at least as many stores (got {self.stores})")
+        return self
+
+
+class ProcessEntry(BaseModel):
+    """One row of the process table; `args` is the full argv, re-run as is on restart."""
+
+    name: str
+    role: str
+    pid: int = 0
+    address: str = ""
+    log_path: str
+    args: list[str]
+    env: dict[str, str] = Field(default_factory=dict)  # overrides only; never secrets
+
+    @property
+    def port(self) -> int | None:
+        return int(self.address.rsplit(":", 1)[1]) if ":" in self.address else None
+
+
+class ClusterState(BaseModel):
+    """D/cluster.json."""
+
+    format_version: int = 1
+    pd_address: str
+    cluster_id: int = 0
+    config: ClusterConfig
+    processes: list[ProcessEntry]
+
+    def entry(self, name: str) -> ProcessEntry:
+        for entry in self.processes:
+            if entry.name == name:
+                return entry
+        raise ClusterError(f"no process named {name!r} in the cluster table")
+
+    def by_role(self, role: str) -> list[ProcessEntry]:
+        return [e for e in self.processes if e.role == role]
+
+
+class UpResult(BaseModel):
+    state: ClusterState
+    started: list[str]  # names (re)started by this call; empty = it was already running
+    created: bool
+
+
+# --- state file --------------------------------------------------------------------------
+def load_state(data_dir: Path) -> ClusterState | None:
+    path = data_dir / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        return ClusterState.model_validate_json(path.read_bytes())
+    except ValueError as exc:
+        raise ClusterError(f"{path} is not a devcluster state file: {exc}") from None
+
+
+def save_state(data_dir: Path, state: ClusterState) -> None:
+    """Atomic: a reader sees the old or the new table, never half of one."""
+    tmp = data_dir / f".{STATE_FILE}.tmp"
+    tmp.write_text(state.model_dump_json(indent=2))
+    os.replace(tmp, data_dir / STATE_FILE)
+
+
+@contextmanager
+def locked(data_dir: Path) -> Iterator[None]:
+    """Serialises up/down/add_process on one data dir (two `up`s at once would race)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def is_running(entry: ProcessEntry) -> bool:
+    """Alive and still running our argv (a PID reused after a reboot does not count)."""
+    if entry.pid <= 0 or not procs.pid_alive(entry.pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{entry.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the PID
+    return [c.decode(errors="replace") for c in cmdline if c] == entry.args
+
+
+# --- up ----------------------------------------------------------------------------------
+def _python_module(module: str, *args: object) -> list[str]:
+    return [sys.executable, "-m", module, *(str(a) for a in args)]
+
+
+def _new_state(data_dir: Path, config: ClusterConfig) -> ClusterState:
+    data_dir = data_dir.resolve()
+    logs = data_dir / "logs"
+    pd_port = procs.free_port()
+    pd_address = f"{HOST}:{pd_port}"
+    pd_args = _python_module("br_devcluster.pd", "--data-dir", data_dir / "pd", "--host", HOST, "--port", pd_port,
+                             "--initial-stores", config.stores, "--initial-regions", config.regions,
+                             "--max-replicas", config.replicas)
+    if config.gc_life_time is not None:
+        pd_args += ["--gc-life-time", str(config.gc_life_time)]
+    rows = [ProcessEntry(name="pd", role="pd", address=pd_address, log_path=str(logs / "pd.log"), args=pd_args)]
+    for n in range(1, config.stores + 1):
+        port = procs.free_port()
+        while any(r.port == port for r in rows):
+            port = procs.free_port()
+        args = _python_module("br_devcluster.store", "--pd", pd_address, "--data-dir", data_dir / f"store-{n}",
+                              "--host", HOST, "--port", port)
+        if config.gc_interval is not None:
+            args += ["--gc-interval", str(config.gc_interval)]
+        rows.append(ProcessEntry(name=f"store-{n}", role="store", address=f"{HOST}:{port}",
+                                 log_path=str(logs / f"store-{n}.log"), args=args))
+    return ClusterState(pd_address=pd_address, config=config, processes=rows)
+
+
+def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEFAULT_TIMEOUT) -> UpResult:
+    """Create and start a cluster, restart a stopped one, or report that it already runs."""
+    with locked(data_dir):
+        state = load_state(data_dir)
+        created = state is None
+        if state is None:
+            state = _new_state(data_dir, config or ClusterConfig())
+        started: list[str] = []
+        try:
+            start_entries(state, [e for e in state.processes if not is_running(e)], started, timeout)
+            save_state(data_dir, state)
+            if started:
+                state.cluster_id = wait_ready(state, expect_regions=created, timeout=timeout)
+        except (ClusterError, PDError) as exc:
+            for name in reversed(started):
+                procs.stop_pid(state.entry(name).pid)
+            save_state(data_dir, state)
+            raise ClusterError(str(exc)) from None
+        save_state(data_dir, state)
+        return UpResult(state=state, started=started, created=created)
+
+
+def start_entries(state: ClusterState, entries: list[ProcessEntry], started: list[str],
+                  timeout: float = DEFAULT_TIMEOUT) -> None:
+    """PD first (the others need it), then all the rest at once; appends names to `started`."""
+    first = [e for e in entries if e.role == "pd"]
+    for wave in (first, [e for e in entries if e.role != "pd"]):
+        spawned = []
+        for entry in wave:
+            spawned.append((entry, _spawn(entry)))
+            started.append(entry.name)
+        for entry, proc in spawned:
+            _wait_listening(entry, proc, timeout)
+
+
+def start_entry(entry: ProcessEntry, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Spawn one row's argv and wait until its port (if any) listens; updates entry.pid."""
+    _wait_listening(entry, _spawn(entry), timeout)
+
+
+def _spawn(entry: ProcessEntry) -> subprocess.Popen:
+    port = entry.port
+    if port is not None and procs.port_open(HOST, port):
+        raise ClusterError(f"cannot start {entry.name}: port {port} is in use by another process")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **entry.env}
+    proc = procs.spawn(entry.args, Path(entry.log_path), env=env)
+    entry.pid = proc.pid
+    return proc
+
+
+def _wait_listening(entry: ProcessEntry, proc: subprocess.Popen, timeout: float) -> None:
+    if entry.port is None:
+        return
+    try:
+        procs.wait_for_port(HOST, entry.port, timeout=timeout, proc=proc)
+    except (RuntimeError, TimeoutError) as exc:
+        procs.stop_pid(proc.pid)
+        raise ClusterError(f"{entry.name} did not start ({exc}); log {entry.log_path}:\n"
+                           f"{log_tail(entry.log_path)}") from None
+
+
+def wait_ready(state: ClusterState, expect_regions: bool, timeout: float = DEFAULT_TIMEOUT) -> int:
+    """Until PD answers, every store row is registered and up, and every region has a leader.
+
+    On a fresh cluster also until PD bootstrapped all `config.regions` regions. Returns the
+    cluster id.
+    """
+    deadline = time.monotonic() + timeout
+    want_stores = {e.address for e in state.by_role("store")}
+    last = "PD not answering"
+    with _connect(state.pd_address, deadline) as pd:
+        while time.monotonic() < deadline:
+            _check_alive(state)
+            last = _readiness(pd, want_stores, state.config.regions if expect_regions else 0)
+            if not last:
+                return pd.cluster_id
+            time.sleep(0.1)
+    raise ClusterError(f"cluster not ready after {timeout:.0f}s: {last} (logs in {Path(state.processes[0].log_path).parent})")
+
+
+def _connect(address: str, deadline: float) -> PDClient:
+    while True:
+        try:
+            return PDClient(address, timeout=2.0)
+        except PDError as exc:
+            if time.monotonic() > deadline:
+                raise ClusterError(str(exc)) from None
+            time.sleep(0.1)
+
+
+def _readiness(pd: PDClient, want_stores: set[str], want_regions: int) -> str:
+    """"" when ready, else what is still missing."""
+    try:
+        registered = {s.address for s in pd.stores()}
+        missing = want_stores - registered
+        if missing:
+            return f"stores not registered yet: {sorted(missing)}"
+        regions = list(pd.scan_regions())
+    except PDError as exc:
+        return str(exc)
+    if not regions or (want_regions and len(regions) < want_regions):
+        return f"{len(regions)} of {want_regions or 'some'} regions bootstrapped"
+    leaderless = [r.id for r in regions if r.leader is None]
+    return f"regions without leader: {leaderless}" if leaderless else ""
+
+
+def _check_alive(state: ClusterState) -> None:
+    for entry in state.processes:
+        if entry.pid and not procs.pid_alive(entry.pid):
+            raise ClusterError(f"{entry.name} (pid {entry.pid}) exited; log {entry.log_path}:\n"
+                               f"{log_tail(entry.log_path)}")
+
+
+def log_tail(path: str, lines: int = 15) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("  " + line for line in text[-lines:])
+
+
+# --- other components, single processes ----------------------------------------------------
+def add_process(data_dir: Path, entry: ProcessEntry) -> ClusterState:
+    """Append (or replace, by name) a row, e.g. a Redis or S3 server a launcher started."""
+    with locked(data_dir):
+        state = _require_state(data_dir)
+        state.processes = [e for e in state.processes if e.name != entry.name] + [entry]
+        save_state(data_dir, state)
+        return state
+
+
+def stop_process(data_dir: Path, name: str, kill: bool = False) -> None:
+    """Stop one row (SIGTERM, or SIGKILL to simulate a crash); its row stays for restart."""
+    state = _require_state(data_dir)
+    entry = state.entry(name)
+    if not is_running(entry):
+        return
+    if kill:
+        os.kill(entry.pid, 9)
+        procs.stop_pid(entry.pid, timeout=5.0)  # reaps it when it is our child
+    else:
+        procs.stop_pid(entry.pid)
+
+
+def start_process(data_dir: Path, name: str, timeout: float = DEFAULT_TIMEOUT) -> ProcessEntry:
+    """Restart one stopped row with its argv (same port and data) and record its new PID."""
+    with locked(data_dir):
+        state = _require_state(data_dir)
+        entry = state.entry(name)
+        if not is_running(entry):
+            start_entry(entry, timeout)
+            save_state(data_dir, state)
+        return entry
+
+
+def _require_state(data_dir: Path) -> ClusterState:
+    state = load_state(data_dir)
+    if state is None:
+        raise ClusterError(f"no devcluster in {data_dir} (run `br-devcluster up --data-dir {data_dir}`)")
+    return state
+
+
+# --- status and down ------------------------------------------------------------------------
+class ProcessStatus(BaseModel):
+    name: str
+    role: str
+    pid: int
+    address: str
+    running: bool
+    log_path: str
+
+
+class StoreStatus(BaseModel):
+    id: int
+    address: str
+    state: str
+    leaders: int
+    peers: int
+
+
+class ClusterStatus(BaseModel):
+    data_dir: str
+    pd_address: str
+    cluster_id: int
+    processes: list[ProcessStatus]
+    stores: list[StoreStatus] = Field(default_factory=list)
+    regions: int = 0
+    pd_error: str = ""
+
+    @property
+    def all_running(self) -> bool:
+        return all(p.running for p in self.processes)
+
+
+def status(data_dir: Path) -> ClusterStatus:
+    state = _require_state(data_dir)
+    rows = [ProcessStatus(name=e.name, role=e.role, pid=e.pid, address=e.address, running=is_running(e),
+                          log_path=e.log_path) for e in state.processes]
+    result = ClusterStatus(data_dir=str(data_dir.resolve()), pd_address=state.pd_address,
+                           cluster_id=state.cluster_id, processes=rows)
+    if not any(p.running for p in rows if p.role == "pd"):
+        result.pd_error = "PD is not running"
+        return result
+    try:
+        with PDClient(state.pd_address, timeout=5.0) as pd:
+            _fill_from_pd(result, pd)
+    except PDError as exc:
+        result.pd_error = str(exc)
+    return result
+
+
+def _fill_from_pd(result: ClusterStatus, pd: PDClient) -> None:
+    regions = list(pd.scan_regions())
+    result.regions = len(regions)
+    for store in pd.stores():
+        leaders = sum(1 for r in regions if r.leader_store_id == store.id)
+        peers = sum(1 for r in regions for p in r.region.peers if p.store_id == store.id)
+        result.stores.append(StoreStatus(id=store.id, address=store.address, state=_store_state(store.state),
+                                         leaders=leaders, peers=peers))
+
+
+def _store_state(value: int) -> str:
+    return metapb_pb2.StoreState.Name(value)
+
+
+class DownResult(BaseModel):
+    stopped: list[ProcessStatus]  # running = True: it was running and got stopped
+
+
+def down(data_dir: Path) -> DownResult:
+    """Stop every row by PID, in reverse order (agents before stores before PD)."""
+    with locked(data_dir):
+        state = _require_state(data_dir)
+        report = []
+        for entry in reversed(state.processes):
+            was_running = is_running(entry)
+            if was_running:
+                procs.stop_pid(entry.pid)
+            report.append(ProcessStatus(name=entry.name, role=entry.role, pid=entry.pid, address=entry.address,
+                                        running=was_running, log_path=entry.log_path))
+        return DownResult(stopped=report)
