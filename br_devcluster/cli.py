@@ -130,6 +130,8 @@ def cmd_load(args: argparse.Namespace) -> int:
         spec = LoadSpec(keys=args.keys, **common) if args.keys is not None else LoadSpec.from_size(args.size, **common)
     except ValidationError as exc:
         raise UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     with PDClient(_pd_address(args)) as pd, RawKVClient(pd) as client:
         started = time.monotonic()
         with _progress(spec.total_bytes) as advance:
