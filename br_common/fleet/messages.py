@@ -1,0 +1,192 @@
+"""Pydantic models of every fleet task's input and result (the Celery wire contract).
+
+A task takes ONE positional argument, `Model.model_dump(mode="json")`, and returns its result
+model dumped the same way; bytes travel as hex. Validate at the boundary:
+
+    # coordinator
+    from br_common.fleet import app as fleet_app, messages as m
+    result = fleet_app.send(app, m.BACKUP_RANGE, task_model, queue=store_queue(2), shadow="backup ...")
+    out = m.BackupRangeResult.model_validate(result.get())
+
+    # agent
+    @shared_task(name=m.BACKUP_RANGE, bind=True)
+    def backup_range(self, payload: dict) -> dict:
+        task = m.parse(m.BackupRangeTask, payload)
+        ...
+        return m.BackupRangeResult(...).model_dump(mode="json")
+
+Nothing here may hold a secret: storage URLs are credential-free, and keys given on the
+command line travel only as SealedBoxes (`StorageSpec.sealed`, see br_common.sealing), each
+readable by one agent's private key. Task args are visible in Redis and Flower.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+
+from br_common.kvproto import brpb_pb2
+
+# task names (Flower shows them; `shadow=` adds the job/store/range detail)
+BACKUP_RANGE = "br.backup.range"
+ACQUIRE_LOCK = "br.storage.acquire_lock"
+WRITE_BACKUPMETA = "br.storage.write_backupmeta"
+READ_BACKUPMETA = "br.storage.read_backupmeta"
+
+LOCK_NAME = "backup.lock"
+BACKUPMETA_NAME = "backupmeta"
+
+Compression = Literal["lz4", "snappy", "zstd"]
+COMPRESSION_TYPES: dict[str, int] = {"lz4": brpb_pb2.LZ4, "snappy": brpb_pb2.SNAPPY, "zstd": brpb_pb2.ZSTD}
+
+
+def _from_hex(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise ValueError("expected a hex string") from None
+    return value
+
+
+HexBytes = Annotated[bytes, BeforeValidator(_from_hex), PlainSerializer(lambda b: b.hex(), return_type=str,
+                                                                          when_used="json")]
+
+
+class Message(BaseModel):
+    """Base: unknown fields are an error (a typo must not silently drop data)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MessageError(ValueError):
+    """A task argument or result did not match its model."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], payload: Any) -> M:
+    """Validate a task argument/result; one-line error naming the model (no payload echo)."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise MessageError(f"bad {model.__name__}: {where}: {first.get('msg')}") from None
+
+
+# --- shared pieces ---------------------------------------------------------------------------
+class KeyRange(Message):
+    """[start, end); end b"" means unbounded."""
+
+    start: HexBytes = b""
+    end: HexBytes = b""
+
+    def label(self) -> str:
+        return f"[{self.start.hex() or '-inf'}..{self.end.hex() or '+inf'})"
+
+
+class FileInfo(Message):
+    """backup.File as a model (every field of br-facts.md's list)."""
+
+    name: str
+    sha256: HexBytes = b""
+    start_key: HexBytes = b""
+    end_key: HexBytes = b""
+    start_version: int = 0
+    end_version: int = 0
+    crc64xor: int = 0
+    total_kvs: int = 0
+    total_bytes: int = 0
+    cf: str = "default"
+    size: int = 0
+
+    @classmethod
+    def from_proto(cls, f: brpb_pb2.File) -> "FileInfo":
+        return cls(name=f.name, sha256=f.sha256, start_key=f.start_key, end_key=f.end_key,
+                   start_version=f.start_version, end_version=f.end_version, crc64xor=f.crc64xor,
+                   total_kvs=f.total_kvs, total_bytes=f.total_bytes, cf=f.cf, size=f.size)
+
+    def to_proto(self) -> brpb_pb2.File:
+        return brpb_pb2.File(**self.model_dump())
+
+
+class StorageSpec(Message):
+    """Where to write: a credential-free URL, plus URL keys sealed per agent public key (hex)."""
+
+    url: str
+    sealed: dict[str, str] = Field(default_factory=dict)
+
+    def __repr__(self) -> str:  # keep even sealed blobs out of logs
+        return f"StorageSpec(url={self.url!r}, sealed_for={len(self.sealed)} agents)"
+
+
+class TaskProgress(Message):
+    """Meta of a task's PROGRESS state: which agent instance runs it, how far it got."""
+
+    agent: str
+    bytes_uploaded: int = 0
+    files_uploaded: int = 0
+
+
+# --- backup ------------------------------------------------------------------------------------
+class BackupRangeTask(Message):
+    job_id: str
+    attempt: str  # unique per send; a superseded attempt's result is ignored
+    cluster_id: int
+    store_id: int
+    range: KeyRange
+    backup_ts: int
+    rate_limit: int = 0  # bytes/s for this request, 0 = unlimited
+    compression: Compression = "zstd"
+    compression_level: int = 0
+    storage: StorageSpec
+
+
+class UncoveredRange(Message):
+    range: KeyRange
+    reason: str
+
+
+class BackupRangeResult(Message):
+    job_id: str
+    attempt: str
+    store_id: int
+    agent: str
+    files: list[FileInfo] = Field(default_factory=list)
+    uncovered: list[UncoveredRange] = Field(default_factory=list)
+    bytes_uploaded: int = 0
+    skipped: str = ""  # non-empty: the agent did no work (job finished, attempt superseded)
+
+
+# --- storage-side jobs -------------------------------------------------------------------------
+class AcquireLockTask(Message):
+    job_id: str
+    storage: StorageSpec
+    lock_body: str  # JSON text stored in backup.lock: job id, host, time (no secrets)
+
+
+class AcquireLockResult(Message):
+    outcome: Literal["acquired", "locked", "complete"]
+    detail: str = ""
+
+
+class WriteBackupMetaTask(Message):
+    job_id: str
+    storage: StorageSpec
+    backupmeta: HexBytes  # serialized backup.BackupMeta
+
+
+class WriteBackupMetaResult(Message):
+    name: str
+    size: int
+
+
+class ReadBackupMetaTask(Message):
+    storage: StorageSpec
+
+
+class ReadBackupMetaResult(Message):
+    backupmeta: HexBytes  # serialized backup.BackupMeta, already parsed and checked by the agent
+    size: int

@@ -1,0 +1,137 @@
+"""Agents' heartbeats in Redis: who serves which store, from which process, with which key.
+
+Agent side:
+
+    info = AgentInfo.for_this_process(store_id=2, store_address="10.0.0.2:20160",
+                                      public_key=pub_hex, allowed_destinations=["s3://bucket/"])
+    beat = Heartbeat(Registry(redis_client), info, interval=3.0, ttl=15.0)
+    beat.start()   # daemon thread: SET br:agent:<instance> <json> PX ttl, every interval
+    ...
+    beat.stop()    # deletes the key (a clean shutdown is visible at once)
+
+Coordinator side:
+
+    reg = Registry(redis_client)
+    reg.for_store(2)            # live agents of store 2 (newest first)
+    reg.alive()                 # all live agents
+    reg.instance_alive("host/1234/bootid")
+
+An agent's `instance` is hostname/pid/boot id: a restarted agent (systemd after SIGKILL) is a
+new instance, so work the old one had started is known to be lost at once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import redis
+from pydantic import BaseModel, Field
+
+from br_common.fleet.config import fleet_version
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "br:agent:"
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+class AgentInfo(BaseModel):
+    store_id: int
+    store_address: str
+    hostname: str
+    pid: int
+    boot_id: str
+    version: str
+    public_key: str = ""  # X25519 public key, hex (br_common.sealing)
+    allowed_destinations: list[str] = Field(default_factory=list)  # URL prefixes; empty = any
+    worker_name: str = ""  # the Celery worker's nodename
+    started: float = Field(default_factory=time.time)
+    last_seen: float = 0.0
+
+    @property
+    def instance(self) -> str:
+        return f"{self.hostname}/{self.pid}/{self.boot_id[:8]}"
+
+    @classmethod
+    def for_this_process(cls, **fields: object) -> "AgentInfo":
+        fields.setdefault("version", fleet_version())
+        return cls(hostname=socket.gethostname(), pid=os.getpid(), boot_id=boot_id(), **fields)
+
+    def allows(self, url: str) -> bool:
+        """Whether this agent accepts writing to `url` (credential-free URL)."""
+        return not self.allowed_destinations or any(destination_matches(p, url)
+                                                    for p in self.allowed_destinations)
+
+
+def destination_matches(prefix: str, url: str) -> bool:
+    """`s3://bucket/a` allows s3://bucket/a and s3://bucket/a/b, not s3://bucket/ab; query ignored."""
+    want = prefix.split("?", 1)[0].rstrip("/")
+    have = url.split("?", 1)[0].rstrip("/")
+    return have == want or have.startswith(want + "/")
+
+
+class Registry:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    def publish(self, info: AgentInfo, ttl: float) -> None:
+        info = info.model_copy(update={"last_seen": time.time()})
+        self._redis.set(KEY_PREFIX + info.instance, info.model_dump_json(), px=int(ttl * 1000))
+
+    def withdraw(self, info: AgentInfo) -> None:
+        self._redis.delete(KEY_PREFIX + info.instance)
+
+    def alive(self) -> list[AgentInfo]:
+        keys = list(self._redis.scan_iter(match=KEY_PREFIX + "*", count=500))
+        values = self._redis.mget(keys) if keys else []
+        agents = [AgentInfo.model_validate(json.loads(v)) for v in values if v is not None]
+        return sorted(agents, key=lambda a: (a.store_id, -a.started))
+
+    def for_store(self, store_id: int) -> list[AgentInfo]:
+        return [a for a in self.alive() if a.store_id == store_id]
+
+    def instance_alive(self, instance: str) -> bool:
+        return bool(self._redis.exists(KEY_PREFIX + instance))
+
+
+class Heartbeat:
+    """Refreshes the agent's registry entry every `interval` seconds on a daemon thread."""
+
+    def __init__(self, registry: Registry, info: AgentInfo, interval: float = 3.0, ttl: float = 15.0) -> None:
+        self.registry = registry
+        self.info = info
+        self.interval = interval
+        self.ttl = ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="br-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.registry.publish(self.info, self.ttl)  # visible before the worker takes work
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval + 1)
+        try:
+            self.registry.withdraw(self.info)
+        except redis.RedisError as exc:
+            log.warning("could not withdraw agent %s from the registry: %s", self.info.instance, exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.registry.publish(self.info, self.ttl)
+            except redis.RedisError as exc:  # Redis blips must not kill the agent; the TTL tells
+                log.warning("heartbeat failed: %s", exc)

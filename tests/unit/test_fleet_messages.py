@@ -1,0 +1,60 @@
+"""Task messages: JSON-mode round trips (bytes as hex), strict validation, proto conversion."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from br_common.fleet import messages as m
+from br_common.fleet.app import make_app, task_modules
+from br_common.fleet.queues import STORAGE_QUEUE, store_id_of, store_queue
+from br_common.kvproto import brpb_pb2
+
+
+def _task() -> m.BackupRangeTask:
+    return m.BackupRangeTask(job_id="j", attempt="a", cluster_id=1, store_id=2,
+                             range=m.KeyRange(start=b"\x00\xff", end=b""), backup_ts=5,
+                             storage=m.StorageSpec(url="s3://b/p", sealed={"ab": "cd"}))
+
+
+def test_task_round_trips_through_json_with_hex_bytes() -> None:
+    payload = json.loads(json.dumps(_task().model_dump(mode="json")))
+    assert payload["range"] == {"start": "00ff", "end": ""}
+    assert m.parse(m.BackupRangeTask, payload) == _task()
+
+
+def test_parse_rejects_unknown_fields_and_bad_hex_with_one_line() -> None:
+    payload = _task().model_dump(mode="json")
+    with pytest.raises(m.MessageError, match="BackupRangeTask: secret: Extra"):
+        m.parse(m.BackupRangeTask, {**payload, "secret": "x"})
+    with pytest.raises(m.MessageError, match="range.start"):
+        m.parse(m.BackupRangeTask, {**payload, "range": {"start": "zz", "end": ""}})
+
+
+def test_file_info_matches_the_proto_field_for_field() -> None:
+    proto = brpb_pb2.File(name="1/2_3_ab_4_default.sst", sha256=b"\x01" * 32, start_key=b"a", end_key=b"b",
+                          start_version=0, end_version=9, crc64xor=2**64 - 1, total_kvs=3, total_bytes=4,
+                          cf="default", size=100)
+    info = m.FileInfo.from_proto(proto)
+    assert info.to_proto() == proto
+    assert m.FileInfo.model_validate(json.loads(info.model_dump_json())) == info
+
+
+def test_storage_spec_repr_hides_sealed_blobs() -> None:
+    assert "cd" not in repr(m.StorageSpec(url="s3://b/p", sealed={"ab": "cdcdcd"}))
+
+
+def test_queues() -> None:
+    assert store_queue(7) == "br.store.7"
+    assert store_id_of("br.store.7") == 7
+    assert store_id_of(STORAGE_QUEUE) is None
+    with pytest.raises(ValueError):
+        store_queue(0)
+
+
+def test_app_settings() -> None:
+    app = make_app("redis://127.0.0.1:1/0")
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1 and app.conf.task_track_started
+    assert app.conf.result_backend == "redis://127.0.0.1:1/0"
+    assert set(app.conf.include) == set(task_modules())

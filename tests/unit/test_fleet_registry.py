@@ -1,0 +1,34 @@
+"""Agent registry on fakeredis: publish/expire/withdraw, instance identity, destinations."""
+from __future__ import annotations
+
+import fakeredis
+
+from br_common.fleet.registry import AgentInfo, Registry, destination_matches
+
+
+def _info(store_id: int = 1, pid: int = 10, **fields: object) -> AgentInfo:
+    return AgentInfo(store_id=store_id, store_address=f"127.0.0.1:{2000 + store_id}", hostname="h", pid=pid,
+                     boot_id="b" * 36, version="1", **fields)
+
+
+def test_publish_lookup_withdraw() -> None:
+    reg = Registry(fakeredis.FakeRedis())
+    reg.publish(_info(1), ttl=15)
+    reg.publish(_info(2, pid=11), ttl=15)
+    assert [a.store_id for a in reg.alive()] == [1, 2]
+    assert reg.for_store(2)[0].pid == 11 and reg.for_store(2)[0].last_seen > 0
+    assert reg.instance_alive(_info(1).instance)
+    reg.withdraw(_info(1))
+    assert reg.for_store(1) == [] and not reg.instance_alive(_info(1).instance)
+
+
+def test_a_restarted_agent_is_a_new_instance() -> None:
+    assert _info(pid=10).instance != _info(pid=11).instance
+
+
+def test_destinations() -> None:
+    assert destination_matches("s3://b/a", "s3://b/a/x?region=r")
+    assert destination_matches("s3://b/a/", "s3://b/a")
+    assert not destination_matches("s3://b/a", "s3://b/ab")
+    assert _info().allows("s3://any/where")
+    assert not _info(allowed_destinations=["s3://b/a"]).allows("s3://c/a")
