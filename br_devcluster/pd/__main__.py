@@ -61,7 +61,8 @@ def main() -> int:
         server, link = build(config)
     except (StateFileError, OSError, RuntimeError) as exc:
         log.error("cannot start: %s", exc)
-        print(f"br_devcluster.pd: error: {exc}", file=sys.stderr)
+        if config.log_file:  # otherwise the log line above already went to stderr
+            print(f"br_devcluster.pd: error: {exc}", file=sys.stderr)
         return 1
     server.start()
     log.info("serving on %s:%d", config.host, config.port)

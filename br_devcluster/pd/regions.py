@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterable
 
 from br_devcluster.pd.models import Region
@@ -43,7 +44,7 @@ class RegionMap:
         """Regions overlapping [start_key, end_key) in key order; end b"" = unbounded, limit 0 = all."""
         index = max(0, bisect.bisect_right(self._starts, start_key) - 1)
         found: list[Region] = []
-        for region in self._regions[index:]:
+        for region in itertools.islice(self._regions, index, None):  # no copy of the tail
             if end_key and region.start_key >= end_key or limit and len(found) >= limit:
                 break
             if region.end_key == b"" or region.end_key > start_key:

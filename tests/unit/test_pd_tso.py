@@ -1,5 +1,6 @@
 """TSO allocator: strictly increasing, logical overflow, count checks, persisted window."""
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -79,3 +80,10 @@ def test_restart_continues_after_saved_limit_even_with_a_stale_clock(tmp_path):
     restarted = TsoAllocator(path, clock)
     after = restarted.allocate(1)
     assert after[0] == 53_001 and ts(after) > last
+
+
+def test_concurrent_callers_never_share_a_timestamp(tmp_path):
+    tso = TsoAllocator(tmp_path / "tso.json")
+    with ThreadPoolExecutor(8) as pool:
+        stamps = list(pool.map(lambda _: ts(tso.allocate(2)), range(4000)))
+    assert len(set(stamps)) == len(stamps)
