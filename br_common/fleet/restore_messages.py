@@ -1,0 +1,168 @@
+"""Pydantic models of the restore tasks (the Celery wire contract), as br_common.fleet.messages.
+
+    # coordinator
+    result = fleet_app.send(app, DOWNLOAD, DownloadTask(...), queue=store_queue(2), shadow="restore ...")
+    out = parse(DownloadResult, result.get())
+    # agent
+    @shared_task(name=DOWNLOAD)
+    def download(payload: dict) -> dict:
+        task = parse(DownloadTask, payload)
+
+Flow per target region: every peer's agent runs DOWNLOAD (fetch, check sha256/size, crop if the
+piece is only part of the file, ImportSST.Download), then the leader's agent runs INGEST
+(MultiIngest). CHECK_OBJECTS runs on `br.storage` before anything is touched. Bytes as hex;
+nothing here holds a secret.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from br_common.checksum import Checksum
+from br_common.fleet.messages import FileInfo, HexBytes, KeyRange, Message, StorageSpec
+from br_common.kvproto import kvrpcpb_pb2, metapb_pb2
+
+DOWNLOAD = "br.restore.download"
+INGEST = "br.restore.ingest"
+CHECK_OBJECTS = "br.storage.restore_check_objects"
+
+# what went wrong, so the coordinator knows what to do next
+#   integrity: an object is missing or differs from backupmeta -> stop the restore, name it
+#   region:    the region changed (NotLeader, EpochNotMatch, ...) -> re-resolve through PD, redo
+#   retry:     anything else worth another attempt (store busy/unreachable, staged copy gone)
+ErrorKind = Literal["", "integrity", "region", "retry"]
+
+
+class FilePart(Message):
+    """The part of one backup file to restore (the whole file unless --start/--end cut it)."""
+
+    file: FileInfo
+    range: KeyRange
+
+    @property
+    def whole(self) -> bool:
+        return self.range.start == self.file.start_key and self.range.end == self.file.end_key
+
+
+class PeerRef(Message):
+    id: int
+    store_id: int
+
+    def to_proto(self) -> metapb_pb2.Peer:
+        return metapb_pb2.Peer(id=self.id, store_id=self.store_id)
+
+
+class RegionRef(Message):
+    """A target region as PD described it when the work was planned."""
+
+    id: int
+    start_key: HexBytes = b""
+    end_key: HexBytes = b""
+    conf_ver: int = 0
+    version: int = 0
+    peers: list[PeerRef] = Field(default_factory=list)
+    leader: PeerRef | None = None
+
+    def epoch(self) -> metapb_pb2.RegionEpoch:
+        return metapb_pb2.RegionEpoch(conf_ver=self.conf_ver, version=self.version)
+
+    def context(self, cluster_id: int = 0) -> kvrpcpb_pb2.Context:
+        """kvrpcpb.Context for Ingest/MultiIngest: region id, epoch, the leader peer."""
+        leader = self.leader.to_proto() if self.leader is not None else None
+        return kvrpcpb_pb2.Context(region_id=self.id, region_epoch=self.epoch(), peer=leader, cluster_id=cluster_id)
+
+    def same_placement(self, other: "RegionRef") -> bool:
+        """Same region, epoch and peers (only the leader may differ): staged copies still fit."""
+        return (self.id, self.conf_ver, self.version, self.start_key, self.end_key) == \
+            (other.id, other.conf_ver, other.version, other.start_key, other.end_key) and \
+            sorted((p.id, p.store_id) for p in self.peers) == sorted((p.id, p.store_id) for p in other.peers)
+
+
+class Piece(Message):
+    """The keys of `file` inside `range` go to one region; staged by every peer as `uuid`."""
+
+    uuid: HexBytes
+    file: FileInfo
+    range: KeyRange
+    part: KeyRange  # the FilePart this piece belongs to (pieces of one part tile it)
+
+    @property
+    def whole_file(self) -> bool:
+        return self.range.start == self.file.start_key and self.range.end == self.file.end_key
+
+
+class RegionWork(Message):
+    region: RegionRef
+    pieces: list[Piece]
+
+
+class DownloadTask(Message):
+    job_id: str
+    attempt: str
+    cluster_id: int
+    store_id: int
+    region: RegionRef
+    pieces: list[Piece]
+    restore_ts: int  # RewriteRule.new_timestamp: every restored key gets this commit ts
+    rate_limit: int = 0  # bytes/s per store (storage reads and SetDownloadSpeedLimit), 0 = unlimited
+    storage: StorageSpec
+
+
+class StagedPiece(Message):
+    """What a store staged for a piece (Download's answer); the leader ingests these."""
+
+    uuid: HexBytes
+    first_key: HexBytes = b""  # after rewrite, inclusive
+    last_key: HexBytes = b""
+    is_empty: bool = False
+    length: int = 0
+    checksum: Checksum | None = None  # of a cropped piece (the agent counted it); None = the whole file
+
+
+class DownloadResult(Message):
+    job_id: str
+    attempt: str
+    store_id: int
+    agent: str
+    region_id: int
+    staged: list[StagedPiece] = Field(default_factory=list)
+    bytes_downloaded: int = 0
+    error: str = ""
+    error_kind: ErrorKind = ""
+    skipped: str = ""
+
+
+class IngestTask(Message):
+    job_id: str
+    attempt: str
+    cluster_id: int
+    store_id: int
+    region: RegionRef
+    ssts: list[StagedPiece]
+
+
+class IngestResult(Message):
+    job_id: str
+    attempt: str
+    store_id: int
+    agent: str
+    region_id: int
+    error: str = ""
+    error_kind: ErrorKind = ""
+    leader: PeerRef | None = None  # a NotLeader hint
+    skipped: str = ""
+
+
+class ObjectRef(Message):
+    name: str
+    size: int
+
+
+class CheckObjectsTask(Message):
+    storage: StorageSpec
+    objects: list[ObjectRef]
+
+
+class CheckObjectsResult(Message):
+    problems: list[str] = Field(default_factory=list)  # one line per missing or resized object

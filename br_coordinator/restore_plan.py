@@ -1,0 +1,222 @@
+"""Restore planning (pure: no I/O): backupmeta -> checked files -> split keys -> per-region work.
+
+    check_meta(meta)                                  # PlanError: one line, names the problem
+    ranges = restore_ranges(backup_ranges(meta), wanted)
+    parts = select_parts(meta_files(meta), ranges)    # the part of each file to restore
+    pd.split_regions(split_keys(parts))               # every part starts/ends on a region boundary
+    works = assign_regions(parts, regions, job_id)    # one RegionWork per target region
+    downloads = download_stores(work)                 # every peer downloads ...
+    ingest_store(work)                                # ... then the leader ingests
+
+A part normally lies inside one region after the split; if PD split it again meanwhile it is
+cut into several pieces (the agent crops such a piece before Download, see
+br_agent.restore_tasks). Keys are bytes; an empty end key means "unbounded".
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from br_common.checksum import Checksum
+from br_common.fleet.messages import FileInfo, KeyRange
+from br_common.fleet.restore_messages import FilePart, PeerRef, Piece, RegionRef, RegionWork
+from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
+from br_common.pd_client import RegionInfo
+
+SHA256_BYTES = 32
+_UUID_NAMESPACE = uuid.UUID("6f1b7c52-3b0e-4c51-9a57-0f6c9e0c2b11")  # fixed: uuids stay stable across runs
+
+
+class PlanError(ValueError):
+    """The backup or the target cannot be restored as asked; str() is one line for the operator."""
+
+
+# --- key range arithmetic (end b"" = unbounded) ------------------------------------------------
+def _end_min(a: bytes, b: bytes) -> bytes:
+    if not a:
+        return b
+    if not b:
+        return a
+    return min(a, b)
+
+
+def _end_max(a: bytes, b: bytes) -> bytes:
+    return b"" if not a or not b else max(a, b)
+
+
+def intersect(a: KeyRange, b: KeyRange) -> KeyRange | None:
+    start, end = max(a.start, b.start), _end_min(a.end, b.end)
+    if end and start >= end:
+        return None
+    return KeyRange(start=start, end=end)
+
+
+def contains(outer: KeyRange, inner: KeyRange) -> bool:
+    return outer.start <= inner.start and (not outer.end or (bool(inner.end) and inner.end <= outer.end))
+
+
+def region_range(region: RegionInfo) -> KeyRange:
+    return KeyRange(start=region.region.start_key, end=region.region.end_key)
+
+
+# --- backupmeta --------------------------------------------------------------------------------
+def check_meta(meta: brpb_pb2.BackupMeta) -> None:
+    """Refuse what this tool cannot restore faithfully; PlanError names the first problem."""
+    if not meta.is_raw_kv:
+        raise PlanError("the backup is not a raw KV backup (is_raw_kv is false): br-fleet restores raw KV only")
+    if meta.api_version != kvrpcpb_pb2.V1:
+        raise PlanError(f"the backup uses API version {kvrpcpb_pb2.APIVersion.Name(meta.api_version)}: "
+                        "br-fleet restores API V1 backups only")
+    if meta.end_version == 0:
+        raise PlanError("the backupmeta has no end_version (backup ts): it is not a complete backup")
+    ranges = backup_ranges(meta)
+    seen: set[str] = set()
+    for f in meta.files:
+        _check_file(f, ranges, seen)
+    _check_disjoint(meta_files(meta))
+
+
+def _check_file(f: brpb_pb2.File, ranges: list[KeyRange], seen: set[str]) -> None:
+    name = f.name or "<unnamed>"
+    if not f.name or f.name.startswith("/") or any(p in ("", ".", "..") for p in f.name.split("/")):
+        raise PlanError(f"backupmeta lists an invalid file name {f.name!r}")
+    if f.name in seen:
+        raise PlanError(f"backupmeta lists file {name} twice")
+    seen.add(f.name)
+    if len(f.sha256) != SHA256_BYTES:
+        raise PlanError(f"backupmeta: file {name} has no sha256: cannot check it before use")
+    if f.cf not in ("", "default"):
+        raise PlanError(f"backupmeta: file {name} is of column family {f.cf!r}; raw restore expects 'default'")
+    if f.end_key and f.end_key <= f.start_key:
+        raise PlanError(f"backupmeta: file {name} has an empty or inverted key range")
+    rng = KeyRange(start=f.start_key, end=f.end_key)
+    if not any(contains(r, rng) for r in ranges):
+        raise PlanError(f"backupmeta: file {name} {rng.label()} lies outside the backup's ranges")
+
+
+def _check_disjoint(files: list[FileInfo]) -> None:
+    ordered = sorted(files, key=lambda f: f.start_key)
+    for prev, cur in zip(ordered, ordered[1:]):
+        if not prev.end_key or cur.start_key < prev.end_key:
+            raise PlanError(f"backupmeta: files {prev.name} and {cur.name} overlap")
+
+
+def meta_files(meta: brpb_pb2.BackupMeta) -> list[FileInfo]:
+    return [FileInfo.from_proto(f) for f in meta.files]
+
+
+def backup_ranges(meta: brpb_pb2.BackupMeta) -> list[KeyRange]:
+    """The backed-up ranges (raw_ranges); a meta without them covers the whole key space."""
+    ranges = [KeyRange(start=r.start_key, end=r.end_key) for r in meta.raw_ranges]
+    return sorted(ranges, key=lambda r: r.start) or [KeyRange()]
+
+
+def restore_ranges(backed_up: Sequence[KeyRange], wanted: KeyRange | None) -> list[KeyRange]:
+    """What to restore: the backed-up ranges, cut to `wanted` (restore raw --start/--end)."""
+    if wanted is None:
+        return list(backed_up)
+    if wanted.end and wanted.end <= wanted.start:
+        raise PlanError(f"--end must be greater than --start, got {wanted.label()}")
+    out = [r for r in (intersect(b, wanted) for b in backed_up) if r is not None]
+    if not out:
+        raise PlanError(f"the range {wanted.label()} is outside the backup's ranges "
+                        + ", ".join(b.label() for b in backed_up))
+    return out
+
+
+# --- files -> parts -> split keys ------------------------------------------------------------
+def file_range(f: FileInfo) -> KeyRange:
+    return KeyRange(start=f.start_key, end=f.end_key)
+
+
+def file_checksum(f: FileInfo) -> Checksum:
+    return Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes)
+
+
+def select_parts(files: Iterable[FileInfo], ranges: Sequence[KeyRange]) -> list[FilePart]:
+    """The part of each file inside the restore ranges (a file lies in one backed-up range)."""
+    parts = []
+    for f in files:
+        for r in ranges:
+            cut = intersect(file_range(f), r)
+            if cut is not None:
+                parts.append(FilePart(file=f, range=cut))
+    return sorted(parts, key=lambda p: p.range.start)
+
+
+def split_keys(parts: Iterable[FilePart]) -> list[bytes]:
+    """Every part boundary (b"" is no boundary): after splitting there, a part fills its regions."""
+    keys = {k for p in parts for k in (p.range.start, p.range.end) if k}
+    return sorted(keys)
+
+
+# --- parts -> regions ----------------------------------------------------------------------
+def region_ref(info: RegionInfo) -> RegionRef:
+    r = info.region
+    peers = [PeerRef(id=p.id, store_id=p.store_id) for p in r.peers]
+    leader = PeerRef(id=info.leader.id, store_id=info.leader.store_id) if info.leader is not None else None
+    return RegionRef(id=r.id, start_key=r.start_key, end_key=r.end_key, conf_ver=r.region_epoch.conf_ver,
+                     version=r.region_epoch.version, peers=peers, leader=leader)
+
+
+def piece_uuid(job_id: str, file_name: str, region: RegionRef, rng: KeyRange) -> bytes:
+    """Deterministic: a resent task stages the same file, a new region epoch a new one."""
+    name = f"{job_id}/{file_name}/{region.id}/{region.conf_ver}.{region.version}/{rng.start.hex()}"
+    return uuid.uuid5(_UUID_NAMESPACE, name).bytes
+
+
+def assign_regions(parts: Sequence[FilePart], regions: Sequence[RegionInfo], job_id: str) -> list[RegionWork]:
+    """Cut every part at region boundaries; group the pieces by region (regions in key order)."""
+    ordered = sorted(regions, key=lambda r: r.region.start_key)
+    works: dict[int, RegionWork] = {}
+    for part in parts:
+        for info, rng in _cover(part, ordered):
+            ref = region_ref(info)
+            work = works.setdefault(ref.id, RegionWork(region=ref, pieces=[]))
+            piece = Piece(uuid=piece_uuid(job_id, part.file.name, ref, rng), file=part.file, range=rng,
+                          part=part.range)
+            works[ref.id] = work.model_copy(update={"pieces": [*work.pieces, piece]})
+    return list(works.values())
+
+
+def _cover(part: FilePart, regions: Sequence[RegionInfo]) -> list[tuple[RegionInfo, KeyRange]]:
+    """(region, piece) pairs tiling the part exactly; PlanError on a hole in PD's region list."""
+    out = []
+    cursor = part.range.start
+    for info in regions:
+        piece = intersect(part.range, region_range(info))
+        if piece is None:
+            continue
+        if piece.start != cursor:
+            break
+        out.append((info, piece))
+        cursor = piece.end
+        if not cursor:
+            return out
+        if part.range.end and cursor >= part.range.end:
+            return out
+    raise PlanError(f"no region holds key {cursor!r} of file {part.file.name}: PD's region list has a hole")
+
+
+def download_stores(work: RegionWork) -> list[int]:
+    """Every peer's store downloads (the leader ingests, and each follower ingests its own copy)."""
+    return sorted({p.store_id for p in work.region.peers})
+
+
+def ingest_store(work: RegionWork) -> int:
+    if work.region.leader is None:
+        raise PlanError(f"region {work.region.id} has no leader")
+    return work.region.leader.store_id
+
+
+# --- verification ----------------------------------------------------------------------------
+def expected_checksums(ranges: Sequence[KeyRange], restored: Iterable[tuple[KeyRange, Checksum]]
+                       ) -> list[tuple[KeyRange, Checksum]]:
+    """Per restore range, the XOR/sums of what its file parts hold."""
+    totals = [Checksum() for _ in ranges]
+    for part_range, checksum in restored:
+        for i, r in enumerate(ranges):
+            if contains(r, part_range):
+                totals[i] = totals[i].merge(checksum)
+                break
+    return list(zip(ranges, totals))
