@@ -62,9 +62,9 @@ class PDClient:
     def _header(self) -> pdpb_pb2.RequestHeader:
         return pdpb_pb2.RequestHeader(cluster_id=self.cluster_id, caller_id=self._caller_id)
 
-    def _call(self, method: str, request):  # noqa: ANN001 - any pdpb request
+    def _call(self, method: str, request, timeout: float | None = None):  # noqa: ANN001 - any pdpb request
         try:
-            response = getattr(self._stub, method)(request, timeout=self.timeout)
+            response = getattr(self._stub, method)(request, timeout=timeout or self.timeout)
         except grpc.RpcError as exc:
             raise PDError(f"PD {method} failed: {_rpc_reason(exc)}") from None
         if response.header.HasField("error") and response.header.error.type != pdpb_pb2.OK:
@@ -108,14 +108,17 @@ class PDClient:
                 return
 
     def split_regions(self, split_keys: list[bytes]) -> list[int]:
+        if not split_keys:  # PD refuses an empty list; nothing to split is not an error
+            return []
         request = pdpb_pb2.SplitRegionsRequest(header=self._header(), split_keys=split_keys, retry_limit=3)
         return list(self._call("SplitRegions", request).regions_id)
 
-    def scatter_regions(self, region_ids: list[int], group: str = "") -> list[int]:
-        """Scatter; returns the ids that failed."""
+    def scatter_regions(self, region_ids: list[int], group: str = "", timeout: float = 600.0) -> list[int]:
+        """Scatter; returns the ids that failed. The devcluster PD answers once the moves are done,
+        which for many regions takes longer than an ordinary call, hence the long timeout."""
         request = pdpb_pb2.ScatterRegionRequest(header=self._header(), regions_id=region_ids, group=group,
                                                 retry_limit=3)
-        return list(self._call("ScatterRegion", request).failed_regions_id)
+        return list(self._call("ScatterRegion", request, timeout=timeout).failed_regions_id)
 
     # --- timestamps and GC --------------------------------------------------------------
     def tso(self) -> int:
