@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from br_common.checksum import Checksum
 from br_common.fleet.messages import FileInfo, KeyRange
-from br_common.fleet.restore_messages import FilePart, PeerRef, Piece, RegionRef, RegionWork
+from br_common.fleet.restore_messages import (DownloadResult, FilePart, IngestResult, PeerRef, Piece, RegionRef,
+                                              RegionWork, StagedPiece)
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
 from br_common.pd_client import RegionInfo
 
@@ -167,35 +169,42 @@ def piece_uuid(job_id: str, file_name: str, region: RegionRef, rng: KeyRange) ->
 
 def assign_regions(parts: Sequence[FilePart], regions: Sequence[RegionInfo], job_id: str) -> list[RegionWork]:
     """Cut every part at region boundaries; group the pieces by region (regions in key order)."""
+    return _assign([(p.file, p.range, p.range) for p in parts], regions, job_id)
+
+
+def reassign(pieces: Sequence[Piece], regions: Sequence[RegionInfo], job_id: str) -> list[RegionWork]:
+    """Pieces whose region changed, onto the current regions (each keeps its part)."""
+    return _assign([(p.file, p.range, p.part) for p in pieces], regions, job_id)
+
+
+def _assign(items: Sequence[tuple[FileInfo, KeyRange, KeyRange]], regions: Sequence[RegionInfo],
+            job_id: str) -> list[RegionWork]:
     ordered = sorted(regions, key=lambda r: r.region.start_key)
     works: dict[int, RegionWork] = {}
-    for part in parts:
-        for info, rng in _cover(part, ordered):
+    for f, rng, part in items:
+        for info, cut in _cover(f.name, rng, ordered):
             ref = region_ref(info)
             work = works.setdefault(ref.id, RegionWork(region=ref, pieces=[]))
-            piece = Piece(uuid=piece_uuid(job_id, part.file.name, ref, rng), file=part.file, range=rng,
-                          part=part.range)
+            piece = Piece(uuid=piece_uuid(job_id, f.name, ref, cut), file=f, range=cut, part=part)
             works[ref.id] = work.model_copy(update={"pieces": [*work.pieces, piece]})
     return list(works.values())
 
 
-def _cover(part: FilePart, regions: Sequence[RegionInfo]) -> list[tuple[RegionInfo, KeyRange]]:
-    """(region, piece) pairs tiling the part exactly; PlanError on a hole in PD's region list."""
+def _cover(name: str, rng: KeyRange, regions: Sequence[RegionInfo]) -> list[tuple[RegionInfo, KeyRange]]:
+    """(region, piece) pairs tiling rng exactly; PlanError on a hole in PD's region list."""
     out = []
-    cursor = part.range.start
+    cursor = rng.start
     for info in regions:
-        piece = intersect(part.range, region_range(info))
+        piece = intersect(rng, region_range(info))
         if piece is None:
             continue
         if piece.start != cursor:
             break
         out.append((info, piece))
         cursor = piece.end
-        if not cursor:
+        if not cursor or (rng.end and cursor >= rng.end):
             return out
-        if part.range.end and cursor >= part.range.end:
-            return out
-    raise PlanError(f"no region holds key {cursor!r} of file {part.file.name}: PD's region list has a hole")
+    raise PlanError(f"no region holds key {cursor!r} of file {name}: PD's region list has a hole")
 
 
 def download_stores(work: RegionWork) -> list[int]:
@@ -220,3 +229,189 @@ def expected_checksums(ranges: Sequence[KeyRange], restored: Iterable[tuple[KeyR
                 totals[i] = totals[i].merge(checksum)
                 break
     return list(zip(ranges, totals))
+
+
+# --- bookkeeping of the follow loop -------------------------------------------------------
+@dataclass(frozen=True)
+class SendDownload:
+    work_id: int
+    store_id: int
+    work: RegionWork
+
+
+@dataclass(frozen=True)
+class SendIngest:
+    work_id: int
+    store_id: int
+    work: RegionWork
+    ssts: list[StagedPiece]
+
+
+@dataclass(frozen=True)
+class Redo:
+    """Re-resolve the work's region through PD: ingest on a new leader, or download again."""
+
+    work_id: int
+    work: RegionWork
+    reason: str
+    ingest_only: bool  # the staged copies may still fit (only the leader moved)
+
+
+@dataclass(frozen=True)
+class Fail:
+    reason: str
+
+
+@dataclass(frozen=True)
+class PartDone:
+    file: FileInfo
+    range: KeyRange
+    checksum: Checksum
+
+
+Action = SendDownload | SendIngest | Redo | Fail | PartDone
+
+
+@dataclass
+class _WorkState:
+    work: RegionWork
+    tries: int
+    waiting: set[int]
+    staged: dict[int, list[StagedPiece]] = field(default_factory=dict)
+    phase: str = "download"  # download -> ingest -> done | superseded
+
+
+class RestoreBook:
+    """What is staged where, what is ingested, which file parts are complete (pure state machine).
+
+    The coordinator feeds it task results and carries out the actions it returns; results of a
+    superseded work (after a Redo) are the coordinator's to drop before they get here.
+    """
+
+    def __init__(self, parts: Iterable[FilePart], max_tries: int = 8) -> None:
+        self.max_tries = max_tries
+        self._files: dict[tuple[str, bytes], FileInfo] = {}
+        self._outstanding: dict[tuple[str, bytes], set[bytes]] = {}
+        self._sums: dict[tuple[str, bytes], Checksum] = {}
+        self._parts: dict[tuple[str, bytes], KeyRange] = {}
+        for p in parts:
+            key = (p.file.name, p.range.start)
+            self._files[key], self._parts[key] = p.file, p.range
+            self._outstanding[key], self._sums[key] = set(), Checksum()
+        self._works: dict[int, _WorkState] = {}
+        self._next_id = 1
+
+    @property
+    def done(self) -> bool:
+        return not self._works_open() and all(not s for s in self._outstanding.values())
+
+    def _works_open(self) -> bool:
+        return any(s.phase in ("download", "ingest") for s in self._works.values())
+
+    def add(self, work: RegionWork, tries: int = 0) -> list[Action]:
+        if tries >= self.max_tries:
+            return [Fail(f"region {work.region.id} {_label(work)}: gave up after {tries} attempts")]
+        work_id, self._next_id = self._next_id, self._next_id + 1
+        self._works[work_id] = _WorkState(work, tries, set(download_stores(work)))
+        for piece in work.pieces:
+            self._outstanding[_part_key(piece)].add(piece.uuid)
+        return [SendDownload(work_id, s, work) for s in download_stores(work)]
+
+    def work(self, work_id: int) -> RegionWork:
+        return self._works[work_id].work
+
+    def tries(self, work_id: int) -> int:
+        return self._works[work_id].tries
+
+    def is_current(self, work_id: int) -> bool:
+        state = self._works.get(work_id)
+        return state is not None and state.phase in ("download", "ingest")
+
+    def downloaded(self, work_id: int, store_id: int, result: DownloadResult) -> list[Action]:
+        state = self._works[work_id]
+        if state.phase != "download" or store_id not in state.waiting:
+            return []  # a duplicate (resent task) result
+        if result.error_kind == "integrity":
+            return [Fail(result.error)]
+        if result.error:
+            return self._redo(work_id, f"download on store {store_id}: {result.error}", ingest_only=False)
+        state.waiting.discard(store_id)
+        state.staged[store_id] = list(result.staged)
+        return [] if state.waiting else self._to_ingest(work_id, state)
+
+    def _to_ingest(self, work_id: int, state: _WorkState) -> list[Action]:
+        leader = ingest_store(state.work)
+        ssts = [s for s in state.staged.get(leader, []) if not s.is_empty]
+        if not ssts:  # nothing in these pieces: done without an ingest
+            return self._finish(work_id, state)
+        state.phase = "ingest"
+        return [SendIngest(work_id, leader, state.work, ssts)]
+
+    def ingested(self, work_id: int, result: IngestResult) -> list[Action]:
+        state = self._works[work_id]
+        if state.phase != "ingest":
+            return []
+        if result.error:
+            return self._redo(work_id, f"ingest on store {result.store_id}: {result.error}",
+                              ingest_only=result.error_kind == "region")
+        return self._finish(work_id, state)
+
+    def task_failed(self, work_id: int, reason: str) -> list[Action]:
+        """A task raised or was lost: download again (its staged copies are not to be trusted)."""
+        if not self.is_current(work_id):
+            return []
+        return self._redo(work_id, reason, ingest_only=False)
+
+    def reingest(self, work_id: int, region: RegionRef) -> list[Action]:
+        """After a Redo with ingest_only: the region kept its peers and epoch, the leader moved."""
+        state = self._works[work_id]
+        state.work = state.work.model_copy(update={"region": region})
+        state.tries += 1
+        if state.tries >= self.max_tries:
+            return [Fail(f"region {region.id} {_label(state.work)}: gave up after {state.tries} attempts")]
+        return self._to_ingest(work_id, state)
+
+    def replace(self, work_id: int, works: Iterable[RegionWork]) -> list[Action]:
+        """After a Redo: the pieces of work_id go to the given (re-resolved) works."""
+        state = self._works[work_id]
+        state.phase = "superseded"
+        for piece in state.work.pieces:
+            self._outstanding[_part_key(piece)].discard(piece.uuid)
+        actions: list[Action] = []
+        for work in works:
+            actions += self.add(work, state.tries + 1)
+        return actions
+
+    def _redo(self, work_id: int, reason: str, ingest_only: bool) -> list[Action]:
+        state = self._works[work_id]
+        state.phase = "redo"
+        return [Redo(work_id, state.work, reason, ingest_only)]
+
+    def _finish(self, work_id: int, state: _WorkState) -> list[Action]:
+        state.phase = "done"
+        staged = {s.uuid: s for pieces in state.staged.values() for s in pieces}
+        actions: list[Action] = []
+        for piece in state.work.pieces:
+            key = _part_key(piece)
+            self._sums[key] = self._sums[key].merge(_piece_checksum(piece, staged.get(piece.uuid)))
+            self._outstanding[key].discard(piece.uuid)
+            if not self._outstanding[key]:
+                actions.append(PartDone(self._files[key], self._parts[key], self._sums[key]))
+        return actions
+
+
+def _part_key(piece: Piece) -> tuple[str, bytes]:
+    return piece.file.name, piece.part.start
+
+
+def _piece_checksum(piece: Piece, staged: StagedPiece | None) -> Checksum:
+    if piece.whole_file:
+        return file_checksum(piece.file)
+    if staged is None or staged.checksum is None:
+        return Checksum()  # empty crop; a missing count shows up in verification
+    return staged.checksum
+
+
+def _label(work: RegionWork) -> str:
+    names = sorted({p.file.name for p in work.pieces})
+    return f"(files {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
