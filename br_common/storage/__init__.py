@@ -1,0 +1,40 @@
+"""Backup storage: parse a storage URL, open it, put/get/list objects.
+
+    from br_common.storage import open_storage, StorageOptions
+    with open_storage("s3://bucket/backup-1?endpoint=http://127.0.0.1:9000",
+                      options=StorageOptions(rate_limit=128 * 1024 * 1024)) as storage:
+        if not storage.create_exclusive("backup.lock", b"job-1"):
+            ...  # someone else owns this location
+        storage.put_file("1/region_1.sst", "/data/1/region_1.sst")
+        for obj in storage.list("1/"):
+            print(obj.key, obj.size)
+
+Errors are StorageError (one line, no secrets; ObjectNotFound for a missing key) and ValueError
+for a bad URL or key. Credentials: see s3_session; to hand URL keys to agents use
+S3Credentials.reveal() + br_common.sealing.seal(), never the URL itself.
+"""
+from __future__ import annotations
+
+from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key
+from br_common.storage.local import LocalStorage
+from br_common.storage.options import StorageOptions
+from br_common.storage.ratelimit import TokenBucket
+from br_common.storage.s3 import S3Storage
+from br_common.storage.url import LocalLocation, S3Credentials, S3Flags, S3Location, StorageLocation, \
+    location_from_pb, parse_storage_url
+
+__all__ = [
+    "ExternalStorage", "LocalLocation", "LocalStorage", "ObjectNotFound", "S3Credentials", "S3Flags", "S3Location",
+    "S3Storage", "StorageError", "StorageLocation", "StorageOptions", "StoredObject", "check_key",
+    "location_from_pb", "open_storage", "parse_storage_url",
+]
+
+
+def open_storage(target: str | S3Location | LocalLocation, *, flags: S3Flags | None = None,
+                 options: StorageOptions | None = None) -> ExternalStorage:
+    """A storage for a URL string (parsed with `flags`, URL parameters win) or a parsed location."""
+    location = parse_storage_url(target, flags) if isinstance(target, str) else target
+    options = options or StorageOptions()
+    if isinstance(location, LocalLocation):
+        return LocalStorage(location, TokenBucket(options.rate_limit) if options.rate_limit else None)
+    return S3Storage(location, options)

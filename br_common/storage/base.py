@@ -1,0 +1,85 @@
+"""The storage interface shared by coordinator and agents: one abstract class, two backends.
+
+Keys are '/'-separated paths relative to the location's prefix (S3) or directory (local).
+Every failure is a StorageError with a one-line message that names the object and what to do,
+and never contains a secret.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+
+
+class StorageError(Exception):
+    """A storage operation failed; str(error) is one line, safe to show and to log."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code  # e.g. 'AccessDenied', 'NoSuchKey'; '' when not from the server
+
+
+class ObjectNotFound(StorageError):
+    """The key does not exist (get_file/get_bytes)."""
+
+
+class StoredObject(NamedTuple):
+    key: str  # relative to the storage root
+    size: int
+
+
+def check_key(key: str) -> str:
+    """A key must be a relative path without empty, '.' or '..' segments (no escaping the root)."""
+    if not key or key.startswith("/") or key.endswith("/") or "\\" in key or "\x00" in key:
+        raise ValueError(f"invalid storage key {key!r}: use a relative path like 'dir/name'")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"invalid storage key {key!r}: no empty, '.' or '..' segments")
+    return key
+
+
+class ExternalStorage(ABC):
+    """Where backups live. Implementations are thread-safe; close() releases pools and threads."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: str | Path) -> None:
+        """Upload a local file (multipart when big); a reader never sees a half-written object."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write (or overwrite) a small object."""
+
+    @abstractmethod
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Atomically create key with data; False if it already exists (lock files, markers)."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether key exists (on S3 needs only s3:ListBucket)."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Objects whose key starts with prefix (a string prefix, not a directory), in key order."""
+
+    @abstractmethod
+    def get_file(self, key: str, path: str | Path) -> None:
+        """Download to path (parents created); path appears only once complete. ObjectNotFound if missing."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Read a whole object. ObjectNotFound if missing."""
+
+    @abstractmethod
+    def uri(self, key: str = "") -> str:
+        """Where key lives, for messages (never carries credentials)."""
+
+    def close(self) -> None:
+        """Release resources; the storage is unusable afterwards."""
+
+    def __enter__(self) -> ExternalStorage:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
