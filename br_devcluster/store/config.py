@@ -1,0 +1,75 @@
+"""The store's command line, validated into a pydantic model (bad input: one-line error, exit 2)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+PROG = "python -m br_devcluster.store"
+
+
+class StoreConfig(BaseModel):
+    pd: str = Field(min_length=3)
+    data_dir: Path
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    gc_interval: float = Field(30.0, gt=0)
+    log_file: Path | None = None
+
+    @field_validator("pd")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        address = value.removeprefix("http://").removeprefix("https://")
+        host, sep, port = address.rpartition(":")
+        if not host or not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT")
+        return address
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def db_dir(self) -> Path:
+        return self.data_dir / "db"
+
+    @property
+    def import_dir(self) -> Path:
+        return self.data_dir / "import"
+
+    @property
+    def identity_file(self) -> Path:
+        return self.data_dir / "store.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    print(f"br_devcluster.store: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> StoreConfig:
+    parser = _Parser(prog=PROG, description="A br-fleet devcluster store (TiKV-like, raw KV).")
+    parser.add_argument("--pd", required=True, help="PD address HOST:PORT")
+    parser.add_argument("--data-dir", required=True, help="data directory (created if missing)")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", required=True)
+    parser.add_argument("--gc-interval", default="30", help="seconds between GC passes")
+    parser.add_argument("--log-file", default=None)
+    args = parser.parse_args(argv)
+    try:
+        config = StoreConfig.model_validate(vars(args))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']} (got {first.get('input')!r})")
+    if config.data_dir.exists() and not config.data_dir.is_dir():
+        fail(f"--data-dir: {config.data_dir} exists and is not a directory")
+    return config

@@ -1,0 +1,99 @@
+"""Exceptions the services raise, and their translation into each response's error fields.
+
+Every servicer method is wrapped by `rpc(ResponseType)`: a region error goes into the response's
+region_error (or its errorpb.Error field), a bad request or a failure into its error string or
+message, and only where the response has no place for it does the call end with a gRPC status.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from br_common.kvproto import errorpb_pb2, import_sstpb_pb2
+from br_common.pd_client import PDError
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(RuntimeError):
+    """A request the store cannot carry out (bad input, missing file, peer unreachable)."""
+
+
+class InvalidArgument(StoreError):
+    """Input that is wrong whatever the cluster state; ends the call with INVALID_ARGUMENT
+    when the response has no error field."""
+
+
+class RegionError(Exception):
+    """The request does not match the region as PD knows it; carries the errorpb.Error."""
+
+    def __init__(self, error: errorpb_pb2.Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def pd_unavailable(exc: PDError) -> RegionError:
+    """PD did not answer: the client should back off and retry, as on a busy TiKV."""
+    message = f"PD unavailable: {exc}"
+    return RegionError(errorpb_pb2.Error(message=message, server_is_busy=errorpb_pb2.ServerIsBusy(reason=message)))
+
+
+R = TypeVar("R", bound=Message)
+Method = Callable[[Any, Any, grpc.ServicerContext], Any]
+
+
+def rpc(response_type: type[R]) -> Callable[[Method], Method]:
+    """Wrap a unary servicer method so that it answers errors instead of raising."""
+
+    def wrap(fn: Method) -> Method:
+        @functools.wraps(fn)
+        def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return fn(self, request, context)
+            except InvalidArgument as exc:
+                return error_response(response_type, str(exc), context, grpc.StatusCode.INVALID_ARGUMENT)
+            except RegionError as exc:
+                return region_response(response_type, exc.error, context)
+            except PDError as exc:
+                return region_response(response_type, pd_unavailable(exc).error, context)
+            except StoreError as exc:
+                return error_response(response_type, str(exc), context, grpc.StatusCode.FAILED_PRECONDITION)
+            except Exception as exc:  # noqa: BLE001 - a bug must not take the store down
+                log.exception("%s failed", fn.__name__)
+                return error_response(response_type, f"internal error: {exc}", context, grpc.StatusCode.INTERNAL)
+
+        return method
+
+    return wrap
+
+
+def error_response(response_type: type[R], message: str, context: grpc.ServicerContext,
+                   code: grpc.StatusCode) -> R:
+    field = response_type.DESCRIPTOR.fields_by_name.get("error")
+    if field is None:
+        context.abort(code, message)
+    if field.message_type is None:
+        return response_type(error=message)
+    if field.message_type.full_name == errorpb_pb2.Error.DESCRIPTOR.full_name:
+        return response_type(error=errorpb_pb2.Error(message=message))
+    if field.message_type.full_name == import_sstpb_pb2.Error.DESCRIPTOR.full_name:
+        return response_type(error=import_sstpb_pb2.Error(message=message))
+    context.abort(code, message)
+
+
+def region_response(response_type: type[R], error: errorpb_pb2.Error, context: grpc.ServicerContext) -> R:
+    fields = response_type.DESCRIPTOR.fields_by_name
+    if "region_error" in fields:
+        return response_type(region_error=error)
+    field = fields.get("error")
+    if field is not None and field.message_type is not None:
+        if field.message_type.full_name == errorpb_pb2.Error.DESCRIPTOR.full_name:
+            return response_type(error=error)
+        if field.message_type.full_name == import_sstpb_pb2.Error.DESCRIPTOR.full_name:
+            return response_type(error=import_sstpb_pb2.Error(message=error.message, store_error=error))
+    return error_response(response_type, error.message, context, grpc.StatusCode.FAILED_PRECONDITION)

@@ -1,0 +1,160 @@
+"""import_sstpb.ImportSST: Download (read, check, rewrite, re-encode, stage) and Ingest.
+
+sst.range is in the rewritten key space, as TiKV reads it (TiKV undoes the rewrite to cut the
+file); every key after rewrite must lie in it (end inclusive unless end_key_exclusive).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from rocksdict import Options
+
+from br_common.kvproto import import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
+from br_devcluster.store import mvcc
+from br_devcluster.store.errors import InvalidArgument, StoreError, rpc
+from br_devcluster.store.regions import key_in_region, key_not_in_region
+from br_devcluster.store.sstfiles import SstBuilder, SstError, read_sst
+from br_devcluster.store.staging import StagedSst, Staging
+from br_devcluster.store.state import StoreState
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_CFS = ("", "default")
+
+
+class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
+    def __init__(self, state: StoreState, staging: Staging) -> None:
+        self._state = state
+        self._staging = staging
+        self._mode = import_sstpb_pb2.Normal
+        self._mode_lock = threading.Lock()
+
+    # --- mode and speed ----------------------------------------------------------------------
+    @rpc(import_sstpb_pb2.SwitchModeResponse)
+    def SwitchMode(self, request, context):  # noqa: ANN001, ANN201, N802
+        if request.mode not in (import_sstpb_pb2.Normal, import_sstpb_pb2.Import):
+            raise InvalidArgument(f"unknown mode {request.mode}")
+        with self._mode_lock:
+            self._mode = request.mode
+        return import_sstpb_pb2.SwitchModeResponse()
+
+    @rpc(import_sstpb_pb2.GetModeResponse)
+    def GetMode(self, request, context):  # noqa: ANN001, ANN201, N802
+        with self._mode_lock:
+            return import_sstpb_pb2.GetModeResponse(mode=self._mode)
+
+    @rpc(import_sstpb_pb2.SetDownloadSpeedLimitResponse)
+    def SetDownloadSpeedLimit(self, request, context):  # noqa: ANN001, ANN201, N802
+        self._state.download_limiter.set_rate(request.speed_limit)
+        return import_sstpb_pb2.SetDownloadSpeedLimitResponse()
+
+    # --- download ----------------------------------------------------------------------------
+    @rpc(import_sstpb_pb2.DownloadResponse)
+    def Download(self, request, context):  # noqa: ANN001, ANN201, N802
+        sst = request.sst
+        source = _source_path(request)
+        if not sst.uuid:
+            raise StoreError("sst.uuid must not be empty")
+        if sst.cf_name not in SUPPORTED_CFS:
+            raise StoreError(f"unsupported column family {sst.cf_name!r}")
+        commit_ts = request.rewrite_rule.new_timestamp or self._state.pd.tso()
+        self._staging.remove(sst.uuid)  # a repeated download replaces the earlier one
+        staged = self._stage(source, sst, request.rewrite_rule, commit_ts)
+        self._staging.record(staged)
+        meta = import_sstpb_pb2.SSTMeta()
+        meta.CopyFrom(sst)
+        meta.range.CopyFrom(import_sstpb_pb2.Range(start=staged.first_key, end=staged.last_key))
+        meta.end_key_exclusive = False
+        meta.length, meta.total_kvs, meta.total_bytes = staged.size, staged.total_kvs, staged.total_bytes
+        log.info("downloaded %s as %s: %d pairs at ts %d", source, sst.uuid.hex(), staged.total_kvs, commit_ts)
+        return import_sstpb_pb2.DownloadResponse(range=meta.range, is_empty=staged.is_empty, length=staged.size,
+                                                 ssts=[meta])
+
+    def _stage(self, source: Path, sst: import_sstpb_pb2.SSTMeta, rule: import_sstpb_pb2.RewriteRule,
+               commit_ts: int) -> StagedSst:
+        staged = StagedSst(uuid=sst.uuid)
+        builder: SstBuilder | None = None
+        limiter = self._state.download_limiter
+        try:
+            with read_sst(source, self._staging.scratch) as pairs:
+                for key, value in pairs:
+                    limiter.consume(len(key) + len(value))
+                    new_key = rewrite_key(key, rule)
+                    check_in_range(new_key, sst)
+                    if builder is None:
+                        builder = SstBuilder(self._staging.sst_path(sst.uuid), Options(raw_mode=True))
+                        staged.first_key = new_key
+                    builder.add(mvcc.encode_key(new_key, commit_ts), mvcc.encode_put(value))
+                    staged.last_key = new_key
+                    staged.total_kvs += 1
+                    staged.total_bytes += len(new_key) + len(value)
+            if builder is not None:
+                staged.size = builder.finish().size
+                builder = None
+        except SstError as exc:
+            raise StoreError(str(exc)) from None
+        finally:
+            if builder is not None:
+                builder.abort()
+        return staged
+
+    # --- ingest ------------------------------------------------------------------------------
+    @rpc(import_sstpb_pb2.IngestResponse)
+    def Ingest(self, request, context):  # noqa: ANN001, ANN201, N802
+        self._ingest(request.context, [request.sst])
+        return import_sstpb_pb2.IngestResponse()
+
+    @rpc(import_sstpb_pb2.IngestResponse)
+    def MultiIngest(self, request, context):  # noqa: ANN001, ANN201, N802
+        self._ingest(request.context, list(request.ssts))
+        return import_sstpb_pb2.IngestResponse()
+
+    def _ingest(self, ctx: kvrpcpb_pb2.Context, metas: list[import_sstpb_pb2.SSTMeta]) -> None:
+        """Leader ingests, then every follower ingests its own downloaded copy, under the write lock."""
+        uuids = [meta.uuid for meta in metas]
+        if not uuids or any(not uuid for uuid in uuids):
+            raise StoreError("every SST to ingest needs its uuid")
+        state = self._state
+        with state.write_lock:
+            info = state.checker.leader_region(ctx)
+            staged = [self._staging.load(uuid) for uuid in uuids]
+            for item in staged:
+                for key in (item.first_key, item.last_key) if not item.is_empty else ():
+                    if not key_in_region(key, info.region):
+                        raise key_not_in_region(key, info.region)
+            self._staging.ingest(state.engine, staged)
+            for peer in info.region.peers:
+                if peer.store_id != state.store_id:
+                    state.peers.ingest_replica(peer.store_id, info.id, uuids)
+        for uuid in uuids:
+            self._staging.remove(uuid)
+        log.info("ingested %d SSTs into region %d", len(uuids), info.id)
+
+
+def _source_path(request: import_sstpb_pb2.DownloadRequest) -> Path:
+    if request.storage_backend.WhichOneof("backend") != "local":
+        raise StoreError("only the local storage backend is supported by the devcluster store")
+    if not request.storage_backend.local.path or not request.name:
+        raise StoreError("storage_backend.local.path and name must not be empty")
+    if request.cipher_info.cipher_key:
+        raise StoreError("encrypted SSTs are not supported by the devcluster store")
+    source = Path(request.storage_backend.local.path) / request.name
+    if not source.is_file():
+        raise StoreError(f"SST file {source} not found")
+    return source
+
+
+def rewrite_key(key: bytes, rule: import_sstpb_pb2.RewriteRule) -> bytes:
+    if not key.startswith(rule.old_key_prefix):
+        raise StoreError(f"key {key!r} does not start with the rewrite rule's old prefix {rule.old_key_prefix!r}")
+    return rule.new_key_prefix + key[len(rule.old_key_prefix):]
+
+
+def check_in_range(key: bytes, sst: import_sstpb_pb2.SSTMeta) -> None:
+    start, end = sst.range.start, sst.range.end
+    inside = key >= start and (not end or (key < end if sst.end_key_exclusive else key <= end))
+    if not inside:
+        bound = ")" if sst.end_key_exclusive else "]"
+        raise StoreError(f"key {key!r} is outside the SST range [{start!r}, {end!r}{bound}")

@@ -1,0 +1,87 @@
+"""Region checks of every request carrying a kvrpcpb.Context, against PD (never a cached view)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2
+from br_common.pd_client import PDClient, RegionInfo
+from br_devcluster.store.errors import RegionError
+
+
+def key_in_region(key: bytes, region: metapb_pb2.Region) -> bool:
+    return region.start_key <= key and (not region.end_key or key < region.end_key)
+
+
+def range_in_region(start: bytes, end: bytes, region: metapb_pb2.Region) -> bool:
+    """[start, end) inside the region; end b"" means unbounded."""
+    if start < region.start_key:
+        return False
+    if not region.end_key:
+        return True
+    return bool(end) and end <= region.end_key
+
+
+def clamp_end(end: bytes, region: metapb_pb2.Region) -> bytes:
+    """A scan's end: b"" (open) means up to the region's end."""
+    return end or region.end_key
+
+
+class RegionChecker:
+    def __init__(self, pd: PDClient, store_id: Callable[[], int]) -> None:
+        self._pd = pd
+        self._store_id = store_id
+
+    def leader_region(self, ctx: kvrpcpb_pb2.Context) -> RegionInfo:
+        """The region as PD has it now, if this store leads it and the epoch matches."""
+        info = self._pd.region_by_id(ctx.region_id) if ctx.region_id else None
+        if info is None:
+            raise region_not_found(ctx.region_id)
+        self.require_leader(info)
+        if ctx.region_epoch != info.region.region_epoch:
+            raise epoch_not_match(ctx.region_epoch, info.region)
+        return info
+
+    def require_leader(self, info: RegionInfo) -> None:
+        if info.leader_store_id != self._store_id():
+            raise RegionError(not_leader(info, self._store_id()))
+
+    def check_keys(self, ctx: kvrpcpb_pb2.Context, keys: Iterable[bytes]) -> RegionInfo:
+        info = self.leader_region(ctx)
+        for key in keys:
+            if not key_in_region(key, info.region):
+                raise key_not_in_region(key, info.region)
+        return info
+
+    def check_ranges(self, ctx: kvrpcpb_pb2.Context, ranges: Iterable[tuple[bytes, bytes]]) -> RegionInfo:
+        info = self.leader_region(ctx)
+        for start, end in ranges:
+            if not range_in_region(start, end, info.region):
+                raise key_not_in_region(start if not key_in_region(start, info.region) else end, info.region)
+        return info
+
+
+def region_not_found(region_id: int) -> RegionError:
+    return RegionError(errorpb_pb2.Error(message=f"region {region_id} not found",
+                                         region_not_found=errorpb_pb2.RegionNotFound(region_id=region_id)))
+
+
+def epoch_not_match(seen: metapb_pb2.RegionEpoch, region: metapb_pb2.Region) -> RegionError:
+    now = region.region_epoch
+    return RegionError(errorpb_pb2.Error(
+        message=(f"epoch not match for region {region.id}: request has conf_ver={seen.conf_ver} "
+                 f"version={seen.version}, current conf_ver={now.conf_ver} version={now.version}"),
+        epoch_not_match=errorpb_pb2.EpochNotMatch(current_regions=[region])))
+
+
+def not_leader(info: RegionInfo, store_id: int) -> errorpb_pb2.Error:
+    leader = info.leader if info.leader is not None else metapb_pb2.Peer()
+    return errorpb_pb2.Error(
+        message=f"store {store_id} is not the leader of region {info.id} (leader: store {info.leader_store_id})",
+        not_leader=errorpb_pb2.NotLeader(region_id=info.id, leader=leader))
+
+
+def key_not_in_region(key: bytes, region: metapb_pb2.Region) -> RegionError:
+    return RegionError(errorpb_pb2.Error(
+        message=f"key {key!r} is not in region {region.id} [{region.start_key!r}, {region.end_key!r})",
+        key_not_in_region=errorpb_pb2.KeyNotInRegion(key=key, region_id=region.id, start_key=region.start_key,
+                                                     end_key=region.end_key)))

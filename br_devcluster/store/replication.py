@@ -1,0 +1,99 @@
+"""Calls to the other stores' DevStore service (replication, ingest, range drops).
+
+Channels are cached per store id and address; an address is learnt from PD's GetStore and
+re-learnt after a call fails to connect (a restarted store may come back on another port).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+
+import grpc
+
+from br_common.grpc_util import channel_options
+from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc
+from br_common.pd_client import PDClient, PDError
+from br_devcluster.store.engine import RawWrite
+from br_devcluster.store.errors import StoreError
+
+CHUNK_BYTES = 4 * 1024 * 1024
+CALL_TIMEOUT = 60.0
+
+
+class PeerClients:
+    def __init__(self, pd: PDClient) -> None:
+        self._pd = pd
+        self._lock = threading.Lock()
+        self._channels: dict[int, tuple[str, grpc.Channel]] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            for _, channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+    def apply_writes(self, store_id: int, region_id: int, entries: Iterable[RawWrite]) -> None:
+        """Send encoded entries to store_id in ~4 MiB chunks."""
+        for chunk in chunks(entries):
+            request = devclusterpb_pb2.ApplyWritesRequest(cluster_id=self._pd.cluster_id, region_id=region_id,
+                                                          entries=chunk)
+            self.call(store_id, "ApplyWrites", request)
+
+    def ingest_replica(self, store_id: int, region_id: int, uuids: list[bytes]) -> None:
+        request = devclusterpb_pb2.IngestReplicaRequest(cluster_id=self._pd.cluster_id, region_id=region_id,
+                                                        uuids=uuids)
+        self.call(store_id, "IngestReplica", request)
+
+    def drop_range(self, store_id: int, start_key: bytes, end_key: bytes) -> None:
+        request = devclusterpb_pb2.DropRangeRequest(cluster_id=self._pd.cluster_id, start_key=start_key,
+                                                    end_key=end_key)
+        self.call(store_id, "DropRange", request)
+
+    def call(self, store_id: int, method: str, request) -> devclusterpb_pb2.AdminResponse:  # noqa: ANN001
+        """One retry on a fresh address when the store cannot be reached; raises StoreError."""
+        for attempt in range(2):
+            stub = self._stub(store_id, refresh=attempt > 0)
+            try:
+                response = getattr(stub, method)(request, timeout=CALL_TIMEOUT)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt == 0:
+                    continue
+                raise StoreError(f"store {store_id}: {method} failed: {exc.code().name}: {exc.details()}") from None
+            if response.error:
+                raise StoreError(f"store {store_id}: {method}: {response.error}")
+            return response
+        raise AssertionError("unreachable")
+
+    def _stub(self, store_id: int, refresh: bool) -> devclusterpb_pb2_grpc.DevStoreStub:
+        with self._lock:
+            cached = self._channels.get(store_id)
+        if cached is None or refresh:
+            try:
+                address = self._pd.store(store_id).address
+            except PDError as exc:
+                raise StoreError(f"cannot find store {store_id}: {exc}") from None
+            with self._lock:
+                cached = self._channels.get(store_id)
+                if cached is None or cached[0] != address:
+                    if cached is not None:
+                        cached[1].close()
+                    cached = (address, grpc.insecure_channel(address, options=channel_options()))
+                    self._channels[store_id] = cached
+        return devclusterpb_pb2_grpc.DevStoreStub(cached[1])
+
+
+def chunks(entries: Iterable[RawWrite], limit: int = CHUNK_BYTES) -> Iterator[list[devclusterpb_pb2.RawEntry]]:
+    """RawEntry lists of about `limit` bytes each (never empty)."""
+    chunk: list[devclusterpb_pb2.RawEntry] = []
+    size = 0
+    for key, value in entries:
+        if value is None:
+            chunk.append(devclusterpb_pb2.RawEntry(key=key, delete=True))
+        else:
+            chunk.append(devclusterpb_pb2.RawEntry(key=key, value=value))
+        size += len(key) + len(value or b"")
+        if size >= limit:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk

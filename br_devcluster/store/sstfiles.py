@@ -1,0 +1,110 @@
+"""Writing and reading SST files with rocksdict (raw mode).
+
+rocksdict has no SST reader: read_sst ingests a copy into a scratch DB and iterates that.
+Files are written under a temporary name and renamed, so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rocksdict import DBCompressionType, IngestExternalFileOptions, Options, Rdict, SstFileWriter
+
+from br_common.kvproto import brpb_pb2
+
+_COMPRESSION = {
+    brpb_pb2.UNKNOWN: DBCompressionType.zstd,  # BR's default
+    brpb_pb2.LZ4: DBCompressionType.lz4,
+    brpb_pb2.SNAPPY: DBCompressionType.snappy,
+    brpb_pb2.ZSTD: DBCompressionType.zstd,
+}
+
+
+class SstError(RuntimeError):
+    """An SST that cannot be read or written; the message names the file."""
+
+
+def sst_options(compression_type: int = brpb_pb2.ZSTD, level: int = 0) -> Options:
+    factory = _COMPRESSION.get(compression_type)
+    if factory is None:
+        raise SstError(f"unknown compression type {compression_type}")
+    options = Options(raw_mode=True)
+    options.set_compression_type(factory())
+    if level:
+        options.set_compression_options(-14, level, 0, 0)  # window bits, level, strategy, dict bytes
+    return options
+
+
+@dataclass
+class FinishedSst:
+    path: Path
+    size: int
+    sha256: bytes
+
+
+class SstBuilder:
+    """One SST being written: add() keys strictly ascending, then finish() or abort()."""
+
+    def __init__(self, path: Path, options: Options) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = SstFileWriter(options)
+        self._writer.open(str(self._tmp))
+        self.entries = 0
+
+    def add(self, key: bytes, value: bytes) -> None:
+        self._writer[key] = value
+        self.entries += 1
+
+    def finish(self) -> FinishedSst:
+        try:
+            self._writer.finish()
+            with open(self._tmp, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").digest()
+            size = self._tmp.stat().st_size
+            os.replace(self._tmp, self.path)
+        except Exception:
+            self.abort()
+            raise
+        return FinishedSst(self.path, size, digest)
+
+    def abort(self) -> None:
+        self._tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def read_sst(path: Path, scratch_parent: Path) -> Iterator[Iterator[tuple[bytes, bytes]]]:
+    """Yields an iterator over the file's (key, value) pairs in key order; cleans up after."""
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="sst-read-", dir=scratch_parent))
+    db = None
+    try:
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        db = Rdict(str(scratch / "db"), options)
+        ingest = IngestExternalFileOptions()
+        ingest.set_move_files(False)
+        try:
+            db.ingest_external_file([str(path)], ingest)
+        except Exception as exc:  # rocksdict raises plain Exception for IO errors and corruption
+            raise SstError(f"cannot read SST {path}: {exc}") from None
+        yield _pairs(db)
+    finally:
+        if db is not None:
+            db.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _pairs(db: Rdict) -> Iterator[tuple[bytes, bytes]]:
+    it = db.iter()
+    it.seek_to_first()
+    while it.valid():
+        yield it.key(), it.value()
+        it.next()

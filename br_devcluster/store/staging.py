@@ -1,0 +1,74 @@
+"""Downloaded SSTs waiting for ingest: `<data-dir>/import/{uuid hex}.sst` plus a JSON sidecar
+recording the file's key range (the SST itself cannot be read back without ingesting it)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from br_devcluster.store.engine import Engine
+from br_devcluster.store.errors import StoreError
+
+
+class StagedSst(BaseModel):
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    uuid: bytes
+    first_key: bytes = b""  # user keys after rewrite; both empty when the file had no pairs
+    last_key: bytes = b""
+    total_kvs: int = 0
+    total_bytes: int = 0
+    size: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.total_kvs == 0
+
+
+class Staging:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def scratch(self) -> Path:
+        return self.directory / "scratch"
+
+    def sst_path(self, uuid: bytes) -> Path:
+        return self.directory / f"{uuid.hex()}.sst"
+
+    def _meta_path(self, uuid: bytes) -> Path:
+        return self.directory / f"{uuid.hex()}.json"
+
+    def record(self, staged: StagedSst) -> None:
+        """Written after the SST itself (atomically), so a sidecar always has its file."""
+        path = self._meta_path(staged.uuid)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(staged.model_dump_json())
+        os.replace(tmp, path)
+
+    def load(self, uuid: bytes) -> StagedSst:
+        path = self._meta_path(uuid)
+        try:
+            staged = StagedSst.model_validate_json(path.read_text())
+        except FileNotFoundError:
+            raise StoreError(f"SST {uuid.hex()} is not downloaded on this store: Download it first") from None
+        except (OSError, ValidationError) as exc:
+            raise StoreError(f"staged SST {uuid.hex()} is unreadable: {exc}") from None
+        if not staged.is_empty and not self.sst_path(uuid).is_file():
+            raise StoreError(f"SST {uuid.hex()} is not downloaded on this store: Download it first")
+        return staged
+
+    def remove(self, uuid: bytes) -> None:
+        self._meta_path(uuid).unlink(missing_ok=True)
+        self.sst_path(uuid).unlink(missing_ok=True)
+
+    def ingest(self, engine: Engine, staged: list[StagedSst]) -> None:
+        """Ingest the files (empty downloads have none); the caller removes them afterwards."""
+        paths = [self.sst_path(item.uuid) for item in staged if not item.is_empty]
+        if paths:
+            try:
+                engine.ingest(paths)
+            except Exception as exc:  # rocksdict raises plain Exception
+                raise StoreError(f"ingest failed: {exc}") from None
