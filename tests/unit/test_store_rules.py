@@ -1,0 +1,170 @@
+"""Pure request rules of the store: region ranges, scan bounds, rewrite and SST range checks,
+error translation into responses, command-line validation."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from br_common.kvproto import devclusterpb_pb2, errorpb_pb2, import_sstpb_pb2, kvrpcpb_pb2, metapb_pb2
+from br_common.pd_client import PDError
+from br_devcluster.store.config import parse_args
+from br_devcluster.store.errors import InvalidArgument, RegionError, StoreError, rpc
+from br_devcluster.store.import_service import check_in_range, rewrite_key
+from br_devcluster.store.raw_service import checksum_ranges, scan_bounds
+from br_devcluster.store.regions import range_in_region
+from br_devcluster.store.replication import chunks
+
+MIDDLE = metapb_pb2.Region(id=5, start_key=b"b", end_key=b"d")
+LAST = metapb_pb2.Region(id=6, start_key=b"d", end_key=b"")
+
+
+@pytest.mark.parametrize("region, start, end, inside", [
+    (MIDDLE, b"b", b"d", True), (MIDDLE, b"c", b"c\x00", True), (MIDDLE, b"a", b"c", False),
+    (MIDDLE, b"b", b"d\x00", False), (MIDDLE, b"b", b"", False), (LAST, b"d", b"", True), (LAST, b"c", b"", False),
+])
+def test_range_in_region(region: metapb_pb2.Region, start: bytes, end: bytes, inside: bool) -> None:
+    assert range_in_region(start, end, region) is inside
+
+
+def scan(start: bytes, end: bytes = b"", reverse: bool = False) -> kvrpcpb_pb2.RawScanRequest:
+    return kvrpcpb_pb2.RawScanRequest(start_key=start, end_key=end, reverse=reverse, limit=10)
+
+
+def test_scan_bounds_forward_and_reverse() -> None:
+    assert scan_bounds(scan(b"b"), MIDDLE) == (b"b", b"d")
+    assert scan_bounds(scan(b"bb", b"c"), MIDDLE) == (b"bb", b"c")
+    assert scan_bounds(scan(b"", reverse=True), MIDDLE) == (b"b", b"d")
+    assert scan_bounds(scan(b"c", b"bb", reverse=True), MIDDLE) == (b"bb", b"c")
+    assert scan_bounds(scan(b"x"), LAST) == (b"x", b"")
+
+
+@pytest.mark.parametrize("request_, key", [(scan(b"a"), b"a"), (scan(b"b", b"e"), b"e"),
+                                           (scan(b"e", b"a", reverse=True), b"a")])
+def test_scan_outside_region(request_: kvrpcpb_pb2.RawScanRequest, key: bytes) -> None:
+    with pytest.raises(RegionError) as info:
+        scan_bounds(request_, MIDDLE)
+    assert info.value.error.key_not_in_region.key == key
+    assert info.value.error.key_not_in_region.region_id == 5
+
+
+def test_scan_inverted_is_invalid() -> None:
+    with pytest.raises(InvalidArgument):
+        scan_bounds(scan(b"c", b"bb"), MIDDLE)
+
+
+def test_checksum_ranges() -> None:
+    assert list(checksum_ranges([], MIDDLE)) == [(b"b", b"d")]
+    ranges = [kvrpcpb_pb2.KeyRange(start_key=b"b", end_key=b"c"), kvrpcpb_pb2.KeyRange(start_key=b"c")]
+    assert list(checksum_ranges(ranges, MIDDLE)) == [(b"b", b"c"), (b"c", b"d")]
+    with pytest.raises(RegionError):
+        list(checksum_ranges([kvrpcpb_pb2.KeyRange(start_key=b"a", end_key=b"c")], MIDDLE))
+    with pytest.raises(StoreError):
+        list(checksum_ranges([kvrpcpb_pb2.KeyRange(start_key=b"c", end_key=b"b")], MIDDLE))
+
+
+def test_rewrite_key() -> None:
+    rule = import_sstpb_pb2.RewriteRule(old_key_prefix=b"t1_", new_key_prefix=b"t22_")
+    assert rewrite_key(b"t1_abc", rule) == b"t22_abc"
+    assert rewrite_key(b"x", import_sstpb_pb2.RewriteRule()) == b"x"
+    with pytest.raises(StoreError, match="old prefix"):
+        rewrite_key(b"t2_abc", rule)
+
+
+def meta(start: bytes, end: bytes, exclusive: bool = False) -> import_sstpb_pb2.SSTMeta:
+    return import_sstpb_pb2.SSTMeta(range=import_sstpb_pb2.Range(start=start, end=end), end_key_exclusive=exclusive)
+
+
+def test_check_in_range() -> None:
+    check_in_range(b"b", meta(b"a", b"b"))
+    check_in_range(b"zzz", meta(b"a", b""))
+    with pytest.raises(StoreError, match="outside"):
+        check_in_range(b"b", meta(b"a", b"b", exclusive=True))
+    with pytest.raises(StoreError, match="'0'"):
+        check_in_range(b"0", meta(b"a", b""))
+
+
+class FakeContext:
+    def __init__(self) -> None:
+        self.aborted: tuple[grpc.StatusCode, str] | None = None
+
+    def abort(self, code: grpc.StatusCode, message: str) -> None:
+        self.aborted = (code, message)
+        raise RuntimeError("aborted")
+
+
+class Service:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    @rpc(kvrpcpb_pb2.RawGetResponse)
+    def get(self, request, context):  # noqa: ANN001, ANN201
+        raise self.exc
+
+    @rpc(kvrpcpb_pb2.RawScanResponse)
+    def scan(self, request, context):  # noqa: ANN001, ANN201
+        raise self.exc
+
+    @rpc(import_sstpb_pb2.IngestResponse)
+    def ingest(self, request, context):  # noqa: ANN001, ANN201
+        raise self.exc
+
+    @rpc(import_sstpb_pb2.DownloadResponse)
+    def download(self, request, context):  # noqa: ANN001, ANN201
+        raise self.exc
+
+    @rpc(devclusterpb_pb2.AdminResponse)
+    def admin(self, request, context):  # noqa: ANN001, ANN201
+        raise self.exc
+
+
+def test_errors_go_where_each_response_has_room() -> None:
+    region_error = errorpb_pb2.Error(message="nope", region_not_found=errorpb_pb2.RegionNotFound(region_id=9))
+    assert Service(StoreError("bad")).get(None, FakeContext()).error == "bad"
+    assert Service(RegionError(region_error)).get(None, FakeContext()).region_error == region_error
+    assert Service(RegionError(region_error)).scan(None, FakeContext()).region_error == region_error
+    assert Service(RegionError(region_error)).ingest(None, FakeContext()).error == region_error
+    assert Service(StoreError("bad")).ingest(None, FakeContext()).error.message == "bad"
+    download = Service(RegionError(region_error)).download(None, FakeContext())
+    assert download.error.store_error == region_error
+    assert Service(ValueError("bug")).admin(None, FakeContext()).error == "internal error: bug"
+    busy = Service(PDError("down")).get(None, FakeContext()).region_error
+    assert busy.HasField("server_is_busy") and "down" in busy.message
+
+
+def test_errors_without_room_abort() -> None:
+    context = FakeContext()
+    with pytest.raises(RuntimeError, match="aborted"):
+        Service(InvalidArgument("bad ts")).scan(None, context)
+    assert context.aborted == (grpc.StatusCode.INVALID_ARGUMENT, "bad ts")
+
+
+def test_chunks() -> None:
+    entries = [(b"k%d" % i, b"v" * 100 if i % 2 else None) for i in range(100)]
+    parts = list(chunks(entries, limit=1000))
+    assert len(parts) == 5 and all(parts)  # ~5,300 bytes in chunks of >= 1,000
+    flat = [(e.key, None if e.delete else e.value) for part in parts for e in part]
+    assert flat == entries
+
+
+BASE = ["--pd", "127.0.0.1:2379", "--data-dir", "/tmp/x", "--host", "127.0.0.1", "--port", "20160"]
+
+
+def test_config_defaults() -> None:
+    config = parse_args(BASE)
+    assert (config.gc_interval, config.address, config.log_file) == (30.0, "127.0.0.1:20160", None)
+    assert parse_args([*BASE[:1], "http://h:1", *BASE[2:]]).pd == "h:1"
+
+
+@pytest.mark.parametrize("change", [("--pd", "nohost"), ("--pd", "h:0"), ("--port", "0"), ("--port", "x"),
+                                    ("--gc-interval", "0"), ("--host", "")])
+def test_config_rejects(change: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = list(BASE)
+    if change[0] in argv:
+        argv[argv.index(change[0]) + 1] = change[1]
+    else:
+        argv += list(change)
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("br_devcluster.store: error: ") and err.count("\n") == 1

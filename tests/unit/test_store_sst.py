@@ -1,0 +1,118 @@
+"""SST files: write/read round trip, compressions, backup file rolling and naming, staging."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from br_common.checksum import Checksum
+from br_common.kvproto import brpb_pb2
+from br_common.tso import compose
+from br_devcluster.store.backup_files import RegionBackup, write_region_files
+from br_devcluster.store.errors import StoreError
+from br_devcluster.store.ratelimit import RateLimiter
+from br_devcluster.store.sstfiles import SstBuilder, SstError, read_sst, sst_options
+from br_devcluster.store.staging import StagedSst, Staging
+
+PAIRS = [(b"k%05d" % i, b"v" * (i % 50)) for i in range(2000)] + [(b"k\xff\x00", b"last")]
+
+
+def read_all(path: Path, scratch: Path) -> list[tuple[bytes, bytes]]:
+    with read_sst(path, scratch) as pairs:
+        return list(pairs)
+
+
+@pytest.mark.parametrize("compression", [brpb_pb2.UNKNOWN, brpb_pb2.LZ4, brpb_pb2.SNAPPY, brpb_pb2.ZSTD])
+def test_round_trip(tmp_path: Path, compression: int) -> None:
+    builder = SstBuilder(tmp_path / "out" / "f.sst", sst_options(compression, 3 if compression else 0))
+    for key, value in PAIRS:
+        builder.add(key, value)
+    done = builder.finish()
+    assert done.size == done.path.stat().st_size
+    assert done.sha256 == hashlib.sha256(done.path.read_bytes()).digest()
+    assert read_all(done.path, tmp_path / "scratch") == PAIRS
+    assert list((tmp_path / "out").iterdir()) == [done.path]  # no temp file left
+    assert not any((tmp_path / "scratch").iterdir())  # scratch DB removed
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not an sst at all" * 100])
+def test_read_missing_or_corrupt(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "bad.sst"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SstError, match="bad.sst"):
+        read_all(path, tmp_path / "scratch")
+
+
+def test_unknown_compression() -> None:
+    with pytest.raises(SstError):
+        sst_options(99)
+
+
+def target(tmp_path: Path, start: bytes = b"k", end: bytes = b"l") -> RegionBackup:
+    return RegionBackup(root=tmp_path / "backup", store_id=3, region_id=7, epoch_version=2, start_key=start,
+                        end_key=end, start_version=0, end_version=compose(1_700_000_000_000, 5))
+
+
+def test_region_files_roll_and_tile_the_range(tmp_path: Path) -> None:
+    t = target(tmp_path)
+    files = write_region_files(t, PAIRS, sst_options(), RateLimiter(), roll_bytes=20_000)
+    assert len(files) > 2
+    assert files[0].start_key == b"k" and files[-1].end_key == b"l"
+    for this, following in zip(files, files[1:]):
+        assert this.end_key == following.start_key
+    read_back: list[tuple[bytes, bytes]] = []
+    total = Checksum()
+    for f in files:
+        digest = hashlib.sha256(f.start_key).hexdigest()
+        assert f.name == f"3/7_2_{digest}_1700000000000_default.sst"
+        path = t.root / f.name
+        assert f.sha256 == hashlib.sha256(path.read_bytes()).digest() and f.size == path.stat().st_size
+        pairs = read_all(path, tmp_path / "scratch")
+        assert all(f.start_key <= k < f.end_key for k, _ in pairs)
+        own = Checksum().add_pairs(pairs)
+        assert (f.crc64xor, f.total_kvs, f.total_bytes) == (own.crc64xor, own.total_kvs, own.total_bytes)
+        assert (f.cf, f.start_version, f.end_version) == ("default", 0, t.end_version)
+        read_back += pairs
+        total = total.merge(own)
+    assert read_back == PAIRS
+    assert total == Checksum().add_pairs(PAIRS)
+
+
+def test_region_files_are_deterministic(tmp_path: Path) -> None:
+    first = write_region_files(target(tmp_path), PAIRS, sst_options(), RateLimiter(), roll_bytes=20_000)
+    again = write_region_files(target(tmp_path), PAIRS, sst_options(), RateLimiter(), roll_bytes=20_000)
+    assert [f.name for f in first] == [f.name for f in again]
+    assert len(list((tmp_path / "backup" / "3").iterdir())) == len(first)
+
+
+def test_no_pairs_no_files(tmp_path: Path) -> None:
+    assert write_region_files(target(tmp_path), [], sst_options(), RateLimiter()) == []
+    assert not (tmp_path / "backup").exists()
+
+
+def test_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    def pairs():
+        yield b"k1", b"v"
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_region_files(target(tmp_path), pairs(), sst_options(), RateLimiter())
+    assert list((tmp_path / "backup" / "3").iterdir()) == []
+
+
+def test_staging_records_and_refuses_unknown(tmp_path: Path) -> None:
+    staging = Staging(tmp_path / "import")
+    uuid = bytes(range(16))
+    with pytest.raises(StoreError, match="Download it first"):
+        staging.load(uuid)
+    staging.record(StagedSst(uuid=uuid))  # an empty download has no file
+    assert staging.load(uuid).is_empty
+    staging.record(StagedSst(uuid=uuid, first_key=b"\x00a", last_key=b"\xffz", total_kvs=2))
+    with pytest.raises(StoreError, match="Download it first"):
+        staging.load(uuid)  # sidecar without its SST
+    staging.sst_path(uuid).write_bytes(b"x")
+    assert staging.load(uuid).last_key == b"\xffz"
+    staging.remove(uuid)
+    assert list((tmp_path / "import").iterdir()) == []
