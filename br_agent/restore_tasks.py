@@ -1,0 +1,357 @@
+"""Celery tasks of a restore, run by the agent beside each store (and one on `br.storage`).
+
+`br.restore.download` (every peer of a region): fetch each piece's file from storage with this
+host's credentials into a per-attempt staging dir, check size and sha256 against backupmeta
+(a changed or missing object stops the restore before anything of it is ingested), crop it to
+the piece's range when the piece is only part of the file, then ImportSST.Download it from the
+staging dir with RewriteRule.new_timestamp = the job's restore ts. Staged copies go right after
+Download and, whatever happens, in `finally`.
+
+`br.restore.ingest` (the region's leader): MultiIngest of what every peer downloaded (Ingest one
+by one where MultiIngest is not served). Region errors come back as error_kind "region": the
+coordinator re-resolves the region through PD and redoes the work.
+
+`br.storage.restore_check_objects`: before anything is touched, every file of the backup must be
+listed with its recorded size (needs only s3:ListBucket).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import grpc
+from celery import shared_task
+from rocksdict import IngestExternalFileOptions, Options, Rdict, SstFileWriter
+
+from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_common.checksum import Checksum
+from br_common.fleet import restore_messages as rm
+from br_common.fleet.messages import KeyRange, parse
+from br_common.kvproto import brpb_pb2, errorpb_pb2, import_sstpb_pb2
+from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
+from br_common.storage.ratelimit import TokenBucket
+from br_common.tikv_client import describe_region_error
+
+log = logging.getLogger(__name__)
+
+HASH_CHUNK = 1 << 20
+RPC_TIMEOUT = 600.0  # a Download of a large SST under a low speed limit takes a while
+FATAL_STORAGE_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket")
+
+
+class PieceError(Exception):
+    """One piece failed; kind tells the coordinator what to do (see restore_messages.ErrorKind)."""
+
+    def __init__(self, message: str, kind: rm.ErrorKind) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# --- tasks ------------------------------------------------------------------------------------
+@shared_task(name=rm.DOWNLOAD)
+def download(payload: dict) -> dict:
+    task = parse(rm.DownloadTask, payload)
+    context = get_context()
+    return _guarded(context, lambda: run_download(context, task), f"download attempt {task.attempt}")
+
+
+@shared_task(name=rm.INGEST)
+def ingest(payload: dict) -> dict:
+    task = parse(rm.IngestTask, payload)
+    context = get_context()
+    return _guarded(context, lambda: run_ingest(context, task), f"ingest attempt {task.attempt}")
+
+
+@shared_task(name=rm.CHECK_OBJECTS)
+def check_objects(payload: dict) -> dict:
+    task = parse(rm.CheckObjectsTask, payload)
+    context = get_context()
+    return _guarded(context, lambda: run_check_objects(context, task), "object check")
+
+
+def _guarded(context: AgentContext, run, what: str) -> dict:  # noqa: ANN001 - a thunk returning a model
+    """One safe line instead of a traceback with locals; no secret survives into the error."""
+    try:
+        return run().model_dump(mode="json")
+    except AgentTaskError as exc:
+        raise AgentTaskError(context.scrub(str(exc))) from None
+    except Exception as exc:  # noqa: BLE001
+        log.exception("%s failed", what)
+        raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
+
+
+# --- download ---------------------------------------------------------------------------------
+def run_download(context: AgentContext, task: rm.DownloadTask) -> rm.DownloadResult:
+    skip = context.jobs(task.job_id).skip_reason(task.attempt)
+    if skip:
+        log.info("skipping restore download %s: %s", task.attempt, skip)
+        return _download_result(context, task, skipped=skip)
+    _check_store(context, task.store_id)
+    storage = context.open_storage(task.storage)
+    _set_speed_limit(context, task.rate_limit)
+    stage = context.staging(task.job_id, task.attempt)
+    staged: list[rm.StagedPiece] = []
+    fetched = 0
+    try:
+        for piece in task.pieces:
+            item, size = _download_piece(context, task, storage, stage, piece)
+            staged.append(item)
+            fetched += size
+    except PieceError as exc:
+        log.warning("restore download %s: %s", task.attempt, exc)
+        return _download_result(context, task, staged=staged, bytes_downloaded=fetched,
+                                error=context.scrub(str(exc)), error_kind=exc.kind)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return _download_result(context, task, staged=staged, bytes_downloaded=fetched)
+
+
+def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: ExternalStorage, stage: Path,
+                    piece: rm.Piece) -> tuple[rm.StagedPiece, int]:
+    """Fetch + check, crop when only part of the file is wanted, Download; staged copies removed."""
+    fetched, cropped = stage / "src" / piece.file.name, stage / "crop" / f"{piece.uuid.hex()}.sst"
+    try:
+        _fetch(storage, piece.file, fetched, task.rate_limit)
+        if piece.whole_file:
+            return _store_download(context, task, piece, fetched, None), piece.file.size
+        checksum = crop_sst(fetched, cropped, piece.range, stage / "scratch")
+        fetched.unlink()
+        if checksum.total_kvs == 0:
+            return rm.StagedPiece(uuid=piece.uuid, is_empty=True, checksum=checksum), piece.file.size
+        return _store_download(context, task, piece, cropped, checksum), piece.file.size
+    finally:
+        fetched.unlink(missing_ok=True)
+        cropped.unlink(missing_ok=True)
+
+
+def _fetch(storage: ExternalStorage, f: rm.FileInfo, dest: Path, rate_limit: int) -> None:
+    """Download and check one backup file; a missing or changed object is an integrity error."""
+    _bucket(rate_limit).acquire(f.size)
+    try:
+        storage.get_file(f.name, dest)
+    except ObjectNotFound:
+        raise PieceError(f"backup file {storage.uri(f.name)} is missing from storage: restore stopped "
+                         "before ingesting it", "integrity") from None
+    except StorageError as exc:
+        kind: rm.ErrorKind = "integrity" if exc.code in FATAL_STORAGE_CODES else "retry"
+        raise PieceError(str(exc), kind) from None
+    size = dest.stat().st_size
+    if size != f.size:
+        raise PieceError(f"backup file {storage.uri(f.name)} has {size} bytes, backupmeta says {f.size}: "
+                         "it changed after the backup; restore stopped before ingesting it", "integrity")
+    if _sha256(dest) != f.sha256:
+        raise PieceError(f"backup file {storage.uri(f.name)} does not match the sha256 in backupmeta: "
+                         "it changed after the backup; restore stopped before ingesting it", "integrity")
+
+
+def _sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _store_download(context: AgentContext, task: rm.DownloadTask, piece: rm.Piece, path: Path,
+                    checksum: Checksum | None) -> rm.StagedPiece:
+    """ImportSST.Download from the local staging dir (the store runs on this host)."""
+    request = import_sstpb_pb2.DownloadRequest(
+        sst=_sst_meta(task.region, piece.uuid, piece.range.start, piece.range.end, exclusive=True),
+        name=path.name, storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(path.parent))),
+        rewrite_rule=import_sstpb_pb2.RewriteRule(old_key_prefix=b"", new_key_prefix=b"",
+                                                  new_timestamp=task.restore_ts),
+        is_raw_kv=True, context=task.region.context(task.cluster_id))
+    try:
+        response = context.import_stub().Download(request, timeout=RPC_TIMEOUT)
+    except grpc.RpcError as exc:
+        raise PieceError(f"store {context.store_id} Download: {exc.code().name}: {exc.details()}", "retry") from None
+    if response.HasField("error") and (response.error.message or response.error.HasField("store_error")):
+        raise _store_error("Download", response.error.store_error, response.error.message)
+    return rm.StagedPiece(uuid=piece.uuid, first_key=response.range.start, last_key=response.range.end,
+                          is_empty=response.is_empty, length=response.length, checksum=checksum)
+
+
+def _sst_meta(region: rm.RegionRef, uuid: bytes, start: bytes, end: bytes, exclusive: bool,
+              length: int = 0) -> import_sstpb_pb2.SSTMeta:
+    return import_sstpb_pb2.SSTMeta(uuid=uuid, range=import_sstpb_pb2.Range(start=start, end=end),
+                                    end_key_exclusive=exclusive, cf_name="default", region_id=region.id,
+                                    region_epoch=region.epoch(), length=length)
+
+
+def _store_error(method: str, err: errorpb_pb2.Error, message: str) -> PieceError:
+    if _is_region_error(err):
+        return PieceError(f"{method}: {describe_region_error(err)}", "region")
+    return PieceError(f"{method}: {message or err.message or 'unknown store error'}", "retry")
+
+
+def _is_region_error(err: errorpb_pb2.Error) -> bool:
+    return any(err.HasField(f) for f in ("not_leader", "region_not_found", "key_not_in_region", "epoch_not_match",
+                                         "server_is_busy", "stale_command", "store_not_match"))
+
+
+def _download_result(context: AgentContext, task: rm.DownloadTask, **fields: object) -> rm.DownloadResult:
+    return rm.DownloadResult(job_id=task.job_id, attempt=task.attempt, store_id=context.store_id,
+                             agent=context.instance, region_id=task.region.id, **fields)
+
+
+# --- rate limits --------------------------------------------------------------------------------
+_buckets: dict[int, TokenBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+class _Unlimited:
+    def acquire(self, n: int) -> None:
+        return None
+
+
+def _bucket(rate: int) -> TokenBucket | _Unlimited:
+    """One bucket per rate for the whole agent process: --ratelimit bounds the store, not a task.
+
+    Charged a file's size before fetching it, so the average over a job stays under the rate
+    (a single file still arrives at full speed: ExternalStorage takes its limit at open time).
+    """
+    if rate <= 0:
+        return _Unlimited()
+    with _buckets_lock:
+        return _buckets.setdefault(rate, TokenBucket(rate))
+
+
+def _set_speed_limit(context: AgentContext, rate: int) -> None:
+    """Pass --ratelimit on to the store (bounds Download's reads there); 0 lifts the limit."""
+    try:
+        context.import_stub().SetDownloadSpeedLimit(
+            import_sstpb_pb2.SetDownloadSpeedLimitRequest(speed_limit=rate), timeout=30)
+    except grpc.RpcError as exc:
+        raise AgentTaskError(f"store {context.store_id} SetDownloadSpeedLimit: {exc.code().name}: "
+                             f"{exc.details()}") from None
+
+
+# --- cropping -----------------------------------------------------------------------------------
+def crop_sst(source: Path, dest: Path, rng: KeyRange, scratch_parent: Path) -> Checksum:
+    """Write the pairs of `source` inside rng to `dest` (none: no file); their checksum.
+
+    rocksdict has no SST reader, so the file is ingested into a scratch DB and read from there.
+    """
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="crop-", dir=scratch_parent))
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    db = Rdict(str(scratch / "db"), options)
+    try:
+        ingest_options = IngestExternalFileOptions()
+        ingest_options.set_move_files(False)
+        try:
+            db.ingest_external_file([str(source)], ingest_options)
+        except Exception as exc:  # noqa: BLE001 - rocksdict raises plain Exception on a bad file
+            raise PieceError(f"cannot read SST {source.name}: {exc}", "integrity") from None
+        return _write_range(db, dest, rng)
+    finally:
+        db.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_range(db: Rdict, dest: Path, rng: KeyRange) -> Checksum:
+    checksum = Checksum()
+    writer: SstFileWriter | None = None
+    it = db.iter()
+    it.seek(rng.start)
+    while it.valid() and (not rng.end or it.key() < rng.end):
+        key, value = it.key(), it.value()
+        if writer is None:
+            writer = SstFileWriter(Options(raw_mode=True))
+            writer.open(str(dest))
+        writer[key] = value
+        checksum.add(key, value)
+        it.next()
+    del it
+    if writer is not None:
+        writer.finish()
+    return checksum
+
+
+# --- ingest -------------------------------------------------------------------------------------
+def run_ingest(context: AgentContext, task: rm.IngestTask) -> rm.IngestResult:
+    skip = context.jobs(task.job_id).skip_reason(task.attempt)
+    if skip:
+        log.info("skipping restore ingest %s: %s", task.attempt, skip)
+        return _ingest_result(context, task, skipped=skip)
+    _check_store(context, task.store_id)
+    metas = [_sst_meta(task.region, s.uuid, s.first_key, s.last_key, exclusive=False, length=s.length)
+             for s in task.ssts if not s.is_empty]
+    try:
+        _multi_ingest(context, task, metas)
+    except _IngestFailed as exc:
+        log.warning("restore ingest %s on region %d: %s", task.attempt, task.region.id, exc)
+        return _ingest_result(context, task, error=str(exc), error_kind=exc.kind, leader=exc.leader)
+    return _ingest_result(context, task)
+
+
+class _IngestFailed(PieceError):
+    def __init__(self, message: str, kind: rm.ErrorKind, leader: rm.PeerRef | None = None) -> None:
+        super().__init__(message, kind)
+        self.leader = leader
+
+
+def _multi_ingest(context: AgentContext, task: rm.IngestTask, metas: list[import_sstpb_pb2.SSTMeta]) -> None:
+    stub = context.import_stub()
+    ctx = task.region.context(task.cluster_id)
+    try:
+        responses = [stub.MultiIngest(import_sstpb_pb2.MultiIngestRequest(context=ctx, ssts=metas),
+                                      timeout=RPC_TIMEOUT)]
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+            raise _IngestFailed(f"store {context.store_id} MultiIngest: {exc.code().name}: {exc.details()}",
+                                "retry") from None
+        responses = [_ingest_one(stub, ctx, meta, context.store_id) for meta in metas]
+    for response in responses:
+        if response.HasField("error"):
+            raise _ingest_error(response.error)
+
+
+def _ingest_one(stub, ctx, meta: import_sstpb_pb2.SSTMeta, store_id: int):  # noqa: ANN001, ANN202
+    try:
+        return stub.Ingest(import_sstpb_pb2.IngestRequest(context=ctx, sst=meta), timeout=RPC_TIMEOUT)
+    except grpc.RpcError as exc:
+        raise _IngestFailed(f"store {store_id} Ingest: {exc.code().name}: {exc.details()}", "retry") from None
+
+
+def _ingest_error(err: errorpb_pb2.Error) -> _IngestFailed:
+    if not _is_region_error(err):
+        return _IngestFailed(f"Ingest: {err.message or 'unknown store error'}", "retry")
+    leader = None
+    if err.HasField("not_leader") and err.not_leader.leader.store_id:
+        leader = rm.PeerRef(id=err.not_leader.leader.id, store_id=err.not_leader.leader.store_id)
+    return _IngestFailed(f"Ingest: {describe_region_error(err)}", "region", leader)
+
+
+def _ingest_result(context: AgentContext, task: rm.IngestTask, **fields: object) -> rm.IngestResult:
+    return rm.IngestResult(job_id=task.job_id, attempt=task.attempt, store_id=context.store_id,
+                           agent=context.instance, region_id=task.region.id, **fields)
+
+
+# --- storage side -------------------------------------------------------------------------------
+def run_check_objects(context: AgentContext, task: rm.CheckObjectsTask) -> rm.CheckObjectsResult:
+    """Every object listed with its recorded size; one listing per top-level prefix ("1/", ...)."""
+    storage = context.open_storage(task.storage)
+    prefixes = sorted({o.name.split("/", 1)[0] + "/" if "/" in o.name else o.name for o in task.objects})
+    listed: dict[str, int] = {}
+    for prefix in prefixes:
+        listed.update((obj.key, obj.size) for obj in storage.list(prefix))
+    problems = []
+    for obj in task.objects:
+        size = listed.get(obj.name)
+        if size is None:
+            problems.append(f"backup file {storage.uri(obj.name)} is missing from storage")
+        elif size != obj.size:
+            problems.append(f"backup file {storage.uri(obj.name)} has {size} bytes, backupmeta says {obj.size}")
+    return rm.CheckObjectsResult(problems=problems)
+
+
+def _check_store(context: AgentContext, store_id: int) -> None:
+    if store_id != context.store_id:
+        raise AgentTaskError(f"task for store {store_id} reached the agent of store {context.store_id}")

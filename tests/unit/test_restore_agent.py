@@ -1,0 +1,190 @@
+"""Agent restore tasks over a local storage and a fake ImportSST stub (no processes)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rocksdict import Options, SstFileWriter
+
+from br_agent import restore_tasks as rt
+from br_common.checksum import Checksum
+from br_common.fleet import restore_messages as rm
+from br_common.fleet.messages import FileInfo, KeyRange, StorageSpec
+from br_common.kvproto import errorpb_pb2, import_sstpb_pb2, metapb_pb2
+from br_common.storage import open_storage
+
+PAIRS = [(b"k%03d" % i, b"v%03d" % i) for i in range(50)]
+
+
+class FakeImport:
+    """Records requests; answers as a store would (or with a canned error)."""
+
+    def __init__(self) -> None:
+        self.downloads: list[import_sstpb_pb2.DownloadRequest] = []
+        self.seen_files: list[bytes] = []
+        self.ingests: list[import_sstpb_pb2.MultiIngestRequest] = []
+        self.speed: list[int] = []
+        self.ingest_error: errorpb_pb2.Error | None = None
+
+    def SetDownloadSpeedLimit(self, request, timeout=None):  # noqa: N802
+        self.speed.append(request.speed_limit)
+        return import_sstpb_pb2.SetDownloadSpeedLimitResponse()
+
+    def Download(self, request, timeout=None):  # noqa: N802
+        self.downloads.append(request)
+        self.seen_files.append((Path(request.storage_backend.local.path) / request.name).read_bytes())
+        return import_sstpb_pb2.DownloadResponse(range=import_sstpb_pb2.Range(start=b"k000", end=b"k049"),
+                                                 length=123)
+
+    def MultiIngest(self, request, timeout=None):  # noqa: N802
+        self.ingests.append(request)
+        if self.ingest_error is not None:
+            return import_sstpb_pb2.IngestResponse(error=self.ingest_error)
+        return import_sstpb_pb2.IngestResponse()
+
+
+class FakeContext:
+    store_id = 2
+    instance = "host/1/boot"
+
+    def __init__(self, tmp: Path, skip: str = "") -> None:
+        self.stub = FakeImport()
+        self.staging_dir = tmp / "staging"
+        self._skip = skip
+
+    def jobs(self, job_id: str):
+        return SimpleNamespace(skip_reason=lambda attempt: self._skip)
+
+    def open_storage(self, spec: StorageSpec):
+        return open_storage(spec.url)
+
+    def import_stub(self):
+        return self.stub
+
+    def staging(self, *parts: str) -> Path:
+        path = self.staging_dir.joinpath("jobs", *parts)
+        path.mkdir(parents=True)
+        return path
+
+    def scrub(self, text: str) -> str:
+        return text
+
+
+def _sst(path: Path, pairs=PAIRS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = SstFileWriter(Options(raw_mode=True))
+    writer.open(str(path))
+    for k, v in pairs:
+        writer[k] = v
+    writer.finish()
+
+
+@pytest.fixture
+def backup(tmp_path: Path) -> tuple[StorageSpec, FileInfo]:
+    root = tmp_path / "backup"
+    _sst(root / "1" / "a.sst")
+    data = (root / "1" / "a.sst").read_bytes()
+    checksum = Checksum().add_pairs(PAIRS)
+    info = FileInfo(name="1/a.sst", sha256=hashlib.sha256(data).digest(), start_key=b"k", end_key=b"l",
+                    crc64xor=checksum.crc64xor, total_kvs=checksum.total_kvs, total_bytes=checksum.total_bytes,
+                    size=len(data))
+    return StorageSpec(url=f"local://{root}"), info
+
+
+def _region() -> rm.RegionRef:
+    return rm.RegionRef(id=7, start_key=b"", end_key=b"", conf_ver=1, version=3,
+                        peers=[rm.PeerRef(id=71, store_id=2)], leader=rm.PeerRef(id=71, store_id=2))
+
+
+def _task(spec: StorageSpec, info: FileInfo, rng: KeyRange | None = None, rate: int = 0) -> rm.DownloadTask:
+    piece = rm.Piece(uuid=b"\x05" * 16, file=info, range=rng or KeyRange(start=b"k", end=b"l"),
+                     part=rng or KeyRange(start=b"k", end=b"l"))
+    return rm.DownloadTask(job_id="j", attempt="a1", cluster_id=1, store_id=2, region=_region(), pieces=[piece],
+                           restore_ts=4242, rate_limit=rate, storage=spec)
+
+
+def test_whole_file_download_sends_the_verified_file(tmp_path: Path, backup) -> None:
+    spec, info = backup
+    ctx = FakeContext(tmp_path)
+    result = rt.run_download(ctx, _task(spec, info, rate=1 << 30))
+    assert not result.error and result.bytes_downloaded == info.size
+    (request,) = ctx.stub.downloads
+    assert request.rewrite_rule.new_timestamp == 4242 and request.is_raw_kv
+    assert request.sst.uuid == b"\x05" * 16 and request.sst.region_id == 7 and request.sst.region_epoch.version == 3
+    assert request.sst.range.start == b"k" and request.sst.range.end == b"l" and request.sst.end_key_exclusive
+    assert hashlib.sha256(ctx.stub.seen_files[0]).digest() == info.sha256
+    assert ctx.stub.speed == [1 << 30]
+    assert result.staged[0].checksum is None and result.staged[0].last_key == b"k049"
+    assert not any(p.is_file() for p in ctx.staging_dir.rglob("*")), "staging must be empty afterwards"
+
+
+def test_a_cut_piece_is_cropped_and_counted(tmp_path: Path, backup) -> None:
+    spec, info = backup
+    ctx = FakeContext(tmp_path)
+    rng = KeyRange(start=b"k010", end=b"k020")
+    result = rt.run_download(ctx, _task(spec, info, rng))
+    assert result.staged[0].checksum == Checksum().add_pairs(PAIRS[10:20])
+    assert ctx.stub.downloads[0].sst.range.start == b"k010"
+    empty = rt.run_download(FakeContext(tmp_path / "x"), _task(spec, info, KeyRange(start=b"k1", end=b"k2")))
+    assert empty.staged[0].is_empty and empty.staged[0].checksum == Checksum()
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda p: p.unlink(), "is missing from storage"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-1] + bytes([p.read_bytes()[-1] ^ 1])), "does not match the sha256"),
+    (lambda p: p.write_bytes(p.read_bytes() + b"x"), "bytes, backupmeta says"),
+])
+def test_a_changed_or_missing_object_is_an_integrity_error(tmp_path: Path, backup, damage, words: str) -> None:
+    spec, info = backup
+    damage(tmp_path / "backup" / "1" / "a.sst")
+    ctx = FakeContext(tmp_path)
+    result = rt.run_download(ctx, _task(spec, info))
+    assert result.error_kind == "integrity" and words in result.error and "1/a.sst" in result.error
+    assert ctx.stub.downloads == []  # never handed to the store
+    assert not any(p.is_file() for p in ctx.staging_dir.rglob("*"))
+
+
+def test_skipped_when_the_job_says_so(tmp_path: Path, backup) -> None:
+    spec, info = backup
+    ctx = FakeContext(tmp_path, skip="job j is done")
+    assert rt.run_download(ctx, _task(spec, info)).skipped == "job j is done"
+    assert ctx.stub.downloads == []
+
+
+def _ingest_task() -> rm.IngestTask:
+    return rm.IngestTask(job_id="j", attempt="i1", cluster_id=1, store_id=2, region=_region(),
+                         ssts=[rm.StagedPiece(uuid=b"\x05" * 16, first_key=b"k000", last_key=b"k049", length=9),
+                               rm.StagedPiece(uuid=b"\x06" * 16, is_empty=True)])
+
+
+def test_ingest_sends_one_multi_ingest_with_the_leader_context(tmp_path: Path) -> None:
+    ctx = FakeContext(tmp_path)
+    assert not rt.run_ingest(ctx, _ingest_task()).error
+    (request,) = ctx.stub.ingests
+    assert request.context.region_id == 7 and request.context.peer.store_id == 2
+    assert [s.uuid for s in request.ssts] == [b"\x05" * 16]
+    assert request.ssts[0].range.end == b"k049" and not request.ssts[0].end_key_exclusive
+
+
+def test_ingest_region_errors_carry_the_leader_hint(tmp_path: Path) -> None:
+    ctx = FakeContext(tmp_path)
+    ctx.stub.ingest_error = errorpb_pb2.Error(message="nl", not_leader=errorpb_pb2.NotLeader(
+        region_id=7, leader=metapb_pb2.Peer(id=73, store_id=3)))
+    result = rt.run_ingest(ctx, _ingest_task())
+    assert result.error_kind == "region" and result.leader == rm.PeerRef(id=73, store_id=3)
+    ctx.stub.ingest_error = errorpb_pb2.Error(message="SST 05 is not downloaded on this store")
+    result = rt.run_ingest(ctx, _ingest_task())
+    assert result.error_kind == "retry" and "not downloaded" in result.error
+
+
+def test_check_objects_names_missing_and_resized(tmp_path: Path, backup) -> None:
+    spec, info = backup
+    objects = [rm.ObjectRef(name=info.name, size=info.size), rm.ObjectRef(name="1/b.sst", size=1),
+               rm.ObjectRef(name="2/c.sst", size=5)]
+    (tmp_path / "backup" / "2").mkdir()
+    (tmp_path / "backup" / "2" / "c.sst").write_bytes(b"abc")
+    result = rt.run_check_objects(FakeContext(tmp_path), rm.CheckObjectsTask(storage=spec, objects=objects))
+    assert len(result.problems) == 2
+    assert "1/b.sst is missing" in result.problems[0] and "has 3 bytes, backupmeta says 5" in result.problems[1]
