@@ -3,7 +3,9 @@
 Keys are 16 bytes: 8 bytes spread over the whole key space (so PD's evenly spaced split keys
 spread the data over all regions) followed by the big-endian index (so keys never collide).
 Values depend only on (seed, index), so any run with the same flags writes the same data and
-gives the same checksum.
+gives the same checksum: each is a slice of a pseudo-random pool (an XOF of the seed) at an
+offset hashed from the index; random bytes compress like real payloads, and slicing is much
+cheaper than hashing every value (the load is CPU-bound on 2 cores).
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from br_common.checksum import Checksum
 
 KEY_SIZE = 16
 _SPACE = 1 << 64
+POOL_BYTES = 32 * 1024 * 1024  # larger than zstd's window: slices rarely repeat within reach
+_GOLDEN = 0x9E3779B97F4A7C15  # multiplicative hash: spreads consecutive indexes over the pool
 _BYTESIZE = TypeAdapter(ByteSize)
 _SIZE_SHAPE = re.compile(r"^\s*\d+(\.\d+)?\s*[A-Za-z]*\s*$")
 
@@ -73,6 +77,9 @@ class KeyGen:
         self.spec = spec
         self._seed = spec.seed.to_bytes(8, "big")
         self._step = _SPACE // spec.keys
+        span = min(POOL_BYTES, max(spec.total_bytes, 65536))
+        self._pool = hashlib.shake_128(b"br-devcluster-load" + self._seed).digest(span + spec.value_size)
+        self._span = span
 
     def key(self, i: int) -> bytes:
         if self.spec.distribution is Distribution.sequential:
@@ -83,8 +90,8 @@ class KeyGen:
         return prefix.to_bytes(8, "big") + i.to_bytes(8, "big")
 
     def value(self, i: int) -> bytes:
-        # an extendable-output hash: incompressible like real payloads, ~1 GB/s
-        return hashlib.shake_128(self._seed + i.to_bytes(8, "big")).digest(self.spec.value_size)
+        offset = ((i * _GOLDEN) & (_SPACE - 1)) % self._span
+        return self._pool[offset:offset + self.spec.value_size]
 
     def pairs(self, start: int, stop: int) -> list[tuple[bytes, bytes]]:
         return [(self.key(i), self.value(i)) for i in range(start, stop)]
