@@ -1,8 +1,9 @@
 """Exceptions the services raise, and their translation into each response's error fields.
 
 Every servicer method is wrapped by `rpc(ResponseType)`: a region error goes into the response's
-region_error (or its errorpb.Error field), a bad request or a failure into its error string or
-message, and only where the response has no place for it does the call end with a gRPC status.
+region_error (or its errorpb.Error field), a failure into its error string or message, and only
+a malformed request, or an error where the response has no place for it, ends the call with a
+gRPC status.
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ class StoreError(RuntimeError):
 
 
 class InvalidArgument(StoreError):
-    """Input that is wrong whatever the cluster state; ends the call with INVALID_ARGUMENT
-    when the response has no error field."""
+    """A malformed request (bad read ts metadata, unknown column family): always ends the call
+    with INVALID_ARGUMENT, as TiKV rejects what it cannot parse."""
 
 
 class RegionError(Exception):
@@ -56,7 +57,7 @@ def rpc(response_type: type[R]) -> Callable[[Method], Method]:
             try:
                 return fn(self, request, context)
             except InvalidArgument as exc:
-                return error_response(response_type, str(exc), context, grpc.StatusCode.INVALID_ARGUMENT)
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except RegionError as exc:
                 return region_response(response_type, exc.error, context)
             except PDError as exc:
