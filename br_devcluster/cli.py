@@ -91,6 +91,10 @@ def cmd_up(args: argparse.Namespace) -> int:
               f"{config.replicas} replica(s), cluster id {state.cluster_id}")
     else:
         print(f"restarted {', '.join(result.started)} in {data_dir} (existing data, cluster id {state.cluster_id})")
+    if not result.created and state.config != config:
+        kept = state.config
+        print(f"note: layout flags ignored, the existing cluster keeps {kept.stores} stores, {kept.regions} "
+              f"regions at bootstrap, {kept.replicas} replica(s)")
     for entry in state.processes:
         print(f"  {entry.name:<10} pid {entry.pid:<8} {entry.address:<21} log {entry.log_path}")
     print(f"PD: {state.pd_address}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -65,3 +66,16 @@ def test_up_status_load_checksum_down_restart(data_dir):
     again = _checksum_fields(_run(data_dir, "checksum", "--ts", ts).stdout)
     assert int(again["crc64xor"], 16) == expected.crc64xor and again["ts"] == ts
     _run(data_dir, "down")
+
+
+def test_up_on_a_taken_port_fails_clearly_and_leaves_nothing_running(data_dir):
+    state = cluster.up(data_dir, cluster.ClusterConfig(stores=1, regions=1)).state
+    assert _run(data_dir, "status", "--json").stdout.count('"running": true') == 2
+    cluster.down(data_dir)
+    with socket.socket() as squatter:  # someone else took PD's port meanwhile
+        squatter.bind(("127.0.0.1", state.entry("pd").port))
+        squatter.listen()
+        failed = _run(data_dir, "up", expect=1)
+        assert "port" in failed.stderr and "in use" in failed.stderr
+    assert not any(cluster.is_running(e) for e in cluster.load_state(data_dir).processes)
+    assert "restarted" in _run(data_dir, "up").stdout  # once the port is free again
