@@ -15,7 +15,8 @@ S3Credentials.reveal() + br_common.sealing.seal(), never the URL itself.
 """
 from __future__ import annotations
 
-from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key
+from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key, \
+    check_prefix
 from br_common.storage.local import LocalStorage
 from br_common.storage.options import StorageOptions
 from br_common.storage.ratelimit import TokenBucket
@@ -25,7 +26,7 @@ from br_common.storage.url import LocalLocation, S3Credentials, S3Flags, S3Locat
 
 __all__ = [
     "ExternalStorage", "LocalLocation", "LocalStorage", "ObjectNotFound", "S3Credentials", "S3Flags", "S3Location",
-    "S3Storage", "StorageError", "StorageLocation", "StorageOptions", "StoredObject", "check_key",
+    "S3Storage", "StorageError", "StorageLocation", "StorageOptions", "StoredObject", "check_key", "check_prefix",
     "location_from_pb", "open_storage", "parse_storage_url",
 ]
 

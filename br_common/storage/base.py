@@ -39,6 +39,13 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_prefix(prefix: str) -> str:
+    """A listing prefix: '' or the start of a key (no leading '/', no '.' or '..' segments)."""
+    if prefix.startswith("/") or "\\" in prefix or any(part in (".", "..") for part in prefix.split("/")):
+        raise ValueError(f"invalid storage prefix {prefix!r}: use the start of a relative key like 'dir/'")
+    return prefix
+
+
 class ExternalStorage(ABC):
     """Where backups live. Implementations are thread-safe; close() releases pools and threads."""
 

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key
+from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key, \
+    check_prefix
 from br_common.storage.ratelimit import TokenBucket, copy_stream
 from br_common.storage.url import LocalLocation
 
@@ -58,6 +59,7 @@ class LocalStorage(ExternalStorage):
             return self._path(key).is_file()
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        check_prefix(prefix)
         with self._errors("list", prefix):
             found = sorted(self._walk(prefix))
         yield from found

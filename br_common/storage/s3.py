@@ -16,7 +16,8 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferConfig, TransferManager
 
-from br_common.storage.base import ExternalStorage, StorageError, StoredObject, check_key
+from br_common.storage.base import ExternalStorage, StorageError, StoredObject, check_key, \
+    check_prefix
 from br_common.storage.options import StorageOptions
 from br_common.storage.s3_errors import S3Target, translate
 from br_common.storage.s3_session import make_client
@@ -74,6 +75,7 @@ class S3Storage(ExternalStorage):
         return bool(contents) and contents[0]["Key"] == full
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        check_prefix(prefix)
         root = self._full("")
         paginator = self.client.get_paginator("list_objects_v2")
         with self._errors("list", prefix):

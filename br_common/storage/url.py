@@ -152,11 +152,15 @@ class S3Location(BaseModel):
     def _check_endpoint(cls, endpoint: str | None) -> str | None:
         if endpoint is None:
             return None
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("endpoint must be a URL with scheme, e.g. https://s3.example.com:9000")
-        if parts.username or parts.password:
+        if "@" in endpoint:
             raise ValueError("endpoint must not carry credentials: use access-key/secret-access-key")
+        try:
+            parts = urlsplit(endpoint)
+            parts.port  # noqa: B018 -- raises on a bad port; urllib's message would quote the value
+        except ValueError:
+            raise ValueError("endpoint is not a valid URL (bad host or port)") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("endpoint must be a URL with scheme, e.g. https://s3.example.com:9000")
         return endpoint.rstrip("/")
 
     @field_validator("region", "storage_class", "provider", "role_arn", "external_id", "profile", "sse_kms_key_id")
