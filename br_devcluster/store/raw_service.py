@@ -4,8 +4,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-import grpc
-
 from br_common.checksum import Checksum
 from br_common.kvproto import kvrpcpb_pb2, metapb_pb2, tikvpb_pb2_grpc
 from br_common.pd_client import RegionInfo

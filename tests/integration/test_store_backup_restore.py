@@ -16,6 +16,7 @@ from tests.integration._store_cluster import Cluster, context_of, running_cluste
 
 pytestmark = pytest.mark.integration
 
+LIMIT = 64 * 1024 * 1024  # bytes/s: exercises the limiters without slowing the test
 KEYS = [bytes([i, j]) + b"-key" for i in range(0, 256, 16) for j in (0, 7, 255)]
 
 
@@ -50,7 +51,8 @@ def run_backup(cluster: Cluster, path: Path, ts: int) -> list[brpb_pb2.File]:
     """Ask every store for everything; keep the files, check the NotLeader answers cover the rest."""
     files, covered = [], []
     for store in cluster.pd.stores():
-        for response in backup_stub(cluster, store.id).backup(backup_request(cluster, path, ts)):
+        request = backup_request(cluster, path, ts, rate_limit=LIMIT)
+        for response in backup_stub(cluster, store.id).backup(request):
             if response.HasField("error"):
                 assert response.error.region_error.not_leader.leader.store_id not in (0, store.id)
             else:
@@ -63,6 +65,9 @@ def run_backup(cluster: Cluster, path: Path, ts: int) -> list[brpb_pb2.File]:
 def restore(cluster: Cluster, path: Path, files: list[brpb_pb2.File]) -> None:
     """Every peer downloads each file, then the leader ingests the region's files at once."""
     by_region: dict[int, tuple[RegionInfo, list[import_sstpb_pb2.SSTMeta]]] = {}
+    for store in cluster.pd.stores():
+        import_stub(cluster, store.id).SetDownloadSpeedLimit(import_sstpb_pb2.SetDownloadSpeedLimitRequest(
+            speed_limit=LIMIT))
     for f in files:
         info = cluster.pd.region(f.start_key)
         meta = import_sstpb_pb2.SSTMeta(uuid=uuid.uuid4().bytes, cf_name="default", region_id=info.id,
@@ -175,3 +180,12 @@ def test_rewrite_and_new_timestamp(tmp_path: Path, tmp_path_factory: pytest.Temp
         assert target.get(b"t22_7", ts) == b"v7"
         assert target.get(b"t22_7", ts - 1) is None
         assert target.get(b"t1_7") is None
+
+
+def test_import_mode_is_remembered(source: Cluster) -> None:
+    stub = import_stub(source, source.pd.stores()[0].id)
+    assert stub.GetMode(import_sstpb_pb2.GetModeRequest()).mode == import_sstpb_pb2.Normal
+    stub.SwitchMode(import_sstpb_pb2.SwitchModeRequest(mode=import_sstpb_pb2.Import))
+    assert stub.GetMode(import_sstpb_pb2.GetModeRequest()).mode == import_sstpb_pb2.Import
+    stub.SwitchMode(import_sstpb_pb2.SwitchModeRequest(mode=import_sstpb_pb2.Normal))
+    assert stub.GetMode(import_sstpb_pb2.GetModeRequest()).mode == import_sstpb_pb2.Normal
