@@ -113,8 +113,9 @@ class S3Storage(ExternalStorage):
         except (ValueError, KeyboardInterrupt):
             raise
         except Exception as exc:
-            target = S3Target(op, self.location.bucket, self._full(key) if key else self.location.prefix,
-                              self.uri(key), self.location.endpoint, self._secrets, self.options.max_attempts)
+            full = f"{self.location.prefix}/{key}".strip("/")  # unchecked: key may be a listing prefix
+            target = S3Target(op, self.location.bucket, full, self.uri(key), self.location.endpoint, self._secrets,
+                              self.options.max_attempts)
             error = translate(exc, target)
             if error is exc:
                 raise
