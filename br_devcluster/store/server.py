@@ -48,7 +48,9 @@ class StoreServer:
         dev_pd = DevPDClient(pd.address, pd.cluster_id)
         engine = Engine(config.db_dir)
         state = StoreState(config=config, engine=engine, pd=pd, dev_pd=dev_pd, peers=PeerClients(pd))
-        server = self._grpc_server(state, Staging(config.import_dir))
+        staging = Staging(config.import_dir)
+        staging.clean_leftovers()
+        server = self._grpc_server(state, staging)
         try:
             server.start()  # before registering: PD may call back as soon as it bootstraps
             log.info("serving on %s (cluster %d)", config.address, pd.cluster_id)

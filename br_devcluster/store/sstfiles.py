@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import uuid4
 
 from rocksdict import DBCompressionType, IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
@@ -53,7 +54,8 @@ class SstBuilder:
 
     def __init__(self, path: Path, options: Options) -> None:
         self.path = path
-        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # unique: a retried request may write the same file while the first try still runs
+        self._tmp = path.with_name(f".{path.name}.{uuid4().hex}.tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = SstFileWriter(options)
         self._writer.open(str(self._tmp))

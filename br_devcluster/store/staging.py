@@ -3,7 +3,9 @@ recording the file's key range (the SST itself cannot be read back without inges
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -31,6 +33,12 @@ class Staging:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
+    def clean_leftovers(self) -> None:
+        """At start: a crash can leave scratch DBs and half-written files behind; staged SSTs stay."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        for tmp in self.directory.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     @property
     def scratch(self) -> Path:
         return self.directory / "scratch"
@@ -44,7 +52,7 @@ class Staging:
     def record(self, staged: StagedSst) -> None:
         """Written after the SST itself (atomically), so a sidecar always has its file."""
         path = self._meta_path(staged.uuid)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{uuid4().hex}.tmp")
         tmp.write_text(staged.model_dump_json())
         os.replace(tmp, path)
 

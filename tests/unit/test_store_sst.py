@@ -116,3 +116,14 @@ def test_staging_records_and_refuses_unknown(tmp_path: Path) -> None:
     assert staging.load(uuid).last_key == b"\xffz"
     staging.remove(uuid)
     assert list((tmp_path / "import").iterdir()) == []
+
+
+def test_staging_cleans_leftovers_but_keeps_staged(tmp_path: Path) -> None:
+    staging = Staging(tmp_path / "import")
+    uuid = b"\x01" * 16
+    staging.sst_path(uuid).write_bytes(b"sst")
+    staging.record(StagedSst(uuid=uuid, first_key=b"a", last_key=b"b", total_kvs=1))
+    (staging.scratch / "sst-read-x").mkdir(parents=True)
+    (tmp_path / "import" / ".x.sst.123.tmp").write_bytes(b"half")
+    staging.clean_leftovers()
+    assert sorted(p.name for p in (tmp_path / "import").iterdir()) == [f"{uuid.hex()}.json", f"{uuid.hex()}.sst"]
