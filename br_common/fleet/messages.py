@@ -16,8 +16,8 @@ model dumped the same way; bytes travel as hex. Validate at the boundary:
         return m.BackupRangeResult(...).model_dump(mode="json")
 
 Nothing here may hold a secret: storage URLs are credential-free, and keys given on the
-command line travel only as SealedBoxes (`StorageSpec.sealed`, see br_common.sealing), each
-readable by one agent's private key. Task args are visible in Redis and Flower.
+command line travel only as a SealedBox (`StorageSpec.sealed`, see br_common.sealing) whose
+parts only the recipient agents' private keys open. Task args are visible in Redis and Flower.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
 from br_common.kvproto import brpb_pb2
+from br_common.sealing import SealedBox
 
 # task names (Flower shows them; `shadow=` adds the job/store/range detail)
 BACKUP_RANGE = "br.backup.range"
@@ -113,13 +114,17 @@ class FileInfo(Message):
 
 
 class StorageSpec(Message):
-    """Where to write: a credential-free URL, plus URL keys sealed per agent public key (hex)."""
+    """Where to write: a credential-free URL; with -c also the URL's keys in a SealedBox whose
+    parts are keyed by recipient agents' public keys (hex), see br_common.sealing."""
 
     url: str
-    sealed: dict[str, str] = Field(default_factory=dict)
+    sealed: SealedBox | None = None
+
+    def sealed_for(self) -> list[str]:
+        return sorted(self.sealed.parts) if self.sealed is not None else []
 
     def __repr__(self) -> str:  # keep even sealed blobs out of logs
-        return f"StorageSpec(url={self.url!r}, sealed_for={len(self.sealed)} agents)"
+        return f"StorageSpec(url={self.url!r}, sealed_for={len(self.sealed_for())} agents)"
 
 
 class TaskProgress(Message):
@@ -144,17 +149,28 @@ class BackupRangeTask(Message):
     storage: StorageSpec
 
 
+class CoveredRange(Message):
+    """A piece of the task's range backed up completely (possibly with no files: no data)."""
+
+    range: KeyRange
+    files: list[FileInfo] = Field(default_factory=list)
+
+
 class UncoveredRange(Message):
+    """A piece left to redo (region error, store error, stream cut), with why."""
+
     range: KeyRange
     reason: str
 
 
 class BackupRangeResult(Message):
+    """covered + uncovered tile the task's range exactly (the agent guarantees it)."""
+
     job_id: str
     attempt: str
     store_id: int
     agent: str
-    files: list[FileInfo] = Field(default_factory=list)
+    covered: list[CoveredRange] = Field(default_factory=list)
     uncovered: list[UncoveredRange] = Field(default_factory=list)
     bytes_uploaded: int = 0
     skipped: str = ""  # non-empty: the agent did no work (job finished, attempt superseded)
@@ -179,6 +195,7 @@ class WriteBackupMetaTask(Message):
 
 
 class WriteBackupMetaResult(Message):
+    outcome: Literal["written", "exists"]  # exists: a backupmeta was there (never overwritten)
     name: str
     size: int
 

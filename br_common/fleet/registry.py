@@ -37,6 +37,7 @@ from br_common.fleet.config import fleet_version
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "br:agent:"
+INDEX_KEY = "br:agents"  # sorted set: instance -> expiry time (no SCAN over Celery's keys)
 
 
 def boot_id() -> str:
@@ -86,15 +87,23 @@ class Registry:
         self._redis = client
 
     def publish(self, info: AgentInfo, ttl: float) -> None:
-        info = info.model_copy(update={"last_seen": time.time()})
-        self._redis.set(KEY_PREFIX + info.instance, info.model_dump_json(), px=int(ttl * 1000))
+        now = time.time()
+        info = info.model_copy(update={"last_seen": now})
+        with self._redis.pipeline() as pipe:
+            pipe.set(KEY_PREFIX + info.instance, info.model_dump_json(), px=int(ttl * 1000))
+            pipe.zadd(INDEX_KEY, {info.instance: now + ttl})
+            pipe.execute()
 
     def withdraw(self, info: AgentInfo) -> None:
-        self._redis.delete(KEY_PREFIX + info.instance)
+        with self._redis.pipeline() as pipe:
+            pipe.delete(KEY_PREFIX + info.instance)
+            pipe.zrem(INDEX_KEY, info.instance)
+            pipe.execute()
 
     def alive(self) -> list[AgentInfo]:
-        keys = list(self._redis.scan_iter(match=KEY_PREFIX + "*", count=500))
-        values = self._redis.mget(keys) if keys else []
+        self._redis.zremrangebyscore(INDEX_KEY, "-inf", time.time() - 60)  # long gone: forget
+        instances = [i.decode() for i in self._redis.zrange(INDEX_KEY, 0, -1)]
+        values = self._redis.mget([KEY_PREFIX + i for i in instances]) if instances else []
         agents = [AgentInfo.model_validate(json.loads(v)) for v in values if v is not None]
         return sorted(agents, key=lambda a: (a.store_id, -a.started))
 

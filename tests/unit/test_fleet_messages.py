@@ -9,18 +9,24 @@ from br_common.fleet import messages as m
 from br_common.fleet.app import make_app, task_modules
 from br_common.fleet.queues import STORAGE_QUEUE, store_id_of, store_queue
 from br_common.kvproto import brpb_pb2
+from br_common.sealing import SealedBox, generate_private_key, public_key_bytes, seal
 
 
 def _task() -> m.BackupRangeTask:
     return m.BackupRangeTask(job_id="j", attempt="a", cluster_id=1, store_id=2,
                              range=m.KeyRange(start=b"\x00\xff", end=b""), backup_ts=5,
-                             storage=m.StorageSpec(url="s3://b/p", sealed={"ab": "cd"}))
+                             storage=m.StorageSpec(url="s3://b/p", sealed=_box()))
+
+
+def _box() -> SealedBox:
+    return seal(b"secret-stuff", {"ab": public_key_bytes(generate_private_key())})
 
 
 def test_task_round_trips_through_json_with_hex_bytes() -> None:
-    payload = json.loads(json.dumps(_task().model_dump(mode="json")))
+    task = _task()
+    payload = json.loads(json.dumps(task.model_dump(mode="json")))
     assert payload["range"] == {"start": "00ff", "end": ""}
-    assert m.parse(m.BackupRangeTask, payload) == _task()
+    assert m.parse(m.BackupRangeTask, payload) == task
 
 
 def test_parse_rejects_unknown_fields_and_bad_hex_with_one_line() -> None:
@@ -41,7 +47,9 @@ def test_file_info_matches_the_proto_field_for_field() -> None:
 
 
 def test_storage_spec_repr_hides_sealed_blobs() -> None:
-    assert "cd" not in repr(m.StorageSpec(url="s3://b/p", sealed={"ab": "cdcdcd"}))
+    spec = m.StorageSpec(url="s3://b/p", sealed=_box())
+    assert "ciphertext" not in repr(spec) and "1 agents" in repr(spec)
+    assert "secret-stuff" not in spec.model_dump_json()
 
 
 def test_queues() -> None:

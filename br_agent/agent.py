@@ -1,0 +1,130 @@
+"""br-agent startup: find our store in PD, publish a heartbeat, run a Celery worker in-process.
+
+The worker uses the THREADS pool inside this process, so a SIGKILL of the agent ends all its
+work at once (no orphaned children uploading half a backup), and a restarted agent is a new
+registry instance the coordinator recognises. It consumes only `br.store.<id>` and `br.storage`.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from pydantic import BaseModel, Field
+
+from br_agent.context import AgentContext, set_context
+from br_common.fleet import redis_client
+from br_common.fleet.app import make_app, task_modules
+from br_common.fleet.config import FleetSettings
+from br_common.fleet.queues import STORAGE_QUEUE, store_queue
+from br_common.fleet.registry import AgentInfo, Heartbeat, Registry
+from br_common.kvproto import metapb_pb2
+from br_common.pd_client import PDClient, PDError
+from br_common.sealing import load_or_create_private_key, public_key_bytes
+
+log = logging.getLogger(__name__)
+
+
+class AgentError(RuntimeError):
+    """Startup failed for a reason the operator can act on (one line)."""
+
+
+class AgentConfig(BaseModel):
+    store: str  # the store's address as registered in PD (host:port)
+    pd: str
+    broker: str
+    staging_dir: Path | None = None
+    concurrency: int = Field(8, ge=1, le=256)  # worker threads: ranges + storage jobs at once
+    allowed_destinations: list[str] = Field(default_factory=list)
+    store_wait: float = Field(60.0, ge=0)  # the store may register with PD after we start
+    log_level: str = "INFO"
+
+    def resolved_staging_dir(self) -> Path:
+        if self.staging_dir is not None:
+            return self.staging_dir
+        return Path(tempfile.gettempdir()) / f"br-agent-{self.store.replace(':', '-')}"
+
+
+def find_store(pd: PDClient, address: str, wait: float) -> metapb_pb2.Store:
+    """The PD store whose address is `address`, waiting up to `wait` s for it to register."""
+    deadline = time.monotonic() + wait
+    while True:
+        stores = pd.stores()
+        for store in stores:
+            if store.address == address:
+                return store
+        if time.monotonic() >= deadline:
+            known = ", ".join(f"{s.id}={s.address}" for s in stores) or "none"
+            raise AgentError(f"PD {pd.address} knows no store at {address} (stores: {known}); "
+                             f"--store must be the address the store registered with")
+        time.sleep(0.5)
+
+
+def run(config: AgentConfig) -> int:
+    settings = FleetSettings(broker=config.broker)
+    try:
+        pd = PDClient(config.pd)
+    except PDError as exc:
+        raise AgentError(str(exc)) from None
+    try:
+        store = find_store(pd, config.store, config.store_wait)
+        staging = config.resolved_staging_dir()
+        context = _context(config, settings, pd, store, staging)
+    except PDError as exc:
+        pd.close()
+        raise AgentError(str(exc)) from None
+    return _serve(context, settings, config, pd)
+
+
+def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: metapb_pb2.Store,
+             staging: Path) -> AgentContext:
+    staging.mkdir(parents=True, exist_ok=True)
+    key = load_or_create_private_key(staging)  # persists: a restarted agent opens boxes sealed before
+    info = AgentInfo.for_this_process(store_id=store.id, store_address=store.address,
+                                      public_key=public_key_bytes(key).hex(),
+                                      allowed_destinations=config.allowed_destinations,
+                                      worker_name=f"br-agent-store{store.id}@{socket.gethostname()}")
+    client = redis_client(settings.broker)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise AgentError(f"cannot reach the broker at {_safe_url(settings.broker)}: {exc}") from None
+    context = AgentContext(info=info, cluster_id=pd.cluster_id, pd_address=pd.address, staging_dir=staging,
+                           redis=client, private_key=key)
+    context.clean_staging()
+    return context
+
+
+def _serve(context: AgentContext, settings: FleetSettings, config: AgentConfig, pd: PDClient) -> int:
+    set_context(context)
+    app = make_app(settings.broker, settings)
+    for module in task_modules():
+        __import__(module)
+    heartbeat = Heartbeat(Registry(context.redis), context.info, settings.heartbeat_interval,
+                          settings.heartbeat_ttl)
+    worker = app.Worker(hostname=context.info.worker_name, pool="threads", concurrency=config.concurrency,
+                        queues=[store_queue(context.store_id), STORAGE_QUEUE], loglevel=config.log_level,
+                        without_mingle=True, without_gossip=True, quiet=True, optimization="fair")
+    log.info("br-agent %s serving store %d at %s (queues %s, %s), staging in %s", context.instance,
+             context.store_id, context.info.store_address, store_queue(context.store_id), STORAGE_QUEUE,
+             context.staging_dir)
+    heartbeat.start()
+    try:
+        worker.start()
+        return worker.exitcode or 0
+    finally:
+        heartbeat.stop()
+        set_context(None)
+        context.close()
+        pd.close()
+
+
+def _safe_url(url: str) -> str:
+    """A broker URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"

@@ -1,0 +1,197 @@
+"""Celery task `br.backup.range`: one store backs up one key range into S3.
+
+The store's Backup RPC writes SSTs into a per-attempt staging directory (local backend); as
+each BackupResponse arrives its files are checked (size, sha256) and uploaded under their
+deterministic names ({store_id}/...sst), so a rerun or a redelivered message overwrites the
+same objects. Staged files go once uploaded, and all of them in `finally`. The result tiles
+the task's range: covered pieces (with their files) and uncovered pieces (region errors,
+store errors, a cut stream) for the coordinator to re-resolve.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from celery import shared_task
+
+from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_common.fleet import messages as m
+from br_common.fleet.keyranges import intersect, subtract
+from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
+from br_common.storage import ExternalStorage, check_key
+from br_common.tikv_client import describe_region_error
+
+log = logging.getLogger(__name__)
+
+UPLOADS_IN_FLIGHT = 2  # the store writes the next region while the previous one uploads
+HASH_CHUNK = 1 << 20
+
+Report = Callable[[m.TaskProgress], None]
+
+
+@shared_task(name=m.BACKUP_RANGE, bind=True)
+def backup_range(self, payload: dict) -> dict:  # noqa: ANN001 - Celery's bound task
+    task = m.parse(m.BackupRangeTask, payload)
+    context = get_context()
+    task_id = self.request.id  # the request is thread-local: upload threads need the id itself
+
+    def report(progress: m.TaskProgress) -> None:
+        self.update_state(task_id=task_id, state="PROGRESS", meta=progress.model_dump(mode="json"))
+
+    try:
+        return run_backup(context, task, report).model_dump(mode="json")
+    except AgentTaskError as exc:
+        raise AgentTaskError(context.scrub(str(exc))) from None
+    except Exception as exc:  # noqa: BLE001 - anything else: one safe line, not a traceback with locals
+        log.exception("backup task %s failed", task.attempt)
+        raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
+
+
+def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
+    skip = context.jobs(task.job_id).skip_reason(task.attempt)
+    if skip:
+        log.info("skipping backup attempt %s: %s", task.attempt, skip)
+        return _result(context, task, skipped=skip)
+    if task.store_id != context.store_id:
+        raise AgentTaskError(f"task for store {task.store_id} reached the agent of store {context.store_id}")
+    storage = context.open_storage(task.storage)
+    report(m.TaskProgress(agent=context.instance))
+    stage = context.staging(task.job_id, task.attempt)
+    try:
+        return _backup_into(context, task, storage, stage, report)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _backup_into(context: AgentContext, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,
+                 report: Report) -> m.BackupRangeResult:
+    uploader = _Uploader(context, storage, stage, report)
+    covered: list[m.CoveredRange] = []
+    failed: list[m.UncoveredRange] = []
+    stream_error = ""
+    call = context.backup_stub().backup(_request(task, stage))
+    try:
+        for response in call:
+            piece = m.KeyRange(start=response.start_key, end=response.end_key)
+            if response.HasField("error"):
+                failed.append(m.UncoveredRange(range=piece, reason=_describe_error(response.error)))
+                continue
+            covered.append(m.CoveredRange(range=piece, files=uploader.submit(response.files)))
+    except grpc.RpcError as exc:
+        stream_error = f"store {context.store_id} backup stream failed: {exc.code().name}: {exc.details()}"
+        log.warning("%s", stream_error)
+    finally:
+        call.cancel()
+        uploaded = uploader.wait()  # raises the first upload failure: the task fails, nothing recorded
+    covered = [m.CoveredRange(range=c.range, files=[uploaded[f.name] for f in c.files]) for c in covered]
+    uncovered = _uncovered(task.range, covered, failed, stream_error)
+    return _result(context, task, covered=covered, uncovered=uncovered, bytes_uploaded=uploader.bytes_done)
+
+
+def _request(task: m.BackupRangeTask, stage: Path) -> brpb_pb2.BackupRequest:
+    return brpb_pb2.BackupRequest(
+        cluster_id=task.cluster_id, start_key=task.range.start, end_key=task.range.end, start_version=0,
+        end_version=task.backup_ts, rate_limit=task.rate_limit, is_raw_kv=True, cf="default",
+        compression_type=m.COMPRESSION_TYPES[task.compression], compression_level=task.compression_level,
+        storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(stage))),
+        dst_api_version=kvrpcpb_pb2.V1, unique_id=task.attempt)
+
+
+def _describe_error(error: brpb_pb2.Error) -> str:
+    if error.HasField("region_error"):
+        return describe_region_error(error.region_error)
+    if error.HasField("cluster_id_error"):
+        raise AgentTaskError(f"cluster id mismatch: the store is in cluster {error.cluster_id_error.current}, "
+                             f"the backup is of cluster {error.cluster_id_error.request}")
+    return error.msg or "unknown store error"
+
+
+def _uncovered(whole: m.KeyRange, covered: list[m.CoveredRange], failed: list[m.UncoveredRange],
+               stream_error: str) -> list[m.UncoveredRange]:
+    """Every gap in the covered pieces, with the reason of the error response overlapping it."""
+    out = []
+    for gap in subtract(whole, [c.range for c in covered]):
+        reasons = [f.reason for f in failed if intersect(f.range, gap) is not None]
+        reason = reasons[0] if reasons else stream_error or "the store did not report this range"
+        out.append(m.UncoveredRange(range=gap, reason=reason))
+    return out
+
+
+def _result(context: AgentContext, task: m.BackupRangeTask, **fields: object) -> m.BackupRangeResult:
+    return m.BackupRangeResult(job_id=task.job_id, attempt=task.attempt, store_id=context.store_id,
+                               agent=context.instance, **fields)
+
+
+class _Uploader:
+    """Checks and uploads staged files on a small pool; the stream keeps flowing meanwhile."""
+
+    def __init__(self, context: AgentContext, storage: ExternalStorage, stage: Path, report: Report) -> None:
+        self._context = context
+        self._storage = storage
+        self._stage = stage
+        self._report = report
+        self._pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="br-upload")
+        self._futures: list[Future] = []
+        self._lock = threading.Lock()
+        self.bytes_done = 0
+        self.files_done = 0
+
+    def submit(self, files: list[brpb_pb2.File]) -> list[m.FileInfo]:
+        infos = [m.FileInfo.from_proto(f) for f in files]
+        for info in infos:
+            self._futures.append(self._pool.submit(self._upload, info))
+        return infos
+
+    def wait(self) -> dict[str, m.FileInfo]:
+        try:
+            return {info.name: info for info in (f.result() for f in self._futures)}
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _upload(self, info: m.FileInfo) -> m.FileInfo:
+        name = _checked_name(info.name, self._context.store_id)
+        path = self._stage / name
+        try:
+            _verify(path, info)
+            self._storage.put_file(name, path)
+        finally:
+            path.unlink(missing_ok=True)
+        with self._lock:
+            self.bytes_done += info.size
+            self.files_done += 1
+            progress = m.TaskProgress(agent=self._context.instance, bytes_uploaded=self.bytes_done,
+                                      files_uploaded=self.files_done)
+        self._report(progress)
+        return info
+
+
+def _checked_name(name: str, store_id: int) -> str:
+    try:
+        check_key(name)
+    except ValueError as exc:
+        raise AgentTaskError(f"the store returned a bad file name: {exc}") from None
+    if not name.startswith(f"{store_id}/") or not name.endswith(".sst"):
+        raise AgentTaskError(f"the store returned {name!r}, not a {store_id}/...sst file")
+    return name
+
+
+def _verify(path: Path, info: m.FileInfo) -> None:
+    """A staged file must be exactly what the store described (a torn write must not upload)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise AgentTaskError(f"staged file {info.name} is missing") from None
+    if size != info.size:
+        raise AgentTaskError(f"staged file {info.name} has {size} bytes, the store said {info.size}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    if info.sha256 and digest.digest() != info.sha256:
+        raise AgentTaskError(f"staged file {info.name} does not match its sha256")

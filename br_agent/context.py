@@ -1,0 +1,148 @@
+"""The per-process agent context the Celery tasks run in (one agent process = one store).
+
+`br_agent.agent` builds it at startup and installs it with `set_context`; tasks call
+`get_context()` and get the store's gRPC stubs, the staging directory, Redis (job state) and
+`open_storage(spec)`, which turns a task's credential-free StorageSpec into an ExternalStorage
+with this host's credentials (boto3 default chain), or with URL keys sealed to this agent.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import redis
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from br_common.fleet.jobs import JobStore
+from br_common.fleet.messages import StorageSpec
+from br_common.fleet.registry import AgentInfo
+from br_common.grpc_util import channel_options
+from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
+from br_common.sealing import SealedBox, SealingError, open_sealed
+from br_common.storage import ExternalStorage, LocalLocation, S3Credentials, S3Location, open_storage, \
+    parse_storage_url
+
+log = logging.getLogger(__name__)
+
+
+class AgentTaskError(Exception):
+    """A task failed for a reason the coordinator should show as is (one line, no secrets)."""
+
+
+@dataclass
+class AgentContext:
+    info: AgentInfo
+    cluster_id: int
+    pd_address: str
+    staging_dir: Path
+    redis: redis.Redis
+    private_key: X25519PrivateKey | None = None  # opens SealedBoxes addressed to info.public_key
+    _channel: grpc.Channel | None = None
+    _storages: dict[tuple[str, str], ExternalStorage] = field(default_factory=dict)
+    _secrets: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def store_id(self) -> int:
+        return self.info.store_id
+
+    @property
+    def instance(self) -> str:
+        return self.info.instance
+
+    # --- the store ------------------------------------------------------------------------
+    def channel(self) -> grpc.Channel:
+        with self._lock:
+            if self._channel is None:
+                self._channel = grpc.insecure_channel(self.info.store_address, options=channel_options())
+            return self._channel
+
+    def backup_stub(self) -> brpb_pb2_grpc.BackupStub:
+        return brpb_pb2_grpc.BackupStub(self.channel())
+
+    def import_stub(self) -> import_sstpb_pb2_grpc.ImportSSTStub:
+        return import_sstpb_pb2_grpc.ImportSSTStub(self.channel())
+
+    # --- job state and staging ------------------------------------------------------------
+    def jobs(self, job_id: str) -> JobStore:
+        return JobStore(self.redis, job_id)
+
+    def staging(self, *parts: str) -> Path:
+        """A fresh directory under the staging dir (the store writes SSTs there: same host)."""
+        path = self.staging_dir.joinpath("jobs", *parts)
+        shutil.rmtree(path, ignore_errors=True)  # leftovers of a crashed earlier run
+        path.mkdir(parents=True)
+        return path
+
+    def clean_staging(self) -> None:
+        """At startup: what a killed predecessor left behind is garbage (its work is resent)."""
+        shutil.rmtree(self.staging_dir / "jobs", ignore_errors=True)
+
+    # --- storage --------------------------------------------------------------------------
+    def open_storage(self, spec: StorageSpec) -> ExternalStorage:
+        if not self.info.allows(spec.url):
+            raise AgentTaskError(f"agent {self.instance} is not allowed to write to {spec.url} "
+                                 f"(allowed: {', '.join(self.info.allowed_destinations)})")
+        sealed = spec.sealed.model_dump_json() if spec.sealed is not None else ""
+        key = (spec.url, sealed)
+        with self._lock:
+            storage = self._storages.get(key)
+        if storage is not None:
+            return storage
+        location = parse_storage_url(spec.url)
+        if spec.sealed is not None:
+            location = self._with_credentials(location, spec.sealed)
+        storage = open_storage(location)
+        with self._lock:
+            self._storages[key] = storage
+        return storage
+
+    def _with_credentials(self, location: S3Location | LocalLocation, box: SealedBox) -> S3Location:
+        if not isinstance(location, S3Location):
+            raise AgentTaskError("credentials were sent for a non-S3 storage")
+        if self.private_key is None or self.info.public_key not in box.parts:
+            raise AgentTaskError(f"the credentials for {location.redacted()} were not sealed to agent "
+                                 f"{self.instance}; rerun the command to reseal them to the live agents")
+        try:
+            plaintext = open_sealed(box, self.info.public_key, self.private_key)
+            credentials = S3Credentials.from_revealed(plaintext)
+        except (SealingError, ValueError):
+            raise AgentTaskError(f"cannot open the credentials sealed to agent {self.instance}") from None
+        with self._lock:
+            self._secrets.update(credentials.secret_values())
+        return location.with_credentials(credentials)
+
+    def scrub(self, text: str) -> str:
+        """Belt and braces: no secret this agent holds survives into an error or a log line."""
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def close(self) -> None:
+        with self._lock:
+            storages, self._storages = list(self._storages.values()), {}
+            channel, self._channel = self._channel, None
+        for storage in storages:
+            storage.close()
+        if channel is not None:
+            channel.close()
+
+
+_CONTEXT: AgentContext | None = None
+
+
+def set_context(context: AgentContext | None) -> None:
+    global _CONTEXT
+    _CONTEXT = context
+
+
+def get_context() -> AgentContext:
+    if _CONTEXT is None:
+        raise AgentTaskError("this process is not a br-agent (no agent context)")
+    return _CONTEXT

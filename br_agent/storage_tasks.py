@@ -1,0 +1,110 @@
+"""Celery tasks on the shared `br.storage` queue: the storage-side steps of a job.
+
+The coordinator holds no storage credentials, so any agent runs these with its own:
+* `br.storage.acquire_lock`: refuse a path holding a backupmeta; take backup.lock atomically
+  (conditional create: of two backups started at once exactly one gets it);
+* `br.storage.write_backupmeta`: write backupmeta LAST, never over an existing one;
+* `br.storage.read_backupmeta` (restore): read and validate it; a clear error when missing,
+  unfinished (backup.lock without backupmeta), truncated or of another format.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from google.protobuf.message import DecodeError
+
+from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_common.fleet import messages as m
+from br_common.kvproto import brpb_pb2
+from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
+
+log = logging.getLogger(__name__)
+
+BR_VERSION_PREFIX = "br-fleet"
+
+
+def _guarded(run):  # noqa: ANN001, ANN202 - decorator for the task bodies below
+    """Expected failures become one scrubbed line (Flower and the coordinator show it)."""
+    def wrapper(payload: dict) -> dict:
+        context = get_context()
+        try:
+            return run(context, payload)
+        except (AgentTaskError, StorageError, m.MessageError) as exc:
+            raise AgentTaskError(context.scrub(str(exc))) from None
+        except Exception as exc:  # noqa: BLE001
+            log.exception("storage task failed")
+            raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
+    wrapper.__name__ = run.__name__
+    wrapper.__doc__ = run.__doc__
+    return wrapper
+
+
+@shared_task(name=m.ACQUIRE_LOCK)
+@_guarded
+def acquire_lock(context: AgentContext, payload: dict) -> dict:
+    task = m.parse(m.AcquireLockTask, payload)
+    storage = context.open_storage(task.storage)
+    return lock(storage, task).model_dump(mode="json")
+
+
+def lock(storage: ExternalStorage, task: m.AcquireLockTask) -> m.AcquireLockResult:
+    if storage.exists(m.BACKUPMETA_NAME):
+        return m.AcquireLockResult(outcome="complete", detail=f"{storage.uri(m.BACKUPMETA_NAME)} exists")
+    if storage.create_exclusive(m.LOCK_NAME, task.lock_body.encode()):
+        log.info("job %s took %s", task.job_id, storage.uri(m.LOCK_NAME))
+        return m.AcquireLockResult(outcome="acquired", detail=storage.uri(m.LOCK_NAME))
+    return m.AcquireLockResult(outcome="locked", detail=f"{storage.uri(m.LOCK_NAME)} exists")
+
+
+@shared_task(name=m.WRITE_BACKUPMETA)
+@_guarded
+def write_backupmeta(context: AgentContext, payload: dict) -> dict:
+    task = m.parse(m.WriteBackupMetaTask, payload)
+    skip = context.jobs(task.job_id).skip_reason("")
+    if skip:  # a late redelivery must not write anything
+        raise AgentTaskError(f"not writing backupmeta: {skip}")
+    storage = context.open_storage(task.storage)
+    written = storage.create_exclusive(m.BACKUPMETA_NAME, task.backupmeta)
+    log.info("job %s: backupmeta %s (%d bytes)", task.job_id, "written" if written else "already there",
+             len(task.backupmeta))
+    return m.WriteBackupMetaResult(outcome="written" if written else "exists", name=storage.uri(m.BACKUPMETA_NAME),
+                                   size=len(task.backupmeta)).model_dump(mode="json")
+
+
+@shared_task(name=m.READ_BACKUPMETA)
+@_guarded
+def read_backupmeta(context: AgentContext, payload: dict) -> dict:
+    task = m.parse(m.ReadBackupMetaTask, payload)
+    storage = context.open_storage(task.storage)
+    data = read_meta_bytes(storage)
+    validate_backupmeta(data, storage.uri(m.BACKUPMETA_NAME))
+    return m.ReadBackupMetaResult(backupmeta=data, size=len(data)).model_dump(mode="json")
+
+
+def read_meta_bytes(storage: ExternalStorage) -> bytes:
+    try:
+        return storage.get_bytes(m.BACKUPMETA_NAME)
+    except ObjectNotFound:
+        if storage.exists(m.LOCK_NAME):
+            raise AgentTaskError(f"the backup at {storage.uri()} is unfinished ({m.LOCK_NAME} but no "
+                                 f"{m.BACKUPMETA_NAME}): rerun the same `br backup` command to finish it") from None
+        raise AgentTaskError(f"no backup at {storage.uri()}: {m.BACKUPMETA_NAME} not found") from None
+
+
+def validate_backupmeta(data: bytes, where: str) -> brpb_pb2.BackupMeta:
+    """Parse and sanity-check; truncation shows as a size mismatch (backup_size is serialized last)."""
+    meta = brpb_pb2.BackupMeta()
+    try:
+        meta.ParseFromString(data)
+    except DecodeError:
+        raise AgentTaskError(f"{where} is not a backup.BackupMeta protobuf (truncated or another format)") from None
+    if not meta.br_version.startswith(BR_VERSION_PREFIX):
+        raise AgentTaskError(f"{where} was not written by br-fleet (br_version {meta.br_version!r}); "
+                             f"only br-fleet raw backups are supported")
+    if meta.version != brpb_pb2.V1 or not meta.is_raw_kv:
+        raise AgentTaskError(f"{where} is of an unsupported format (meta version {meta.version}, "
+                             f"raw kv {meta.is_raw_kv})")
+    if meta.backup_size != sum(f.size for f in meta.files) or meta.end_version == 0 or meta.cluster_id == 0:
+        raise AgentTaskError(f"{where} is truncated or corrupt (sizes or versions do not add up)")
+    return meta

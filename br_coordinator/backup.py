@@ -1,0 +1,349 @@
+"""`br backup full|raw`: plan, follow and commit a distributed raw backup.
+
+Order (each step's why in its function): job lease (one runner per identical command) ->
+job record (resume: same backup_ts, completed ranges skipped) -> backup_ts checked against the
+GC safe point and held by a service safe point -> backup.lock via an agent (atomic) -> per-store
+range tasks until the key space is covered exactly once -> checksum against the cluster ->
+backupmeta written LAST via an agent -> summary. The coordinator opens no storage itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import redis
+
+from br_common.checksum import Checksum
+from br_common.fleet import messages as m
+from br_common.fleet import redis_client
+from br_common.fleet.app import make_app
+from br_common.fleet.config import FleetSettings, fleet_version
+from br_common.fleet.jobs import JobSpec, JobState, JobStore, Lease, RangeRecord
+from br_common.fleet.keyranges import subtract, tiling_problem
+from br_common.fleet.registry import Registry
+from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
+from br_common.pd_client import PDClient, PDError
+from br_common.storage import LocalLocation, S3Location, parse_storage_url
+from br_common.tikv_client import RawKVClient, RawKVError
+from br_common.tso import from_unix_seconds, physical_ms
+from br_coordinator import flags, logging_setup
+from br_coordinator.errors import CommandError
+from br_coordinator.follower import BackupFollower, FollowerConfig, no_agent_message
+from br_coordinator.gc_keeper import GCKeeper
+from br_coordinator.planner import PlannedTask
+from br_coordinator.progress import BackupProgress, human_bytes, print_summary
+from br_coordinator.storage_jobs import call_storage
+from br_coordinator.storage_spec import StorageSpecs
+
+log = logging.getLogger("br.backup")
+
+LEASE_TTL_MS = 30_000
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    backup = subparsers.add_parser("backup", help="backup a TiKV cluster",
+                                   description="backup a TiKV cluster to S3 (or a local directory every agent "
+                                               "reaches), through the br-agent beside each store")
+    commands = backup.add_subparsers(dest="backup_command", metavar="<command>", title="Available Commands")
+    commands.required = True
+    parents = [flags.common_parser(), flags.backup_parser()]
+    full = commands.add_parser("full", parents=parents, help="backup the whole key space",
+                               description="backup the whole (raw) key space of the cluster",
+                               epilog='Example: br backup full --pd "${PDIP}:2379" '
+                                      '--storage "s3://${Bucket}/${Folder}" --ratelimit 128 --log-file backup.log')
+    full.set_defaults(func=run_full)
+    raw = commands.add_parser("raw", parents=[*parents, _raw_parser()], help="backup a raw kv range from TiKV cluster",
+                              description="(experimental) backup a raw kv range from TiKV cluster")
+    raw.set_defaults(func=run_raw)
+
+
+def _raw_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("Raw Flags")
+    group.add_argument("--start", default="", help="backup raw kv start key, key is inclusive")
+    group.add_argument("--end", default="", help="backup raw kv end key, key is exclusive (empty: to the end)")
+    group.add_argument("--format", default="hex", choices=["raw", "escaped", "escape", "hex"],
+                       help='start/end key format, support raw|escaped|hex (default "hex")')
+    group.add_argument("--cf", default="default", help='backup specify cf, correspond to tikv cf (default "default")')
+    return parser
+
+
+def run_full(args: argparse.Namespace) -> int:
+    return run(args, m.KeyRange())
+
+
+def run_raw(args: argparse.Namespace) -> int:
+    fmt = "escaped" if args.format == "escape" else args.format
+    try:
+        start, end = flags.parse_key(args.start, fmt), flags.parse_key(args.end, fmt)
+    except argparse.ArgumentTypeError as exc:
+        raise CommandError(str(exc)) from None
+    if end and end <= start:
+        raise CommandError(f"--end must be greater than --start (or empty for the end of the key space)")
+    if args.cf != "default":
+        raise CommandError(f"--cf {args.cf}: raw backups of this cluster hold only the default cf")
+    return run(args, m.KeyRange(start=start, end=end))
+
+
+# --- the job ------------------------------------------------------------------------------------
+@dataclass
+class Backup:
+    args: argparse.Namespace
+    whole: m.KeyRange
+    specs: StorageSpecs
+    settings: FleetSettings
+    pd: PDClient
+    redis: redis.Redis
+
+    def __post_init__(self) -> None:
+        self.app = make_app(self.settings.broker, self.settings)
+        self.registry = Registry(self.redis)
+        self.spec = JobSpec(kind="backup", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
+                            ranges=[self.whole], options={"compression": self.args.compression,
+                                                          "compression_level": self.args.compression_level,
+                                                          "backupts": self.args.backupts})
+        self.jobs = JobStore(self.redis, self.spec.job_id(), self.settings.job_ttl_days)
+        self.lease = Lease(self.redis, self.jobs.lease_key, LEASE_TTL_MS)
+        self.started = time.monotonic()
+
+    @property
+    def job_id(self) -> str:
+        return self.jobs.job_id
+
+    def run(self) -> int:
+        self._take_lease()
+        previous = self.jobs.load()
+        if previous is not None and previous.status == "done":
+            self.lease.release()
+            raise CommandError(f"{self.specs.url} already holds a complete backup (job {self.job_id}, backup ts "
+                               f"{previous.backup_ts}): back up to a new path")
+        try:
+            state = self.jobs.create(self.spec)
+            return self._run(state)
+        except BaseException as exc:
+            self.jobs.finish("failed", _one_line(exc))
+            raise
+        finally:
+            self.lease.release()
+
+    def _take_lease(self) -> None:
+        if self.lease.acquire():
+            self.lease.start_keepalive()
+            return
+        holder, left = self.lease.holder() or "?", self.lease.remaining_ms() / 1000
+        raise CommandError(f"the same backup (job {self.job_id}) is already running (coordinator {holder}); "
+                           f"wait for it, or if it died, rerun in {left:.0f}s to resume it")
+
+    def _run(self, state: JobState) -> int:
+        self._check_agents_alive()
+        backup_ts = self._backup_ts(state)
+        log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
+                 backup_ts, _ts_time(backup_ts))
+        with GCKeeper(self.pd, f"br-{self.job_id}", backup_ts, self.args.gcttl):
+            if not state.lock_acquired:
+                self._lock()
+            records = self._follow(backup_ts)
+            self._verify(records, backup_ts)
+            meta = self._backupmeta(records, backup_ts)
+            self._write_meta(meta)
+        self.jobs.finish("done")
+        self._summary(meta, resumed=bool(state.lock_acquired))
+        return 0
+
+    # --- steps ------------------------------------------------------------------------------------
+    def _check_agents_alive(self) -> None:
+        """Every store leading a region of the range needs an agent; all must accept the URL."""
+        agents = self.registry.alive()
+        self.specs.check_allowed(agents)
+        stores = {info.leader_store_id for info in self.pd.scan_regions(self.whole.start, self.whole.end)}
+        served = {a.store_id for a in agents}
+        for store_id in sorted(stores - served - {0}):
+            raise CommandError(no_agent_message(self.pd, store_id))
+
+    def _backup_ts(self, state: JobState) -> int:
+        if state.backup_ts:
+            log.info("resuming job %s: reusing backup ts %d", self.job_id, state.backup_ts)
+            ts = state.backup_ts
+        elif self.args.backupts:
+            ts = self.args.backupts
+        else:
+            now = self.pd.tso()
+            ts = now if not self.args.timeago else \
+                from_unix_seconds(physical_ms(now) / 1000 - self.args.timeago)
+            if ts > now:
+                raise CommandError("--timeago must not be negative")
+        safe_point = self.pd.gc_safe_point()
+        if ts <= safe_point:
+            raise CommandError(f"backup ts {ts} ({_ts_time(ts)}) is not after the GC safe point {safe_point} "
+                               f"({_ts_time(safe_point)}): its versions may be gone; use a later --backupts/--timeago"
+                               + (" or a new storage path" if state.backup_ts else ""))
+        return self.jobs.fix_backup_ts(ts)
+
+    def _lock(self) -> None:
+        body = json.dumps({"job_id": self.job_id, "host": socket.gethostname(), "time": time.time(),
+                           "br_version": fleet_version()})
+        task = m.AcquireLockTask(job_id=self.job_id, storage=self._storage_spec(), lock_body=body)
+        result = call_storage(self.app, self.registry, m.ACQUIRE_LOCK, task, m.AcquireLockResult,
+                              shadow=f"lock job={self.job_id} {self.specs.url}")
+        if result.outcome == "complete":
+            raise CommandError(f"{self.specs.url} already holds a complete backup ({result.detail}): "
+                               f"back up to a new path")
+        if result.outcome == "locked":
+            raise CommandError(f"{self.specs.url} is locked by another backup ({result.detail}): use a new path, "
+                               f"or if that backup is dead and unwanted, delete its backup.lock and files")
+        self.jobs.mark_lock_acquired()
+
+    def _follow(self, backup_ts: int) -> list[RangeRecord]:
+        done = self.jobs.ranges()
+        todo = subtract(self.whole, [r.range for r in done])
+        config = FollowerConfig(concurrency=self.args.concurrency)
+        progress = BackupProgress(f"backup {self.job_id}")
+        follower = BackupFollower(self.app, self.pd, self.registry, self.jobs, self.lease,
+                                  lambda attempt, task: self._range_task(attempt, task, backup_ts), config,
+                                  on_progress=progress.update)
+        follower.totals.done_regions = len(done)
+        follower.totals.bytes_done = sum(f.size for r in done for f in r.files)
+        if done:
+            log.info("resuming: %d ranges already backed up, %d pieces to go", len(done), len(todo))
+        try:
+            totals = follower.run(todo)
+        except BaseException:
+            follower.cancel_all()
+            raise
+        finally:
+            progress.close()
+        log.info("all ranges backed up: %d retries, %d resent after a lost agent", totals.retries, totals.resent_lost)
+        records = self.jobs.ranges()
+        problem = tiling_problem(self.whole, [r.range for r in records])
+        if problem:
+            raise CommandError(f"the backed-up ranges do not cover {self.whole.label()} exactly once: {problem}")
+        return records
+
+    def _range_task(self, attempt: str, task: PlannedTask, backup_ts: int) -> m.BackupRangeTask:
+        return m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
+                                 store_id=task.store_id, range=task.range, backup_ts=backup_ts,
+                                 rate_limit=flags.rate_limit_bytes(self.args), compression=self.args.compression,
+                                 compression_level=self.args.compression_level, storage=self._storage_spec())
+
+    def _storage_spec(self) -> m.StorageSpec:
+        return self.specs.for_agents(self.registry.alive())
+
+    def _verify(self, records: list[RangeRecord], backup_ts: int) -> None:
+        if not self.args.checksum:
+            log.warning("--checksum=false: the backup is not verified against the cluster")
+            return
+        with RawKVClient(self.pd) as kv, ThreadPoolExecutor(max_workers=4) as pool:
+            actual = list(pool.map(lambda r: kv.checksum(r.range.start, r.range.end, ts=backup_ts), records))
+        for record, got in zip(records, actual):
+            want = Checksum()
+            for f in record.files:
+                want = want.merge(Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
+            if want != got:
+                raise CommandError(f"checksum mismatch in range {record.range.label()}: backup files have {want}, "
+                                   f"the cluster at ts {backup_ts} has {got}")
+        log.info("checksum verified over %d ranges", len(records))
+
+    def _backupmeta(self, records: list[RangeRecord], backup_ts: int) -> brpb_pb2.BackupMeta:
+        files = [f.to_proto() for r in records for f in r.files]
+        return brpb_pb2.BackupMeta(
+            cluster_id=self.pd.cluster_id, cluster_version=_cluster_version(self.pd),
+            br_version=f"br-fleet {fleet_version()}", version=brpb_pb2.V1, files=files, start_version=0,
+            end_version=backup_ts, is_raw_kv=True, api_version=kvrpcpb_pb2.V1, mode=brpb_pb2.SCAN,
+            raw_ranges=[brpb_pb2.RawRange(start_key=self.whole.start, end_key=self.whole.end, cf="default")],
+            backup_size=sum(f.size for f in files))
+
+    def _write_meta(self, meta: brpb_pb2.BackupMeta) -> None:
+        task = m.WriteBackupMetaTask(job_id=self.job_id, storage=self._storage_spec(),
+                                     backupmeta=meta.SerializeToString())
+        result = call_storage(self.app, self.registry, m.WRITE_BACKUPMETA, task, m.WriteBackupMetaResult,
+                              shadow=f"backupmeta job={self.job_id} {self.specs.url}")
+        if result.outcome == "exists":  # only this job holds the lock: an earlier run of it wrote it
+            log.info("backupmeta was already written by an earlier run of job %s", self.job_id)
+
+    def _summary(self, meta: brpb_pb2.BackupMeta, resumed: bool) -> None:
+        elapsed = time.monotonic() - self.started
+        size = meta.backup_size
+        kvs = sum(f.total_kvs for f in meta.files)
+        raw = sum(f.total_bytes for f in meta.files)
+        print_summary("Backup complete" + (" (resumed)" if resumed else ""), [
+            ("storage", self.specs.url), ("job", self.job_id),
+            ("backup_ts", f"{meta.end_version} ({_ts_time(meta.end_version)})"),
+            ("files", str(len(meta.files))), ("size", f"{human_bytes(size)} ({size} bytes in SST files)"),
+            ("kvs", f"{kvs} ({human_bytes(raw)} of keys and values)"),
+            ("checksum", "verified" if self.args.checksum else "skipped (--checksum=false)"),
+            ("duration", f"{elapsed:.1f}s"),
+            ("throughput", f"{human_bytes(raw / elapsed if elapsed else 0)}/s of data, "
+                           f"{human_bytes(size / elapsed if elapsed else 0)}/s to storage"),
+        ])
+
+
+def run(args: argparse.Namespace, whole: m.KeyRange) -> int:
+    if not args.storage:
+        raise CommandError("the storage is required: -s/--storage s3://bucket/prefix or local:///path")
+    if args.backupts and args.timeago:
+        raise CommandError("--backupts and --timeago are exclusive")
+    location = _location(args)
+    specs = StorageSpecs(location, args.send_credentials_to_tikv)
+    logging_setup.setup(args.log_level, args.log_file, quiet_console=_tty(), secrets=specs.secrets())
+    _warn_about_credentials(location, args.send_credentials_to_tikv)
+    settings = FleetSettings(broker=flags.resolve_broker(args))
+    client = redis_client(settings.broker)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise CommandError(f"cannot reach the broker (--broker / BR_BROKER): {exc}") from None
+    try:
+        pd = PDClient(args.pd)
+    except PDError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        return Backup(args, whole, specs, settings, pd, client).run()
+    except (PDError, RawKVError, redis.RedisError) as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        pd.close()
+
+
+def _location(args: argparse.Namespace) -> S3Location | LocalLocation:
+    try:
+        return parse_storage_url(args.storage, flags.s3_flags(args))
+    except ValueError as exc:
+        raise CommandError(f"invalid --storage: {exc}") from None
+
+
+def _warn_about_credentials(location: S3Location | LocalLocation, send: bool) -> None:
+    has_keys = isinstance(location, S3Location) and location.credentials is not None
+    if has_keys and not send:
+        log.warning("the storage URL carries keys but --send-credentials-to-tikv is false: the agents use their "
+                    "own credentials (instance profile) and the keys are not used")
+    if send and not has_keys:
+        log.warning("--send-credentials-to-tikv: the storage URL has no keys to send; agents use their own")
+
+
+def _tty() -> bool:
+    import sys  # noqa: PLC0415
+
+    return sys.stderr.isatty()
+
+
+def _cluster_version(pd: PDClient) -> str:
+    try:
+        versions = sorted({s.version for s in pd.stores() if s.version})
+    except PDError:
+        return ""
+    return ",".join(versions)
+
+
+def _ts_time(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(physical_ms(ts) / 1000))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,175 @@
+"""BR's flag names, defaults and help texts, shared by `br backup` and `br restore`.
+
+    parser = subparsers.add_parser("full", parents=[flags.common_parser(), flags.backup_parser()])
+    args = parser.parse_args(...)
+    flags.s3_flags(args) -> S3Flags; flags.rate_limit_bytes(args); flags.resolve_broker(args)
+
+Boolean flags behave as Go's pflag: `--checksum` = true, `--checksum=false` turns it off.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime
+
+from br_common.fleet.config import FleetSettings
+from br_common.storage import S3Flags
+from br_common.storage.url import FLAG_PARAMS
+from br_common.tso import compose
+
+MiB = 1024 * 1024
+COMPRESSIONS = ("lz4", "zstd", "snappy")
+KEY_FORMATS = ("raw", "escaped", "hex")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "t", "1", "yes"):
+        return True
+    if lowered in ("false", "f", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {value!r} (use true or false)")
+
+
+def parse_duration(value: str) -> float:
+    """Go durations ("1h", "90m", "1h30m", "1.5s") -> seconds."""
+    text = value.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r} (e.g. 30s, 15m, 1h30m)")
+    return total
+
+
+def parse_backupts(value: str) -> int:
+    """A TSO ("400036290571534337") or a local datetime ("2018-05-11 01:42:23") -> TSO."""
+    text = value.strip()
+    if text.isdigit():
+        ts = int(text)
+        if ts <= 0 or ts >= 1 << 64:
+            raise argparse.ArgumentTypeError(f"--backupts {value!r} is out of range")
+        return ts
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            moment = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return compose(int(moment.timestamp() * 1000), 0)
+    raise argparse.ArgumentTypeError(f"invalid --backupts {value!r}: use a TSO or 'YYYY-MM-DD HH:MM:SS'")
+
+
+def parse_key(value: str, fmt: str) -> bytes:
+    """A --start/--end key in BR's formats: raw (as typed), escaped (C escapes like \\x00), hex."""
+    if fmt == "raw":
+        return value.encode()
+    if fmt == "hex":
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"key {value!r} is not hex (--format hex)") from None
+    try:
+        return value.encode("latin-1").decode("unicode_escape").encode("latin-1")
+    except (UnicodeError, ValueError):
+        raise argparse.ArgumentTypeError(f"key {value!r} is not a valid escaped string (--format escaped)") from None
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = _non_negative_int(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _bool_flag(group: argparse._ActionsContainer, *names: str, default: bool, help: str) -> None:  # noqa: A002
+    group.add_argument(*names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL",
+                       help=f"{help} (default {str(default).lower()})")
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """BR's global flags (accepted after the subcommand, as BR does)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("Global Flags")
+    group.add_argument("-u", "--pd", default="127.0.0.1:2379", metavar="ADDR",
+                       help="PD address (default 127.0.0.1:2379)")
+    group.add_argument("-s", "--storage", metavar="URL",
+                       help='specify the url where backup storage, eg, "s3://bucket/path/prefix"')
+    _bool_flag(group, "-c", "--send-credentials-to-tikv", default=False,
+               help="whether to send the storage URL's credentials to the agents, sealed to each agent's "
+                    "public key; without it agents use their host's credentials (instance profile)")
+    group.add_argument("--ratelimit", type=_non_negative_int, default=0, metavar="MiB/s",
+                       help="the rate limit of the task, MB/s per node (default 0: unlimited)")
+    group.add_argument("--concurrency", type=_positive_int, default=4,
+                       help="the number of ranges in flight on each store (default 4)")
+    _bool_flag(group, "--checksum", default=True, help="run checksum at end of task")
+    group.add_argument("--log-file", metavar="PATH", help="set the log file path (receives the full log)")
+    group.add_argument("-L", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"],
+                       help='set the log level (default "info")')
+    group.add_argument("--broker", metavar="URL",
+                       help="Redis URL of the br-fleet (Celery broker, job state); env BR_BROKER, "
+                            "default redis://127.0.0.1:6379/0")
+    s3 = parser.add_argument_group("S3 Flags (a parameter in the storage URL wins)")
+    for name in FLAG_PARAMS:
+        s3.add_argument(f"--s3.{name}", dest=f"s3_{name.replace('-', '_')}", metavar="VALUE",
+                        help=_S3_HELP.get(name, f"the S3 {name}"))
+    return parser
+
+
+_S3_HELP = {
+    "endpoint": "(experimental) Set the S3 endpoint URL, please specify the http or https scheme explicitly",
+    "region": "(experimental) Set the S3 region, e.g. us-east-1",
+    "storage-class": "(experimental) Set the S3 storage class, e.g. STANDARD",
+    "sse": "Set S3 server-side encryption, e.g. aws:kms",
+    "sse-kms-key-id": "KMS CMK key id to use with S3 server-side encryption. Leave empty to use S3 owned key.",
+    "acl": "(experimental) Set the S3 canned ACLs, e.g. authenticated-read",
+    "provider": "(experimental) Set the S3 provider, e.g. aws, alibaba, ceph",
+    "role-arn": "The ARN of the IAM role to assume when accessing AWS S3",
+    "external-id": "The external ID to use when assuming the role",
+    "profile": "The AWS profile to use from the shared configuration",
+}
+
+
+def backup_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("Backup Flags")
+    group.add_argument("--compression", default="zstd", choices=COMPRESSIONS,
+                       help="backup sst file compression algorithm, value can be one of 'lz4|zstd|snappy' "
+                            '(default "zstd")')
+    group.add_argument("--compression-level", type=int, default=0,
+                       help="compression level used for sst file compression (default 0: the algorithm's default)")
+    group.add_argument("--backupts", type=parse_backupts, metavar="TS",
+                       help="the backup ts support TSO or datetime, e.g. '400036290571534337', '2018-05-11 01:42:23'")
+    group.add_argument("--timeago", type=parse_duration, metavar="DURATION",
+                       help="the history version of the backup task, e.g. 1m, 1h. Do not exceed GCSafePoint")
+    group.add_argument("--gcttl", type=_positive_int, default=300, metavar="SECONDS",
+                       help="the TTL (in seconds) that PD holds for BR's GC safepoint (default 300)")
+    return parser
+
+
+def s3_flags(args: argparse.Namespace) -> S3Flags:
+    return S3Flags(**{name.replace("-", "_"): getattr(args, f"s3_{name.replace('-', '_')}")
+                      for name in FLAG_PARAMS})
+
+
+def rate_limit_bytes(args: argparse.Namespace) -> int:
+    """--ratelimit is MiB/s per store; the store's requests take bytes/s."""
+    return args.ratelimit * MiB
+
+
+def resolve_broker(args: argparse.Namespace) -> str:
+    return args.broker or FleetSettings().broker

@@ -1,0 +1,280 @@
+"""Follows a job's Celery tasks until the key space is covered exactly once.
+
+The loop (every `poll_interval`):
+* dispatch: pending pieces are resolved through PD (planner) into per-store tasks; each store
+  gets at most `concurrency` tasks in flight, sent to `br.store.<id>` under a fresh attempt id;
+* poll: a SUCCESS records its covered pieces in the job state (the checkpoint) and puts its
+  uncovered pieces (region errors) back as pending; a FAILURE puts the whole range back with
+  backoff; after `max_attempts` the job fails naming the range and the last error;
+* lost work: a task STARTED by an agent instance that left the registry (killed; a restarted
+  agent is a new instance), or still PENDING after every agent alive at send time has gone
+  (it may sit prefetched in a dead worker), is resent at once under a new attempt; the old
+  attempt is cancelled in Redis so a late redelivery does nothing, and its result is ignored.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from celery import Celery
+from celery.result import AsyncResult
+from pydantic import BaseModel, Field
+
+from br_common.fleet import messages as m
+from br_common.fleet.app import send
+from br_common.fleet.jobs import JobStore, Lease, RangeRecord
+from br_common.fleet.queues import store_queue
+from br_common.fleet.registry import AgentInfo, Registry
+from br_common.pd_client import PDClient, PDError
+from br_coordinator.errors import CommandError
+from br_coordinator.planner import PlannedTask, plan_range
+
+log = logging.getLogger(__name__)
+
+RUNNING_STATES = ("STARTED", "PROGRESS", "RETRY")
+
+
+class FollowerConfig(BaseModel):
+    concurrency: int = Field(4, ge=1)  # tasks in flight per store
+    max_attempts: int = Field(10, ge=1)  # per piece of the key space
+    backoff_base: float = 0.2
+    backoff_cap: float = 5.0
+    poll_interval: float = 0.2
+    agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
+    registry_refresh: float = 1.0
+
+
+@dataclass
+class Work:
+    range: m.KeyRange
+    attempts: int = 0
+    last_error: str = ""
+    not_before: float = 0.0
+
+
+@dataclass
+class InFlight:
+    work: Work
+    planned: PlannedTask
+    attempt: str
+    result: AsyncResult
+    agents_at_send: set[str]
+    bytes_seen: int = 0
+
+
+@dataclass
+class Totals:
+    done_regions: int = 0
+    bytes_done: int = 0
+    files_done: int = 0
+    retries: int = 0
+    resent_lost: int = 0
+
+
+TaskFactory = Callable[[str, PlannedTask], m.BackupRangeTask]
+ProgressHook = Callable[[int, int, int], None]  # (done regions, total regions, bytes)
+
+
+@dataclass
+class BackupFollower:
+    app: Celery
+    pd: PDClient
+    registry: Registry
+    jobs: JobStore
+    lease: Lease
+    make_task: TaskFactory
+    config: FollowerConfig
+    on_progress: ProgressHook = lambda done, total, nbytes: None
+    totals: Totals = field(default_factory=Totals)
+    pending: deque[Work] = field(default_factory=deque)
+    ready: dict[int, deque[tuple[Work, PlannedTask]]] = field(default_factory=dict)
+    in_flight: dict[str, InFlight] = field(default_factory=dict)
+    _agents: dict[str, AgentInfo] = field(default_factory=dict)
+    _agents_at: float = 0.0
+    _no_agent_since: dict[int, float] = field(default_factory=dict)
+
+    # --- main loop ----------------------------------------------------------------------------
+    def run(self, todo: list[m.KeyRange]) -> Totals:
+        self.pending.extend(Work(r) for r in todo)
+        while self.pending or self.in_flight or any(self.ready.values()):
+            if self.lease.lost.is_set():
+                raise CommandError(f"lost the lease of job {self.jobs.job_id} (another coordinator took it?)")
+            self._refresh_agents()
+            self._plan_pending()
+            self._dispatch()
+            self._poll()
+            self._report()
+            time.sleep(self.config.poll_interval)
+        return self.totals
+
+    def cancel_all(self) -> None:
+        """On failure/interrupt: agents skip what they have not started (and stop between files)."""
+        for attempt in list(self.in_flight.values()):
+            self.jobs.cancel_attempt(attempt.attempt)
+        self.in_flight.clear()
+
+    # --- planning and sending -------------------------------------------------------------------
+    def _plan_pending(self) -> None:
+        now = time.monotonic()
+        for _ in range(len(self.pending)):
+            work = self.pending.popleft()
+            if work.not_before > now:
+                self.pending.append(work)
+                continue
+            try:
+                planned = plan_range(self.pd, work.range)
+            except PDError as exc:
+                self._retry(work, f"PD: {exc}")
+                continue
+            for task in planned:
+                piece = Work(task.range, work.attempts, work.last_error)
+                if task.store_id == 0:
+                    self._retry(piece, f"no leader for the region at {task.range.label()}")
+                else:
+                    self.ready.setdefault(task.store_id, deque()).append((piece, task))
+
+    def _dispatch(self) -> None:
+        for store_id, queue in self.ready.items():
+            if not queue:
+                continue
+            live = self._agents_of(store_id)
+            if not live:
+                self._require_agent_soon(store_id)
+                continue
+            self._no_agent_since.pop(store_id, None)
+            busy = sum(1 for f in self.in_flight.values() if f.planned.store_id == store_id)
+            while queue and busy < self.config.concurrency:
+                work, task = queue.popleft()
+                self._send(work, task, {a.instance for a in live})
+                busy += 1
+
+    def _send(self, work: Work, task: PlannedTask, agents: set[str]) -> None:
+        attempt = uuid.uuid4().hex[:16]
+        payload = self.make_task(attempt, task)
+        shadow = f"backup job={self.jobs.job_id} store={task.store_id} {task.range.label()}"
+        result = send(self.app, m.BACKUP_RANGE, payload, queue=store_queue(task.store_id), shadow=shadow,
+                      task_id=attempt)
+        self.in_flight[attempt] = InFlight(work, task, attempt, result, agents)
+        log.debug("sent %s (attempt %s, %d regions)", shadow, attempt, task.regions)
+
+    def _require_agent_soon(self, store_id: int) -> None:
+        since = self._no_agent_since.setdefault(store_id, time.monotonic())
+        if time.monotonic() - since > self.config.agent_wait:
+            raise CommandError(no_agent_message(self.pd, store_id))
+
+    # --- following --------------------------------------------------------------------------------
+    def _poll(self) -> None:
+        for attempt, flight in list(self.in_flight.items()):
+            state = flight.result.state
+            if state == "SUCCESS":
+                self._succeeded(flight, flight.result.result)
+            elif state in ("FAILURE", "REVOKED"):
+                self._failed(flight, _error_text(flight.result))
+            elif self._lost(flight, state) and self._still_lost(flight):
+                self.totals.resent_lost += 1
+                self._abandon(flight, f"agent lost while the task was {state.lower()}", count=False)
+
+    def _succeeded(self, flight: InFlight, payload: object) -> None:
+        del self.in_flight[flight.attempt]
+        flight.result.forget()
+        try:
+            result = m.parse(m.BackupRangeResult, payload)
+        except m.MessageError as exc:
+            self._retry(flight.work, str(exc))
+            return
+        if result.skipped:
+            self._retry(flight.work, f"agent skipped the task: {result.skipped}")
+            return
+        for piece in result.covered:
+            self.jobs.add_range(RangeRecord(range=piece.range, files=piece.files))
+            self.totals.done_regions += 1
+            self.totals.files_done += len(piece.files)
+            self.totals.bytes_done += sum(f.size for f in piece.files)
+        for gap in result.uncovered:
+            log.info("range %s uncovered on store %d: %s; re-resolving", gap.range.label(), result.store_id,
+                     gap.reason)
+            self._retry(Work(gap.range, flight.work.attempts, flight.work.last_error), gap.reason)
+
+    def _failed(self, flight: InFlight, error: str) -> None:
+        log.warning("backup of %s on store %d failed: %s", flight.planned.range.label(), flight.planned.store_id,
+                    error)
+        self._abandon(flight, error, count=True)
+
+    def _abandon(self, flight: InFlight, reason: str, count: bool) -> None:
+        self.in_flight.pop(flight.attempt, None)
+        self.jobs.cancel_attempt(flight.attempt)
+        if count:
+            self._retry(Work(flight.planned.range, flight.work.attempts, flight.work.last_error), reason)
+        else:  # not the range's fault: resend now, without spending an attempt
+            log.warning("resending %s: %s", flight.planned.label(), reason)
+            self.pending.append(Work(flight.planned.range, flight.work.attempts, reason))
+
+    def _retry(self, work: Work, reason: str) -> None:
+        attempts = work.attempts + 1
+        if attempts >= self.config.max_attempts:
+            raise CommandError(f"backup of range {work.range.label()} failed after {attempts} attempts; "
+                               f"last error: {reason}")
+        delay = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempts - 1))
+        self.totals.retries += 1
+        self.pending.append(Work(work.range, attempts, reason,
+                                 time.monotonic() + delay * random.uniform(0.5, 1.0)))
+
+    def _lost(self, flight: InFlight, state: str) -> bool:
+        if state in RUNNING_STATES:
+            info = flight.result.info if isinstance(flight.result.info, dict) else {}
+            flight.bytes_seen = int(info.get("bytes_uploaded", flight.bytes_seen) or 0)
+            instance = info.get("agent") or self._instance_of(info.get("hostname"), info.get("pid"))
+            return instance is not None and instance not in self._agents
+        # PENDING/RECEIVED: queued, or prefetched by a worker; lost if all agents it could reach died
+        return not (flight.agents_at_send & self._agents.keys())
+
+    def _still_lost(self, flight: InFlight) -> bool:
+        """Re-check against a fresh registry read (a just-started agent may not be cached yet)."""
+        self._agents_at = 0.0
+        self._refresh_agents()
+        return self._lost(flight, flight.result.state)
+
+    def _instance_of(self, worker_name: object, pid: object) -> str | None:
+        """Celery's own STARTED meta has the worker name and pid; find that agent instance."""
+        for agent in self._agents.values():
+            if agent.worker_name == worker_name and agent.pid == pid:
+                return agent.instance
+        return f"{worker_name}/{pid}" if worker_name else None
+
+    # --- agents and progress ----------------------------------------------------------------------
+    def _refresh_agents(self) -> None:
+        now = time.monotonic()
+        if now - self._agents_at >= self.config.registry_refresh:
+            self._agents = {a.instance: a for a in self.registry.alive()}
+            self._agents_at = now
+
+    def _agents_of(self, store_id: int) -> list[AgentInfo]:
+        return [a for a in self._agents.values() if a.store_id == store_id]
+
+    def _report(self) -> None:
+        queued = sum(t.regions for q in self.ready.values() for _, t in q)
+        flying = sum(f.planned.regions for f in self.in_flight.values())
+        total = self.totals.done_regions + queued + flying + len(self.pending)
+        nbytes = self.totals.bytes_done + sum(f.bytes_seen for f in self.in_flight.values())
+        self.on_progress(self.totals.done_regions, total, nbytes)
+
+
+def no_agent_message(pd: PDClient, store_id: int) -> str:
+    try:
+        address = pd.store(store_id).address or "?"
+    except PDError:
+        address = "?"
+    return (f"no br-agent for store {store_id} (queue {store_queue(store_id)}): "
+            f"start br-agent on the host of {address}")
+
+
+def _error_text(result: AsyncResult) -> str:
+    error = result.result
+    if isinstance(error, BaseException):
+        return str(error) or type(error).__name__
+    return str(error)

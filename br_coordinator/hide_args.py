@@ -1,0 +1,61 @@
+"""Keep storage keys out of the process's command line (`ps`, /proc/PID/cmdline are world-readable).
+
+When -s/--storage carries access-key/secret-access-key/session-token, `br` re-executes itself
+at once with the URL moved into an inherited pipe: the new command line says `-s @fd:N`, and
+`read_storage_arg` reads the URL back from the pipe after parsing. Same PID, no temp file.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+FD_PREFIX = "@fd:"
+_SECRET_MARKERS = ("access-key", "access_key", "session-token", "session_token")
+_FLAGS = ("-s", "--storage")
+
+
+def _has_secret(value: str) -> bool:
+    lowered = value.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def _storage_positions(argv: list[str]) -> list[tuple[int, str]]:
+    """(index, prefix) of every storage value: `-s V`/`--storage V` (prefix "") or `--storage=V`."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg in _FLAGS and i + 1 < len(argv):
+            out.append((i + 1, ""))
+        elif arg.startswith("--storage="):
+            out.append((i, "--storage="))
+        elif arg.startswith("-s") and len(arg) > 2 and not arg.startswith("--"):
+            out.append((i, "-s"))
+    return out
+
+
+def hide_storage_secrets(argv: list[str]) -> None:
+    """Re-exec without the secret in argv when there is one; returns only when there is none."""
+    positions = [(i, p) for i, p in _storage_positions(argv) if _has_secret(argv[i][len(p):])]
+    if not positions:
+        return
+    new_argv = list(argv)
+    for index, prefix in positions:
+        read_end, write_end = os.pipe()
+        os.write(write_end, argv[index][len(prefix):].encode())
+        os.close(write_end)
+        os.set_inheritable(read_end, True)
+        new_argv[index] = f"{prefix}{FD_PREFIX}{read_end}"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "br_coordinator.cli", *new_argv])
+
+
+def read_storage_arg(value: str | None) -> str | None:
+    """The real storage URL for a parsed -s value (reads and closes the pipe of `@fd:N`)."""
+    if value is None or not value.startswith(FD_PREFIX):
+        return value
+    try:
+        fd = int(value[len(FD_PREFIX):])
+        with os.fdopen(fd, "rb") as pipe:
+            return pipe.read().decode()
+    except (ValueError, OSError):
+        raise ValueError("-s @fd:N is internal to br: give the storage URL itself") from None

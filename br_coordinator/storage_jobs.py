@@ -1,0 +1,53 @@
+"""Run one storage-side task (lock, backupmeta) on the shared `br.storage` queue and wait for it.
+
+Any live agent may take it, with its own credentials; if the agent running it vanishes from
+the registry (or every agent alive at send time does, while it is still queued), it is resent
+under a new id. Storage tasks are idempotent or report what they found (lock: "locked").
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+from celery import Celery
+from pydantic import BaseModel
+
+from br_common.fleet import messages as m
+from br_common.fleet.app import send
+from br_common.fleet.queues import STORAGE_QUEUE
+from br_common.fleet.registry import Registry
+from br_coordinator.errors import CommandError
+
+POLL = 0.1
+
+
+def call_storage(app: Celery, registry: Registry, name: str, payload: BaseModel, result_model: type[m.M],
+                 shadow: str, timeout: float = 300.0, resends: int = 3) -> m.M:
+    deadline = time.monotonic() + timeout
+    for _ in range(resends + 1):
+        agents = {a.instance for a in registry.alive()}
+        if not agents:
+            raise CommandError(f"no br-agent is alive to run storage tasks (queue {STORAGE_QUEUE}): start br-agent")
+        task_id = uuid.uuid4().hex[:16]
+        result = send(app, name, payload, queue=STORAGE_QUEUE, shadow=shadow, task_id=task_id)
+        while time.monotonic() < deadline:
+            state = result.state
+            if state == "SUCCESS":
+                value = result.result
+                result.forget()
+                return m.parse(result_model, value)
+            if state in ("FAILURE", "REVOKED"):
+                raise CommandError(f"{shadow}: {result.result}")
+            if _lost(registry, state, result.info, agents):
+                break
+            time.sleep(POLL)
+        else:
+            raise CommandError(f"{shadow}: no answer from any br-agent within {timeout:.0f}s")
+    raise CommandError(f"{shadow}: the agents running it kept disappearing")
+
+
+def _lost(registry: Registry, state: str, info: object, agents_at_send: set[str]) -> bool:
+    alive = {a.instance: a for a in registry.alive()}
+    if state == "STARTED" and isinstance(info, dict):
+        return not any(a.pid == info.get("pid") and a.worker_name == info.get("hostname") for a in alive.values())
+    return state == "PENDING" and not (agents_at_send & alive.keys())

@@ -1,0 +1,60 @@
+"""The StorageSpec a task carries: the credential-free URL and, with --send-credentials-to-tikv,
+the URL's keys sealed to the live agents' public keys (a new box when the agent set changes).
+
+    specs = StorageSpecs(location, send_credentials=args.send_credentials_to_tikv)
+    spec = specs.for_agents(registry.alive())
+"""
+from __future__ import annotations
+
+import logging
+
+from br_common.fleet.messages import StorageSpec
+from br_common.fleet.registry import AgentInfo
+from br_common.sealing import SealedBox, seal
+from br_common.storage import LocalLocation, S3Location
+from br_coordinator.errors import CommandError
+
+log = logging.getLogger(__name__)
+
+
+def clean_url(location: S3Location | LocalLocation) -> str:
+    """The URL agents open: every parameter but the credentials (safe in Redis and Flower)."""
+    if isinstance(location, S3Location):
+        return location.without_credentials().redacted()
+    return location.root_uri()
+
+
+class StorageSpecs:
+    def __init__(self, location: S3Location | LocalLocation, send_credentials: bool) -> None:
+        self.location = location
+        self.url = clean_url(location)
+        self.send_credentials = send_credentials and isinstance(location, S3Location) \
+            and location.credentials is not None
+        self._box: SealedBox | None = None
+        self._recipients: frozenset[str] = frozenset()
+
+    def secrets(self) -> list[str]:
+        if isinstance(self.location, S3Location) and self.location.credentials is not None:
+            return self.location.credentials.secret_values()
+        return []
+
+    def for_agents(self, agents: list[AgentInfo]) -> StorageSpec:
+        if not self.send_credentials:
+            return StorageSpec(url=self.url)
+        keys = frozenset(a.public_key for a in agents if a.public_key)
+        if not keys:
+            raise CommandError("--send-credentials-to-tikv: no live br-agent published a public key to seal to")
+        if self._box is None or not keys <= self._recipients:
+            assert isinstance(self.location, S3Location) and self.location.credentials is not None
+            recipients = keys | self._recipients
+            self._box = seal(self.location.credentials.reveal(), {k: bytes.fromhex(k) for k in recipients})
+            self._recipients = recipients
+            log.info("sealed the storage credentials to %d agent keys", len(recipients))
+        return StorageSpec(url=self.url, sealed=self._box)
+
+    def check_allowed(self, agents: list[AgentInfo]) -> None:
+        """Fail early, naming the agent, when one refuses this destination."""
+        for agent in agents:
+            if not agent.allows(self.url):
+                raise CommandError(f"br-agent {agent.instance} (store {agent.store_id}) may not write to "
+                                   f"{self.url}: its --allow-destination is {', '.join(agent.allowed_destinations)}")
