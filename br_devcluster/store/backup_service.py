@@ -11,7 +11,7 @@ from pathlib import Path
 
 from br_common.kvproto import brpb_pb2, brpb_pb2_grpc, errorpb_pb2
 from br_common.pd_client import PDError, RegionInfo
-from br_devcluster.store.backup_files import RegionBackup, write_region_files
+from br_devcluster.store.backup_files import CF, RegionBackup, write_region_files
 from br_devcluster.store.errors import RegionError, StoreError, pd_unavailable
 from br_devcluster.store.engine import Snapshot
 from br_devcluster.store.ratelimit import RateLimiter
@@ -93,6 +93,10 @@ def _validate(request: brpb_pb2.BackupRequest) -> Path:
         raise StoreError(f"bad versions: start {request.start_version}, end {request.end_version}")
     if request.cipher_info.cipher_key:
         raise StoreError("encrypted backup is not supported by the devcluster store")
+    if request.cf not in ("", CF):
+        raise StoreError(f"unsupported column family {request.cf!r} (raw KV uses {CF!r})")
+    if request.sub_ranges:
+        raise StoreError("sub_ranges are not supported by the devcluster store")
     return Path(request.storage_backend.local.path)
 
 

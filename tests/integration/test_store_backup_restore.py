@@ -120,6 +120,8 @@ def test_backup_errors(source: Cluster, tmp_path: Path) -> None:
     assert "local" in not_local.error.msg
     [inverted] = stub.backup(backup_request(source, tmp_path, ts, start_key=b"b", end_key=b"a"))
     assert inverted.error.msg
+    [write_cf] = stub.backup(backup_request(source, tmp_path, ts, cf="write"))
+    assert "column family" in write_cf.error.msg
     leader = source.pd.region(b"\x00").leader_store_id
     empty = list(backup_stub(source, leader).backup(
         backup_request(source, tmp_path, ts, start_key=b"\x00\x01zz", end_key=b"\x00\x02")))
