@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -206,12 +207,32 @@ def start_entry(entry: ProcessEntry, timeout: float = DEFAULT_TIMEOUT) -> None:
 
 def _spawn(entry: ProcessEntry) -> subprocess.Popen:
     port = entry.port
-    if port is not None and procs.port_open(HOST, port):
+    if port is not None and not _port_freed(port, timeout=2.0):
         raise ClusterError(f"cannot start {entry.name}: port {port} is in use by another process")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **entry.env}
     proc = procs.spawn(entry.args, Path(entry.log_path), env=env)
     entry.pid = proc.pid
     return proc
+
+
+def _port_freed(port: int, timeout: float = 5.0) -> bool:
+    """Whether nothing listens on port, waiting a little: a SIGKILLed multi-threaded process
+    shows as a zombie (procs.pid_alive: gone) while its other threads still hold its sockets."""
+    deadline = time.monotonic() + timeout
+    while procs.port_open(HOST, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _stop(entry: ProcessEntry, kill: bool = False) -> None:
+    """Stop by PID and wait until its port is released, so a restart can bind it again."""
+    if kill:
+        os.kill(entry.pid, signal.SIGKILL)
+    procs.stop_pid(entry.pid, timeout=5.0 if kill else 10.0)  # also reaps it when it is our child
+    if entry.port is not None:
+        _port_freed(entry.port)
 
 
 def _wait_listening(entry: ProcessEntry, proc: subprocess.Popen, timeout: float) -> None:
@@ -301,11 +322,7 @@ def stop_process(data_dir: Path, name: str, kill: bool = False) -> None:
     entry = state.entry(name)
     if not is_running(entry):
         return
-    if kill:
-        os.kill(entry.pid, 9)
-        procs.stop_pid(entry.pid, timeout=5.0)  # reaps it when it is our child
-    else:
-        procs.stop_pid(entry.pid)
+    _stop(entry, kill)
 
 
 def start_process(data_dir: Path, name: str, timeout: float = DEFAULT_TIMEOUT) -> ProcessEntry:
@@ -401,7 +418,7 @@ def down(data_dir: Path) -> DownResult:
         for entry in reversed(state.processes):
             was_running = is_running(entry)
             if was_running:
-                procs.stop_pid(entry.pid)
+                _stop(entry)
             report.append(ProcessStatus(name=entry.name, role=entry.role, pid=entry.pid, address=entry.address,
                                         running=was_running, log_path=entry.log_path))
         return DownResult(stopped=report)
