@@ -7,6 +7,7 @@ import sys
 import threading
 
 from br_devcluster.store.config import StoreConfig, parse_args
+from br_devcluster.store.engine import EngineError
 from br_devcluster.store.registration import FatalError
 from br_devcluster.store.server import StoreServer
 
@@ -29,7 +30,7 @@ def main() -> int:
     signal.signal(signal.SIGUSR1, lambda *_: store.trigger_gc())
     try:
         store.run()
-    except (FatalError, OSError) as exc:
+    except (FatalError, EngineError, OSError) as exc:
         log.error("cannot run: %s", exc)
         print(f"br_devcluster.store: error: {exc}", file=sys.stderr)
         return 1

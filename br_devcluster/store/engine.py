@@ -19,6 +19,10 @@ RawWrite = tuple[bytes, bytes | None]
 _DELETE_BATCH = 10_000
 
 
+class EngineError(RuntimeError):
+    """The database cannot be opened (locked by another store, corrupt); the message says which."""
+
+
 class Engine:
     """Thread-safe (RocksDB is); close() after the gRPC server stopped."""
 
@@ -26,7 +30,10 @@ class Engine:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        self._db = Rdict(str(path), options)
+        try:
+            self._db = Rdict(str(path), options)
+        except Exception as exc:  # rocksdict raises plain Exception (e.g. the LOCK held by another store)
+            raise EngineError(f"cannot open RocksDB at {path}: {exc}") from None
         self._closed = threading.Event()
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import grpc
 
@@ -44,27 +45,29 @@ class StoreServer:
         pd = connect_pd(config.pd, self.stop)
         if pd is None:
             return
-        check_identity(identity, pd.cluster_id)
-        dev_pd = DevPDClient(pd.address, pd.cluster_id)
-        engine = Engine(config.db_dir)
-        state = StoreState(config=config, engine=engine, pd=pd, dev_pd=dev_pd, peers=PeerClients(pd))
-        staging = Staging(config.import_dir)
-        staging.clean_leftovers()
-        server = self._grpc_server(state, staging)
-        try:
+        with ExitStack() as cleanup:  # unwinds in reverse: server, GC, clients, then RocksDB
+            cleanup.callback(pd.close)
+            check_identity(identity, pd.cluster_id)
+            dev_pd = DevPDClient(pd.address, pd.cluster_id)
+            cleanup.callback(dev_pd.close)
+            engine = Engine(config.db_dir)
+            cleanup.callback(engine.close)
+            state = StoreState(config=config, engine=engine, pd=pd, dev_pd=dev_pd, peers=PeerClients(pd))
+            cleanup.callback(state.peers.close)
+            cleanup.callback(self._stop_gc)
+            staging = Staging(config.import_dir)
+            staging.clean_leftovers()
+            server = self._grpc_server(state, staging)
             server.start()  # before registering: PD may call back as soon as it bootstraps
+            cleanup.callback(lambda: server.stop(grace=STOP_GRACE_SECONDS).wait())
+            cleanup.callback(log.info, "stopping")
             log.info("serving on %s (cluster %d)", config.address, pd.cluster_id)
             self._serve(state, identity)
-        finally:
-            log.info("stopping")
-            server.stop(grace=STOP_GRACE_SECONDS).wait()
-            if self.gc is not None:
-                self.gc.stop()
-            state.peers.close()
-            dev_pd.close()
-            pd.close()
-            engine.close()
-            log.info("stopped")
+        log.info("stopped")
+
+    def _stop_gc(self) -> None:
+        if self.gc is not None:
+            self.gc.stop()
 
     def _serve(self, state: StoreState, identity: Identity | None) -> None:
         store_id = register(state.dev_pd, identity.store_id if identity else 0, self.config.address, self.stop)

@@ -67,3 +67,16 @@ def test_data_dir_of_another_cluster_is_refused(tmp_path: Path) -> None:
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 1
         assert "belongs to cluster" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_taken_data_dir_or_port_is_a_clear_error(tmp_path: Path) -> None:
+    with running_cluster(tmp_path, stores=1) as cluster:
+        running = cluster.stores[0]
+        base = [sys.executable, "-m", "br_devcluster.store", "--pd", cluster.pd_proc.address, "--host", HOST]
+        cases = [(["--data-dir", str(running.data_dir), "--port", str(free_port())], "cannot open RocksDB"),
+                 (["--data-dir", str(tmp_path / "other"), "--port", str(running.port)], "cannot listen")]
+        for args, message in cases:
+            result = subprocess.run([*base, *args], capture_output=True, text=True, timeout=60)
+            assert result.returncode == 1
+            assert message in result.stderr and "Traceback" not in result.stderr
+        assert [s.address for s in cluster.pd.stores()] == [running.address]  # the running store is untouched
