@@ -174,7 +174,7 @@ def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEF
             state = _new_state(data_dir, config or ClusterConfig())
         started: list[str] = []
         try:
-            start_entries(state, [e for e in state.processes if not is_running(e)], started, timeout)
+            start_entries([e for e in state.processes if not is_running(e)], started, timeout)
             save_state(data_dir, state)
             if started:
                 state.cluster_id = wait_ready(state, expect_regions=created, timeout=timeout)
@@ -187,8 +187,7 @@ def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEF
         return UpResult(state=state, started=started, created=created)
 
 
-def start_entries(state: ClusterState, entries: list[ProcessEntry], started: list[str],
-                  timeout: float = DEFAULT_TIMEOUT) -> None:
+def start_entries(entries: list[ProcessEntry], started: list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
     """PD first (the others need it), then all the rest at once; appends names to `started`."""
     first = [e for e in entries if e.role == "pd"]
     for wave in (first, [e for e in entries if e.role != "pd"]):

@@ -79,3 +79,13 @@ def test_up_on_a_taken_port_fails_clearly_and_leaves_nothing_running(data_dir):
         assert "port" in failed.stderr and "in use" in failed.stderr
     assert not any(cluster.is_running(e) for e in cluster.load_state(data_dir).processes)
     assert "restarted" in _run(data_dir, "up").stdout  # once the port is free again
+
+
+def test_up_reports_a_process_that_dies_at_start(data_dir):
+    state = cluster._new_state(data_dir, cluster.ClusterConfig(stores=1, regions=1))
+    state.entry("pd").args = [sys.executable, "-c", "import sys; print('pd: bad state file'); sys.exit(3)"]
+    data_dir.mkdir(parents=True)
+    cluster.save_state(data_dir, state)
+    failed = _run(data_dir, "up", expect=1)
+    assert "pd did not start" in failed.stderr and "bad state file" in failed.stderr
+    assert not any(cluster.is_running(e) for e in cluster.load_state(data_dir).processes)
