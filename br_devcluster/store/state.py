@@ -10,7 +10,7 @@ from br_common.grpc_util import READ_TS_METADATA
 from br_common.pd_client import PDClient
 from br_devcluster.store import mvcc
 from br_devcluster.store.config import StoreConfig
-from br_devcluster.store.engine import Engine, Snapshot
+from br_devcluster.store.engine import Engine
 from br_devcluster.store.errors import InvalidArgument
 from br_devcluster.store.pd_dev import DevPDClient
 from br_devcluster.store.ratelimit import RateLimiter
@@ -37,11 +37,6 @@ class StoreState:
     @property
     def cluster_id(self) -> int:
         return self.pd.cluster_id
-
-    def snapshot(self) -> Snapshot:
-        """A view holding every write committed before now (all writes with a smaller ts)."""
-        with self.write_lock:
-            return self.engine.snapshot()
 
 
 def read_ts(context: grpc.ServicerContext) -> int:
