@@ -58,11 +58,24 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # a zombie child counts as gone
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
+    return _any_thread_running(pid)
+
+
+def _any_thread_running(pid: int) -> bool:
+    """A zombie counts as gone, but only once every thread is: after SIGKILL the main thread of a
+    multi-threaded server turns zombie while other threads still hold its listening sockets."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return True
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                if stat.read().rsplit(") ", 1)[1][0] not in "ZX":
+                    return True
+        except (OSError, IndexError):
+            continue
+    return False
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
