@@ -16,8 +16,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferConfig, TransferManager
 
-from br_common.storage.base import ExternalStorage, StorageError, StoredObject, check_key, \
-    check_prefix
+from br_common.storage.base import ExternalStorage, StoredObject, check_key, check_prefix
 from br_common.storage.options import StorageOptions
 from br_common.storage.s3_errors import S3Target, translate
 from br_common.storage.s3_session import make_client

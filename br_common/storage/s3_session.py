@@ -11,6 +11,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, CredentialProvider, CredentialResolver, \
     Credentials, DeferredRefreshableCredentials
+from botocore.exceptions import NoCredentialsError
 
 from br_common.storage.options import StorageOptions
 from br_common.storage.url import S3Location
@@ -75,7 +76,6 @@ class _FixedProvider(CredentialProvider):
 def _assume_role(base: boto3.Session, location: S3Location) -> boto3.Session:
     source = base.get_credentials()
     if source is None:
-        from botocore.exceptions import NoCredentialsError
         raise NoCredentialsError()
     extra: dict[str, str] = {"RoleSessionName": ROLE_SESSION_NAME}
     if location.external_id:

@@ -203,7 +203,8 @@ class S3Location(BaseModel):
         """The URL for logs and messages: every credential is '***'."""
         params = self._params(reveal=False)
         query = "&".join(f"{k}={v}" for k, v in params.items())
-        return self.root_uri() + (f"?{query}" if query else "")
+        root = f"s3://{self.bucket}/{quote(self.prefix, safe='/')}" if self.prefix else f"s3://{self.bucket}"
+        return root + (f"?{query}" if query else "")
 
     def without_credentials(self) -> S3Location:
         return self.model_copy(update={"credentials": None})

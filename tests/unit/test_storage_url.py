@@ -153,6 +153,12 @@ def test_redacted_round_trips_without_credentials():
     assert parse_storage_url(loc.redacted()) == loc
 
 
+def test_redacted_quotes_the_prefix():
+    loc = s3("s3://bkt/a%3Fb/c%20d+e%25?region=r")
+    assert loc.prefix == "a?b/c d+e%"
+    assert parse_storage_url(loc.redacted()) == loc
+
+
 def test_flags_merge_url_wins():
     flags = S3Flags.from_mapping({"s3.region": "eu-west-1", "s3.storage-class": "STANDARD_IA",
                                   "s3_endpoint": "http://127.0.0.1:1", "s3.acl": None})
