@@ -67,11 +67,19 @@ def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -
         return _backup_into(context, task, storage, stage, report)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        _remove_if_empty(stage.parent)
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # another attempt of the job is still staging there
 
 
 def _backup_into(context: AgentContext, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,
                  report: Report) -> m.BackupRangeResult:
-    uploader = _Uploader(context, storage, stage, report)
+    uploader = _Uploader(context, task, storage, stage, report)
     covered: list[m.CoveredRange] = []
     failed: list[m.UncoveredRange] = []
     stream_error = ""
@@ -131,8 +139,10 @@ def _result(context: AgentContext, task: m.BackupRangeTask, **fields: object) ->
 class _Uploader:
     """Checks and uploads staged files on a small pool; the stream keeps flowing meanwhile."""
 
-    def __init__(self, context: AgentContext, storage: ExternalStorage, stage: Path, report: Report) -> None:
+    def __init__(self, context: AgentContext, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,
+                 report: Report) -> None:
         self._context = context
+        self._task = task
         self._storage = storage
         self._stage = stage
         self._report = report
@@ -158,6 +168,9 @@ class _Uploader:
         name = _checked_name(info.name, self._context.store_id)
         path = self._stage / name
         try:
+            skip = self._context.jobs(self._task.job_id).skip_reason(self._task.attempt)
+            if skip:  # cancelled (job failed, interrupted, attempt resent): stop uploading now
+                raise AgentTaskError(f"stopped: {skip}")
             _verify(path, info)
             self._storage.put_file(name, path)
         finally:

@@ -12,7 +12,8 @@ Agent side:
 Coordinator side:
 
     reg = Registry(redis_client)
-    reg.for_store(2)            # live agents of store 2 (newest first)
+    reg.for_store(2)            # live agents of store 2 (newest first; a restarted agent
+                                # supersedes its predecessor on the same host at once)
     reg.alive()                 # all live agents
     reg.instance_alive("host/1234/bootid")
 
@@ -105,13 +106,22 @@ class Registry:
         instances = [i.decode() for i in self._redis.zrange(INDEX_KEY, 0, -1)]
         values = self._redis.mget([KEY_PREFIX + i for i in instances]) if instances else []
         agents = [AgentInfo.model_validate(json.loads(v)) for v in values if v is not None]
-        return sorted(agents, key=lambda a: (a.store_id, -a.started))
+        return _without_superseded(sorted(agents, key=lambda a: (a.store_id, -a.started)))
 
     def for_store(self, store_id: int) -> list[AgentInfo]:
         return [a for a in self.alive() if a.store_id == store_id]
 
     def instance_alive(self, instance: str) -> bool:
         return bool(self._redis.exists(KEY_PREFIX + instance))
+
+
+def _without_superseded(agents: list[AgentInfo]) -> list[AgentInfo]:
+    """An agent restarted on the same host for the same store (systemd after a SIGKILL)
+    supersedes the old instance at once, without waiting for the old entry's TTL."""
+    newest: dict[tuple[int, str], AgentInfo] = {}
+    for agent in agents:  # newest first within a store
+        newest.setdefault((agent.store_id, agent.hostname), agent)
+    return [a for a in agents if newest[(a.store_id, a.hostname)] is a]
 
 
 class Heartbeat:

@@ -32,3 +32,11 @@ def test_destinations() -> None:
     assert not destination_matches("s3://b/a", "s3://b/ab")
     assert _info().allows("s3://any/where")
     assert not _info(allowed_destinations=["s3://b/a"]).allows("s3://c/a")
+
+
+def test_a_restart_on_the_same_host_supersedes_the_old_instance_at_once() -> None:
+    reg = Registry(fakeredis.FakeRedis())
+    reg.publish(_info(1, pid=10, started=1.0), ttl=15)
+    reg.publish(_info(1, pid=11, started=2.0), ttl=15)
+    reg.publish(_info(2, pid=12, started=0.5), ttl=15)
+    assert [(a.store_id, a.pid) for a in reg.alive()] == [(1, 11), (2, 12)]

@@ -1,0 +1,146 @@
+"""Helpers (no tests) of the backup integration tests: agents as real `br-agent`
+processes, the `br` CLI as a subprocess, S3 downloads and a Download+MultiIngest restore."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import grpc
+
+from br_common import procs
+from br_common.fleet import redis_client
+from br_common.fleet.registry import Registry
+from br_common.grpc_util import channel_options
+from br_common.kvproto import brpb_pb2, import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class AgentFleet:
+    """One br-agent process per store of a devcluster, on one broker; stopped by PID."""
+
+    def __init__(self, dc, broker: str, work_dir: Path, env: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None) -> None:
+        self.dc = dc
+        self.broker = broker
+        self.work_dir = work_dir
+        self.env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
+        self.extra_args = extra_args or []
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.registry = Registry(redis_client(broker))
+
+    def start_all(self) -> "AgentFleet":
+        for store_id in self.dc.store_addresses():
+            self.start(store_id, wait=False)
+        self.wait_registered()
+        return self
+
+    def start(self, store_id: int, wait: bool = True) -> None:
+        address = self.dc.store_addresses()[store_id]
+        args = [sys.executable, "-m", "br_agent.cli", "--store", address, "--pd", self.dc.pd_address,
+                "--broker", self.broker, "--staging-dir", str(self.staging(store_id)), "--concurrency", "6",
+                *self.extra_args]
+        self.procs[store_id] = procs.spawn(args, self.work_dir / f"agent-{store_id}.log", env=self.env)
+        if wait:
+            self.wait_registered()
+
+    def staging(self, store_id: int) -> Path:
+        return self.work_dir / f"staging-{store_id}"
+
+    def log(self, store_id: int) -> str:
+        return (self.work_dir / f"agent-{store_id}.log").read_text(errors="replace")
+
+    def wait_registered(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            live = {(a.store_id, a.pid) for a in self.registry.alive()}
+            if all((sid, p.pid) in live for sid, p in self.procs.items()):
+                time.sleep(1.0)  # the Celery consumer comes up just after the first heartbeat
+                return
+            for sid, proc in self.procs.items():
+                assert proc.poll() is None, f"br-agent of store {sid} exited:\n{self.log(sid)[-3000:]}"
+            time.sleep(0.1)
+        raise TimeoutError("agents did not register")
+
+    def kill(self, store_id: int) -> None:
+        proc = self.procs[store_id]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            procs.stop_pid(proc.pid)
+        self.procs.clear()
+
+
+def run_br(*args: str, broker: str, env: dict[str, str] | None = None, timeout: float = 180.0,
+           log_file: Path | None = None) -> subprocess.CompletedProcess:
+    """`br ...` as the operator runs it (no AWS credentials in its environment)."""
+    full = [sys.executable, "-m", "br_coordinator.cli", *args, "--broker", broker]
+    if log_file is not None:
+        full += ["--log-file", str(log_file)]
+    clean = {k: v for k, v in (env or os.environ).items() if not k.startswith("AWS_")}
+    return subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=clean, cwd=REPO)
+
+
+def start_br(*args: str, broker: str, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    full = [sys.executable, "-m", "br_coordinator.cli", *args, "--broker", broker]
+    clean = {k: v for k, v in (env or os.environ).items() if not k.startswith("AWS_")}
+    return procs.spawn(full, log_path, env=clean, cwd=REPO)
+
+
+def s3_admin(endpoint: str):  # noqa: ANN201 - boto3 client
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def read_backupmeta(client, bucket: str, prefix: str) -> brpb_pb2.BackupMeta:  # noqa: ANN001
+    meta = brpb_pb2.BackupMeta()
+    meta.ParseFromString(client.get_object(Bucket=bucket, Key=f"{prefix}/backupmeta")["Body"].read())
+    return meta
+
+
+def download_files(client, bucket: str, prefix: str, meta: brpb_pb2.BackupMeta, root: Path) -> None:  # noqa: ANN001
+    for f in meta.files:
+        target = root / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, f"{prefix}/{f.name}", str(target))
+        assert target.stat().st_size == f.size
+
+
+def restore_files(dc, root: Path, files: list[brpb_pb2.File]) -> None:  # noqa: ANN001
+    """As BR restores: split at file boundaries, Download on every peer, MultiIngest on the leader."""
+    files = sorted(files, key=lambda f: f.start_key)
+    bounds = sorted({k for f in files for k in (f.start_key, f.end_key) if k})
+    if bounds:
+        dc.pd.split_regions(bounds)
+    local = brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(root)))
+    addresses = dc.store_addresses()
+    for f in files:
+        info = dc.pd.region(f.start_key)
+        meta = import_sstpb_pb2.SSTMeta(uuid=uuid.uuid4().bytes, cf_name="default", region_id=info.id,
+                                        region_epoch=info.region.region_epoch, end_key_exclusive=True,
+                                        range=import_sstpb_pb2.Range(start=f.start_key, end=f.end_key))
+        for peer in info.region.peers:
+            stub = import_sstpb_pb2_grpc.ImportSSTStub(grpc.insecure_channel(addresses[peer.store_id],
+                                                                             options=channel_options()))
+            answer = stub.Download(import_sstpb_pb2.DownloadRequest(sst=meta, name=f.name, storage_backend=local,
+                                                                    is_raw_kv=True), timeout=60)
+            assert not answer.HasField("error"), answer.error.message
+        ctx = kvrpcpb_pb2.Context(region_id=info.id, region_epoch=info.region.region_epoch, peer=info.leader)
+        leader = import_sstpb_pb2_grpc.ImportSSTStub(grpc.insecure_channel(addresses[info.leader_store_id]))
+        answer = leader.MultiIngest(import_sstpb_pb2.MultiIngestRequest(context=ctx, ssts=[meta]), timeout=60)
+        assert not answer.HasField("error"), answer.error.message
+
+
+def summary_value(stdout: str, key: str) -> str:
+    for line in stdout.splitlines():
+        if line.strip().startswith(f"{key}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {key!r} in the summary:\n{stdout}")
