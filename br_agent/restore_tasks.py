@@ -90,7 +90,7 @@ def run_download(context: AgentContext, task: rm.DownloadTask) -> rm.DownloadRes
     if skip:
         log.info("skipping restore download %s: %s", task.attempt, skip)
         return _download_result(context, task, skipped=skip)
-    _check_store(context, task.store_id)
+    _check_target(context, task.cluster_id, task.store_id)
     storage = context.open_storage(task.storage)
     _set_speed_limit(context, task.rate_limit)
     stage = context.staging(task.job_id, task.attempt)
@@ -280,7 +280,7 @@ def run_ingest(context: AgentContext, task: rm.IngestTask) -> rm.IngestResult:
     if skip:
         log.info("skipping restore ingest %s: %s", task.attempt, skip)
         return _ingest_result(context, task, skipped=skip)
-    _check_store(context, task.store_id)
+    _check_target(context, task.cluster_id, task.store_id)
     metas = [_sst_meta(task.region, s.uuid, s.first_key, s.last_key, exclusive=False, length=s.length)
              for s in task.ssts if not s.is_empty]
     try:
@@ -352,6 +352,11 @@ def run_check_objects(context: AgentContext, task: rm.CheckObjectsTask) -> rm.Ch
     return rm.CheckObjectsResult(problems=problems)
 
 
-def _check_store(context: AgentContext, store_id: int) -> None:
+def _check_target(context: AgentContext, cluster_id: int, store_id: int) -> None:
+    """Never stage or ingest into another cluster's store: store ids repeat across clusters."""
+    if cluster_id != context.cluster_id:
+        raise AgentTaskError(f"a restore task for cluster {cluster_id} reached the agent of store "
+                             f"{context.store_id} of cluster {context.cluster_id}: give each cluster its own "
+                             "broker (or Redis database)")
     if store_id != context.store_id:
         raise AgentTaskError(f"task for store {store_id} reached the agent of store {context.store_id}")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from br_common.checksum import Checksum
+from br_common.fleet.keyranges import end_before, intersect
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.fleet.restore_messages import (DownloadResult, FilePart, IngestResult, PeerRef, Piece, RegionRef,
                                               RegionWork, StagedPiece)
@@ -33,28 +34,9 @@ class PlanError(ValueError):
     """The backup or the target cannot be restored as asked; str() is one line for the operator."""
 
 
-# --- key range arithmetic (end b"" = unbounded) ------------------------------------------------
-def _end_min(a: bytes, b: bytes) -> bytes:
-    if not a:
-        return b
-    if not b:
-        return a
-    return min(a, b)
-
-
-def _end_max(a: bytes, b: bytes) -> bytes:
-    return b"" if not a or not b else max(a, b)
-
-
-def intersect(a: KeyRange, b: KeyRange) -> KeyRange | None:
-    start, end = max(a.start, b.start), _end_min(a.end, b.end)
-    if end and start >= end:
-        return None
-    return KeyRange(start=start, end=end)
-
-
+# --- key ranges (arithmetic in br_common.fleet.keyranges; end b"" = unbounded) ---------------
 def contains(outer: KeyRange, inner: KeyRange) -> bool:
-    return outer.start <= inner.start and (not outer.end or (bool(inner.end) and inner.end <= outer.end))
+    return outer.start <= inner.start and not end_before(outer.end, inner.end)
 
 
 def region_range(region: RegionInfo) -> KeyRange:
@@ -361,6 +343,12 @@ class RestoreBook:
         if not self.is_current(work_id):
             return []
         return self._redo(work_id, reason, ingest_only=False)
+
+    def bump(self, work_id: int) -> bool:
+        """Count a failed attempt at re-resolving; False once the work is out of attempts."""
+        state = self._works[work_id]
+        state.tries += 1
+        return state.tries < self.max_tries
 
     def reingest(self, work_id: int, region: RegionRef) -> list[Action]:
         """After a Redo with ingest_only: the region kept its peers and epoch, the leader moved."""

@@ -47,6 +47,7 @@ class FakeImport:
 
 class FakeContext:
     store_id = 2
+    cluster_id = 1
     instance = "host/1/boot"
 
     def __init__(self, tmp: Path, skip: str = "") -> None:
@@ -188,3 +189,14 @@ def test_check_objects_names_missing_and_resized(tmp_path: Path, backup) -> None
     result = rt.run_check_objects(FakeContext(tmp_path), rm.CheckObjectsTask(storage=spec, objects=objects))
     assert len(result.problems) == 2
     assert "1/b.sst is missing" in result.problems[0] and "has 3 bytes, backupmeta says 5" in result.problems[1]
+
+
+def test_a_task_for_another_cluster_is_refused(tmp_path: Path, backup) -> None:
+    spec, info = backup
+    ctx = FakeContext(tmp_path)
+    ctx.cluster_id = 99
+    with pytest.raises(rt.AgentTaskError, match="cluster 1 reached the agent of store 2 of cluster 99"):
+        rt.run_download(ctx, _task(spec, info))
+    with pytest.raises(rt.AgentTaskError, match="cluster 1"):
+        rt.run_ingest(ctx, _ingest_task())
+    assert ctx.stub.downloads == [] and ctx.stub.ingests == []
