@@ -18,7 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient, RawKVError
-from br_devcluster import cluster
+from br_devcluster import cluster, fleet
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
 
 KEY_FORMATS = ("raw", "hex", "escape")
@@ -95,10 +95,31 @@ def cmd_up(args: argparse.Namespace) -> int:
         kept = state.config
         print(f"note: layout flags ignored, the existing cluster keeps {kept.stores} stores, {kept.regions} "
               f"regions at bootstrap, {kept.replicas} replica(s)")
+    if not args.no_fleet:
+        state = _fleet_up(args, data_dir, state)
     for entry in state.processes:
         print(f"  {entry.name:<10} pid {entry.pid:<8} {entry.address:<21} log {entry.log_path}")
+    if state.fleet is not None:
+        print(f"broker: {state.fleet.broker_url}\nS3: {state.fleet.s3_endpoint} (bucket {state.fleet.bucket})")
+        if state.fleet.flower_url:
+            print(f"Flower: {state.fleet.flower_url}")
+        print("next, a backup (the agents use the instance-profile credentials of the IMDS endpoint; "
+              "no keys here):\n  " + fleet.backup_command(state, time.strftime("backup-%Y%m%d-%H%M%S")))
     print(f"PD: {state.pd_address}")
     return 0
+
+
+def _fleet_up(args: argparse.Namespace, data_dir: Path, state: cluster.ClusterState) -> cluster.ClusterState:
+    """Start Redis, S3, IMDS, agents and Flower the first time; after a restart wait for the agents."""
+    if state.fleet is None:
+        options = fleet.FleetOptions(broker_url=args.broker, s3_endpoint=args.s3_endpoint, bucket=args.bucket,
+                                     credentials_file=args.role_credentials_file, flower=not args.no_flower)
+        fleet.start_fleet(data_dir, state, options)
+    else:
+        fleet.wait_for_agents(state.fleet.broker_url, len(state.by_role("store")))
+    reloaded = cluster.load_state(data_dir)
+    assert reloaded is not None
+    return reloaded
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -231,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gc-interval", type=float, metavar="SECONDS", help="how often stores run GC (default: the store's)")
     p.add_argument("--timeout", type=float, default=cluster.DEFAULT_TIMEOUT, metavar="SECONDS",
                    help="how long to wait for the cluster to be ready (default %(default)s)")
+    fl = p.add_argument_group("fleet", "Besides PD and the stores, `up` starts Redis (the Celery broker), an "
+                                       "S3-compatible server (SeaweedFS) with a bucket, a loopback EC2 "
+                                       "instance-metadata endpoint that hands role credentials to the agents, one "
+                                       "br-agent per store, and Flower.")
+    fl.add_argument("--no-fleet", action="store_true", help="start only PD and the stores")
+    fl.add_argument("--broker", metavar="URL", help="use this existing Redis instead of starting one")
+    fl.add_argument("--s3-endpoint", metavar="URL",
+                    help="use this existing S3-compatible endpoint instead of starting SeaweedFS")
+    fl.add_argument("--bucket", default=fleet.DEFAULT_BUCKET, help="bucket to create and use (default %(default)s)")
+    fl.add_argument("--role-credentials-file", type=Path, metavar="FILE",
+                    help="JSON {AccessKeyId, SecretAccessKey, Token} the metadata endpoint hands to the agents "
+                         "(default: keys generated once per data dir)")
+    fl.add_argument("--no-flower", action="store_true", help="do not start Flower")
     _add_data_dir(p)
     p.set_defaults(func=cmd_up)
 

@@ -64,10 +64,21 @@ class ProcessEntry(BaseModel):
     log_path: str
     args: list[str]
     env: dict[str, str] = Field(default_factory=dict)  # overrides only; never secrets
+    unset_env: list[str] = Field(default_factory=list)  # removed from the inherited environment
 
     @property
     def port(self) -> int | None:
         return int(self.address.rsplit(":", 1)[1]) if ":" in self.address else None
+
+
+class FleetInfo(BaseModel):
+    """How to reach the fleet components `up` started (or was told to use); no secrets."""
+
+    broker_url: str
+    s3_endpoint: str
+    bucket: str
+    flower_url: str = ""
+    imds_url: str = ""
 
 
 class ClusterState(BaseModel):
@@ -78,6 +89,7 @@ class ClusterState(BaseModel):
     cluster_id: int = 0
     config: ClusterConfig
     processes: list[ProcessEntry]
+    fleet: FleetInfo | None = None  # set once `up` started Redis, S3, IMDS, agents and Flower
 
     def entry(self, name: str) -> ProcessEntry:
         for entry in self.processes:
@@ -208,7 +220,8 @@ def _spawn(entry: ProcessEntry) -> subprocess.Popen:
     port = entry.port
     if port is not None and not _port_freed(port, timeout=2.0):
         raise ClusterError(f"cannot start {entry.name}: port {port} is in use by another process")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **entry.env}
+    inherited = {k: v for k, v in os.environ.items() if k not in entry.unset_env}
+    env = {**inherited, "PYTHONUNBUFFERED": "1", **entry.env}
     proc = procs.spawn(entry.args, Path(entry.log_path), env=env)
     entry.pid = proc.pid
     return proc
