@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,7 +146,17 @@ def is_running(entry: ProcessEntry) -> bool:
         cmdline = Path(f"/proc/{entry.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the PID
-    return [c.decode(errors="replace") for c in cmdline if c] == entry.args
+    if [c.decode(errors="replace") for c in cmdline if c] == entry.args:
+        return True
+    return _same_executable(entry.pid, entry.args[0])  # servers such as redis rewrite their title
+
+
+def _same_executable(pid: int, program: str) -> bool:
+    try:
+        running = os.path.realpath(f"/proc/{pid}/exe", strict=True)
+    except OSError:
+        return False
+    return running == os.path.realpath(shutil.which(program) or program)
 
 
 # --- up ----------------------------------------------------------------------------------
