@@ -1,5 +1,5 @@
 #!/bin/sh
-# Make a private CA and a Redis server certificate for the br-fleet broker (docs/DEPLOY.md step 4).
+# Make a private CA and a Redis server certificate for the br-fleet broker (docs/DEPLOY.md step 5).
 #
 #   sudo sh make-redis-tls.sh HOSTNAME PRIVATE_IP [OUT_DIR]
 #
