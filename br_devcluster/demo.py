@@ -116,9 +116,13 @@ def _up(data_dir: Path, config: ClusterConfig, options: fleet.FleetOptions) -> C
     return state
 
 
+# run as `python -m` of this interpreter, so the demo works whether or not the scripts are on PATH
+_MODULES = {"br": "br_coordinator", "br-devcluster": "br_devcluster.cli"}
+
+
 def _run(command: list[str]) -> None:
     console.print(f"   $ {shlex.join(command)}")
-    result = subprocess.run(command)
+    result = subprocess.run([sys.executable, "-m", _MODULES[command[0]], *command[1:]])
     if result.returncode != 0:
         raise DemoError(f"`{command[0]} {command[1]}` exited with {result.returncode}")
 
