@@ -540,8 +540,8 @@ class RestoreFollower:
                 del self.in_flight[attempt]
                 self.jobs.cancel_attempt(attempt)
                 self.stats.resent_lost += 1
-                log.warning("resending region %d's %s: the agent of store %d was lost", flight.work_id,
-                            flight.kind, flight.store_id)
+                log.warning("resending region %d's %s: the agent of store %d was lost",
+                            self.book.work(flight.work_id).region.id, flight.kind, flight.store_id)
                 self._apply(self.book.task_failed(flight.work_id, f"agent of store {flight.store_id} lost"))
 
     def _succeeded(self, flight: Flight, payload: object) -> list[plan.Action]:

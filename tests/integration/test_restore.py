@@ -1,0 +1,303 @@
+"""`br restore` over real processes: devclusters, Redis, SeaweedFS S3, a br-agent per store, `br`.
+
+One source cluster is backed up once, while writes go on, to SeaweedFS; every test restores
+(a copy of) that backup into fresh target clusters. Each cluster's agents use their own Redis
+database: store ids repeat across clusters, so clusters must not share a broker database.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from br_common.checksum import Checksum
+from br_common.fleet import redis_client
+from br_common.pd_client import PDClient
+from br_common.tikv_client import RawKVClient
+from br_devcluster import cluster
+from br_devcluster.load import KeyGen, LoadSpec
+from br_devcluster.services import start_redis
+from tests.fixtures.devcluster import DevCluster
+from tests.integration.test_backup_support import AgentFleet, read_backupmeta, run_br, s3_admin, start_br, \
+    summary_value
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+KEYS = 24_000
+GEN = KeyGen(LoadSpec(keys=KEYS, value_size=120, seed=7))
+HOST_ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass
+class Source:
+    dc: DevCluster
+    redis_base: str  # redis://host:port (a database number is appended per cluster)
+    s3: object
+    prefix: str
+    backup_ts: int
+    expected: Checksum  # the source's checksum at backup_ts
+    work: Path
+
+    def url(self, prefix: str | None = None) -> str:
+        return self.s3.url(prefix or self.prefix, with_keys=False)
+
+
+@dataclass
+class Target:
+    dc: DevCluster
+    broker: str
+    agents: AgentFleet
+
+
+class _Writer(threading.Thread):
+    """Overwrites and adds keys on the source while its backup runs."""
+
+    def __init__(self, pd_address: str) -> None:
+        super().__init__(daemon=True)
+        self.pd = PDClient(pd_address)
+        self.kv = RawKVClient(self.pd, max_attempts=30)
+        self.stop = threading.Event()
+        self.rounds = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            i = (self.rounds * 300) % KEYS
+            self.kv.batch_put([(GEN.key(j), b"rewritten-%d" % self.rounds) for j in range(i, i + 100)]
+                              + [(b"extra-%08d" % (self.rounds * 50 + j), b"x" * 40) for j in range(50)])
+            self.rounds += 1
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join(timeout=30)
+        self.kv.close()
+        self.pd.close()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[Source]:  # noqa: ANN001
+    work = tmp_path_factory.mktemp("restore")
+    redis = start_redis(work / "redis")
+    data_dir = work / "source"
+    agents = None
+    try:
+        state = cluster.up(data_dir, cluster.ClusterConfig(stores=3, replicas=1, regions=8)).state
+        dc = DevCluster(data_dir, state)
+        dc.kv.batch_put(GEN.pairs(0, KEYS))
+        base = redis.url.rsplit("/", 1)[0]
+        agents = AgentFleet(dc, f"{base}/0", work / "source-agents", env=HOST_ENV).start_all()
+        prefix = f"restore-{os.getpid()}"
+        writer = _Writer(dc.pd_address)
+        writer.start()
+        try:
+            time.sleep(0.2)
+            done = run_br("backup", "full", "--pd", dc.pd_address, "-s", seaweedfs_s3.url(prefix, with_keys=False),
+                          "--ratelimit", "2", broker=f"{base}/0", log_file=work / "backup.log")
+        finally:
+            writer.finish()
+        assert done.returncode == 0, done.stderr
+        assert writer.rounds > 0
+        meta = read_backupmeta(s3_admin(seaweedfs_s3.endpoint), seaweedfs_s3.bucket, prefix)
+        expected = dc.kv.checksum(ts=meta.end_version)
+        agents.stop_all()  # the source's part is done
+        yield Source(dc, base, seaweedfs_s3, prefix, meta.end_version, expected, work)
+        dc.kv.close()
+        dc.pd.close()
+    finally:
+        if agents is not None:
+            agents.stop_all()
+        if (data_dir / cluster.STATE_FILE).exists():
+            cluster.down(data_dir)
+        redis.stop()
+
+
+@pytest.fixture
+def target_factory(source: Source, devcluster_factory, tmp_path: Path) -> Iterator[Callable[..., Target]]:  # noqa: ANN001
+    """A fresh target cluster with its agents on a Redis database of its own."""
+    fleets: list[AgentFleet] = []
+
+    def make(stores: int = 1, replicas: int = 1, regions: int = 2) -> Target:
+        dc = devcluster_factory(stores=stores, replicas=replicas, regions=regions)
+        broker = f"{source.redis_base}/{1 + _next_db()}"
+        agents = AgentFleet(dc, broker, tmp_path / f"agents-{len(fleets)}", env=HOST_ENV)
+        fleets.append(agents)
+        agents.start_all()
+        return Target(dc, broker, agents)
+
+    yield make
+    for agents in fleets:
+        agents.stop_all()
+
+
+_DB = iter(range(15))
+
+
+def _next_db() -> int:
+    return next(_DB)  # Redis has databases 0..15; 0 is the source's
+
+
+def _restore(source: Source, target: Target, *extra: str, verb: str = "full", prefix: str | None = None):  # noqa: ANN202
+    return run_br("restore", verb, "--pd", target.dc.pd_address, "-s", source.url(prefix), *extra,
+                  broker=target.broker, log_file=source.work / f"restore-{time.monotonic_ns()}.log")
+
+
+def _staged_files(target: Target) -> list[Path]:
+    return [p for sid in target.agents.procs for p in target.agents.staging(sid).joinpath("jobs").rglob("*")
+            if p.is_file()]
+
+
+def _copy_backup(source: Source, prefix: str, keep: Callable[[str], bool] = lambda key: True) -> list[str]:
+    """Copy the source backup's objects to another prefix (those `keep` accepts); their names."""
+    admin = s3_admin(source.s3.endpoint)
+    listed = admin.list_objects_v2(Bucket=source.s3.bucket, Prefix=source.prefix + "/")["Contents"]
+    names = [o["Key"].removeprefix(source.prefix + "/") for o in listed]
+    for name in filter(keep, names):
+        admin.copy_object(Bucket=source.s3.bucket, Key=f"{prefix}/{name}",
+                          CopySource={"Bucket": source.s3.bucket, "Key": f"{source.prefix}/{name}"})
+    return names
+
+
+def _one_error_line(stderr: str) -> bool:
+    """The failure is one `br: error:` line (info lines may precede it off a terminal), no traceback."""
+    errors = [line for line in stderr.splitlines() if line.startswith("br: error:")]
+    return len(errors) == 1 and stderr.rstrip().endswith(errors[0]) and "Traceback" not in stderr
+
+
+# --- the round trip ------------------------------------------------------------------------------
+@pytest.mark.parametrize("stores, replicas", [(1, 1), (3, 3), (5, 3)])
+def test_round_trip_gives_the_source_checksum_at_backup_ts(source: Source, target_factory, stores: int,  # noqa: ANN001
+                                                           replicas: int) -> None:
+    target = target_factory(stores=stores, replicas=replicas)
+    done = _restore(source, target, "--ratelimit", "64")
+    assert done.returncode == 0, done.stderr
+    assert target.dc.kv.checksum() == source.expected
+    assert summary_value(done.stdout, "checksum") == "verified"
+    assert summary_value(done.stdout, "backup_ts").startswith(str(source.backup_ts))
+    regions = list(target.dc.pd.scan_regions())
+    assert {r.leader_store_id for r in regions} == set(target.dc.store_addresses()), "ingest on every store"
+    assert all(len(r.region.peers) == replicas for r in regions)
+    assert not _staged_files(target)
+    # every key carries the job's one restore ts: nothing is visible just before it
+    restore_ts = int(summary_value(done.stdout, "restore_ts").split()[0])
+    assert target.dc.kv.checksum(ts=restore_ts - 1) == Checksum()
+    assert target.dc.kv.checksum(ts=restore_ts) == source.expected
+
+
+def test_restore_raw_sub_range_restores_exactly_that_range(source: Source, target_factory) -> None:  # noqa: ANN001
+    target = target_factory(stores=2, replicas=2)
+    start, end = bytes.fromhex("3a"), bytes.fromhex("b7c0")  # cut through files on both sides
+    done = _restore(source, target, "--start", start.hex(), "--end", end.hex(), "--format", "hex", verb="raw")
+    assert done.returncode == 0, done.stderr
+    assert target.dc.kv.checksum() == source.dc.kv.checksum(start, end, ts=source.backup_ts)
+    assert target.dc.kv.scan(b"", start, limit=1) == [] and target.dc.kv.scan(end, b"", limit=1) == []
+
+
+# --- refusals --------------------------------------------------------------------------------------
+def test_non_empty_target_is_refused_and_left_alone(source: Source, target_factory) -> None:  # noqa: ANN001
+    target = target_factory()
+    key = GEN.key(5)
+    target.dc.kv.put(key, b"mine")
+    done = _restore(source, target)
+    assert done.returncode == 1 and "already holds keys" in done.stderr and "--allow-non-empty" in done.stderr
+    assert _one_error_line(done.stderr)
+    assert target.dc.kv.scan(limit=5) == [(key, b"mine")]
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("flip", "does not match the sha256 in backupmeta"),
+    ("delete", "is missing from storage"),
+])
+def test_changed_or_missing_object_stops_before_it_is_ingested(source: Source, target_factory, damage: str,  # noqa: ANN001
+                                                               words: str) -> None:
+    target = target_factory()
+    meta = read_backupmeta(s3_admin(source.s3.endpoint), source.s3.bucket, source.prefix)
+    victim = sorted(meta.files, key=lambda f: f.size)[-1]
+    prefix = f"{source.prefix}-{damage}"
+    _copy_backup(source, prefix, keep=lambda name: not (damage == "delete" and name == victim.name))
+    admin = s3_admin(source.s3.endpoint)
+    if damage == "flip":
+        data = bytearray(admin.get_object(Bucket=source.s3.bucket, Key=f"{prefix}/{victim.name}")["Body"].read())
+        data[len(data) // 2] ^= 0x01
+        admin.put_object(Bucket=source.s3.bucket, Key=f"{prefix}/{victim.name}", Body=bytes(data))
+    done = _restore(source, target, prefix=prefix)
+    assert done.returncode == 1, done.stdout
+    assert words in done.stderr and victim.name in done.stderr and _one_error_line(done.stderr)
+    assert target.dc.kv.scan(victim.start_key, victim.end_key, limit=1) == []  # never ingested
+    if damage == "delete":
+        assert target.dc.kv.scan(limit=1) == []  # found before anything was touched
+    assert not _staged_files(target)
+
+
+@pytest.mark.parametrize("layout, words", [
+    ("nothing", "no backup at"),
+    ("lock-only", "unfinished"),
+    ("truncated", "truncated"),
+])
+def test_missing_unfinished_or_truncated_backupmeta_is_one_clear_error(source: Source, target_factory,  # noqa: ANN001
+                                                                       layout: str, words: str) -> None:
+    target = target_factory()
+    prefix = f"{source.prefix}-{layout}"
+    admin = s3_admin(source.s3.endpoint)
+    if layout == "lock-only":
+        admin.put_object(Bucket=source.s3.bucket, Key=f"{prefix}/backup.lock", Body=b"{}")
+    if layout == "truncated":
+        _copy_backup(source, prefix, keep=lambda name: name != "backupmeta")
+        data = admin.get_object(Bucket=source.s3.bucket, Key=f"{source.prefix}/backupmeta")["Body"].read()
+        admin.put_object(Bucket=source.s3.bucket, Key=f"{prefix}/backupmeta", Body=data[: len(data) - 7])
+    done = _restore(source, target, prefix=prefix)
+    assert done.returncode == 1
+    assert words in done.stderr and _one_error_line(done.stderr), done.stderr
+    assert target.dc.kv.scan(limit=1) == []
+
+
+# --- failures along the way ------------------------------------------------------------------------
+def _wait_parts_done(target: Target, proc, at_least: int = 1, timeout: float = 60.0) -> None:  # noqa: ANN001
+    """Until the running job has checkpointed some restored file parts."""
+    client = redis_client(target.broker)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "br restore ended too early"
+        for key in client.scan_iter(match="br:job:*:ranges"):
+            if client.hlen(key) >= at_least:
+                return
+        time.sleep(0.05)
+    raise TimeoutError("no file part was restored in time")
+
+
+def test_agent_killed_mid_restore_and_restarted(source: Source, target_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    target = target_factory(stores=3, replicas=3)
+    proc = start_br("restore", "full", "--pd", target.dc.pd_address, "-s", source.url(), "--ratelimit", "1",
+                    "--concurrency", "2", broker=target.broker, log_path=tmp_path / "restore.out")
+    try:
+        _wait_parts_done(target, proc)
+        target.agents.kill(2)  # SIGKILL, mid-restore
+        target.agents.start(2)  # as systemd would
+        assert proc.wait(timeout=180) == 0, (tmp_path / "restore.out").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert target.dc.kv.checksum() == source.expected
+
+
+def test_rerun_after_an_interrupted_restore_completes(source: Source, target_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    target = target_factory(stores=2, replicas=1)
+    args = ("restore", "full", "--pd", target.dc.pd_address, "-s", source.url(), "--ratelimit", "1",
+            "--concurrency", "1")
+    proc = start_br(*args, broker=target.broker, log_path=tmp_path / "first.out")
+    try:
+        _wait_parts_done(target, proc)
+        proc.send_signal(signal.SIGINT)  # the operator's Ctrl-C
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert target.dc.kv.checksum() != source.expected  # it really was cut short
+    done = run_br(*args[:-4], broker=target.broker, log_file=tmp_path / "rerun.log")
+    assert done.returncode == 0, done.stderr
+    assert "Restore complete (resumed)" in done.stdout
+    assert target.dc.kv.checksum() == source.expected
