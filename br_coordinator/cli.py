@@ -13,7 +13,8 @@ import importlib.util
 import logging
 import sys
 
-from br_common.fleet.config import fleet_version
+# only light imports up here: a URL with keys must leave the command line (re-exec in main)
+# before the interpreter spends time importing Celery, boto3 and friends
 from br_coordinator.errors import CommandError
 from br_coordinator.hide_args import hide_storage_secrets, read_storage_arg
 
@@ -22,6 +23,8 @@ log = logging.getLogger("br")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from br_common.fleet.config import fleet_version  # noqa: PLC0415 - see the imports above
+
     parser = argparse.ArgumentParser(
         prog="br", description="br is a TiKV cluster backup restore tool (br-fleet: the work runs on a "
                                "br-agent beside each store, over Celery).",

@@ -102,7 +102,8 @@ def s3_admin(endpoint: str):  # noqa: ANN201 - boto3 client
 
 def read_backupmeta(client, bucket: str, prefix: str) -> brpb_pb2.BackupMeta:  # noqa: ANN001
     meta = brpb_pb2.BackupMeta()
-    meta.ParseFromString(client.get_object(Bucket=bucket, Key=f"{prefix}/backupmeta")["Body"].read())
+    key = f"{prefix}/backupmeta" if prefix else "backupmeta"
+    meta.ParseFromString(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     return meta
 
 
