@@ -812,3 +812,76 @@ def test_k8s_sidecar_is_non_root_read_only_and_small():
     env = {e["name"]: e for e in container["env"]}
     assert "POD_NAME" in env and "$(POD_NAME)" in env["BR_AGENT_STORE"]["value"]
     assert not any("KEY" in name or "SECRET" in name or "PASSWORD" in name for name in env)
+
+
+# --------------------------------------------------------------------------------------------
+# DEPLOY.md's commands run as written
+# --------------------------------------------------------------------------------------------
+
+def test_deploy_md_shell_blocks_parse():
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    for block in re.findall(r"```bash\n(.*?)```", DEPLOY_MD.read_text(), flags=re.S):
+        result = subprocess.run(["bash", "-n"], input=block, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, f"{result.stderr}\n{block}"
+
+
+def test_deploy_md_secret_files_come_out_right(tmp_path):
+    """Run the guide's `sudo sh -c '...'` commands that write the Redis, `br` and Flower secret
+    files (sudo dropped, /etc moved under tmp_path): right content, right modes, nothing on a
+    command line but file names."""
+    text = DEPLOY_MD.read_text()
+    etc = tmp_path / "etc"
+    (etc / "br-fleet").mkdir(parents=True)
+    (etc / "redis").mkdir()
+    ran = set()
+    for body in re.findall(r"sudo sh -c '(.*?)'", text, flags=re.S):
+        target = re.search(r"> */etc/(br-fleet/(?:redis-password|flower-password|coordinator\.env|flower\.env)|"
+                           r"redis/br-fleet-auth\.conf)", body)
+        if target is None:
+            continue
+        # the secret itself never appears literally: it is read from a file inside the shell
+        assert not re.search(r"[0-9a-f]{24,}", body), body
+        script = body.replace("/etc/", f"{etc}/")
+        result = subprocess.run(["sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{result.stderr}\n{body}"
+        ran.add(target.group(1))
+    assert ran == {"br-fleet/redis-password", "br-fleet/flower-password", "br-fleet/coordinator.env",
+                   "br-fleet/flower.env", "redis/br-fleet-auth.conf"}
+    password = (etc / "br-fleet" / "redis-password").read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", password)
+    assert (etc / "redis" / "br-fleet-auth.conf").read_text() == f"requirepass {password}\n"
+    for name, mode in (("redis-password", 0o600), ("flower-password", 0o600), ("flower.env", 0o600),
+                       ("coordinator.env", 0o640)):
+        assert (etc / "br-fleet" / name).stat().st_mode & 0o777 == mode, name
+    flower = {k: v for k, v, _ in _env_assignments(etc / "br-fleet" / "flower.env")}
+    assert flower["CELERY_BROKER_URL"].startswith(f"rediss://:{password}@127.0.0.1:6380/0?ssl_cert_reqs=required")
+    flower_password = (etc / "br-fleet" / "flower-password").read_text().strip()
+    assert flower["FLOWER_BASIC_AUTH"] == f"admin:{flower_password}"
+    assert flower["FLOWER_ADDRESS"] == "127.0.0.1" and flower["FLOWER_PERSISTENT"] == "true"
+    assert list(flower).count("CELERY_BROKER_URL") == 1
+    # a shell can source coordinator.env (the guide does: set -a; . coordinator.env; set +a)
+    sourced = subprocess.run(["bash", "-c", f'set -a; . {etc}/br-fleet/coordinator.env; set +a; printf %s "$BR_BROKER"'],
+                             capture_output=True, text=True, timeout=30)
+    assert sourced.stdout == (f"rediss://:{password}@127.0.0.1:6380/0?ssl_cert_reqs=required"
+                              f"&ssl_ca_certs={etc}/br-fleet/tls/redis-ca.pem")
+
+
+def test_deploy_md_agent_toml_edit_yields_a_valid_config(tmp_path):
+    """Step 7's sed over agent.toml.example gives a TOML file with this host's values."""
+    text = DEPLOY_MD.read_text()
+    match = re.search(r"sudo sed -i \\\n(.*?)/etc/br-fleet/agent\.toml\n", text, flags=re.S)
+    assert match, "the sed that edits agent.toml"
+    config = tmp_path / "agent.toml"
+    shutil.copy(AGENT_TOML, config)
+    command = "sed -i \\\n" + match.group(1) + str(config) + "\n"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "STORE_ADDR": "10.0.1.22:20160",
+           "PD": "10.0.1.11:2379,10.0.1.12:2379", "COORD_IP": "10.0.0.10", "BUCKET": "bkt-x", "PREFIX": "a/b"}
+    result = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    settings = tomllib.loads(config.read_text())
+    assert settings["store"] == "10.0.1.22:20160"
+    assert settings["pd"] == "10.0.1.11:2379,10.0.1.12:2379"
+    assert settings["broker"].startswith("rediss://10.0.0.10:6380/0?")
+    assert settings["allowed_destinations"] == ["s3://bkt-x/a/b"]
+    assert set(settings) == set(tomllib.loads(AGENT_TOML.read_text()))
