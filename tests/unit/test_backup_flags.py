@@ -1,0 +1,79 @@
+"""`br` flag parsing: BR's names and defaults, pflag-style booleans, durations, keys, bad input."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from br_common.tso import compose
+from br_coordinator import flags
+from br_coordinator.cli import build_parser, main
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["backup", "full", "-s", "local:///tmp/x", *argv])
+
+
+def test_defaults_match_br() -> None:
+    args = _parse()
+    assert (args.pd, args.ratelimit, args.concurrency, args.compression, args.gcttl) == \
+        ("127.0.0.1:2379", 0, 4, "zstd", 300)
+    assert args.checksum is True and args.send_credentials_to_tikv is False
+
+
+def test_booleans_behave_like_pflag() -> None:
+    assert _parse("--checksum=false").checksum is False
+    assert _parse("--checksum").checksum is True
+    assert _parse("-c").send_credentials_to_tikv is True
+    assert _parse("--send-credentials-to-tikv=true").send_credentials_to_tikv is True
+
+
+def test_s3_flags_and_rate_limit() -> None:
+    args = _parse("--s3.region", "eu-west-1", "--s3.storage-class", "STANDARD_IA", "--ratelimit", "128")
+    assert flags.s3_flags(args).given() == {"region": "eu-west-1", "storage-class": "STANDARD_IA"}
+    assert flags.rate_limit_bytes(args) == 128 * 1024 * 1024
+
+
+def test_durations_timestamps_and_keys() -> None:
+    assert flags.parse_duration("1h30m") == 5400 and flags.parse_duration("1.5s") == 1.5
+    assert flags.parse_backupts("400036290571534337") == 400036290571534337
+    assert flags.parse_backupts("2018-05-11 01:42:23") >> 18 > 0
+    assert flags.parse_backupts("2018-05-11T01:42:23+0000") == compose(1526002943000, 0)
+    assert flags.parse_key("3030", "hex") == b"00"
+    assert flags.parse_key("a\\x00b", "escaped") == b"a\x00b"
+    assert flags.parse_key("a\\x00b", "raw") == b"a\\x00b"
+    for bad in (lambda: flags.parse_duration("5 minutes"), lambda: flags.parse_backupts("yesterday"),
+                lambda: flags.parse_key("zz", "hex"), lambda: flags.parse_bool("maybe")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bad()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["backup", "full"], "the storage is required"),
+    (["backup", "full", "-s", "ftp://x/y"], "invalid --storage: unsupported storage scheme"),
+    (["backup", "full", "-s", "s3://b/p?secret-access-key=abc"], "access-key"),
+    (["backup", "full", "-s", "local:///tmp/x", "--backupts", "1", "--timeago", "1h"], "exclusive"),
+    (["backup", "raw", "-s", "local:///tmp/x", "--start", "31", "--end", "30"], "--end must be greater"),
+    (["backup", "raw", "-s", "local:///tmp/x", "--cf", "write"], "default cf"),
+])
+def test_bad_input_is_one_line_and_exit_1(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert "abc" not in err
+
+
+def test_bad_flag_is_a_usage_error_exit_2(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backup", "full", "--compression", "gzip"])
+    assert exit_info.value.code == 2
+
+
+def test_help_reads_like_br(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["backup", "full", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--pd", "--storage", "--send-credentials-to-tikv", "--ratelimit", "--concurrency",
+                 "--compression", "--compression-level", "--backupts", "--timeago", "--gcttl", "--checksum",
+                 "--log-file", "--log-level", "--broker", "--s3.endpoint", "--s3.region"):
+        assert flag in text, flag

@@ -1,0 +1,153 @@
+"""The follower on fakes (fakeredis, a scripted 'Celery'): re-resolving region errors, exact
+coverage, lost agents resent at once with the old attempt ignored, bounded retries."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import fakeredis
+import pytest
+
+from br_common.fleet import messages as m
+from br_common.fleet.jobs import JobSpec, JobStore, Lease
+from br_common.fleet.keyranges import tiling_problem
+from br_common.fleet.registry import AgentInfo, Registry
+from br_common.kvproto import metapb_pb2
+from br_common.pd_client import RegionInfo
+from br_coordinator.errors import CommandError
+from br_coordinator.follower import BackupFollower, FollowerConfig
+from br_coordinator.planner import PlannedTask
+
+
+@dataclass
+class FakeResult:
+    state: str = "PENDING"
+    result: object = None
+    info: object = None
+
+    def forget(self) -> None:
+        pass
+
+
+@dataclass
+class FakeApp:
+    """send_task hands each task to `worker`, which sets its FakeResult (now or later)."""
+    worker: Callable[[dict, str, FakeResult], None]
+    sent: list[tuple[str, dict]] = field(default_factory=list)
+
+    def send_task(self, name: str, args: list, queue: str, task_id: str, shadow: str) -> FakeResult:
+        result = FakeResult()
+        self.sent.append((queue, args[0]))
+        self.worker(args[0], queue, result)
+        return result
+
+
+class FakePD:
+    cluster_id = 1
+
+    def __init__(self, bounds: list[bytes], leaders: list[int]) -> None:
+        self.set(bounds, leaders)
+
+    def set(self, bounds: list[bytes], leaders: list[int]) -> None:
+        edges = [b""] + bounds + [b""]
+        self.regions = [RegionInfo(metapb_pb2.Region(id=i + 1, start_key=edges[i], end_key=edges[i + 1]),
+                                   metapb_pb2.Peer(store_id=s)) for i, s in enumerate(leaders)]
+
+    def scan_regions(self, start: bytes, end: bytes):  # noqa: ANN201
+        return [r for r in self.regions if (not end or r.region.start_key < end)
+                and (not r.region.end_key or r.region.end_key > start)]
+
+    def store(self, store_id: int) -> metapb_pb2.Store:
+        return metapb_pb2.Store(id=store_id, address=f"10.0.0.{store_id}:20160")
+
+
+def _agent(store_id: int, pid: int) -> AgentInfo:
+    return AgentInfo(store_id=store_id, store_address="x", hostname="h", pid=pid, boot_id="b" * 36, version="1",
+                     started=float(pid))
+
+
+def _setup(worker: Callable, pd: FakePD, agents: list[AgentInfo], **config: object):  # noqa: ANN202
+    client = fakeredis.FakeRedis()
+    spec = JobSpec(kind="backup", cluster_id=1, storage_url="s3://b/p", ranges=[m.KeyRange()])
+    jobs = JobStore(client, spec.job_id())
+    jobs.create(spec)
+    lease = Lease(client, jobs.lease_key)
+    assert lease.acquire()
+    registry = Registry(client)
+    for agent in agents:
+        registry.publish(agent, ttl=60)
+
+    def make_task(attempt: str, task: PlannedTask) -> m.BackupRangeTask:
+        return m.BackupRangeTask(job_id=jobs.job_id, attempt=attempt, cluster_id=1, store_id=task.store_id,
+                                 range=task.range, backup_ts=10, storage=m.StorageSpec(url="s3://b/p"))
+
+    settings = FollowerConfig(poll_interval=0.0, backoff_base=0.0, registry_refresh=0.0, **config)
+    app = FakeApp(worker)
+    return BackupFollower(app, pd, registry, jobs, lease, make_task, settings), app, jobs, registry
+
+
+def _ok(task: m.BackupRangeTask, agent: str = "h/1/bbbbbbbb", uncovered: list[m.UncoveredRange] = ()) -> dict:
+    covered = [m.CoveredRange(range=task.range, files=[m.FileInfo(name=f"{task.store_id}/{task.attempt}.sst",
+                                                                  size=1)])] if not uncovered else []
+    return m.BackupRangeResult(job_id=task.job_id, attempt=task.attempt, store_id=task.store_id, agent=agent,
+                               covered=covered, uncovered=list(uncovered)).model_dump(mode="json")
+
+
+def test_region_errors_are_re_resolved_until_covered_exactly_once() -> None:
+    pd = FakePD([b"b", b"d"], [1, 2, 1])
+
+    def worker(payload: dict, queue: str, result: FakeResult) -> None:
+        task = m.parse(m.BackupRangeTask, payload)
+        if task.range.start == b"b" and task.store_id == 2 and not pd.moved:
+            pd.moved = True  # the leader moved to store 3 and the region split meanwhile
+            pd.set([b"b", b"c", b"d"], [1, 3, 3, 1])
+            gap = m.UncoveredRange(range=task.range, reason="NotLeader(region 2, leader on store 3)")
+            result.state, result.result = "SUCCESS", _ok(task, uncovered=[gap])
+        else:
+            result.state, result.result = "SUCCESS", _ok(task)
+
+    pd.moved = False
+    follower, app, jobs, _ = _setup(worker, pd, [_agent(1, 1), _agent(2, 2), _agent(3, 3)])
+    totals = follower.run([m.KeyRange()])
+    ranges = [r.range for r in jobs.ranges()]
+    assert tiling_problem(m.KeyRange(), ranges) == ""
+    assert [q for q, _ in app.sent].count("br.store.3") == 1  # [b, d) went to the new leader as one task
+    assert totals.retries == 1
+
+
+def test_lost_agent_work_is_resent_at_once_and_the_old_result_ignored() -> None:
+    pd = FakePD([], [1])
+    results: list[FakeResult] = []
+
+    def worker(payload: dict, queue: str, result: FakeResult) -> None:
+        results.append(result)
+        task = m.parse(m.BackupRangeTask, payload)
+        if len(results) == 1:  # the first agent starts it, then is SIGKILLed and restarted
+            result.state, result.info = "PROGRESS", {"agent": "h/1/bbbbbbbb", "bytes_uploaded": 5}
+            registry.publish(_agent(1, 2), ttl=60)  # restarted agent: supersedes pid 1
+        else:
+            result.state, result.result = "SUCCESS", _ok(task, agent="h/2/bbbbbbbb")
+
+    follower, app, jobs, registry = _setup(worker, pd, [_agent(1, 1)])
+    totals = follower.run([m.KeyRange()])
+    assert totals.resent_lost == 1 and len(app.sent) == 2
+    first_attempt = app.sent[0][1]["attempt"]
+    assert "superseded" in jobs.skip_reason(first_attempt)  # a late redelivery does nothing
+    results[0].state, results[0].result = "SUCCESS", {"late": True}
+    assert len(jobs.ranges()) == 1 and jobs.ranges()[0].files[0].name.endswith(f"{app.sent[1][1]['attempt']}.sst")
+
+
+def test_bounded_retries_fail_naming_the_range_and_the_error() -> None:
+    def worker(payload: dict, queue: str, result: FakeResult) -> None:
+        result.state, result.result = "FAILURE", RuntimeError("disk full on store 1")
+
+    follower, _, _, _ = _setup(worker, FakePD([], [1]), [_agent(1, 1)], max_attempts=3)
+    with pytest.raises(CommandError, match=r"range \[-inf..\+inf\) failed after 3 attempts; last error: disk full"):
+        follower.run([m.KeyRange()])
+
+
+def test_a_store_without_agent_is_named() -> None:
+    follower, _, _, _ = _setup(lambda *a: None, FakePD([], [7]), [_agent(1, 1)], agent_wait=0.0)
+    with pytest.raises(CommandError, match=r"no br-agent for store 7 \(queue br.store.7\): start br-agent on the "
+                                           r"host of 10.0.0.7:20160"):
+        follower.run([m.KeyRange()])
