@@ -598,7 +598,11 @@ try:
 except OSError:
     pass
 # what the agent and Flower load and use, exercised
-import br_agent.agent, br_agent.backup_tasks, br_agent.restore_tasks, br_agent.storage_tasks, br_agent.cli
+import importlib, pkgutil, br_agent, br_common
+for package in (br_agent, br_common):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
 import celery, kombu, redis, boto3, grpc, rocksdict, zstandard, fastcrc, pydantic_settings, flower.app, tornado
 from cryptography.hazmat.primitives.asymmetric import rsa, padding, ed25519, x25519
 from cryptography.hazmat.primitives import hashes
