@@ -21,6 +21,7 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
@@ -336,11 +337,10 @@ def _ingest_result(context: AgentContext, task: rm.IngestTask, **fields: object)
 
 # --- storage side -------------------------------------------------------------------------------
 def run_check_objects(context: AgentContext, task: rm.CheckObjectsTask) -> rm.CheckObjectsResult:
-    """Every object listed with its recorded size; one listing per top-level prefix ("1/", ...)."""
+    """Every object listed with its recorded size: one listing per top-level name ("1", "2", ...)."""
     storage = context.open_storage(task.storage)
-    prefixes = sorted({o.name.split("/", 1)[0] + "/" if "/" in o.name else o.name for o in task.objects})
     listed: dict[str, int] = {}
-    for prefix in prefixes:
+    for prefix in _list_prefixes(o.name for o in task.objects):
         listed.update((obj.key, obj.size) for obj in storage.list(prefix))
     problems = []
     for obj in task.objects:
@@ -350,6 +350,17 @@ def run_check_objects(context: AgentContext, task: rm.CheckObjectsTask) -> rm.Ch
         elif size != obj.size:
             problems.append(f"backup file {storage.uri(obj.name)} has {size} bytes, backupmeta says {obj.size}")
     return rm.CheckObjectsResult(problems=problems)
+
+
+def _list_prefixes(names: Iterable[str]) -> list[str]:
+    """The store directories without their '/' ("1" also covers "10"): fewer listings, and moto's
+    IAM check miscomputes the signature of a ListObjectsV2 whose prefix holds a '/'."""
+    heads = sorted({name.split("/", 1)[0] for name in names})
+    out: list[str] = []
+    for head in heads:
+        if not out or not head.startswith(out[-1]):
+            out.append(head)
+    return out
 
 
 def _check_target(context: AgentContext, cluster_id: int, store_id: int) -> None:
