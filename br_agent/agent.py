@@ -63,12 +63,22 @@ def find_store(pd: PDClient, address: str, wait: float) -> metapb_pb2.Store:
         time.sleep(0.5)
 
 
+def _connect_pd(addresses: str) -> PDClient:
+    """The first PD of a comma-separated list that answers."""
+    errors = []
+    for address in (a.strip() for a in addresses.split(",") if a.strip()):
+        try:
+            return PDClient(address)
+        except PDError as exc:
+            errors.append(str(exc))
+    raise AgentError("; ".join(errors) or "no PD address given")
+
+
 def run(config: AgentConfig) -> int:
     settings = FleetSettings(broker=config.broker)
-    try:
-        pd = PDClient(config.pd)
-    except PDError as exc:
-        raise AgentError(str(exc)) from None
+    pd = _connect_pd(config.pd)
+    if not config.allowed_destinations:
+        log.warning("no --allow-destination: this agent writes wherever its credentials reach")
     try:
         store = find_store(pd, config.store, config.store_wait)
         staging = config.resolved_staging_dir()
