@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -130,6 +131,7 @@ def main() -> int:
             cluster.down(data_dir)
         for handle in reversed(services):
             handle.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the cluster and S3 data: as big as the data set
 
 
 if __name__ == "__main__":
