@@ -51,8 +51,12 @@ def acquire_lock(context: AgentContext, payload: dict) -> dict:
 def lock(storage: ExternalStorage, task: m.AcquireLockTask) -> m.AcquireLockResult:
     if storage.exists(m.BACKUPMETA_NAME):
         return m.AcquireLockResult(outcome="complete", detail=f"{storage.uri(m.BACKUPMETA_NAME)} exists")
-    if storage.create_exclusive(m.LOCK_NAME, task.lock_body.encode()):
+    body = task.lock_body.encode()
+    if storage.create_exclusive(m.LOCK_NAME, body):
         log.info("job %s took %s", task.job_id, storage.uri(m.LOCK_NAME))
+        return m.AcquireLockResult(outcome="acquired", detail=storage.uri(m.LOCK_NAME))
+    if storage.holds(m.LOCK_NAME, body):  # this job took it in an attempt whose answer was lost
+        log.info("job %s already holds %s", task.job_id, storage.uri(m.LOCK_NAME))
         return m.AcquireLockResult(outcome="acquired", detail=storage.uri(m.LOCK_NAME))
     return m.AcquireLockResult(outcome="locked", detail=f"{storage.uri(m.LOCK_NAME)} exists")
 

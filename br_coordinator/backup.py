@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -186,8 +185,8 @@ class Backup:
         return self.jobs.fix_backup_ts(ts)
 
     def _lock(self) -> None:
-        body = json.dumps({"job_id": self.job_id, "host": socket.gethostname(), "time": time.time(),
-                           "br_version": fleet_version()})
+        # the same bytes on every attempt of this job, so a lost answer is recognised by the lock's ETag
+        body = json.dumps({"job_id": self.job_id, "br_version": fleet_version()})
         task = m.AcquireLockTask(job_id=self.job_id, storage=self._storage_spec(), lock_body=body)
         result = call_storage(self.app, self.registry, m.ACQUIRE_LOCK, task, m.AcquireLockResult,
                               shadow=f"lock job={self.job_id} {self.specs.url}")

@@ -180,7 +180,7 @@ class BackupRangeResult(Message):
 class AcquireLockTask(Message):
     job_id: str
     storage: StorageSpec
-    lock_body: str  # JSON text stored in backup.lock: job id, host, time (no secrets)
+    lock_body: str  # JSON text stored in backup.lock: job id and version, the same on every attempt
 
 
 class AcquireLockResult(Message):

@@ -66,6 +66,11 @@ class ExternalStorage(ABC):
         """Whether key exists (on S3 needs only s3:ListBucket)."""
 
     @abstractmethod
+    def holds(self, key: str, data: bytes) -> bool:
+        """Whether key exists with exactly this content, without reading it back (on S3 needs only
+        s3:ListBucket: a single-part PUT's ETag is the MD5 of its body; False when unsure)."""
+
+    @abstractmethod
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         """Objects whose key starts with prefix (a string prefix, not a directory), in key order."""
 

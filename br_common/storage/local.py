@@ -58,6 +58,11 @@ class LocalStorage(ExternalStorage):
         with self._errors("check", key):
             return self._path(key).is_file()
 
+    def holds(self, key: str, data: bytes) -> bool:
+        with self._errors("check", key):
+            path = self._path(key)
+            return path.is_file() and path.read_bytes() == data
+
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         check_prefix(prefix)
         with self._errors("list", prefix):

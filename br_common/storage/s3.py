@@ -7,6 +7,7 @@ instead of HeadObject); restore needs s3:ListBucket, s3:GetObject.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Iterator
@@ -72,6 +73,15 @@ class S3Storage(ExternalStorage):
             answer = self.client.list_objects_v2(Bucket=self.location.bucket, Prefix=full, MaxKeys=1)
         contents = answer.get("Contents", [])
         return bool(contents) and contents[0]["Key"] == full
+
+    def holds(self, key: str, data: bytes) -> bool:
+        full = self._full(key)
+        with self._errors("check", key):
+            answer = self.client.list_objects_v2(Bucket=self.location.bucket, Prefix=full, MaxKeys=1)
+        contents = answer.get("Contents", [])
+        if not contents or contents[0]["Key"] != full:
+            return False
+        return contents[0].get("ETag", "").strip('"') == hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         check_prefix(prefix)

@@ -108,6 +108,8 @@ def test_create_exclusive(storage: S3Storage):
     assert storage.create_exclusive("backup.lock", b"job-1") is True
     assert storage.create_exclusive("backup.lock", b"job-2") is False
     assert storage.get_bytes("backup.lock") == b"job-1"
+    assert storage.holds("backup.lock", b"job-1") and not storage.holds("backup.lock", b"job-2")
+    assert not storage.holds("backup.loc", b"job-1")  # a prefix of the key is not the key
 
 
 def test_concurrent_creates_exactly_one_wins(storage: S3Storage):
@@ -215,6 +217,7 @@ def test_minimum_policies(moto_s3: S3Endpoint, big_file: Path, tmp_path: Path):
     with open_storage(url(backup_keys), options=SMALL_PARTS) as backup:
         assert backup.create_exclusive("backup.lock", b"job-1") is True
         assert backup.create_exclusive("backup.lock", b"job-2") is False
+        assert backup.holds("backup.lock", b"job-1")  # recognised without s3:GetObject
         backup.put_file("1/big.sst", big_file)
         backup.put_bytes("backupmeta", b"meta")
         assert backup.exists("backupmeta") and not backup.exists("checkpoint")
