@@ -78,7 +78,8 @@ def _restore_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("Restore Flags")
     group.add_argument("--allow-non-empty", type=flags.parse_bool, nargs="?", const=True, default=False,
                        metavar="BOOL", help="restore even when the target already holds keys in the restored "
-                                            "ranges; they are overwritten where the backup has them "
+                                            "ranges: the backup's keys are written over them, the others stay "
+                                            "(and then fail --checksum, which compares whole ranges) "
                                             "(default false)")
     return parser
 
@@ -185,6 +186,7 @@ class Restore:
                            f"wait for it, or if it died, rerun in {left:.0f}s to resume it")
 
     def _run(self, state: JobState, previous: JobState | None) -> int:
+        self._check_agents()
         meta = self._read_meta()
         ranges = plan.restore_ranges(plan.backup_ranges(meta), self.wanted)
         parts = plan.select_parts(plan.meta_files(meta), ranges)
@@ -206,6 +208,15 @@ class Restore:
         return 0
 
     # --- before any change ---------------------------------------------------------------------------
+    def _check_agents(self) -> None:
+        """After scatter any store may hold a peer: each needs a live agent that accepts the URL."""
+        agents = self.registry.alive()
+        self.specs.check_allowed(agents)
+        served = {a.store_id for a in agents}
+        for store in sorted(self.pd.stores(), key=lambda s: s.id):
+            if store.id not in served:
+                raise CommandError(no_agent_message(self.pd, store.id))
+
     def _read_meta(self) -> brpb_pb2.BackupMeta:
         """An agent reads and validates backupmeta with its own credentials; we check what we restore."""
         task = m.ReadBackupMetaTask(storage=self._storage_spec())
@@ -353,7 +364,7 @@ class FollowConfig(BaseModel):
     concurrency: int = Field(4, ge=1)  # tasks in flight per store
     backoff_base: float = 0.2
     backoff_cap: float = 5.0
-    poll_interval: float = 0.1
+    poll_interval: float = 0.05
     agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
     registry_refresh: float = 1.0
 
@@ -480,21 +491,29 @@ class RestoreFollower:
 
     # --- sending -----------------------------------------------------------------------------------
     def _dispatch(self) -> None:
+        """Up to `concurrency` downloads AND as many ingests in flight per store: an ingest is short
+        and frees the region's staged copies, so it never waits behind a wave of downloads."""
         for store_id, queue in self.ready.items():
-            queue_live = [a for a in queue if self.book.is_current(a.work_id)]
+            pending = [a for a in queue if self.book.is_current(a.work_id)]
             queue.clear()
-            queue.extend(sorted(queue_live, key=lambda a: isinstance(a, plan.SendDownload)))  # ingests first
-            if not queue:
+            if not pending:
                 continue
             live = [a for a in self._agents.values() if a.store_id == store_id]
             if not live:
+                queue.extend(pending)
                 self._require_agent_soon(store_id)
                 continue
             self._no_agent_since.pop(store_id, None)
-            busy = sum(1 for f in self.in_flight.values() if f.store_id == store_id)
-            while queue and busy < self.config.concurrency:
-                self._send(queue.popleft(), {a.instance for a in live})
-                busy += 1
+            agents = {a.instance for a in live}
+            busy = {kind: sum(1 for f in self.in_flight.values() if f.store_id == store_id and f.kind == kind)
+                    for kind in ("download", "ingest")}
+            for action in pending:
+                kind = "download" if isinstance(action, plan.SendDownload) else "ingest"
+                if busy[kind] < self.config.concurrency:
+                    self._send(action, agents)
+                    busy[kind] += 1
+                else:
+                    queue.append(action)
 
     def _send(self, action: plan.SendDownload | plan.SendIngest, agents: set[str]) -> None:
         attempt = uuid.uuid4().hex[:16]
