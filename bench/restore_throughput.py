@@ -9,13 +9,14 @@ Redis database) and measures
      target store, from the same S3 server;
   2. `br restore full` (checksum on) into the target;
 and prints both rates, their ratio and where the restore's time went (from its log). Everything
-it started is stopped by PID at the end.
+it started is stopped by PID and its work dir removed at the end.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,7 @@ def main() -> int:
                 cluster.down(data_dir)
         for handle in reversed(services):
             handle.stop()
+        shutil.rmtree(work, ignore_errors=True)  # cluster and S3 data: gigabytes
 
 
 if __name__ == "__main__":
