@@ -33,6 +33,7 @@ from pathlib import Path
 import redis
 from pydantic import BaseModel, Field
 
+from br_common.fleet import destinations
 from br_common.fleet.config import fleet_version
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class AgentInfo(BaseModel):
     version: str
     public_key: str = ""  # X25519 public key, hex (br_common.sealing)
     allowed_destinations: list[str] = Field(default_factory=list)  # URL prefixes; empty = any
+    metrics_url: str = ""  # the agent's Prometheus endpoint; "" = none
     worker_name: str = ""  # the Celery worker's nodename
     started: float = Field(default_factory=time.time)
     last_seen: float = 0.0
@@ -71,16 +73,8 @@ class AgentInfo(BaseModel):
         return cls(hostname=socket.gethostname(), pid=os.getpid(), boot_id=boot_id(), **fields)
 
     def allows(self, url: str) -> bool:
-        """Whether this agent accepts writing to `url` (credential-free URL)."""
-        return not self.allowed_destinations or any(destination_matches(p, url)
-                                                    for p in self.allowed_destinations)
-
-
-def destination_matches(prefix: str, url: str) -> bool:
-    """`s3://bucket/a` allows s3://bucket/a and s3://bucket/a/b, not s3://bucket/ab; query ignored."""
-    want = prefix.split("?", 1)[0].rstrip("/")
-    have = url.split("?", 1)[0].rstrip("/")
-    return have == want or have.startswith(want + "/")
+        """Whether this agent accepts a task for `url` (credential-free URL); see destinations."""
+        return destinations.allows(self.allowed_destinations, url)
 
 
 class Registry:

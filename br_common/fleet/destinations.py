@@ -1,0 +1,90 @@
+"""An agent's allowlist of storage destinations: which storage URLs it may write to or read from.
+
+    entries = [parse_entry(e) for e in settings.allowed_destinations]   # ValueError: one line
+    allows(["s3://bkt/tidb"], "s3://bkt/tidb/2024-06-01")              # True
+    allows(["s3://bkt/tidb"], "s3://bkt/tidb2")                        # False: '/' boundary
+    allows(["s3://bkt/tidb"], "s3://bkt/tidb?endpoint=http://evil:9000")  # False: AWS only
+    refusal(2, url, entries)  -> "agent of store 2 refuses <url>: not in its allowed_destinations [...]"
+
+Why the endpoint counts: a task naming an allowed bucket and prefix on ANOTHER server would
+otherwise send the store's data wherever the task says. An entry without `endpoint` therefore
+means AWS S3 only; an S3-compatible server must be listed with its endpoint. An empty list
+allows any destination (the agent warns at startup). Both agent (authoritative, per task) and
+coordinator (early, from the agents' heartbeats) use this module, so they cannot disagree.
+"""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlsplit
+
+from br_common.storage.url import LocalLocation, S3Location, parse_storage_url
+
+_REFUSAL_RE = re.compile(r"^agent of store \d+ refuses ")
+
+
+def parse_entry(entry: str) -> S3Location | LocalLocation:
+    """An allowlist entry: s3://bucket[/prefix][?endpoint=URL] or local:///path (ValueError)."""
+    location = parse_storage_url(entry)
+    if isinstance(location, S3Location):
+        if location.credentials is not None:
+            raise ValueError(f"{_short(entry)}: an allowed destination must not carry keys")
+        plain = S3Location(bucket=location.bucket, prefix=location.prefix, endpoint=location.endpoint)
+        if location != plain:
+            raise ValueError(f"{_short(entry)}: an allowed destination takes no parameter but endpoint")
+    return location
+
+
+def allows(entries: list[str], url: str) -> bool:
+    """Whether a task for storage `url` (credential-free) may run; empty entries allow anything."""
+    if not entries:
+        return True
+    try:
+        target = parse_storage_url(url)
+    except ValueError:
+        return False
+    return any(_covers(_entry_or_none(e), target) for e in entries)
+
+
+def refusal(store_id: int, url: str, entries: list[str]) -> str:
+    """The one line an agent fails a refused task with (and the coordinator shows as is)."""
+    return f"agent of store {store_id} refuses {url}: not in its allowed_destinations {json.dumps(entries)}"
+
+
+def is_refusal(message: str) -> bool:
+    """A task error that retrying cannot fix (the agent's configuration must change)."""
+    return bool(_REFUSAL_RE.match(message))
+
+
+def _entry_or_none(entry: str) -> S3Location | LocalLocation | None:
+    try:
+        return parse_entry(entry)
+    except ValueError:
+        return None  # the agent validated its entries at startup; a bad one covers nothing
+
+
+def _covers(entry: S3Location | LocalLocation | None, target: S3Location | LocalLocation) -> bool:
+    if isinstance(entry, S3Location) and isinstance(target, S3Location):
+        return entry.bucket == target.bucket and _under(entry.prefix, target.prefix) \
+            and _endpoint(entry.endpoint) == _endpoint(target.endpoint)
+    if isinstance(entry, LocalLocation) and isinstance(target, LocalLocation):
+        return _under(entry.path.strip("/"), target.path.strip("/"))
+    return False
+
+
+def _under(prefix: str, path: str) -> bool:
+    """`a/b` covers a/b and a/b/c, not a/bc; '' covers everything (both already normalized)."""
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def _endpoint(endpoint: str | None) -> tuple[str, str, int, str] | None:
+    """Scheme, host, port and path, so http://Host:80/ and http://host are the same server."""
+    if endpoint is None:
+        return None
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def _short(entry: str) -> str:
+    return entry.split("?", 1)[0]
