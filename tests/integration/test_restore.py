@@ -198,14 +198,21 @@ def test_restore_raw_sub_range_restores_exactly_that_range(source: Source, targe
 
 
 # --- refusals --------------------------------------------------------------------------------------
-def test_non_empty_target_is_refused_and_left_alone(source: Source, target_factory) -> None:  # noqa: ANN001
+def test_non_empty_target_is_refused_unless_allowed_and_then_fails_verification(source: Source,  # noqa: ANN001
+                                                                                target_factory) -> None:
     target = target_factory()
-    key = GEN.key(5)
+    key = b"\xff" * 20  # after every backed-up key
     target.dc.kv.put(key, b"mine")
     done = _restore(source, target)
     assert done.returncode == 1 and "already holds keys" in done.stderr and "--allow-non-empty" in done.stderr
     assert _one_error_line(done.stderr)
     assert target.dc.kv.scan(limit=5) == [(key, b"mine")]
+    # allowed: the backup is restored beside the key, and verification names the range that differs
+    done = _restore(source, target, "--allow-non-empty")
+    assert done.returncode == 1 and "checksum mismatch in range [-inf..+inf)" in done.stderr, done.stderr
+    assert _one_error_line(done.stderr)
+    assert target.dc.kv.get(key) == b"mine"
+    assert target.dc.kv.checksum(b"", key) == source.expected
 
 
 @pytest.mark.parametrize("damage, words", [
