@@ -51,6 +51,7 @@ log = logging.getLogger("br.restore")
 
 LEASE_TTL_MS = 30_000
 SPLIT_BATCH = 1024  # split keys per SplitRegions call
+SPEC_REFRESH = 1.0  # seconds a StorageSpec (sealed to the agents alive then) is reused
 RUNNING_STATES = ("STARTED", "PROGRESS", "RETRY")
 
 
@@ -160,6 +161,7 @@ class Restore:
         self.jobs = JobStore(self.redis, self.spec.job_id(), self.settings.job_ttl_days)
         self.lease = Lease(self.redis, self.jobs.lease_key, LEASE_TTL_MS)
         self.started = time.monotonic()
+        self._spec: tuple[float, m.StorageSpec] | None = None
 
     @property
     def job_id(self) -> str:
@@ -169,8 +171,8 @@ class Restore:
         self._take_lease()
         try:
             previous = self.jobs.load()
-            state = self.jobs.create(self.spec)
-            return self._run(state, previous)
+            self.jobs.create(self.spec)
+            return self._run(previous)
         except BaseException as exc:
             self.jobs.finish("failed", _one_line(exc))
             raise
@@ -185,21 +187,22 @@ class Restore:
         raise CommandError(f"the same restore (job {self.job_id}) is already running (coordinator {holder}); "
                            f"wait for it, or if it died, rerun in {left:.0f}s to resume it")
 
-    def _run(self, state: JobState, previous: JobState | None) -> int:
+    def _run(self, previous: JobState | None) -> int:
         self._check_agents()
         meta = self._read_meta()
         ranges = plan.restore_ranges(plan.backup_ranges(meta), self.wanted)
         parts = plan.select_parts(plan.meta_files(meta), ranges)
         done = self.jobs.ranges()
+        todo = _not_done(parts, done)
+        # JobState.backup_ts holds a restore job's restore ts: set once an earlier run got that far
         resuming = previous is not None and previous.backup_ts != 0
         log.info("restore job %s of %s into cluster %d: %d files, %d ranges%s", self.job_id, self.specs.url,
                  self.pd.cluster_id, len(parts), len(ranges),
                  f" (resuming: {len(done)} file parts restored)" if resuming else "")
         if not resuming:
             self._check_empty(ranges)
-        self._check_objects(parts)
-        restore_ts = self.jobs.fix_backup_ts(self.pd.tso())  # the job record's ts field: the restore ts
-        todo = _not_done(parts, done)
+        self._check_objects(todo)
+        restore_ts = self.jobs.fix_backup_ts(self.pd.tso())  # the first run's ts wins: re-ingest is harmless
         regions = self._prepare_regions(todo, ranges)
         stats = self._follow(todo, regions, restore_ts)
         verified = self._verify(ranges)
@@ -280,7 +283,6 @@ class Restore:
     def _follow(self, parts: list[rm.FilePart], regions: list[RegionInfo], restore_ts: int) -> "FollowStats":
         works = plan.assign_regions(parts, regions, self.job_id)
         book = plan.RestoreBook(parts)
-        total_bytes = sum(p.file.size for p in parts)
         progress = BackupProgress(f"restore {self.job_id}")
         follower = RestoreFollower(
             app=self.app, pd=self.pd, registry=self.registry, jobs=self.jobs, lease=self.lease, book=book,
@@ -296,7 +298,6 @@ class Restore:
             raise
         finally:
             progress.close()
-        stats.total_bytes = total_bytes
         return stats
 
     def _download_task(self, attempt: str, store_id: int, work: rm.RegionWork, restore_ts: int) -> rm.DownloadTask:
@@ -317,7 +318,11 @@ class Restore:
         self.jobs.add_range(RangeRecord(range=done.range, files=[restored]))
 
     def _storage_spec(self) -> m.StorageSpec:
-        return self.specs.for_agents(self.registry.alive())
+        """Sealed to the live agents (with -c); one registry read per second, not one per task."""
+        now = time.monotonic()
+        if self._spec is None or now - self._spec[0] > SPEC_REFRESH:
+            self._spec = (now, self.specs.for_agents(self.registry.alive()))
+        return self._spec[1]
 
     # --- after ---------------------------------------------------------------------------------------
     def _verify(self, ranges: list[m.KeyRange]) -> bool:
@@ -374,7 +379,6 @@ class FollowStats:
     regions: int = 0
     parts_done: int = 0
     bytes_downloaded: int = 0
-    total_bytes: int = 0
     retries: int = 0
     resent_lost: int = 0
 
