@@ -2,6 +2,8 @@
 messages, agent registry, job state. See each module's docstring for usage:
 
 * config   - FleetSettings (BR_BROKER, ...)
+* broker   - BrokerURL: Redis password and TLS options of the broker URL; redact() for messages
+* signing  - signed task messages (Signer on the coordinator, Verifier + SignedTask on agents)
 * app      - make_app(broker_url) -> Celery; send(app, name, model, queue, shadow)
 * queues   - store_queue(id) = "br.store.<id>", STORAGE_QUEUE = "br.storage"
 * messages - one pydantic model per task input/result; task names
@@ -14,5 +16,10 @@ import redis
 
 
 def redis_client(url: str) -> redis.Redis:
-    """A client for job state and the registry on the broker's Redis (short timeouts: fail fast)."""
-    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30)
+    """A client for job state and the registry on the broker's Redis (short timeouts: fail fast),
+    with the URL's TLS options (br_common.fleet.broker)."""
+    from br_common.fleet.broker import BrokerURL  # noqa: PLC0415 - keep `import br_common.fleet` light
+
+    broker = BrokerURL.parse(url)
+    return redis.Redis.from_url(broker.url(), socket_connect_timeout=5, socket_timeout=10, health_check_interval=30,
+                                **broker.ssl_options())

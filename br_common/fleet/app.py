@@ -11,6 +11,12 @@ the coordinator resends it, see br_coordinator.follower), prefetch 1 (a busy age
 hoard work), task_track_started (the coordinator sees who runs what), JSON only, task events
 on (Flower). Agent task modules are registered with `shared_task` and listed in `include`;
 br_agent.restore_tasks is included only when it exists.
+
+The locked-down channel: the URL's password and TLS options (br_common.fleet.broker) reach
+Celery as a plain URL plus broker_use_ssl/redis_backend_use_ssl. Every task's base class is
+SignedTask: on an agent made with `verifier=`, a task runs only with a trusted signature; on
+the coordinator, FleetSettings.signing_key (BR_SIGNING_KEY) makes `send` sign every task
+(br_common.fleet.signing).
 """
 from __future__ import annotations
 
@@ -21,8 +27,10 @@ from celery import Celery
 from celery.result import AsyncResult
 from pydantic import BaseModel
 
+from br_common.fleet.broker import BrokerURL
 from br_common.fleet.config import FleetSettings
 from br_common.fleet.queues import STORAGE_QUEUE
+from br_common.fleet.signing import HEADER, Signer, SignedTask, Verifier
 
 TASK_MODULES = ("br_agent.backup_tasks", "br_agent.storage_tasks", "br_agent.restore_tasks")
 
@@ -38,9 +46,25 @@ def task_modules() -> list[str]:
     return [m for m in TASK_MODULES if _present(m)]
 
 
-def make_app(broker_url: str, settings: FleetSettings | None = None) -> Celery:
+class FleetApp(Celery):
+    """The Celery app plus the task channel's keys: `signer` signs what `send` sends (the
+    coordinator), `verifier` checks what the tasks receive (an agent with trusted keys)."""
+
+    signer: Signer | None = None
+    verifier: Verifier | None = None
+
+
+def make_app(broker_url: str, settings: FleetSettings | None = None, *, verifier: Verifier | None = None) -> FleetApp:
+    """Raises BrokerError/SigningError (ValueError, one line) for an unusable URL or key."""
     settings = settings or FleetSettings(broker=broker_url)
-    app = Celery("br-fleet", broker=broker_url, backend=broker_url, include=task_modules())
+    broker = BrokerURL.parse(broker_url)
+    ssl = broker.ssl_options()
+    app = FleetApp("br-fleet", broker=broker.url(), backend=broker.url(), include=task_modules(),
+                   task_cls=SignedTask)
+    app.signer = Signer.load(settings.signing_key, settings.signing_cert or None) if settings.signing_key else None
+    app.verifier = verifier
+    if ssl:
+        app.conf.update(broker_use_ssl=ssl, redis_backend_use_ssl=ssl)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -66,6 +90,10 @@ def make_app(broker_url: str, settings: FleetSettings | None = None) -> Celery:
 
 def send(app: Celery, name: str, payload: BaseModel, queue: str, shadow: str = "",
          task_id: str | None = None) -> AsyncResult:
-    """Send task `name` with its one model argument (JSON mode); shadow names it for Flower."""
-    return app.send_task(name, args=[payload.model_dump(mode="json")], queue=queue,
-                         task_id=task_id or uuid.uuid4().hex, shadow=shadow or None)
+    """Send task `name` with its one model argument (JSON mode); shadow names it for Flower;
+    signed when the app has a signer."""
+    args = [payload.model_dump(mode="json")]
+    task_id = task_id or uuid.uuid4().hex
+    signer = getattr(app, "signer", None)
+    headers = {HEADER: signer.header(name, task_id, args)} if signer is not None else None
+    return app.send_task(name, args=args, queue=queue, task_id=task_id, shadow=shadow or None, headers=headers)
