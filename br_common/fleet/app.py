@@ -95,5 +95,5 @@ def send(app: Celery, name: str, payload: BaseModel, queue: str, shadow: str = "
     args = [payload.model_dump(mode="json")]
     task_id = task_id or uuid.uuid4().hex
     signer = getattr(app, "signer", None)
-    headers = {HEADER: signer.header(name, task_id, args)} if signer is not None else None
-    return app.send_task(name, args=args, queue=queue, task_id=task_id, shadow=shadow or None, headers=headers)
+    signed = {"headers": {HEADER: signer.header(name, task_id, args)}} if signer is not None else {}
+    return app.send_task(name, args=args, queue=queue, task_id=task_id, shadow=shadow or None, **signed)
