@@ -59,6 +59,9 @@ class AgentInfo(BaseModel):
     public_key: str = ""  # X25519 public key, hex (br_common.sealing)
     allowed_destinations: list[str] = Field(default_factory=list)  # URL prefixes; empty = any
     metrics_url: str = ""  # the agent's Prometheus endpoint; "" = none
+    # fingerprints of the coordinator keys whose signed tasks it runs (br_common.fleet.signing);
+    # empty = it runs unsigned tasks too. `br` checks its own key is among them before sending.
+    trusted_signers: list[str] = Field(default_factory=list)
     worker_name: str = ""  # the Celery worker's nodename
     started: float = Field(default_factory=time.time)
     last_seen: float = 0.0
