@@ -21,10 +21,12 @@ from br_common.checksum import Checksum
 from br_common.fleet import messages as m
 from br_common.fleet import redis_client
 from br_common.fleet.app import make_app
+from br_common.fleet.broker import broker_problem
 from br_common.fleet.config import FleetSettings, fleet_version
 from br_common.fleet.jobs import JobSpec, JobState, JobStore, Lease, RangeRecord
 from br_common.fleet.keyranges import subtract, tiling_problem
 from br_common.fleet.registry import Registry
+from br_common.fleet.signing import signing_problem
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
 from br_common.pd_client import PDClient, PDError
 from br_common.storage import LocalLocation, S3Location, parse_storage_url
@@ -160,6 +162,9 @@ class Backup:
         """Every store leading a region of the range needs an agent; all must accept the URL."""
         agents = self.registry.alive()
         self.specs.check_allowed(agents)
+        refused = signing_problem(agents, self.app.signer)
+        if refused:
+            raise CommandError(refused)
         stores = {info.leader_store_id for info in self.pd.scan_regions(self.whole.start, self.whole.end)}
         served = {a.store_id for a in agents}
         for store_id in sorted(stores - served - {0}):
@@ -296,7 +301,7 @@ def run(args: argparse.Namespace, whole: m.KeyRange) -> int:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise CommandError(f"cannot reach the broker (--broker / BR_BROKER): {exc}") from None
+        raise CommandError(broker_problem(settings.broker, exc)) from None
     try:
         pd = PDClient(args.pd)
     except PDError as exc:

@@ -12,10 +12,12 @@ import argparse
 import re
 from datetime import datetime
 
+from br_common.fleet.broker import has_password
 from br_common.fleet.config import FleetSettings
 from br_common.storage import S3Flags
 from br_common.storage.url import FLAG_PARAMS
 from br_common.tso import compose
+from br_coordinator.errors import CommandError
 
 MiB = 1024 * 1024
 COMPRESSIONS = ("lz4", "zstd", "snappy")
@@ -121,8 +123,9 @@ def common_parser() -> argparse.ArgumentParser:
     group.add_argument("-L", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"],
                        help='set the log level (default "info")')
     group.add_argument("--broker", metavar="URL",
-                       help="Redis URL of the br-fleet (Celery broker, job state); env BR_BROKER, "
-                            "default redis://127.0.0.1:6379/0")
+                       help="Redis URL of the br-fleet (Celery broker, job state), redis:// or rediss:// (TLS: "
+                            "?ssl_ca_certs=FILE); env BR_BROKER, default redis://127.0.0.1:6379/0. Never with the "
+                            "password: that comes from BR_BROKER, BR_BROKER_PASSWORD or BR_BROKER_PASSWORD_FILE")
     s3 = parser.add_argument_group("S3 Flags (a parameter in the storage URL wins)")
     for name in FLAG_PARAMS:
         s3.add_argument(f"--s3.{name}", dest=f"s3_{name.replace('-', '_')}", metavar="VALUE",
@@ -172,4 +175,13 @@ def rate_limit_bytes(args: argparse.Namespace) -> int:
 
 
 def resolve_broker(args: argparse.Namespace) -> str:
-    return args.broker or FleetSettings().broker
+    """--broker or BR_BROKER, with the password of BR_BROKER_PASSWORD(_FILE) (br_common.fleet.broker).
+    A password in --broker is refused: every local user can read a command line."""
+    if args.broker and has_password(args.broker):
+        raise CommandError("--broker must not contain the Redis password (command lines are visible to every "
+                           "local user): put it in BR_BROKER_PASSWORD_FILE, BR_BROKER_PASSWORD or BR_BROKER")
+    settings = FleetSettings(broker=args.broker) if args.broker else FleetSettings()
+    try:
+        return settings.resolved_broker()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None

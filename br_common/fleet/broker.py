@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+import redis
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 SCHEMES = ("redis", "rediss")
@@ -183,3 +184,18 @@ def has_password(url: str) -> bool:
 def redact(text: str) -> str:
     """`text` with every URL's user:password@ replaced by :***@ (for any message or log line)."""
     return _USERINFO.sub(lambda m: f"{m.group(1)}:***@", text)
+
+
+def broker_problem(url: str, exc: Exception) -> str:
+    """One line for a failed connection: where (redacted) and what to check."""
+    try:
+        where = BrokerURL.parse(url).redacted()
+    except BrokerError:
+        where = redact(url)
+    detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    if isinstance(exc, redis.AuthenticationError):
+        return (f"the broker at {where} refused the connection: {detail} (wrong or missing Redis password: "
+                f"check the password file or variable)")
+    if "CERTIFICATE_VERIFY_FAILED" in detail or "SSL" in detail:
+        return f"TLS with the broker at {where} failed: {detail} (check ssl_ca_certs and the host name)"
+    return f"cannot reach the broker at {where}: {detail}"
