@@ -7,6 +7,7 @@ registry instance the coordinator recognises. It consumes only `br.store.<id>` a
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import tempfile
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import redis
 from pydantic import BaseModel, Field
 
+from br_agent import metrics
 from br_agent.context import AgentContext, set_context
 from br_common.fleet import redis_client
 from br_common.fleet.app import make_app, task_modules
@@ -41,6 +43,8 @@ class AgentConfig(BaseModel):
     allowed_destinations: list[str] = Field(default_factory=list)
     store_wait: float = Field(60.0, ge=0)  # the store may register with PD after we start
     log_level: str = "INFO"
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
 
     def resolved_staging_dir(self) -> Path:
         if self.staging_dir is not None:
@@ -78,7 +82,8 @@ def run(config: AgentConfig) -> int:
     settings = FleetSettings(broker=config.broker)
     pd = _connect_pd(config.pd)
     if not config.allowed_destinations:
-        log.warning("no --allow-destination: this agent writes wherever its credentials reach")
+        log.warning("allowed_destinations is empty: this agent accepts tasks for any storage destination its "
+                    "credentials reach (set allowed_destinations in the config file, or --allow-destination)")
     try:
         store = find_store(pd, config.store, config.store_wait)
         staging = config.resolved_staging_dir()
@@ -91,11 +96,13 @@ def run(config: AgentConfig) -> int:
 
 def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: metapb_pb2.Store,
              staging: Path) -> AgentContext:
-    staging.mkdir(parents=True, exist_ok=True)
+    _own_staging_dir(staging)
     key = load_or_create_private_key(staging)  # persists: a restarted agent opens boxes sealed before
+    metrics.bind(store.id)
+    metrics_url, _server = metrics.serve(config.metrics_address, config.metrics_port)
     info = AgentInfo.for_this_process(store_id=store.id, store_address=store.address,
                                       public_key=public_key_bytes(key).hex(),
-                                      allowed_destinations=config.allowed_destinations,
+                                      allowed_destinations=config.allowed_destinations, metrics_url=metrics_url,
                                       worker_name=f"br-agent-store{store.id}@{socket.gethostname()}")
     client = redis_client(settings.broker)
     try:
@@ -108,8 +115,18 @@ def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: 
     return context
 
 
+def _own_staging_dir(staging: Path) -> None:
+    """The staging dir holds the sealing key: one created by another user (a predictable name in a
+    shared /tmp) could hand us their key, so it must be ours."""
+    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if staging.stat().st_uid != os.geteuid():
+        raise AgentError(f"staging dir {staging} belongs to another user (uid {staging.stat().st_uid}): "
+                         f"use a directory of this user (staging_dir, --staging-dir)")
+
+
 def _serve(context: AgentContext, settings: FleetSettings, config: AgentConfig, pd: PDClient) -> int:
     set_context(context)
+    metrics.time_tasks()
     app = make_app(settings.broker, settings)
     for module in task_modules():
         __import__(module)

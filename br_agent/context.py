@@ -17,13 +17,16 @@ import grpc
 import redis
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from br_agent import metrics
+from br_agent.metered_storage import MeteredStorage
+from br_common.fleet import destinations
 from br_common.fleet.jobs import JobStore
 from br_common.fleet.messages import StorageSpec
 from br_common.fleet.registry import AgentInfo
 from br_common.grpc_util import channel_options
 from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
 from br_common.sealing import SealedBox, SealingError, open_sealed
-from br_common.storage import ExternalStorage, LocalLocation, S3Credentials, S3Location, open_storage, \
+from br_common.storage import ExternalStorage, LocalLocation, S3Credentials, S3Location, S3Storage, open_storage, \
     parse_storage_url
 
 log = logging.getLogger(__name__)
@@ -84,9 +87,12 @@ class AgentContext:
 
     # --- storage --------------------------------------------------------------------------
     def open_storage(self, spec: StorageSpec) -> ExternalStorage:
+        """The storage of a task, with this host's credentials, counted in the metrics; a task
+        outside the allowlist is refused here, before anything touches storage."""
         if not self.info.allows(spec.url):
-            raise AgentTaskError(f"agent {self.instance} is not allowed to write to {spec.url} "
-                                 f"(allowed: {', '.join(self.info.allowed_destinations)})")
+            log.warning("refused a task: %s", destinations.refusal(self.store_id, spec.url,
+                                                                   self.info.allowed_destinations))
+            raise AgentTaskError(destinations.refusal(self.store_id, spec.url, self.info.allowed_destinations))
         sealed = spec.sealed.model_dump_json() if spec.sealed is not None else ""
         key = (spec.url, sealed)
         with self._lock:
@@ -96,7 +102,7 @@ class AgentContext:
         location = parse_storage_url(spec.url)
         if spec.sealed is not None:
             location = self._with_credentials(location, spec.sealed)
-        storage = open_storage(location)
+        storage = _metered(open_storage(location))
         with self._lock:
             self._storages[key] = storage
         return storage
@@ -132,6 +138,12 @@ class AgentContext:
             storage.close()
         if channel is not None:
             channel.close()
+
+
+def _metered(storage: ExternalStorage) -> ExternalStorage:
+    if isinstance(storage, S3Storage):
+        metrics.watch_s3_client(storage.client)
+    return MeteredStorage(storage)
 
 
 _CONTEXT: AgentContext | None = None

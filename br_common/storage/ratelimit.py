@@ -13,6 +13,25 @@ from typing import BinaryIO
 CHUNK = 1024 * 1024
 
 
+class _WaitTotal:
+    """Seconds every bucket of this process made its callers sleep (the agent's throttling metric)."""
+
+    def __init__(self) -> None:
+        self._seconds = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._seconds += seconds
+
+    def seconds(self) -> float:
+        with self._lock:
+            return self._seconds
+
+
+WAITED = _WaitTotal()
+
+
 class TokenBucket:
     """`rate` tokens (bytes) per second, at most `burst` saved up (default: one second's worth).
 
@@ -46,6 +65,7 @@ class TokenBucket:
     def acquire(self, n: int) -> None:
         wait = self.reserve(n)
         if wait > 0:
+            WAITED.add(wait)
             self._sleep(wait)
 
 
