@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from br_common.fleet.broker import BrokerURL
 from br_common.fleet.config import FleetSettings
+from br_common.fleet.messages import summarize
 from br_common.fleet.queues import STORAGE_QUEUE
 from br_common.fleet.signing import HEADER, Signer, SignedTask, Verifier
 
@@ -96,4 +97,5 @@ def send(app: Celery, name: str, payload: BaseModel, queue: str, shadow: str = "
     task_id = task_id or uuid.uuid4().hex
     signer = getattr(app, "signer", None)
     signed = {"headers": {HEADER: signer.header(name, task_id, args)}} if signer is not None else {}
-    return app.send_task(name, args=args, queue=queue, task_id=task_id, shadow=shadow or None, **signed)
+    return app.send_task(name, args=args, queue=queue, task_id=task_id, shadow=shadow or None,
+                         argsrepr=summarize(payload), **signed)

@@ -77,6 +77,54 @@ def parse(model: type[M], payload: Any) -> M:
         raise MessageError(f"bad {model.__name__}: {where}: {first.get('msg')}") from None
 
 
+def summarize(payload: BaseModel) -> str:
+    """What Flower shows as a task's args: each field in a few words (key ranges as labels,
+    storage as its credential-free URL, bytes and file lists as sizes), no blobs or sealed boxes.
+    Generic over the models, so restore's messages read as well as backup's."""
+    return " ".join(f"{name}={_brief(getattr(payload, name))}" for name in type(payload).model_fields)
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, KeyRange):
+        return value.label()
+    if isinstance(value, StorageSpec):
+        sealed = f" (keys sealed for {len(value.sealed_for())} agents)" if value.sealed is not None else ""
+        return value.url + sealed
+    if isinstance(value, bytes):  # keys in hex, blobs (backupmeta) as their size
+        return (value.hex() or '""') if len(value) <= 32 else human_size(len(value))
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], BaseModel):
+        sizes = [_size_of(v) for v in value]
+        total = f", {human_size(sum(sizes))}" if all(isinstance(n, int) for n in sizes) else ""
+        return f"[{len(value)} x {type(value[0]).__name__}{total}]"
+    if isinstance(value, (list, tuple)):
+        return _short("[" + ", ".join(_brief(v) for v in value) + "]")
+    if isinstance(value, BaseModel):
+        return "{" + summarize(value) + "}"
+    return _short(str(value))
+
+
+def _size_of(item: BaseModel) -> int | None:
+    """Bytes an item stands for: its own size, or its file's (restore pieces)."""
+    size = getattr(item, "size", None)
+    if size is None and isinstance(getattr(item, "file", None), BaseModel):
+        size = getattr(item.file, "size", None)
+    return size if isinstance(size, int) else None
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def human_size(nbytes: int) -> str:
+    """1536 -> '1.5KiB': sizes in task names and args."""
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}TiB"  # unreachable
+
+
 # --- shared pieces ---------------------------------------------------------------------------
 class KeyRange(Message):
     """[start, end); end b"" means unbounded."""

@@ -66,3 +66,23 @@ def test_app_settings() -> None:
     assert app.conf.worker_prefetch_multiplier == 1 and app.conf.task_track_started
     assert app.conf.result_backend == "redis://127.0.0.1:1/0"
     assert set(app.conf.include) == set(task_modules())
+
+
+def test_summary_flower_shows_says_what_runs_without_blobs_or_sealed_parts() -> None:
+    public = public_key_bytes(generate_private_key())
+    box = seal(b'{"access_key": "AKIAEXAMPLE", "secret_access_key": "verysecret"}', {public.hex(): public})
+    spec = m.StorageSpec(url="s3://bkt/p?endpoint=http://127.0.0.1:9000", sealed=box)
+    task = m.BackupRangeTask(job_id="j1", attempt="a1", cluster_id=7, store_id=2, backup_ts=9,
+                             range=m.KeyRange(start=b"\x40", end=b""), storage=spec)
+    text = m.summarize(task)
+    assert "job_id=j1" in text and "store_id=2" in text and "range=[40..+inf)" in text
+    assert "storage=s3://bkt/p?endpoint=http://127.0.0.1:9000 (keys sealed for 1 agents)" in text
+    assert "AKIA" not in text and "verysecret" not in text and public.hex() not in text
+    meta = m.summarize(m.WriteBackupMetaTask(job_id="j1", storage=spec, backupmeta=b"x" * 4096))
+    assert "backupmeta=4.0KiB" in meta
+    file = m.FileInfo(name="1/a.sst", size=3 * 1024 * 1024)
+    result = m.BackupRangeResult(job_id="j", attempt="a", store_id=1, agent="h/1/b",
+                                 covered=[m.CoveredRange(range=m.KeyRange(), files=[file])])
+    assert "covered=[1 x CoveredRange]" in m.summarize(result)
+    assert m.human_size(1536) == "1.5KiB" and m.human_size(10) == "10B" and m.human_size(5 << 30) == "5.0GiB"
+    assert "[1 x FileInfo, 3.0MiB]" in m.summarize(m.CoveredRange(range=m.KeyRange(), files=[file]))
