@@ -35,7 +35,7 @@ class FakeApp:
     worker: Callable[[dict, str, FakeResult], None]
     sent: list[tuple[str, dict]] = field(default_factory=list)
 
-    def send_task(self, name: str, args: list, queue: str, task_id: str, shadow: str) -> FakeResult:
+    def send_task(self, name: str, args: list, queue: str, task_id: str, shadow: str, **_: object) -> FakeResult:
         result = FakeResult()
         self.sent.append((queue, args[0]))
         self.worker(args[0], queue, result)
