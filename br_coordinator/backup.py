@@ -266,7 +266,8 @@ class Backup:
         task = m.WriteBackupMetaTask(job_id=self.job_id, storage=self._storage_spec(),
                                      backupmeta=meta.SerializeToString())
         result = call_storage(self.app, self.registry, m.WRITE_BACKUPMETA, task, m.WriteBackupMetaResult,
-                              shadow=f"backupmeta job={self.job_id} {self.specs.url}")
+                              shadow=f"backupmeta job={self.job_id} {m.human_size(len(task.backupmeta))} "
+                                     f"{self.specs.url}")
         if result.outcome == "exists":  # only this job holds the lock: an earlier run of it wrote it
             log.info("backupmeta was already written by an earlier run of job %s", self.job_id)
 

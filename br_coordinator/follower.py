@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from br_common.fleet import messages as m
 from br_common.fleet.app import send
+from br_common.fleet.destinations import is_refusal
 from br_common.fleet.jobs import JobStore, Lease, RangeRecord
 from br_common.fleet.queues import store_queue
 from br_common.fleet.registry import AgentInfo, Registry
@@ -156,7 +157,8 @@ class BackupFollower:
     def _send(self, work: Work, task: PlannedTask, agents: set[str]) -> None:
         attempt = uuid.uuid4().hex[:16]
         payload = self.make_task(attempt, task)
-        shadow = f"backup job={self.jobs.job_id} store={task.store_id} {task.range.label()}"
+        shadow = f"backup job={self.jobs.job_id} store={task.store_id} {task.range.label()} " \
+                 f"{task.regions} region{'s' if task.regions != 1 else ''}"
         result = send(self.app, m.BACKUP_RANGE, payload, queue=store_queue(task.store_id), shadow=shadow,
                       task_id=attempt)
         self.in_flight[attempt] = InFlight(work, task, attempt, result, agents)
@@ -201,6 +203,8 @@ class BackupFollower:
             self._retry(Work(gap.range, flight.work.attempts, flight.work.last_error), gap.reason)
 
     def _failed(self, flight: InFlight, error: str) -> None:
+        if is_refusal(error):  # the agent's configuration, not the range: retrying cannot help
+            raise CommandError(error)
         log.warning("backup of %s on store %d failed: %s", flight.planned.range.label(), flight.planned.store_id,
                     error)
         self._abandon(flight, error, count=True)

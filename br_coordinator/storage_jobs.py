@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from br_common.fleet import messages as m
 from br_common.fleet.app import send
+from br_common.fleet.destinations import is_refusal
 from br_common.fleet.queues import STORAGE_QUEUE
 from br_common.fleet.registry import Registry
 from br_coordinator.errors import CommandError
@@ -37,7 +38,8 @@ def call_storage(app: Celery, registry: Registry, name: str, payload: BaseModel,
                 result.forget()
                 return m.parse(result_model, value)
             if state in ("FAILURE", "REVOKED"):
-                raise CommandError(f"{shadow}: {result.result}")
+                error = str(result.result)
+                raise CommandError(error if is_refusal(error) else f"{shadow}: {error}")
             if _lost(registry, state, result.info, agents):
                 break
             time.sleep(POLL)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from br_common.fleet.destinations import refusal
 from br_common.fleet.messages import StorageSpec
 from br_common.fleet.registry import AgentInfo
 from br_common.sealing import SealedBox, seal
@@ -56,5 +57,4 @@ class StorageSpecs:
         """Fail early, naming the agent, when one refuses this destination."""
         for agent in agents:
             if not agent.allows(self.url):
-                raise CommandError(f"br-agent {agent.instance} (store {agent.store_id}) may not write to "
-                                   f"{self.url}: its --allow-destination is {', '.join(agent.allowed_destinations)}")
+                raise CommandError(refusal(agent.store_id, self.url, agent.allowed_destinations))

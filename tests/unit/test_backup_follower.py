@@ -151,3 +151,18 @@ def test_a_store_without_agent_is_named() -> None:
     with pytest.raises(CommandError, match=r"no br-agent for store 7 \(queue br.store.7\): start br-agent on the "
                                            r"host of 10.0.0.7:20160"):
         follower.run([m.KeyRange()])
+
+
+def test_an_allowlist_refusal_fails_at_once_with_the_agents_line() -> None:
+    sent = []
+
+    def worker(payload: dict, queue: str, result: FakeResult) -> None:
+        sent.append(queue)
+        line = 'agent of store 1 refuses s3://b/p: not in its allowed_destinations ["s3://bkt/tidb"]'
+        result.state, result.result = "FAILURE", RuntimeError(line)
+
+    follower, _, _, _ = _setup(worker, FakePD([], [1]), [_agent(1, 1)], max_attempts=5)
+    with pytest.raises(CommandError) as caught:
+        follower.run([m.KeyRange()])
+    assert str(caught.value).startswith("agent of store 1 refuses s3://b/p: not in its allowed_destinations")
+    assert len(sent) == 1  # not retried
