@@ -25,7 +25,7 @@ from br_devcluster import cluster, fleet
 from br_devcluster.cluster import ClusterConfig, ClusterError, ClusterState
 from br_devcluster.load import parse_size
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, work: Path, dirs: list[Path]) -> int:
     step("3/5", "back up with br (agents upload with their instance-profile credentials)")
     backup_log = work / "backup.log"
     _run(["br", "backup", "full", "--pd", source.pd_address, "--storage", storage, "--broker",
-          source.fleet.broker_url, "--ratelimit", str(args.ratelimit), "--log-file", str(backup_log)])
+          source.fleet.broker_url, *_ratelimit(args), "--log-file", str(backup_log)])
     backup_ts = _backup_ts(backup_log)
     step("4/5", f"start an empty target cluster: {args.target_stores} stores, {args.target_replicas} replica(s)")
     target = _up(target_dir, ClusterConfig(stores=args.target_stores, replicas=args.target_replicas, regions=1),
@@ -89,8 +89,12 @@ def run(args: argparse.Namespace, work: Path, dirs: list[Path]) -> int:
     step("5/5", "restore with br into the target")
     assert target.fleet is not None
     _run(["br", "restore", "full", "--pd", target.pd_address, "--storage", storage, "--broker",
-          target.fleet.broker_url, "--ratelimit", str(args.ratelimit), "--log-file", str(work / "restore.log")])
+          target.fleet.broker_url, *_ratelimit(args), "--log-file", str(work / "restore.log")])
     return _compare(source, target, backup_ts, args.keep)
+
+
+def _ratelimit(args: argparse.Namespace) -> list[str]:
+    return ["--ratelimit", str(args.ratelimit)] if args.ratelimit else []
 
 
 def step(number: str, text: str) -> None:
