@@ -20,9 +20,11 @@ from br_agent import metrics
 from br_agent.context import AgentContext, set_context
 from br_common.fleet import redis_client
 from br_common.fleet.app import make_app, task_modules
+from br_common.fleet.broker import broker_problem
 from br_common.fleet.config import FleetSettings
 from br_common.fleet.queues import STORAGE_QUEUE, store_queue
 from br_common.fleet.registry import AgentInfo, Heartbeat, Registry
+from br_common.fleet.signing import SigningError, Verifier
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import PDClient, PDError
 from br_common.sealing import load_or_create_private_key, public_key_bytes
@@ -45,6 +47,7 @@ class AgentConfig(BaseModel):
     log_level: str = "INFO"
     metrics_address: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
+    trusted_coordinator_keys: list[str] = Field(default_factory=list)  # PEM files; empty: signing off
 
     def resolved_staging_dir(self) -> Path:
         if self.staging_dir is not None:
@@ -79,7 +82,8 @@ def _connect_pd(addresses: str) -> PDClient:
 
 
 def run(config: AgentConfig) -> int:
-    settings = FleetSettings(broker=config.broker)
+    settings = FleetSettings(broker=config.broker, signing_key="", signing_cert="")  # agents never sign
+    verifier = _verifier(config)
     pd = _connect_pd(config.pd)
     if not config.allowed_destinations:
         log.warning("allowed_destinations is empty: this agent accepts tasks for any storage destination its "
@@ -87,15 +91,29 @@ def run(config: AgentConfig) -> int:
     try:
         store = find_store(pd, config.store, config.store_wait)
         staging = config.resolved_staging_dir()
-        context = _context(config, settings, pd, store, staging)
+        context = _context(config, settings, pd, store, staging, verifier)
     except PDError as exc:
         pd.close()
         raise AgentError(str(exc)) from None
-    return _serve(context, settings, config, pd)
+    return _serve(context, settings, config, pd, verifier)
+
+
+def _verifier(config: AgentConfig) -> Verifier | None:
+    """What every task's signature is checked with; None (no trusted keys): signing off, said loudly."""
+    if not config.trusted_coordinator_keys:
+        log.warning("trusted_coordinator_keys is empty: this agent runs unsigned tasks from anyone who can write "
+                    "to the broker (list the coordinator's certificate in trusted_coordinator_keys)")
+        return None
+    try:
+        verifier = Verifier.load(config.trusted_coordinator_keys)
+    except SigningError as exc:
+        raise AgentError(str(exc)) from None
+    log.info("running only tasks signed by coordinator key(s) %s", ", ".join(verifier.fingerprints))
+    return verifier
 
 
 def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: metapb_pb2.Store,
-             staging: Path) -> AgentContext:
+             staging: Path, verifier: Verifier | None) -> AgentContext:
     _own_staging_dir(staging)
     key = load_or_create_private_key(staging)  # persists: a restarted agent opens boxes sealed before
     metrics.bind(store.id)
@@ -103,12 +121,13 @@ def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: 
     info = AgentInfo.for_this_process(store_id=store.id, store_address=store.address,
                                       public_key=public_key_bytes(key).hex(),
                                       allowed_destinations=config.allowed_destinations, metrics_url=metrics_url,
+                                      trusted_signers=verifier.fingerprints if verifier is not None else [],
                                       worker_name=f"br-agent-store{store.id}@{socket.gethostname()}")
     client = redis_client(settings.broker)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise AgentError(f"cannot reach the broker at {_safe_url(settings.broker)}: {exc}") from None
+        raise AgentError(broker_problem(settings.broker, exc)) from None
     context = AgentContext(info=info, cluster_id=pd.cluster_id, pd_address=pd.address, staging_dir=staging,
                            redis=client, private_key=key)
     context.clean_staging()
@@ -124,10 +143,11 @@ def _own_staging_dir(staging: Path) -> None:
                          f"use a directory of this user (staging_dir, --staging-dir)")
 
 
-def _serve(context: AgentContext, settings: FleetSettings, config: AgentConfig, pd: PDClient) -> int:
+def _serve(context: AgentContext, settings: FleetSettings, config: AgentConfig, pd: PDClient,
+           verifier: Verifier | None) -> int:
     set_context(context)
     metrics.time_tasks()
-    app = make_app(settings.broker, settings)
+    app = make_app(settings.broker, settings, verifier=verifier)
     for module in task_modules():
         __import__(module)
     heartbeat = Heartbeat(Registry(context.redis), context.info, settings.heartbeat_interval,
@@ -148,10 +168,3 @@ def _serve(context: AgentContext, settings: FleetSettings, config: AgentConfig, 
         context.close()
         pd.close()
 
-
-def _safe_url(url: str) -> str:
-    """A broker URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"

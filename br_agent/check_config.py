@@ -36,6 +36,8 @@ def warnings(settings: AgentSettings, ignored: list[str]) -> list[str]:
     out = [f"{key}: not supported by this br-agent, ignored" for key in ignored]
     if not settings.allowed_destinations:
         out.append("allowed_destinations is empty: this agent accepts tasks for any storage destination")
+    if not settings.trusted_coordinator_keys:
+        out.append("trusted_coordinator_keys is empty: this agent runs unsigned tasks (signing off)")
     if "@" in urlsplit(settings.broker).netloc:
         out.append("broker: the URL carries credentials; use BR_AGENT_BROKER_PASSWORD or broker_password_file")
     return out

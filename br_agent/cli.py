@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from br_agent import check_config
 from br_agent.agent import AgentConfig, AgentError, run
 from br_agent.settings import ENV_PREFIX, AgentSettings, field_extra, load, shown_default
+from br_common.fleet.broker import has_password
 from br_common.fleet.config import FleetSettings, fleet_version
 
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] [%(name)s] %(message)s"
@@ -106,13 +107,18 @@ def _serve(settings: AgentSettings, ignored: list[str], config_file: str | None)
                          staging_dir=settings.resolved_staging_dir(), concurrency=settings.concurrency,
                          allowed_destinations=settings.allowed_destinations, store_wait=settings.store_wait,
                          log_level=settings.log_level, metrics_address=settings.metrics_address,
-                         metrics_port=settings.metrics_port)
+                         metrics_port=settings.metrics_port,
+                         trusted_coordinator_keys=settings.trusted_coordinator_keys)
     return run(config)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     failed = 1 if args.check_config else 2
+    if args.broker and has_password(args.broker):
+        print("br-agent: error: --broker must not contain the Redis password (command lines are visible to every "
+              "local user): use BR_AGENT_BROKER_PASSWORD or broker_password_file", file=sys.stderr)
+        return failed
     try:
         settings, ignored = load(args.config, _overrides(args))
         if args.check_config:

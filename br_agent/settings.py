@@ -25,8 +25,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from br_common.fleet.config import DEFAULT_BROKER
 from br_common.fleet.destinations import parse_entry
+from br_common.fleet.signing import load_public_keys
 
-NOT_IMPLEMENTED = ("trusted_coordinator_keys", "ratelimit_default_mib")
+NOT_IMPLEMENTED = ("ratelimit_default_mib",)
 ENV_PREFIX = "BR_AGENT_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -79,6 +80,11 @@ class AgentSettings(BaseSettings):
                                 "moved, task durations, retries, throttling); 0 = no endpoint", ge=0, le=65535,
                                 metavar="PORT")
     metrics_address: str = setting("127.0.0.1", "address the Prometheus endpoint listens on", metavar="IP")
+    trusted_coordinator_keys: list[str] = setting(
+        [], "PEM files (certificates or public keys: RSA, Ed25519 or EC) of the coordinators whose signed tasks "
+            "this agent runs; an unsigned, tampered, expired or foreign-signed task is then refused and logged; "
+            "empty = signing off, every task is run (with a warning at startup)",
+        flags=("--trusted-coordinator-key",), metavar="FILE", shown="[] (signing off)")
 
     @field_validator("allowed_destinations")
     @classmethod
@@ -86,6 +92,13 @@ class AgentSettings(BaseSettings):
         for entry in entries:
             parse_entry(entry)  # ValueError: pydantic names the field
         return entries
+
+    @field_validator("trusted_coordinator_keys")
+    @classmethod
+    def _check_trusted_keys(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            load_public_keys(Path(path))  # SigningError (a ValueError, one line): pydantic names the field
+        return paths
 
     @field_validator("log_level")
     @classmethod

@@ -123,7 +123,7 @@ class BrokerURL(BaseModel):
         if with_tls and self.tls is not None:
             shown = [("ssl_cert_reqs", self.tls.cert_reqs), ("ssl_ca_certs", self.tls.ca_file),
                      ("ssl_certfile", self.tls.cert_file), ("ssl_keyfile", self.tls.key_file)]
-            query = "&".join(filter(None, [query, urlencode([(k, v) for k, v in shown if v])]))
+            query = "&".join(filter(None, [query, urlencode([(k, v) for k, v in shown if v], safe="/")]))
         return urlunsplit((self.scheme, netloc, self.path, query, ""))
 
 

@@ -21,12 +21,12 @@ def _no_agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_precedence_and_ignored_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "agent.toml"
     config.write_text('store = "10.0.0.1:20160"\npd = "10.0.0.9:2379"\nconcurrency = 3\n'
-                      'allowed_destinations = ["s3://bkt/p"]\nmetrics_port = 9999\ntrusted_coordinator_keys = []\n')
+                      'allowed_destinations = ["s3://bkt/p"]\nmetrics_port = 9999\nratelimit_default_mib = 64\n')
     monkeypatch.setenv("BR_AGENT_PD", "10.0.0.8:2379")
     settings, ignored = load(str(config), {"concurrency": 5, "store": None})
     assert (settings.store, settings.pd, settings.concurrency) == ("10.0.0.1:20160", "10.0.0.8:2379", 5)
     assert settings.allowed_destinations == ["s3://bkt/p"] and settings.metrics_port == 9999
-    assert ignored == ["trusted_coordinator_keys"]
+    assert ignored == ["ratelimit_default_mib"]
 
 
 def test_unknown_key_is_an_error_naming_the_closest(tmp_path: Path) -> None:
@@ -111,6 +111,9 @@ def test_check_config_warns_about_an_empty_allowlist(tmp_path: Path, capsys: pyt
     (["--broker-password-file", "/nonexistent/pw"], "broker_password_file: cannot read"),
     (["--broker", "rediss://h:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/nonexistent/ca.pem"], "ssl_ca_certs"),
     (["--config", "/nonexistent/agent.toml"], "/nonexistent/agent.toml"),
+    (["--trusted-coordinator-key", "/nonexistent/c.crt"], "trusted_coordinator_keys: trusted key /nonexistent/c.crt"),
+    (["--trusted-coordinator-key", __file__], "neither a PEM certificate nor a PEM public key"),
+    (["--broker", "redis://:AKIAEXAMPLE@h:6379/0"], "--broker must not contain the Redis password"),
 ])
 def test_check_config_names_the_problem_on_one_line_and_exits_1(
         argv: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
