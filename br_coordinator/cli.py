@@ -18,7 +18,7 @@ import sys
 from br_coordinator.errors import CommandError
 from br_coordinator.hide_args import hide_storage_secrets, read_storage_arg
 
-VERBS = ("br_coordinator.backup", "br_coordinator.restore")
+VERBS = ("br_coordinator.backup", "br_coordinator.restore", "br_coordinator.fleet_status")
 log = logging.getLogger("br")
 
 

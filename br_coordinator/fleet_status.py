@@ -1,0 +1,211 @@
+"""`br fleet status`: is the fleet ready to back up? Each store PD knows, the agent serving it
+(from the heartbeats in Redis), the work waiting in its queue, and the jobs running.
+
+Exit 0 when every store that is not a tombstone has an online agent, 3 when one has none (a
+backup would stop at it), 1 when Redis or PD cannot be reached. Reads only: it changes nothing
+in Redis, PD or storage, so it is safe to run at any time, also during a backup.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Protocol
+
+import redis
+from pydantic import BaseModel, Field
+
+from br_common.fleet import redis_client
+from br_common.fleet.broker import broker_problem, redact
+from br_common.fleet.jobs import KEY_PREFIX, JobStore, Lease
+from br_common.fleet.queues import STORAGE_QUEUE, store_queue
+from br_common.fleet.registry import AgentInfo, Registry
+from br_common.kvproto import metapb_pb2
+from br_common.pd_client import PDClient, PDError
+from br_coordinator import flags, logging_setup
+from br_coordinator.errors import CommandError
+
+log = logging.getLogger("br.fleet")
+
+EXIT_MISSING_AGENT = 3
+PRIORITY_SEP, PRIORITY_STEPS = "\x06\x16", (0, 3, 6, 9)  # kombu's Redis transport: one list per step
+PD_TIMEOUT = 5.0
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    fleet = subparsers.add_parser("fleet", help="inspect the br-agent fleet",
+                                  description="inspect the br-agent fleet (agents, queues, jobs)")
+    commands = fleet.add_subparsers(dest="fleet_command", metavar="<command>", title="Available Commands")
+    commands.required = True
+    status = commands.add_parser(
+        "status", help="each store, its agent, its queue, and the jobs running",
+        description="each store of PD with its agent (online, version, host/pid, last heartbeat, queue depth, "
+                    "allowed storage destinations, metrics URL), the shared queue and the jobs running",
+        epilog="exit status: 0 every store has an online agent; 3 a store has none; 1 Redis or PD unreachable. "
+               'Example: br fleet status --pd "${PDIP}:2379"')
+    status.add_argument("-u", "--pd", default="127.0.0.1:2379", metavar="ADDR",
+                        help="PD address (default 127.0.0.1:2379)")
+    status.add_argument("--broker", metavar="URL", help="Redis URL of the br-fleet; env BR_BROKER, default "
+                                                         "redis://127.0.0.1:6379/0 (password: BR_BROKER_PASSWORD_FILE)")
+    status.add_argument("-L", "--log-level", default="warn", choices=["debug", "info", "warn", "error", "fatal"],
+                        help='set the log level (default "warn")')
+    status.set_defaults(func=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    logging_setup.setup(args.log_level, None, quiet_console=False)
+    broker = flags.resolve_broker(args)
+    client = redis_client(broker)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise CommandError(broker_problem(broker, exc)) from None
+    try:
+        pd = PDClient(args.pd, timeout=PD_TIMEOUT)
+    except PDError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        status = gather(pd, client)
+    except PDError as exc:
+        raise CommandError(str(exc)) from None
+    except redis.RedisError as exc:
+        raise CommandError(broker_problem(broker, exc)) from None
+    finally:
+        pd.close()
+    print("\n".join(render(status, redact(broker), time.time())))
+    sys.stdout.flush()
+    return EXIT_MISSING_AGENT if status.missing() else 0
+
+
+# --- what there is --------------------------------------------------------------------------------
+class StoreStatus(BaseModel):
+    id: int
+    address: str
+    state: str  # PD's: Up, Offline, Tombstone
+    queue_depth: int
+    agents: list[AgentInfo] = Field(default_factory=list)
+
+    @property
+    def needs_agent(self) -> bool:
+        return self.state != "Tombstone"
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    kind: str
+    storage_url: str
+    coordinator: str  # the lease holder; "" = nobody: interrupted, rerun the command to resume
+    ranges_done: int
+    created: float
+
+
+class FleetStatus(BaseModel):
+    pd_address: str
+    cluster_id: int
+    stores: list[StoreStatus]
+    storage_queue_depth: int
+    strangers: list[AgentInfo] = Field(default_factory=list)  # agents of stores this PD does not know
+    jobs: list[JobStatus] = Field(default_factory=list)
+
+    def missing(self) -> list[StoreStatus]:
+        return [s for s in self.stores if s.needs_agent and not s.agents]
+
+
+class PDLike(Protocol):
+    address: str
+    cluster_id: int
+
+    def stores(self) -> list[metapb_pb2.Store]: ...
+
+
+def gather(pd: PDLike, client: redis.Redis) -> FleetStatus:
+    agents = Registry(client).alive()
+    stores = [StoreStatus(id=s.id, address=s.address, state=metapb_pb2.StoreState.Name(s.state),
+                          queue_depth=queue_depth(client, store_queue(s.id)),
+                          agents=[a for a in agents if a.store_id == s.id])
+              for s in sorted(pd.stores(), key=lambda s: s.id)]
+    known = {s.id for s in stores}
+    return FleetStatus(pd_address=pd.address, cluster_id=pd.cluster_id, stores=stores,
+                       storage_queue_depth=queue_depth(client, STORAGE_QUEUE),
+                       strangers=[a for a in agents if a.store_id not in known], jobs=running_jobs(client))
+
+
+def queue_depth(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in a kombu queue (not those an agent has taken: they are unacked)."""
+    keys = [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.llen(key)
+        return sum(pipe.execute())
+
+
+def running_jobs(client: redis.Redis) -> list[JobStatus]:
+    """Job records whose status is running: held by a coordinator now, or interrupted."""
+    out = []
+    for raw in client.scan_iter(match=f"{KEY_PREFIX}*", count=1000):
+        job_id = raw.decode().removeprefix(KEY_PREFIX)
+        if ":" in job_id:
+            continue  # a job's ranges/cancelled/lease keys
+        jobs = JobStore(client, job_id)
+        state = jobs.load()
+        if state is None or state.status != "running":
+            continue
+        out.append(JobStatus(job_id=job_id, kind=state.spec.kind, storage_url=state.spec.storage_url,
+                             coordinator=Lease(client, jobs.lease_key).holder() or "",
+                             ranges_done=client.hlen(jobs.ranges_key), created=state.created))
+    return sorted(out, key=lambda j: j.created)
+
+
+# --- how it reads ---------------------------------------------------------------------------------
+COLUMNS = ("STORE", "ADDRESS", "STATE", "AGENT", "VERSION", "HOST/PID", "HEARTBEAT", "QUEUE", "METRICS", "ALLOWS")
+
+
+def render(status: FleetStatus, broker: str, now: float) -> list[str]:
+    lines = [f"PD {status.pd_address} (cluster {status.cluster_id}), broker {broker}", ""]
+    rows = [COLUMNS] + [row for store in status.stores for row in _store_rows(store, now)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    lines.append("")
+    lines.append(f"shared queue {STORAGE_QUEUE}: {status.storage_queue_depth} waiting")
+    lines += [f"agent of store {a.store_id} unknown to this PD: {a.instance} (another cluster on this broker?)"
+              for a in status.strangers]
+    lines += _job_lines(status.jobs, now)
+    lines += [f"store {s.id} ({s.address}) has NO ONLINE br-agent"
+              + (f"; {s.queue_depth} tasks wait in {store_queue(s.id)}" if s.queue_depth else "")
+              + f": start br-agent on the host of {s.address}" for s in status.missing()]
+    return lines
+
+
+def _store_rows(store: StoreStatus, now: float) -> list[tuple[str, ...]]:
+    head = (str(store.id), store.address, store.state)
+    if not store.agents:
+        agent = "NO AGENT" if store.needs_agent else "-"
+        return [(*head, agent, "-", "-", "-", str(store.queue_depth), "-", "-")]
+    rows = []
+    for i, agent in enumerate(store.agents):
+        cells = head if i == 0 else ("", "", "")
+        rows.append((*cells, "online", agent.version, f"{agent.hostname}/{agent.pid}",
+                     f"{age(now - agent.last_seen)} ago", str(store.queue_depth) if i == 0 else "",
+                     agent.metrics_url or "-", ", ".join(agent.allowed_destinations) or "any destination"))
+    return rows
+
+
+def _job_lines(jobs: list[JobStatus], now: float) -> list[str]:
+    if not jobs:
+        return ["jobs running: none"]
+    return [f"job {j.job_id} {j.kind} {j.storage_url}: "
+            + (f"running (coordinator {j.coordinator})" if j.coordinator
+               else "interrupted (no coordinator: rerun the same command to resume)")
+            + f", {j.ranges_done} ranges done, started {age(now - j.created)} ago" for j in jobs]
+
+
+def age(seconds: float) -> str:
+    """12.3 -> '12s', 125 -> '2m05s', 3725 -> '1h02m'."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
