@@ -63,8 +63,12 @@ REGISTRY.register(_Throttled())
 
 
 def bind(store_id: int) -> None:
+    """Label every sample with this store; the counters show 0 from the start, not nothing."""
     global _store
     _store = str(store_id)
+    BYTES_UPLOADED.labels(_store)
+    BYTES_DOWNLOADED.labels(_store)
+    S3_RETRIES.labels(_store)
 
 
 def uploaded(nbytes: int) -> None:

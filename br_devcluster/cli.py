@@ -102,7 +102,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     if state.fleet is not None:
         print(f"broker: {state.fleet.broker_url}\nS3: {state.fleet.s3_endpoint} (bucket {state.fleet.bucket})")
         if state.fleet.flower_url:
-            print(f"Flower: {state.fleet.flower_url}")
+            print(f"Flower: {state.fleet.flower_url} (Prometheus: {state.fleet.flower_url}/metrics)")
+        for name, url in fleet.agent_metrics_urls(state).items():
+            print(f"{name} metrics: {url}")
+        print(f"fleet status: br fleet status --pd {state.pd_address} --broker {state.fleet.broker_url}")
         print("next, a backup (the agents use the instance-profile credentials of the IMDS endpoint; "
               "no keys here):\n  " + fleet.backup_command(state, time.strftime("backup-%Y%m%d-%H%M%S")))
     print(f"PD: {state.pd_address}")

@@ -23,6 +23,7 @@ from br_devcluster import cluster
 from br_devcluster.cluster import ClusterError, ClusterState, FleetInfo, ProcessEntry
 from br_devcluster.services import RoleCredentials, ServiceError, ServiceHandle, create_bucket, start_flower, \
     start_imds, start_redis, start_seaweedfs
+from br_devcluster.services._launch import pick_port
 from br_devcluster.services.imds import AWS_CREDENTIAL_ENV
 
 DEFAULT_BUCKET = "br-fleet"
@@ -96,7 +97,8 @@ def agent_entry(data_dir: Path, state: ClusterState, store: ProcessEntry, broker
     """The row of the agent beside `store`: its credentials come from the IMDS endpoint only."""
     name = store.name.replace("store", "agent", 1)
     args = [sys.executable, "-m", "br_agent", "--store", store.address, "--pd", state.pd_address,
-            "--broker", broker_url, "--staging-dir", str(data_dir / "agents" / name)]
+            "--broker", broker_url, "--staging-dir", str(data_dir / "agents" / name),
+            "--metrics-port", str(pick_port())]  # one endpoint per agent; kept across restarts (argv)
     env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_url, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
            "AWS_CONFIG_FILE": os.devnull}
     return ProcessEntry(name=name, role="agent", log_path=str(data_dir / "logs" / f"{name}.log"), args=args,
@@ -142,6 +144,16 @@ def wait_for_agents(broker_url: str, count: int, timeout: float = AGENT_WAIT_SEC
         client.close()
     raise ClusterError(f"only {len(stores)} of {count} agents came up within {timeout:.0f}s "
                        "(see the agent-N.log files in the data dir's logs/)")
+
+
+def agent_metrics_urls(state: ClusterState) -> dict[str, str]:
+    """Each agent's Prometheus endpoint, from its argv in the process table (name -> URL)."""
+    urls = {}
+    for entry in state.by_role("agent"):
+        if "--metrics-port" in entry.args:
+            port = entry.args[entry.args.index("--metrics-port") + 1]
+            urls[entry.name] = f"http://127.0.0.1:{port}/metrics"
+    return urls
 
 
 def backup_command(state: ClusterState, name: str) -> str:

@@ -112,3 +112,13 @@ def test_corrupt_state_file_is_clear(tmp_path, capsys):
     (tmp_path / "cluster.json").write_text("{not json")
     code, _, err = _run(capsys, "status", "--data-dir", str(tmp_path))
     assert code == 1 and "not a devcluster state file" in err
+
+
+def test_each_agent_gets_its_own_metrics_port(tmp_path):
+    from br_devcluster import fleet
+    state = cluster._new_state(tmp_path, cluster.ClusterConfig(stores=2, regions=4))
+    state.processes += [fleet.agent_entry(tmp_path, state, store, "redis://127.0.0.1:1/0", "http://127.0.0.1:2")
+                        for store in state.by_role("store")]
+    urls = fleet.agent_metrics_urls(state)
+    assert sorted(urls) == ["agent-1", "agent-2"] and len(set(urls.values())) == 2
+    assert all(u.startswith("http://127.0.0.1:") and u.endswith("/metrics") for u in urls.values())
