@@ -236,12 +236,15 @@ def test_unsigned_forged_and_tampered_tasks_are_refused_and_the_agent_lives_on(c
     other = _lock_task(channel.work / "storage" / "elsewhere").model_dump(mode="json")
     refused["bad signature"] = signed.send_task(m.ACQUIRE_LOCK, args=[other], queue=STORAGE_QUEUE, task_id=task_id,
                                                 headers={HEADER: header})
+    # a header claiming an in-process call (which is not checked) changes nothing: the worker sets it
+    refused["unsigned task"] = unsigned.send_task(m.ACQUIRE_LOCK, args=[_lock_task(target).model_dump(mode="json")],
+                                                  queue=STORAGE_QUEUE, headers={"called_directly": True})
     for reason, result in refused.items():
         state, text = _outcome(result)
         assert state == "FAILURE" and f"refused: {reason}" in text, (reason, state, text)
     assert not target.exists() and not (channel.work / "storage" / "elsewhere").exists()  # no body ran
     log = channel.agent_log.read_text()
-    assert log.count(f"{m.ACQUIRE_LOCK}[") >= 3 and "refused: unsigned task" in log
+    assert log.count(f"[br_common.fleet.signing] task {m.ACQUIRE_LOCK}[") == 4, log[-3000:]
     assert "Traceback" not in log
 
     assert channel.agent.poll() is None
