@@ -26,13 +26,15 @@ class AgentFleet:
     """One br-agent process per store of a devcluster, on one broker; stopped by PID."""
 
     def __init__(self, dc, broker: str, work_dir: Path, env: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, metrics: bool = False) -> None:
         self.dc = dc
         self.broker = broker
         self.work_dir = work_dir
         self.env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
         self.extra_args = extra_args or []
         self.procs: dict[int, subprocess.Popen] = {}
+        self.metrics_ports: dict[int, int] = {}  # with metrics=True: each agent's Prometheus port
+        self.metrics = metrics
         self.registry = Registry(redis_client(broker))
 
     def start_all(self) -> "AgentFleet":
@@ -43,9 +45,11 @@ class AgentFleet:
 
     def start(self, store_id: int, wait: bool = True) -> None:
         address = self.dc.store_addresses()[store_id]
+        if self.metrics:
+            self.metrics_ports.setdefault(store_id, procs.free_port())
         args = [sys.executable, "-m", "br_agent.cli", "--store", address, "--pd", self.dc.pd_address,
                 "--broker", self.broker, "--staging-dir", str(self.staging(store_id)), "--concurrency", "6",
-                *self.extra_args]
+                "--metrics-port", str(self.metrics_ports.get(store_id, 0)), *self.extra_args]
         self.procs[store_id] = procs.spawn(args, self.work_dir / f"agent-{store_id}.log", env=self.env)
         if wait:
             self.wait_registered()
