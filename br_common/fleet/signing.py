@@ -230,10 +230,12 @@ def signing_problem(agents: list[Any], signer: Signer | None) -> str:
     """Why some live agent (registry AgentInfo) would refuse this coordinator's tasks ("" = none)."""
     for agent in agents:
         trusted = getattr(agent, "trusted_signers", [])
-        if trusted and signer is None:
+        if not trusted:
+            continue
+        if signer is None:
             return (f"br-agent {agent.instance} (store {agent.store_id}) runs only signed tasks: set BR_SIGNING_KEY "
                     f"to the coordinator's signing key")
-        if trusted and signer.fingerprint not in trusted:
+        if signer.fingerprint not in trusted:
             return (f"br-agent {agent.instance} (store {agent.store_id}) does not trust this coordinator's key "
                     f"{signer.fingerprint}: add its certificate (BR_SIGNING_CERT) to the agent's "
                     f"trusted_coordinator_keys")

@@ -71,9 +71,8 @@ def _cert(subject: str, public_key, issuer: str, signing_key, ca: bool = False) 
                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if not ca:
-        builder = (builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                                      x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                         critical=False)
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = (builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
     return builder.sign(signing_key, hashes.SHA256())
 

@@ -53,7 +53,8 @@ def test_signed_by_a_trusted_key_verifies_and_any_change_is_refused(tmp_path, ma
 
 def test_unsigned_foreign_expired_and_malformed_are_refused(tmp_path):
     trusted = ed25519.Ed25519PrivateKey.generate()
-    public = trusted.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = trusted.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
     (tmp_path / "trusted.pub").write_bytes(public)
     verifier = Verifier.load([tmp_path / "trusted.pub"])
     with pytest.raises(TaskRefused, match="unsigned task"):
