@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from br_common.fleet.broker import BrokerURL
 from br_common.fleet.config import DEFAULT_BROKER
 from br_common.fleet.destinations import parse_entry
 from br_common.fleet.signing import load_public_keys
@@ -120,6 +121,8 @@ class AgentSettings(BaseSettings):
     def _check_broker(cls, url: str) -> str:
         if url and urlsplit(url).scheme not in ("redis", "rediss"):
             raise ValueError("must be a redis:// or rediss:// URL")
+        if url:
+            BrokerURL.parse(url)  # BrokerError names a bad port or TLS option, never the password
         return url
 
     @classmethod

@@ -111,6 +111,7 @@ def test_check_config_warns_about_an_empty_allowlist(tmp_path: Path, capsys: pyt
     (["--broker-password-file", "/nonexistent/pw"], "broker_password_file: cannot read"),
     (["--broker", "rediss://h:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/nonexistent/ca.pem"], "ssl_ca_certs"),
     (["--config", "/nonexistent/agent.toml"], "/nonexistent/agent.toml"),
+    (["--broker", "rediss://h:6380/0?ssl_ca_cert=/x"], "unknown broker URL option 'ssl_ca_cert'"),
     (["--trusted-coordinator-key", "/nonexistent/c.crt"], "trusted_coordinator_keys: trusted key /nonexistent/c.crt"),
     (["--trusted-coordinator-key", __file__], "neither a PEM certificate nor a PEM public key"),
     (["--broker", "redis://:AKIAEXAMPLE@h:6379/0"], "--broker must not contain the Redis password"),
