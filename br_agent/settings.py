@@ -149,19 +149,12 @@ class AgentSettings(BaseSettings):
             return self.staging_dir
         return Path(tempfile.gettempdir()) / f"br-agent-{self.store.replace(':', '-')}"
 
-    def metrics_url(self) -> str:
-        return f"http://{_url_host(self.metrics_address)}:{self.metrics_port}/metrics" if self.metrics_port else ""
-
     def _password(self) -> str:
         if self.broker_password is not None:
             return self.broker_password.get_secret_value()
         if self.broker_password_file:
             return Path(self.broker_password_file).read_text().strip()
         return ""
-
-
-def _url_host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
 
 
 def load(config_file: str | None, overrides: dict[str, Any]) -> tuple[AgentSettings, list[str]]:
