@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,68 +24,22 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import boto3
+from bench_setup import BUCKET, MB, load, read_meta, run_br, s3_client, start_agents
 
 from br_common import procs
-from br_common.fleet import redis_client
-from br_common.fleet.registry import Registry
 from br_common.kvproto import brpb_pb2
-from br_common.pd_client import PDClient
-from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
-from br_devcluster.load import KeyGen, LoadSpec, parse_size, run_load
 from br_devcluster.services import start_redis, start_seaweedfs
 
-BUCKET = "bench"
-MB = 1e6
 # log lines that end a phase of the restore (br_coordinator.restore logs them at info)
 PHASES = [("read + check backupmeta, objects", "restore job "), ("split + scatter", "split at "),
           ("download + ingest", "checksum verified"), ]
 _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
-def _client(endpoint: str):  # noqa: ANN202 - boto3 client
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
-
-
-def _start_agents(state: cluster.ClusterState, broker: str, work: Path, tag: str) -> list[int]:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    pids = []
-    for n, entry in enumerate(state.by_role("store"), 1):
-        args = [sys.executable, "-m", "br_agent.cli", "--store", entry.address, "--pd", state.pd_address,
-                "--broker", broker, "--staging-dir", str(work / f"staging-{tag}-{n}"), "--log-level", "warn"]
-        pids.append(procs.spawn(args, work / f"agent-{tag}-{n}.log", env=env).pid)
-    registry = Registry(redis_client(broker))
-    deadline = time.monotonic() + 60
-    while len({a.store_id for a in registry.alive()}) < len(pids):
-        if time.monotonic() > deadline:
-            raise SystemExit("agents did not register; see " + str(work))
-        time.sleep(0.2)
-    time.sleep(1.5)  # Celery consumers come up just after the first heartbeat
-    return pids
-
-
-def _br(*args: str, broker: str, log_file: Path) -> tuple[float, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", *args, "--broker", broker,
-                           "--log-file", str(log_file)], env=env, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        raise SystemExit(f"br {args[0]} failed: {done.stderr}")
-    return elapsed, done.stdout
-
-
-def _meta(endpoint: str, prefix: str) -> brpb_pb2.BackupMeta:
-    meta = brpb_pb2.BackupMeta()
-    meta.ParseFromString(_client(endpoint).get_object(Bucket=BUCKET, Key=f"{prefix}/backupmeta")["Body"].read())
-    return meta
-
-
 def _baseline(endpoint: str, prefix: str, meta: brpb_pb2.BackupMeta, streams: int, work: Path) -> float:
     """MB/s of boto3 downloading the backup's files with `streams` threads."""
-    client = _client(endpoint)
+    client = s3_client(endpoint)
     target = work / "baseline"
     target.mkdir(exist_ok=True)
     started = time.monotonic()
@@ -146,31 +99,26 @@ def main() -> int:
         services.append(start_redis(work / "redis"))
         endpoint, base = services[0].url, services[1].url.rsplit("/", 1)[0]
         source = cluster.up(source_dir, cluster.ClusterConfig(stores=args.stores, regions=args.regions)).state
-        gen = KeyGen(LoadSpec.from_size(parse_size(args.size), args.value_size, seed=7))
-        with PDClient(source.pd_address) as pd, RawKVClient(pd) as kv:
-            started = time.monotonic()
-            run_load(gen, kv.batch_put, 4 << 20, writers=4)
-            print(f"loaded {gen.spec.total_bytes / MB:.0f} MB ({gen.spec.keys} keys) in "
-                  f"{time.monotonic() - started:.1f}s")
-        agents += _start_agents(source, f"{base}/0", work, "source")
+        load(source, args.size, args.value_size)
+        agents += start_agents(source, f"{base}/0", work, "source")
         prefix = f"restore-bench-{int(time.time())}"
         url = f"s3://{BUCKET}/{prefix}?endpoint={endpoint}"
-        backup_s, _ = _br("backup", "full", "--pd", source.pd_address, "-s", url, broker=f"{base}/0",
+        backup_s, _ = run_br("backup", "full", "--pd", source.pd_address, "-s", url, broker=f"{base}/0",
                           log_file=work / "backup.log")
-        meta = _meta(endpoint, prefix)
+        meta = read_meta(endpoint, prefix)
         print(f"backup: {meta.backup_size / MB:.0f} MB of SST in {len(meta.files)} files, {backup_s:.1f}s")
         for pid in agents:  # the source's agents would only compete for the CPU
             procs.stop_pid(pid)
         agents.clear()
         target = cluster.up(target_dir, cluster.ClusterConfig(stores=args.target_stores, replicas=args.replicas,
                                                               regions=2)).state
-        agents += _start_agents(target, f"{base}/1", work, "target")
+        agents += start_agents(target, f"{base}/1", work, "target")
         log_file = work / "restore.log"
         groups = {"stores": [e.pid for e in target.by_role("store")], "agents": list(agents),
                   "pd": [e.pid for e in target.by_role("pd")], "s3 server": [services[0].pid]}
         cpu_before = _cpu(groups)
         wall = time.time()
-        restore_s, summary = _br("restore", "full", "--pd", target.pd_address, "-s", url, "--concurrency",
+        restore_s, summary = run_br("restore", "full", "--pd", target.pd_address, "-s", url, "--concurrency",
                                  str(args.concurrency), broker=f"{base}/1", log_file=log_file)
         cpu_after = _cpu(groups)
         print(summary.rstrip())

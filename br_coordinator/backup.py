@@ -15,35 +15,29 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import redis
-
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
-from br_common.fleet import redis_client
 from br_common.fleet.app import make_app
-from br_common.fleet.broker import broker_problem
-from br_common.fleet.config import FleetSettings, fleet_version
-from br_common.fleet.jobs import JobSpec, JobState, JobStore, Lease, RangeRecord
+from br_common.fleet.config import fleet_version
+from br_common.fleet.jobs import JobSpec, JobState, RangeRecord
 from br_common.fleet.keyranges import subtract, tiling_problem
 from br_common.fleet.registry import Registry
 from br_common.fleet.signing import signing_problem
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
 from br_common.pd_client import PDClient, PDError
-from br_common.storage import LocalLocation, S3Location, parse_storage_url
-from br_common.tikv_client import RawKVClient, RawKVError
+from br_common.tikv_client import RawKVClient
 from br_common.tso import from_unix_seconds, physical_ms
-from br_coordinator import flags, logging_setup
+from br_coordinator import flags
 from br_coordinator.errors import CommandError
-from br_coordinator.follower import BackupFollower, FollowerConfig, no_agent_message
+from br_coordinator.follower import BackupFollower, FollowerConfig
+from br_coordinator.following import no_agent_message
+from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
 from br_coordinator.gc_keeper import GCKeeper
 from br_coordinator.planner import PlannedTask
-from br_coordinator.progress import BackupProgress, human_bytes, print_summary
+from br_coordinator.progress import JobProgress, human_bytes, print_summary
 from br_coordinator.storage_jobs import call_storage
-from br_coordinator.storage_spec import StorageSpecs
 
 log = logging.getLogger("br.backup")
-
-LEASE_TTL_MS = 30_000
 
 
 # --- CLI ----------------------------------------------------------------------------------------
@@ -86,7 +80,7 @@ def run_raw(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         raise CommandError(str(exc)) from None
     if end and end <= start:
-        raise CommandError(f"--end must be greater than --start (or empty for the end of the key space)")
+        raise CommandError("--end must be greater than --start (or empty for the end of the key space)")
     if args.cf != "default":
         raise CommandError(f"--cf {args.cf}: raw backups of this cluster hold only the default cf")
     return run(args, m.KeyRange(start=start, end=end))
@@ -97,20 +91,18 @@ def run_raw(args: argparse.Namespace) -> int:
 class Backup:
     args: argparse.Namespace
     whole: m.KeyRange
-    specs: StorageSpecs
-    settings: FleetSettings
-    pd: PDClient
-    redis: redis.Redis
+    conn: Connections
 
     def __post_init__(self) -> None:
+        self.specs, self.settings, self.pd = self.conn.specs, self.conn.settings, self.conn.pd
         self.app = make_app(self.settings.broker, self.settings)
-        self.registry = Registry(self.redis)
-        self.spec = JobSpec(kind="backup", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
-                            ranges=[self.whole], options={"compression": self.args.compression,
-                                                          "compression_level": self.args.compression_level,
-                                                          "backupts": self.args.backupts})
-        self.jobs = JobStore(self.redis, self.spec.job_id(), self.settings.job_ttl_days)
-        self.lease = Lease(self.redis, self.jobs.lease_key, LEASE_TTL_MS)
+        self.registry = Registry(self.conn.redis)
+        spec = JobSpec(kind="backup", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
+                       ranges=[self.whole], options={"compression": self.args.compression,
+                                                     "compression_level": self.args.compression_level,
+                                                     "backupts": self.args.backupts})
+        self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
+        self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
 
     @property
@@ -118,34 +110,20 @@ class Backup:
         return self.jobs.job_id
 
     def run(self) -> int:
-        self._take_lease()
-        previous = self.jobs.load()
-        if previous is not None and previous.status == "done":
-            self.lease.release()
-            raise CommandError(f"{self.specs.url} already holds a complete backup (job {self.job_id}, backup ts "
-                               f"{previous.backup_ts}): back up to a new path")
-        try:
-            state = self.jobs.create(self.spec)
-            return self._run(state)
-        except BaseException as exc:
-            self.jobs.finish("failed", _one_line(exc))
-            raise
-        finally:
-            self.lease.release()
+        return self.runner.run(lambda _previous, state: self._run(state), refuse=self._refuse)
 
-    def _take_lease(self) -> None:
-        if self.lease.acquire():
-            self.lease.start_keepalive()
-            return
-        holder, left = self.lease.holder() or "?", self.lease.remaining_ms() / 1000
-        raise CommandError(f"the same backup (job {self.job_id}) is already running (coordinator {holder}); "
-                           f"wait for it, or if it died, rerun in {left:.0f}s to resume it")
+    def _refuse(self, previous: JobState | None) -> str:
+        """A finished backup is never redone into the same path (its record stays "done")."""
+        if previous is None or previous.status != "done":
+            return ""
+        return (f"{self.specs.url} already holds a complete backup (job {self.job_id}, backup ts "
+                f"{previous.backup_ts}): back up to a new path")
 
     def _run(self, state: JobState) -> int:
         self._check_agents_alive()
         backup_ts = self._backup_ts(state)
         log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
-                 backup_ts, _ts_time(backup_ts))
+                 backup_ts, ts_time(backup_ts))
         with GCKeeper(self.pd, f"br-{self.job_id}", backup_ts, self.args.gcttl):
             if not state.lock_acquired:
                 self._lock()
@@ -184,8 +162,8 @@ class Backup:
                 raise CommandError("--timeago must not be negative")
         safe_point = self.pd.gc_safe_point()
         if ts <= safe_point:
-            raise CommandError(f"backup ts {ts} ({_ts_time(ts)}) is not after the GC safe point {safe_point} "
-                               f"({_ts_time(safe_point)}): its versions may be gone; use a later --backupts/--timeago"
+            raise CommandError(f"backup ts {ts} ({ts_time(ts)}) is not after the GC safe point {safe_point} "
+                               f"({ts_time(safe_point)}): its versions may be gone; use a later --backupts/--timeago"
                                + (" or a new storage path" if state.backup_ts else ""))
         return self.jobs.fix_backup_ts(ts)
 
@@ -207,7 +185,7 @@ class Backup:
         done = self.jobs.ranges()
         todo = subtract(self.whole, [r.range for r in done])
         config = FollowerConfig(concurrency=self.args.concurrency)
-        progress = BackupProgress(f"backup {self.job_id}")
+        progress = JobProgress(f"backup {self.job_id}")
         follower = BackupFollower(self.app, self.pd, self.registry, self.jobs, self.lease,
                                   lambda attempt, task: self._range_task(attempt, task, backup_ts), config,
                                   on_progress=progress.update)
@@ -278,7 +256,7 @@ class Backup:
         raw = sum(f.total_bytes for f in meta.files)
         print_summary("Backup complete" + (" (resumed)" if resumed else ""), [
             ("storage", self.specs.url), ("job", self.job_id),
-            ("backup_ts", f"{meta.end_version} ({_ts_time(meta.end_version)})"),
+            ("backup_ts", f"{meta.end_version} ({ts_time(meta.end_version)})"),
             ("files", str(len(meta.files))), ("size", f"{human_bytes(size)} ({size} bytes in SST files)"),
             ("kvs", f"{kvs} ({human_bytes(raw)} of keys and values)"),
             ("checksum", "verified" if self.args.checksum else "skipped (--checksum=false)"),
@@ -289,52 +267,10 @@ class Backup:
 
 
 def run(args: argparse.Namespace, whole: m.KeyRange) -> int:
-    if not args.storage:
-        raise CommandError("the storage is required: -s/--storage s3://bucket/prefix or local:///path")
-    if args.backupts and args.timeago:
+    if args.storage and args.backupts and args.timeago:
         raise CommandError("--backupts and --timeago are exclusive")
-    location = _location(args)
-    specs = StorageSpecs(location, args.send_credentials_to_tikv)
-    logging_setup.setup(args.log_level, args.log_file, quiet_console=_tty(), secrets=specs.secrets())
-    _warn_about_credentials(location, args.send_credentials_to_tikv)
-    settings = FleetSettings(broker=flags.resolve_broker(args))
-    client = redis_client(settings.broker)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise CommandError(broker_problem(settings.broker, exc)) from None
-    try:
-        pd = PDClient(args.pd)
-    except PDError as exc:
-        raise CommandError(str(exc)) from None
-    try:
-        return Backup(args, whole, specs, settings, pd, client).run()
-    except (PDError, RawKVError, redis.RedisError) as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        pd.close()
-
-
-def _location(args: argparse.Namespace) -> S3Location | LocalLocation:
-    try:
-        return parse_storage_url(args.storage, flags.s3_flags(args))
-    except ValueError as exc:
-        raise CommandError(f"invalid --storage: {exc}") from None
-
-
-def _warn_about_credentials(location: S3Location | LocalLocation, send: bool) -> None:
-    has_keys = isinstance(location, S3Location) and location.credentials is not None
-    if has_keys and not send:
-        log.warning("the storage URL carries keys but --send-credentials-to-tikv is false: the agents use their "
-                    "own credentials (instance profile) and the keys are not used")
-    if send and not has_keys:
-        log.warning("--send-credentials-to-tikv: the storage URL has no keys to send; agents use their own")
-
-
-def _tty() -> bool:
-    import sys  # noqa: PLC0415
-
-    return sys.stderr.isatty()
+    with connections(args, warn_credentials=True) as conn:
+        return Backup(args, whole, conn).run()
 
 
 def _cluster_version(pd: PDClient) -> str:
@@ -344,11 +280,3 @@ def _cluster_version(pd: PDClient) -> str:
         return ""
     return ",".join(versions)
 
-
-def _ts_time(ts: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(physical_ms(ts) / 1000))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -6,15 +6,14 @@ The loop (every `poll_interval`):
 * poll: a SUCCESS records its covered pieces in the job state (the checkpoint) and puts its
   uncovered pieces (region errors) back as pending; a FAILURE puts the whole range back with
   backoff; after `max_attempts` the job fails naming the range and the last error;
-* lost work: a task STARTED by an agent instance that left the registry (killed; a restarted
-  agent is a new instance), or still PENDING after every agent alive at send time has gone
-  (it may sit prefetched in a dead worker), is resent at once under a new attempt; the old
-  attempt is cancelled in Redis so a late redelivery does nothing, and its result is ignored.
+* lost work (following.AgentWatch): a task STARTED by an agent instance that left the
+  registry, or still PENDING after every agent alive at send time has gone, is resent at once
+  under a new attempt; the old attempt is cancelled in Redis so a late redelivery does
+  nothing, and its result is ignored.
 """
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from collections import deque
@@ -23,31 +22,24 @@ from dataclasses import dataclass, field
 
 from celery import Celery
 from celery.result import AsyncResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from br_common.fleet import messages as m
 from br_common.fleet.app import send
 from br_common.fleet.destinations import is_refusal
 from br_common.fleet.jobs import JobStore, Lease, RangeRecord
 from br_common.fleet.queues import store_queue
-from br_common.fleet.registry import AgentInfo, Registry
+from br_common.fleet.registry import Registry
 from br_common.pd_client import PDClient, PDError
 from br_coordinator.errors import CommandError
+from br_coordinator.following import RUNNING_STATES, AgentWatch, FollowConfig, backoff, error_text
 from br_coordinator.planner import PlannedTask, plan_range
 
 log = logging.getLogger(__name__)
 
-RUNNING_STATES = ("STARTED", "PROGRESS", "RETRY")
 
-
-class FollowerConfig(BaseModel):
-    concurrency: int = Field(4, ge=1)  # tasks in flight per store
+class FollowerConfig(FollowConfig):
     max_attempts: int = Field(10, ge=1)  # per piece of the key space
-    backoff_base: float = 0.2
-    backoff_cap: float = 5.0
-    poll_interval: float = 0.2
-    agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
-    registry_refresh: float = 1.0
 
 
 @dataclass
@@ -95,9 +87,9 @@ class BackupFollower:
     pending: deque[Work] = field(default_factory=deque)
     ready: dict[int, deque[tuple[Work, PlannedTask]]] = field(default_factory=dict)
     in_flight: dict[str, InFlight] = field(default_factory=dict)
-    _agents: dict[str, AgentInfo] = field(default_factory=dict)
-    _agents_at: float = 0.0
-    _no_agent_since: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.watch = AgentWatch(self.registry, self.pd, self.config)
 
     # --- main loop ----------------------------------------------------------------------------
     def run(self, todo: list[m.KeyRange]) -> Totals:
@@ -105,7 +97,7 @@ class BackupFollower:
         while self.pending or self.in_flight or any(self.ready.values()):
             if self.lease.lost.is_set():
                 raise CommandError(f"lost the lease of job {self.jobs.job_id} (another coordinator took it?)")
-            self._refresh_agents()
+            self.watch.refresh()
             self._plan_pending()
             self._dispatch()
             self._poll()
@@ -143,11 +135,9 @@ class BackupFollower:
         for store_id, queue in self.ready.items():
             if not queue:
                 continue
-            live = self._agents_of(store_id)
+            live = self.watch.of_store(store_id)
             if not live:
-                self._require_agent_soon(store_id)
                 continue
-            self._no_agent_since.pop(store_id, None)
             busy = sum(1 for f in self.in_flight.values() if f.planned.store_id == store_id)
             while queue and busy < self.config.concurrency:
                 work, task = queue.popleft()
@@ -164,11 +154,6 @@ class BackupFollower:
         self.in_flight[attempt] = InFlight(work, task, attempt, result, agents)
         log.debug("sent %s (attempt %s, %d regions)", shadow, attempt, task.regions)
 
-    def _require_agent_soon(self, store_id: int) -> None:
-        since = self._no_agent_since.setdefault(store_id, time.monotonic())
-        if time.monotonic() - since > self.config.agent_wait:
-            raise CommandError(no_agent_message(self.pd, store_id))
-
     # --- following --------------------------------------------------------------------------------
     def _poll(self) -> None:
         for attempt, flight in list(self.in_flight.items()):
@@ -176,8 +161,8 @@ class BackupFollower:
             if state == "SUCCESS":
                 self._succeeded(flight, flight.result.result)
             elif state in ("FAILURE", "REVOKED"):
-                self._failed(flight, _error_text(flight.result))
-            elif self._lost(flight, state) and self._still_lost(flight):
+                self._failed(flight, error_text(flight.result))
+            elif self._lost(flight, state) and self.watch.still_lost(flight.result, flight.agents_at_send):
                 self.totals.resent_lost += 1
                 self._abandon(flight, f"agent lost while the task was {state.lower()}", count=False)
 
@@ -223,43 +208,15 @@ class BackupFollower:
         if attempts >= self.config.max_attempts:
             raise CommandError(f"backup of range {work.range.label()} failed after {attempts} attempts; "
                                f"last error: {reason}")
-        delay = min(self.config.backoff_cap, self.config.backoff_base * 2 ** (attempts - 1))
         self.totals.retries += 1
-        self.pending.append(Work(work.range, attempts, reason,
-                                 time.monotonic() + delay * random.uniform(0.5, 1.0)))
+        self.pending.append(Work(work.range, attempts, reason, time.monotonic() + backoff(self.config, attempts - 1)))
 
     def _lost(self, flight: InFlight, state: str) -> bool:
-        if state in RUNNING_STATES:
-            info = flight.result.info if isinstance(flight.result.info, dict) else {}
-            flight.bytes_seen = int(info.get("bytes_uploaded", flight.bytes_seen) or 0)
-            instance = info.get("agent") or self._instance_of(info.get("hostname"), info.get("pid"))
-            return instance is not None and instance not in self._agents
-        # PENDING/RECEIVED: queued, or prefetched by a worker; lost if all agents it could reach died
-        return not (flight.agents_at_send & self._agents.keys())
+        if state in RUNNING_STATES and isinstance(flight.result.info, dict):
+            flight.bytes_seen = int(flight.result.info.get("bytes_uploaded", flight.bytes_seen) or 0)
+        return self.watch.lost(state, flight.result.info, flight.agents_at_send)
 
-    def _still_lost(self, flight: InFlight) -> bool:
-        """Re-check against a fresh registry read (a just-started agent may not be cached yet)."""
-        self._agents_at = 0.0
-        self._refresh_agents()
-        return self._lost(flight, flight.result.state)
-
-    def _instance_of(self, worker_name: object, pid: object) -> str | None:
-        """Celery's own STARTED meta has the worker name and pid; find that agent instance."""
-        for agent in self._agents.values():
-            if agent.worker_name == worker_name and agent.pid == pid:
-                return agent.instance
-        return f"{worker_name}/{pid}" if worker_name else None
-
-    # --- agents and progress ----------------------------------------------------------------------
-    def _refresh_agents(self) -> None:
-        now = time.monotonic()
-        if now - self._agents_at >= self.config.registry_refresh:
-            self._agents = {a.instance: a for a in self.registry.alive()}
-            self._agents_at = now
-
-    def _agents_of(self, store_id: int) -> list[AgentInfo]:
-        return [a for a in self._agents.values() if a.store_id == store_id]
-
+    # --- progress ---------------------------------------------------------------------------------
     def _report(self) -> None:
         queued = sum(t.regions for q in self.ready.values() for _, t in q)
         flying = sum(f.planned.regions for f in self.in_flight.values())
@@ -267,18 +224,3 @@ class BackupFollower:
         nbytes = self.totals.bytes_done + sum(f.bytes_seen for f in self.in_flight.values())
         self.on_progress(self.totals.done_regions, total, nbytes)
 
-
-def no_agent_message(pd: PDClient, store_id: int) -> str:
-    try:
-        address = pd.store(store_id).address or "?"
-    except PDError:
-        address = "?"
-    return (f"no br-agent for store {store_id} (queue {store_queue(store_id)}): "
-            f"start br-agent on the host of {address}")
-
-
-def _error_text(result: AsyncResult) -> str:
-    error = result.result
-    if isinstance(error, BaseException):
-        return str(error) or type(error).__name__
-    return str(error)

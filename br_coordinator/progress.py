@@ -1,5 +1,6 @@
-"""Operator-facing progress: a rich bar on a terminal (ranges, bytes, rate, ETA), plain lines
-otherwise (one every `interval` seconds, for logs and CI), and a closing summary.
+"""Operator-facing progress: a rich bar on a terminal (units done, bytes, rate, ETA), plain lines
+otherwise (one every `interval` seconds, for logs and CI), and a closing summary. The unit is
+what the job counts: backup's key ranges, restore's files.
 """
 from __future__ import annotations
 
@@ -29,12 +30,13 @@ class _BytesColumn(ProgressColumn):
         return Text(f"{human_bytes(nbytes)}  {human_bytes(rate)}/s", style="progress.data.speed")
 
 
-class BackupProgress:
-    """update(done_ranges, total_ranges, nbytes) as often as you like; close() at the end."""
+class JobProgress:
+    """update(done, total, nbytes) as often as you like (done/total in `unit`s); close() at the end."""
 
     def __init__(self, title: str, stream: TextIO | None = None, tty: bool | None = None,
-                 interval: float = 10.0) -> None:
+                 interval: float = 10.0, unit: str = "ranges") -> None:
         self.title = title
+        self.unit = unit
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.interval = interval
@@ -45,7 +47,7 @@ class BackupProgress:
         self._bar: Progress | None = None
         if self.tty:
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("ranges"), _BytesColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TextColumn(unit), _BytesColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                                  TimeRemainingColumn(), console=self.console, transient=False)
             self._task = self._bar.add_task(title, total=None, nbytes=0)
             self._bar.start()
@@ -67,7 +69,7 @@ class BackupProgress:
         eta = ""
         if 0 < done < total:
             eta = f", ETA {int(elapsed * (total - done) / done)}s"
-        print(f"[{self.title}] {done}/{total} ranges, {human_bytes(nbytes)}, {human_bytes(rate)}/s{eta}",
+        print(f"[{self.title}] {done}/{total} {self.unit}, {human_bytes(nbytes)}, {human_bytes(rate)}/s{eta}",
               file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -76,7 +78,6 @@ class BackupProgress:
             self._bar = None
         elif self._state != (0, 0, 0):
             self._line()
-
 
 
 def print_summary(title: str, rows: list[tuple[str, str]]) -> None:

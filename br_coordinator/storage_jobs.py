@@ -2,7 +2,7 @@
 
 Any live agent may take it, with its own credentials; if the agent running it vanishes from
 the registry (or every agent alive at send time does, while it is still queued), it is resent
-under a new id. Storage tasks are idempotent or report what they found (lock: "locked").
+under a new id (following.work_lost). Storage tasks are idempotent or report what they found (lock: "locked").
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from br_common.fleet.destinations import is_refusal
 from br_common.fleet.queues import STORAGE_QUEUE
 from br_common.fleet.registry import Registry
 from br_coordinator.errors import CommandError
+from br_coordinator.following import work_lost
 
 POLL = 0.1
 
@@ -40,16 +41,10 @@ def call_storage(app: Celery, registry: Registry, name: str, payload: BaseModel,
             if state in ("FAILURE", "REVOKED"):
                 error = str(result.result)
                 raise CommandError(error if is_refusal(error) else f"{shadow}: {error}")
-            if _lost(registry, state, result.info, agents):
+            if work_lost(state, result.info, agents, {a.instance: a for a in registry.alive()}):
                 break
             time.sleep(POLL)
         else:
             raise CommandError(f"{shadow}: no answer from any br-agent within {timeout:.0f}s")
     raise CommandError(f"{shadow}: the agents running it kept disappearing")
 
-
-def _lost(registry: Registry, state: str, info: object, agents_at_send: set[str]) -> bool:
-    alive = {a.instance: a for a in registry.alive()}
-    if state == "STARTED" and isinstance(info, dict):
-        return not any(a.pid == info.get("pid") and a.worker_name == info.get("hostname") for a in alive.values())
-    return state == "PENDING" and not (agents_at_send & alive.keys())

@@ -1,13 +1,12 @@
 """The store's command line, validated into a pydantic model (bad input: one-line error, exit 2)."""
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from br_devcluster.cli_args import OneLineParser, validated
 
 PROG = "python -m br_devcluster.store"
 
@@ -46,30 +45,13 @@ class StoreConfig(BaseModel):
         return self.data_dir / "store.json"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        fail(message)
-
-
-def fail(message: str) -> NoReturn:
-    print(f"br_devcluster.store: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> StoreConfig:
-    parser = _Parser(prog=PROG, description="A br-fleet devcluster store (TiKV-like, raw KV).")
+    parser = OneLineParser("br_devcluster.store", prog=PROG,
+                           description="A br-fleet devcluster store (TiKV-like, raw KV).")
     parser.add_argument("--pd", required=True, help="PD address HOST:PORT")
     parser.add_argument("--data-dir", required=True, help="data directory (created if missing)")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", required=True)
     parser.add_argument("--gc-interval", default="30", help="seconds between GC passes")
     parser.add_argument("--log-file", default=None)
-    args = parser.parse_args(argv)
-    try:
-        config = StoreConfig.model_validate(vars(args))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']} (got {first.get('input')!r})")
-    if config.data_dir.exists() and not config.data_dir.is_dir():
-        fail(f"--data-dir: {config.data_dir} exists and is not a directory")
-    return config
+    return validated(parser, StoreConfig, argv)

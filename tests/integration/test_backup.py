@@ -1,28 +1,24 @@
 """`br backup` over real processes: devcluster, Redis, SeaweedFS S3, br-agent per store, `br`."""
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from br_common.checksum import Checksum
-from br_common.pd_client import PDClient
-from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import start_redis
 from tests.fixtures.devcluster import DevCluster
-from tests.integration.test_backup_support import AgentFleet, download_files, read_backupmeta, restore_files, \
-    run_br, s3_admin, start_br, summary_value
+from tests.integration.test_backup_support import HOST_ENV, AgentFleet, Writer, download_files, files_checksum, \
+    loaded_cluster, read_backupmeta, restore_files, run_br, s3_admin, start_br, summary_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 KEYS = 60_000  # ~13 MB over 8 regions: --ratelimit 1 makes one region's task take ~1-2 s
 GEN = KeyGen(LoadSpec(keys=KEYS, value_size=200, seed=11))
+EXTRA = KeyGen(LoadSpec(keys=KEYS, value_size=50, seed=99))  # keys the writer adds during a backup
 
 
 class Env:
@@ -49,60 +45,26 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[Env]:  # noqa: ANN001
     work = tmp_path_factory.mktemp("backup")
     redis = start_redis(work / "redis")
-    data_dir = work / "cluster"
-    agents = None
     try:
-        state = cluster.up(data_dir, cluster.ClusterConfig(stores=3, replicas=1, regions=8)).state
-        dc = DevCluster(data_dir, state)
-        dc.kv.batch_put(GEN.pairs(0, KEYS))
-        host_env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-        agents = AgentFleet(dc, redis.url, work / "agents", env=host_env).start_all()
-        yield Env(dc, redis.url, agents, seaweedfs_s3, work)
-        dc.kv.close()
-        dc.pd.close()
+        with loaded_cluster(work / "cluster", cluster.ClusterConfig(stores=3, replicas=1, regions=8), GEN) as dc:
+            agents = AgentFleet(dc, redis.url, work / "agents", env=HOST_ENV)
+            try:
+                yield Env(dc, redis.url, agents.start_all(), seaweedfs_s3, work)
+            finally:
+                agents.stop_all()
     finally:
-        if agents is not None:
-            agents.stop_all()
-        if (data_dir / cluster.STATE_FILE).exists():
-            cluster.down(data_dir)
         redis.stop()
 
 
-def _files_checksum(meta) -> Checksum:  # noqa: ANN001
-    total = Checksum()
-    for f in meta.files:
-        total = total.merge(Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
-    return total
-
-
-class _Writer(threading.Thread):
-    """Keeps overwriting and adding keys while a backup runs."""
-
-    def __init__(self, pd_address: str) -> None:
-        super().__init__(daemon=True)
-        self.pd = PDClient(pd_address)
-        self.kv = RawKVClient(self.pd, max_attempts=30)
-        self.stop = threading.Event()
-        self.rounds = 0
-
-    def run(self) -> None:
-        extra = KeyGen(LoadSpec(keys=KEYS, value_size=50, seed=99))
-        while not self.stop.is_set():
-            i = (self.rounds * 500) % KEYS
-            self.kv.batch_put([(GEN.key(j), b"new-%d" % self.rounds) for j in range(i, i + 200)]
-                              + extra.pairs(i, i + 300))
-            self.rounds += 1
-
-    def finish(self) -> None:
-        self.stop.set()
-        self.join(timeout=30)
-        self.kv.close()
-        self.pd.close()
+def _writes(round_: int) -> list[tuple[bytes, bytes]]:
+    """Overwrites 200 keys and adds 300 new ones per round, moving along the key space."""
+    i = (round_ * 500) % KEYS
+    return [(GEN.key(j), b"new-%d" % round_) for j in range(i, i + 200)] + EXTRA.pairs(i, i + 300)
 
 
 def test_backup_under_writes_restores_to_the_checksum_at_backup_ts(env: Env, devcluster_factory,  # noqa: ANN001
                                                                     tmp_path: Path) -> None:
-    writer = _Writer(env.dc.pd_address)
+    writer = Writer(env.dc.pd_address, _writes)
     writer.start()
     try:
         time.sleep(0.3)
@@ -115,7 +77,7 @@ def test_backup_under_writes_restores_to_the_checksum_at_backup_ts(env: Env, dev
     backup_ts = meta.end_version
     assert summary_value(done.stdout, "backup_ts").startswith(str(backup_ts))
     expected = env.dc.kv.checksum(ts=backup_ts)
-    assert expected.total_kvs >= KEYS and _files_checksum(meta) == expected
+    assert expected.total_kvs >= KEYS and files_checksum(meta) == expected
     assert meta.is_raw_kv and meta.cluster_id == env.dc.cluster_id and meta.br_version.startswith("br-fleet")
     assert meta.backup_size == sum(f.size for f in meta.files) > 0
     assert all(f.name.split("/", 1)[0].isdigit() and f.name.endswith("_default.sst") for f in meta.files)
@@ -145,7 +107,7 @@ def test_leader_transfer_and_split_during_backup(env: Env) -> None:
         if proc.poll() is None:
             proc.kill()
     meta = env.meta("moving")
-    assert _files_checksum(meta) == env.dc.kv.checksum(ts=meta.end_version)
+    assert files_checksum(meta) == env.dc.kv.checksum(ts=meta.end_version)
 
 
 def test_agent_sigkilled_mid_task_and_restarted(env: Env) -> None:
@@ -166,7 +128,7 @@ def test_agent_sigkilled_mid_task_and_restarted(env: Env) -> None:
     log = (env.work / "br-killed.out").read_text()
     assert "resending" in log and "agent lost" in log
     meta = env.meta("killed")
-    assert _files_checksum(meta) == env.dc.kv.checksum(ts=meta.end_version)
+    assert files_checksum(meta) == env.dc.kv.checksum(ts=meta.end_version)
 
 
 def test_second_backup_to_a_path_is_refused_and_two_at_once_exactly_one_proceeds(env: Env) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,13 +14,13 @@ import redis
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from br_common.checksum import Checksum
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import bucket_policy, create_lock_bucket, create_user, enforce_iam, \
     instance_profile_env, start_flower
 from tests.fixtures.devcluster import DevCluster
-from tests.integration.test_backup_support import AgentFleet, read_backupmeta, run_br, s3_admin, start_br
+from tests.integration.test_backup_support import AgentFleet, files_checksum, loaded_cluster, \
+    moto_url, read_backupmeta, run_br, s3_admin, start_br
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -32,39 +31,14 @@ MINIMUM = ["s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"]
 
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    data_dir = tmp_path_factory.mktemp("cluster-s3")
-    try:
-        state = cluster.up(data_dir, cluster.ClusterConfig(stores=3, replicas=1, regions=6)).state
-        handle = DevCluster(data_dir, state)
-        handle.kv.batch_put(GEN.pairs(0, KEYS))
+    config = cluster.ClusterConfig(stores=3, replicas=1, regions=6)
+    with loaded_cluster(tmp_path_factory.mktemp("cluster-s3"), config, GEN) as handle:
         yield handle
-        handle.kv.close()
-        handle.pd.close()
-    finally:
-        if (data_dir / cluster.STATE_FILE).exists():
-            cluster.down(data_dir)
-
-
-@pytest.fixture
-def fleet(dc: DevCluster, redis_url: str, tmp_path: Path) -> Iterator[list[AgentFleet]]:
-    started: list[AgentFleet] = []
-    yield started
-    for agents in started:
-        agents.stop_all()
 
 
 def _agents(fleet: list[AgentFleet], dc: DevCluster, broker: str, work: Path, env: dict[str, str]) -> AgentFleet:
     fleet.append(AgentFleet(dc, broker, work / "agents", env=env))
     return fleet[-1].start_all()
-
-
-def _url(endpoint: str, bucket: str, prefix: str, keys: tuple[str, str] | None = None) -> str:
-    """prefix "" = the bucket's root: moto 5.2.1 with IAM enforced rejects the signature of a
-    ListObjectsV2 whose prefix holds a '/', which a backup under a folder needs (AWS does not)."""
-    url = f"s3://{bucket}/{prefix}?endpoint={endpoint}" if prefix else f"s3://{bucket}?endpoint={endpoint}"
-    if keys:
-        url += f"&access-key={keys[0]}&secret-access-key={keys[1]}"
-    return url
 
 
 def _lift_iam(endpoint: str) -> None:
@@ -73,24 +47,17 @@ def _lift_iam(endpoint: str) -> None:
     urllib.request.urlopen(request, timeout=10).read()
 
 
-def _files_checksum(meta) -> Checksum:  # noqa: ANN001
-    total = Checksum()
-    for f in meta.files:
-        total = total.merge(Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
-    return total
-
-
-def test_object_lock_bucket_with_default_retention(dc, fleet, moto_s3, imds_endpoint, redis_url,  # noqa: ANN001
+def test_object_lock_bucket_with_default_retention(dc, agent_fleets, moto_s3, imds_endpoint, redis_url,  # noqa: ANN001
                                                    tmp_path: Path) -> None:
     create_lock_bucket(moto_s3.endpoint, "br-locked", days=1)
     imds = imds_endpoint({"AccessKeyId": "testing", "SecretAccessKey": "testing"})
-    _agents(fleet, dc, redis_url, tmp_path, instance_profile_env(imds))
-    done = run_br("backup", "full", "--pd", dc.pd_address, "-s", _url(moto_s3.endpoint, "br-locked", "b1"),
+    _agents(agent_fleets, dc, redis_url, tmp_path, instance_profile_env(imds))
+    done = run_br("backup", "full", "--pd", dc.pd_address, "-s", moto_url(moto_s3.endpoint, "br-locked", "b1"),
                   broker=redis_url)
     assert done.returncode == 0, done.stderr
     admin = s3_admin(moto_s3.endpoint)
     meta = read_backupmeta(admin, "br-locked", "b1")
-    assert _files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)
+    assert files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)
     bare = boto3.client("s3", endpoint_url=moto_s3.endpoint, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing",
                         config=Config(request_checksum_calculation="when_required"))
@@ -98,14 +65,14 @@ def test_object_lock_bucket_with_default_retention(dc, fleet, moto_s3, imds_endp
         bare.put_object(Bucket="br-locked", Key="b1/probe", Body=b"x")
 
 
-def test_minimum_iam_policy_through_the_instance_profile(dc, fleet, moto_s3, imds_endpoint, redis_url,  # noqa: ANN001
+def test_minimum_iam_policy_through_the_instance_profile(dc, agent_fleets, moto_s3, imds_endpoint, redis_url,  # noqa: ANN001
                                                          tmp_path: Path) -> None:
     user = create_user(moto_s3.endpoint, "br-backup", bucket_policy(moto_s3.bucket, MINIMUM))
     imds = imds_endpoint({"AccessKeyId": user.access_key.get_secret_value(),
                           "SecretAccessKey": user.secret_access_key.get_secret_value()})
     enforce_iam(moto_s3.endpoint)
-    _agents(fleet, dc, redis_url, tmp_path, instance_profile_env(imds))
-    url = _url(moto_s3.endpoint, moto_s3.bucket, "")
+    _agents(agent_fleets, dc, redis_url, tmp_path, instance_profile_env(imds))
+    url = moto_url(moto_s3.endpoint, moto_s3.bucket, "")
     done = run_br("backup", "full", "--pd", dc.pd_address, "-s", url, broker=redis_url)
     assert done.returncode == 0, done.stderr
     again = run_br("backup", "full", "--pd", dc.pd_address, "-s", url, "--compression", "lz4", broker=redis_url)
@@ -117,7 +84,7 @@ def test_minimum_iam_policy_through_the_instance_profile(dc, fleet, moto_s3, imd
         as_user.get_object(Bucket=moto_s3.bucket, Key="backupmeta")
     _lift_iam(moto_s3.endpoint)
     meta = read_backupmeta(s3_admin(moto_s3.endpoint), moto_s3.bucket, "")
-    assert _files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)
+    assert files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)
     assert meta.files and all(f.total_kvs for f in meta.files)
 
 
@@ -152,7 +119,7 @@ def _flower(url: str, path: str) -> object:
         return json.loads(answer.read())
 
 
-def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, fleet, moto_s3, redis_url,  # noqa: ANN001
+def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, agent_fleets, moto_s3, redis_url,  # noqa: ANN001
                                                                     tmp_path: Path) -> None:
     user = create_user(moto_s3.endpoint, "br-keys", bucket_policy(moto_s3.bucket, MINIMUM))
     access, secret = user.access_key.get_secret_value(), user.secret_access_key.get_secret_value()
@@ -161,12 +128,12 @@ def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, fleet, m
     try:
         no_credentials = {k: v for k, v in instance_profile_env("http://127.0.0.1:9").items()
                           if k != "AWS_EC2_METADATA_SERVICE_ENDPOINT"} | {"AWS_EC2_METADATA_DISABLED": "true"}
-        agents = _agents(fleet, dc, redis_url, tmp_path, no_credentials)  # only the sealed keys work
+        agents = _agents(agent_fleets, dc, redis_url, tmp_path, no_credentials)  # only the sealed keys work
         deadline = time.monotonic() + 30
         while len(_flower(flower.url, "/api/workers")) < 3 and time.monotonic() < deadline:
             time.sleep(0.3)
         log_file = tmp_path / "br.log"
-        url = _url(moto_s3.endpoint, moto_s3.bucket, "", (access, secret))
+        url = moto_url(moto_s3.endpoint, moto_s3.bucket, "", (access, secret))
         proc = start_br("backup", "full", "--pd", dc.pd_address, "-s", url, "-c", "--ratelimit", "1",
                         "--log-file", str(log_file), "--log-level", "debug", broker=redis_url,
                         log_path=tmp_path / "br.out")
@@ -201,4 +168,4 @@ def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, fleet, m
     assert samples and all(b"@fd:" in c for c in samples)
     _lift_iam(moto_s3.endpoint)
     meta = read_backupmeta(s3_admin(moto_s3.endpoint), moto_s3.bucket, "")
-    assert _files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)
+    assert files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)

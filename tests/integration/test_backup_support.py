@@ -1,25 +1,73 @@
-"""Helpers (no tests) of the backup integration tests: agents as real `br-agent`
-processes, the `br` CLI as a subprocess, S3 downloads and a Download+MultiIngest restore."""
+"""Helpers (no tests) of the backup and restore integration tests: loaded devclusters, a
+writer thread, agents as real `br-agent` processes, the `br` CLI as a subprocess, S3 URLs,
+downloads and checksums, and a Download+MultiIngest restore."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
 import grpc
 
 from br_common import procs
+from br_common.checksum import Checksum
 from br_common.fleet import redis_client
 from br_common.fleet.registry import Registry
 from br_common.grpc_util import channel_options
 from br_common.kvproto import brpb_pb2, import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
+from br_common.pd_client import PDClient
+from br_common.tikv_client import RawKVClient
+from br_devcluster import cluster
+from br_devcluster.load import KeyGen
+from tests.fixtures.devcluster import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
+HOST_ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@contextmanager
+def loaded_cluster(data_dir: Path, config: cluster.ClusterConfig, gen: KeyGen) -> Iterator[DevCluster]:
+    """A devcluster holding all of `gen`'s keys; stopped (by PID) at the end, whatever happened."""
+    try:
+        handle = DevCluster(data_dir, cluster.up(data_dir, config).state)
+        handle.kv.batch_put(gen.pairs(0, gen.spec.keys))
+        yield handle
+        handle.kv.close()
+        handle.pd.close()
+    finally:
+        if (data_dir / cluster.STATE_FILE).exists():
+            cluster.down(data_dir)
+
+
+class Writer(threading.Thread):
+    """Keeps writing `batch(round)` (overwrites and new keys) while a backup runs."""
+
+    def __init__(self, pd_address: str, batch: Callable[[int], list[tuple[bytes, bytes]]]) -> None:
+        super().__init__(daemon=True)
+        self.pd = PDClient(pd_address)
+        self.kv = RawKVClient(self.pd, max_attempts=30)
+        self.batch = batch
+        self.stop = threading.Event()
+        self.rounds = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.kv.batch_put(self.batch(self.rounds))
+            self.rounds += 1
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join(timeout=30)
+        self.kv.close()
+        self.pd.close()
 
 
 class AgentFleet:
@@ -102,6 +150,21 @@ def start_br(*args: str, broker: str, log_path: Path, env: dict[str, str] | None
 def s3_admin(endpoint: str):  # noqa: ANN201 - boto3 client
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing")
+
+
+def moto_url(endpoint: str, bucket: str, prefix: str = "", keys: tuple[str, str] | None = None) -> str:
+    """prefix "" = the bucket's root: moto 5.2.1 with IAM enforced rejects the signature of a
+    ListObjectsV2 whose prefix holds a '/', which a backup under a folder needs (AWS does not)."""
+    url = f"s3://{bucket}/{prefix}?endpoint={endpoint}" if prefix else f"s3://{bucket}?endpoint={endpoint}"
+    return url + (f"&access-key={keys[0]}&secret-access-key={keys[1]}" if keys else "")
+
+
+def files_checksum(meta: brpb_pb2.BackupMeta) -> Checksum:
+    """What backupmeta's files say the backed-up data sums to."""
+    total = Checksum()
+    for f in meta.files:
+        total = total.merge(Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
+    return total
 
 
 def read_backupmeta(client, bucket: str, prefix: str) -> brpb_pb2.BackupMeta:  # noqa: ANN001

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,20 +17,17 @@ import pytest
 
 from br_common.checksum import Checksum
 from br_common.fleet import redis_client
-from br_common.pd_client import PDClient
-from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import start_redis
 from tests.fixtures.devcluster import DevCluster
-from tests.integration.test_backup_support import AgentFleet, read_backupmeta, run_br, s3_admin, start_br, \
-    summary_value
+from tests.integration.test_backup_support import HOST_ENV, AgentFleet, Writer, loaded_cluster, read_backupmeta, \
+    run_br, s3_admin, start_br, summary_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 KEYS = 24_000
 GEN = KeyGen(LoadSpec(keys=KEYS, value_size=120, seed=7))
-HOST_ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 @dataclass
@@ -55,64 +51,41 @@ class Target:
     agents: AgentFleet
 
 
-class _Writer(threading.Thread):
-    """Overwrites and adds keys on the source while its backup runs."""
-
-    def __init__(self, pd_address: str) -> None:
-        super().__init__(daemon=True)
-        self.pd = PDClient(pd_address)
-        self.kv = RawKVClient(self.pd, max_attempts=30)
-        self.stop = threading.Event()
-        self.rounds = 0
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            i = (self.rounds * 300) % KEYS
-            self.kv.batch_put([(GEN.key(j), b"rewritten-%d" % self.rounds) for j in range(i, i + 100)]
-                              + [(b"extra-%08d" % (self.rounds * 50 + j), b"x" * 40) for j in range(50)])
-            self.rounds += 1
-
-    def finish(self) -> None:
-        self.stop.set()
-        self.join(timeout=30)
-        self.kv.close()
-        self.pd.close()
+def _writes(round_: int) -> list[tuple[bytes, bytes]]:
+    """Overwrites 100 keys and adds 50 new ones per round on the source while its backup runs."""
+    i = (round_ * 300) % KEYS
+    return [(GEN.key(j), b"rewritten-%d" % round_) for j in range(i, i + 100)] \
+        + [(b"extra-%08d" % (round_ * 50 + j), b"x" * 40) for j in range(50)]
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[Source]:  # noqa: ANN001
     work = tmp_path_factory.mktemp("restore")
     redis = start_redis(work / "redis")
-    data_dir = work / "source"
-    agents = None
+    base = redis.url.rsplit("/", 1)[0]
+    prefix = f"restore-{os.getpid()}"
     try:
-        state = cluster.up(data_dir, cluster.ClusterConfig(stores=3, replicas=1, regions=8)).state
-        dc = DevCluster(data_dir, state)
-        dc.kv.batch_put(GEN.pairs(0, KEYS))
-        base = redis.url.rsplit("/", 1)[0]
-        agents = AgentFleet(dc, f"{base}/0", work / "source-agents", env=HOST_ENV).start_all()
-        prefix = f"restore-{os.getpid()}"
-        writer = _Writer(dc.pd_address)
-        writer.start()
-        try:
-            time.sleep(0.2)
-            done = run_br("backup", "full", "--pd", dc.pd_address, "-s", seaweedfs_s3.url(prefix, with_keys=False),
-                          "--ratelimit", "2", broker=f"{base}/0", log_file=work / "backup.log")
-        finally:
-            writer.finish()
-        assert done.returncode == 0, done.stderr
-        assert writer.rounds > 0
-        meta = read_backupmeta(s3_admin(seaweedfs_s3.endpoint), seaweedfs_s3.bucket, prefix)
-        expected = dc.kv.checksum(ts=meta.end_version)
-        agents.stop_all()  # the source's part is done
-        yield Source(dc, base, seaweedfs_s3, prefix, meta.end_version, expected, work)
-        dc.kv.close()
-        dc.pd.close()
+        with loaded_cluster(work / "source", cluster.ClusterConfig(stores=3, replicas=1, regions=8), GEN) as dc:
+            agents = AgentFleet(dc, f"{base}/0", work / "source-agents", env=HOST_ENV)
+            try:
+                agents.start_all()
+                writer = Writer(dc.pd_address, _writes)
+                writer.start()
+                try:
+                    time.sleep(0.2)
+                    done = run_br("backup", "full", "--pd", dc.pd_address, "-s",
+                                  seaweedfs_s3.url(prefix, with_keys=False), "--ratelimit", "2", broker=f"{base}/0",
+                                  log_file=work / "backup.log")
+                finally:
+                    writer.finish()
+            finally:
+                agents.stop_all()  # the source's part is done
+            assert done.returncode == 0, done.stderr
+            assert writer.rounds > 0
+            meta = read_backupmeta(s3_admin(seaweedfs_s3.endpoint), seaweedfs_s3.bucket, prefix)
+            expected = dc.kv.checksum(ts=meta.end_version)
+            yield Source(dc, base, seaweedfs_s3, prefix, meta.end_version, expected, work)
     finally:
-        if agents is not None:
-            agents.stop_all()
-        if (data_dir / cluster.STATE_FILE).exists():
-            cluster.down(data_dir)
         redis.stop()
 
 

@@ -2,7 +2,6 @@
 the agents get keys from the instance profile (IMDS) or sealed from the URL (-c)."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,29 +13,20 @@ from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import bucket_policy, create_user, enforce_iam, instance_profile_env, start_redis
 from tests.fixtures.devcluster import DevCluster
-from tests.integration.test_backup_support import AgentFleet, run_br
+from tests.integration.test_backup_support import HOST_ENV, AgentFleet, loaded_cluster, moto_url, run_br
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 KEYS = 6000
 GEN = KeyGen(LoadSpec(keys=KEYS, value_size=100, seed=5))
 RESTORE_ONLY = ["s3:ListBucket", "s3:GetObject"]
-ADMIN_ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    data_dir = tmp_path_factory.mktemp("restore-s3-source")
-    try:
-        state = cluster.up(data_dir, cluster.ClusterConfig(stores=2, replicas=1, regions=4)).state
-        handle = DevCluster(data_dir, state)
-        handle.kv.batch_put(GEN.pairs(0, KEYS))
+    config = cluster.ClusterConfig(stores=2, replicas=1, regions=4)
+    with loaded_cluster(tmp_path_factory.mktemp("restore-s3-source"), config, GEN) as handle:
         yield handle
-        handle.kv.close()
-        handle.pd.close()
-    finally:
-        if (data_dir / cluster.STATE_FILE).exists():
-            cluster.down(data_dir)
 
 
 @pytest.fixture
@@ -50,27 +40,13 @@ def brokers(tmp_path: Path) -> Iterator[tuple[str, str]]:
         handle.stop()
 
 
-@pytest.fixture
-def fleets() -> Iterator[list[AgentFleet]]:
-    started: list[AgentFleet] = []
-    yield started
-    for agents in started:
-        agents.stop_all()
-
-
-def _url(endpoint: str, bucket: str, keys: tuple[str, str] | None = None) -> str:
-    # the bucket root: moto (5.2) miscomputes the signature of a listing whose prefix holds a "/"
-    url = f"s3://{bucket}?endpoint={endpoint}"
-    return url + (f"&access-key={keys[0]}&secret-access-key={keys[1]}" if keys else "")
-
-
-def _backup_then_restrict(source: DevCluster, moto_s3, broker: str, fleets: list, work: Path):  # noqa: ANN001, ANN202
+def _backup_then_restrict(source: DevCluster, moto_s3, broker: str, agent_fleets: list, work: Path):  # noqa: ANN001, ANN202
     """Back up with admin keys, then enforce IAM for a user allowed only to restore."""
-    fleets.append(AgentFleet(source, broker, work / "source-agents", env=ADMIN_ENV).start_all())
-    done = run_br("backup", "full", "--pd", source.pd_address, "-s", _url(moto_s3.endpoint, moto_s3.bucket),
+    agent_fleets.append(AgentFleet(source, broker, work / "source-agents", env=HOST_ENV).start_all())
+    done = run_br("backup", "full", "--pd", source.pd_address, "-s", moto_url(moto_s3.endpoint, moto_s3.bucket),
                   broker=broker)
     assert done.returncode == 0, done.stderr
-    fleets[-1].stop_all()
+    agent_fleets[-1].stop_all()
     user = create_user(moto_s3.endpoint, "br-restore", bucket_policy(moto_s3.bucket, RESTORE_ONLY))
     enforce_iam(moto_s3.endpoint)
     as_user = boto3.client("s3", endpoint_url=moto_s3.endpoint, region_name="us-east-1",
@@ -81,29 +57,29 @@ def _backup_then_restrict(source: DevCluster, moto_s3, broker: str, fleets: list
     return user
 
 
-def test_list_and_get_are_enough_with_instance_profile(source, moto_s3, imds_endpoint, brokers, fleets,  # noqa: ANN001
+def test_list_and_get_are_enough_with_instance_profile(source, moto_s3, imds_endpoint, brokers, agent_fleets,  # noqa: ANN001
                                                        devcluster_factory, tmp_path: Path) -> None:
-    user = _backup_then_restrict(source, moto_s3, brokers[0], fleets, tmp_path)
+    user = _backup_then_restrict(source, moto_s3, brokers[0], agent_fleets, tmp_path)
     imds = imds_endpoint({"AccessKeyId": user.access_key.get_secret_value(),
                           "SecretAccessKey": user.secret_access_key.get_secret_value()})
     target = devcluster_factory(stores=2, replicas=2, regions=2)
-    fleets.append(AgentFleet(target, brokers[1], tmp_path / "agents", env=instance_profile_env(imds)).start_all())
-    done = run_br("restore", "full", "--pd", target.pd_address, "-s", _url(moto_s3.endpoint, moto_s3.bucket),
+    agent_fleets.append(AgentFleet(target, brokers[1], tmp_path / "agents", env=instance_profile_env(imds)).start_all())
+    done = run_br("restore", "full", "--pd", target.pd_address, "-s", moto_url(moto_s3.endpoint, moto_s3.bucket),
                   broker=brokers[1])
     assert done.returncode == 0, done.stderr
     assert target.kv.checksum() == GEN.checksum()
 
 
-def test_list_and_get_are_enough_with_sealed_url_keys(source, moto_s3, brokers, fleets,  # noqa: ANN001
+def test_list_and_get_are_enough_with_sealed_url_keys(source, moto_s3, brokers, agent_fleets,  # noqa: ANN001
                                                       devcluster_factory, tmp_path: Path) -> None:
-    user = _backup_then_restrict(source, moto_s3, brokers[0], fleets, tmp_path)
+    user = _backup_then_restrict(source, moto_s3, brokers[0], agent_fleets, tmp_path)
     keys = (user.access_key.get_secret_value(), user.secret_access_key.get_secret_value())
     no_credentials = instance_profile_env("http://127.0.0.1:9") | {"AWS_EC2_METADATA_DISABLED": "true"}
     target = devcluster_factory(stores=1, replicas=1, regions=2)
-    fleets.append(AgentFleet(target, brokers[1], tmp_path / "agents", env=no_credentials).start_all())
+    agent_fleets.append(AgentFleet(target, brokers[1], tmp_path / "agents", env=no_credentials).start_all())
     log_file = tmp_path / "restore.log"
-    done = run_br("restore", "full", "--pd", target.pd_address, "-s", _url(moto_s3.endpoint, moto_s3.bucket, keys),
-                  "-c", broker=brokers[1], log_file=log_file)
+    url = moto_url(moto_s3.endpoint, moto_s3.bucket, keys=keys)
+    done = run_br("restore", "full", "--pd", target.pd_address, "-s", url, "-c", broker=brokers[1], log_file=log_file)
     assert done.returncode == 0, done.stderr
     assert target.kv.checksum() == GEN.checksum()
     for where, text in {"stdout": done.stdout, "stderr": done.stderr, "log": log_file.read_text()}.items():

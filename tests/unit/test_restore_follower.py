@@ -9,7 +9,7 @@ from br_common.fleet.registry import AgentInfo
 from br_common.fleet.restore_messages import DownloadResult, IngestResult, StagedPiece
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
-from br_coordinator import restore, restore_plan as rp
+from br_coordinator import restore_follower, restore_plan as rp
 
 
 def _region(rid: int, start: bytes, end: bytes, leader: int = 1, version: int = 1, stores=(1, 2)) -> RegionInfo:
@@ -31,12 +31,12 @@ class FakePD:
                 and (not r.region.end_key or start < r.region.end_key)]
 
 
-def _follower(pd: FakePD, parts) -> restore.RestoreFollower:  # noqa: ANN001
+def _follower(pd: FakePD, parts) -> restore_follower.RestoreFollower:  # noqa: ANN001
     jobs = SimpleNamespace(job_id="j", cancelled=[], cancel_attempt=lambda a: jobs.cancelled.append(a))
-    return restore.RestoreFollower(app=None, pd=pd, registry=None, jobs=jobs,
-                                   lease=SimpleNamespace(lost=threading.Event()), book=rp.RestoreBook(parts),
-                                   make_download=None, make_ingest=None, config=restore.FollowConfig(),
-                                   on_part=lambda done: None, on_progress=lambda b, p: None)
+    return restore_follower.RestoreFollower(
+        app=None, pd=pd, registry=None, jobs=jobs, lease=SimpleNamespace(lost=threading.Event()),
+        book=rp.RestoreBook(parts), make_download=None, make_ingest=None,
+        config=restore_follower.RestoreFollowConfig(), on_part=lambda done: None, on_progress=lambda b, p: None)
 
 
 def _parts():  # noqa: ANN202
@@ -92,13 +92,13 @@ def _agent(pid: int) -> AgentInfo:
 
 def test_started_work_of_a_vanished_agent_is_lost() -> None:
     follower = _follower(FakePD([]), _parts())
-    follower._agents = {a.instance: a for a in [_agent(100)]}
+    follower.watch.agents = {a.instance: a for a in [_agent(100)]}
     started = SimpleNamespace(info={"hostname": "br-agent-store1@h", "pid": 100})
-    flight = restore.Flight("x", "download", 1, 1, started, {"h/100/b"})
+    flight = restore_follower.Flight("x", "download", 1, 1, started, {"h/100/b"})
     assert not follower._lost(flight, "STARTED")
-    follower._agents = {a.instance: a for a in [_agent(200)]}  # restarted: a new pid
+    follower.watch.agents = {a.instance: a for a in [_agent(200)]}  # restarted: a new pid
     assert follower._lost(flight, "STARTED")
-    queued = restore.Flight("y", "download", 1, 1, SimpleNamespace(info=None), {"h/100/b"})
+    queued = restore_follower.Flight("y", "download", 1, 1, SimpleNamespace(info=None), {"h/100/b"})
     assert follower._lost(queued, "PENDING")  # every agent that could take it is gone
     queued.agents_at_send.add("h/200/b")
     assert not follower._lost(queued, "PENDING")

@@ -1,0 +1,78 @@
+"""What the throughput benchmarks share: S3 admin client, loading a devcluster, one br-agent per
+store, running `br` as the operator does, reading backupmeta. Imported by the scripts beside
+it (`python bench/<name>.py` puts this folder on sys.path).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+
+from br_common import procs
+from br_common.fleet import redis_client
+from br_common.fleet.registry import Registry
+from br_common.kvproto import brpb_pb2
+from br_common.pd_client import PDClient
+from br_common.tikv_client import RawKVClient
+from br_devcluster import cluster
+from br_devcluster.load import KeyGen, LoadSpec, parse_size, run_load
+
+BUCKET = "bench"
+MB = 1e6
+
+
+def s3_client(endpoint: str):  # noqa: ANN201 - boto3 client
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+def load(state: cluster.ClusterState, size: str, value_size: int) -> KeyGen:
+    """Write `size` of keys and values into the cluster (4 writers), printing the time it took."""
+    gen = KeyGen(LoadSpec.from_size(parse_size(size), value_size, seed=7))
+    with PDClient(state.pd_address) as pd, RawKVClient(pd) as kv:
+        started = time.monotonic()
+        run_load(gen, kv.batch_put, 4 << 20, writers=4)
+        print(f"loaded {gen.spec.total_bytes / MB:.0f} MB ({gen.spec.keys} keys) in "
+              f"{time.monotonic() - started:.1f}s")
+    return gen
+
+
+def start_agents(state: cluster.ClusterState, broker: str, work: Path, tag: str = "") -> list[int]:
+    """One br-agent per store (S3 keys in their environment); returns once all consume."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    name = f"{tag}-" if tag else ""
+    pids = []
+    for n, entry in enumerate(state.by_role("store"), 1):
+        args = [sys.executable, "-m", "br_agent.cli", "--store", entry.address, "--pd", state.pd_address,
+                "--broker", broker, "--staging-dir", str(work / f"staging-{name}{n}"), "--log-level", "warn"]
+        pids.append(procs.spawn(args, work / f"agent-{name}{n}.log", env=env).pid)
+    registry = Registry(redis_client(broker))
+    deadline = time.monotonic() + 60
+    while len({a.store_id for a in registry.alive()}) < len(pids):
+        if time.monotonic() > deadline:
+            raise SystemExit("agents did not register; see " + str(work))
+        time.sleep(0.2)
+    time.sleep(1.5)  # Celery consumers come up just after the first heartbeat
+    return pids
+
+
+def run_br(*args: str, broker: str, log_file: Path) -> tuple[float, str]:
+    """`br ...` without AWS keys in its environment; (seconds it took, its stdout)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", *args, "--broker", broker,
+                           "--log-file", str(log_file)], env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"br {args[0]} failed: {done.stderr}")
+    return elapsed, done.stdout
+
+
+def read_meta(endpoint: str, prefix: str) -> brpb_pb2.BackupMeta:
+    meta = brpb_pb2.BackupMeta()
+    meta.ParseFromString(s3_client(endpoint).get_object(Bucket=BUCKET, Key=f"{prefix}/backupmeta")["Body"].read())
+    return meta

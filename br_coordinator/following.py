@@ -1,0 +1,111 @@
+"""What the backup and restore followers (and storage_jobs) share while tasks are in flight:
+the live agents (a cached registry read), the lost-work check, backoff, and the one-line
+messages for a store without agent and a failed task.
+
+Lost work: a task STARTED by an agent instance that is no longer alive (killed; a restarted
+agent is a new instance) will never finish, and one still queued after every agent alive at
+send time has gone may sit prefetched in a dead worker; both are resent at once. The check is
+made twice (`still_lost`), the second time against a fresh registry read, so an agent that
+just started and is not cached yet does not count as gone.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from celery.result import AsyncResult
+from pydantic import BaseModel, Field
+
+from br_common.fleet.queues import store_queue
+from br_common.fleet.registry import AgentInfo, Registry
+from br_common.pd_client import PDClient, PDError
+from br_coordinator.errors import CommandError
+
+RUNNING_STATES = ("STARTED", "PROGRESS", "RETRY")
+
+
+class FollowConfig(BaseModel):
+    concurrency: int = Field(4, ge=1)  # tasks in flight per store (per kind, for restore)
+    backoff_base: float = 0.2
+    backoff_cap: float = 5.0
+    poll_interval: float = 0.2
+    agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
+    registry_refresh: float = 1.0
+
+
+def backoff(config: FollowConfig, exponent: int) -> float:
+    """Seconds to wait before a retry: exponential, capped, jittered (no thundering herd)."""
+    return min(config.backoff_cap, config.backoff_base * 2 ** exponent) * random.uniform(0.5, 1.0)
+
+
+def error_text(result: AsyncResult) -> str:
+    """A failed task's error as the agent raised it (its one line, e.g. an allowlist refusal)."""
+    error = result.result
+    if isinstance(error, BaseException):
+        return str(error) or type(error).__name__
+    return str(error)
+
+
+def no_agent_message(pd: PDClient, store_id: int) -> str:
+    try:
+        address = pd.store(store_id).address or "?"
+    except PDError:
+        address = "?"
+    return (f"no br-agent for store {store_id} (queue {store_queue(store_id)}): "
+            f"start br-agent on the host of {address}")
+
+
+def work_lost(state: str, info: object, agents_at_send: set[str], alive: dict[str, AgentInfo]) -> bool:
+    """Whether a task in `state` (Celery meta `info`) can no longer finish; `alive` by instance."""
+    if state in RUNNING_STATES:
+        meta = info if isinstance(info, dict) else {}
+        instance = meta.get("agent") or _instance_of(alive, meta.get("hostname"), meta.get("pid"))
+        return instance is not None and instance not in alive
+    # PENDING/RECEIVED: queued, or prefetched by a worker; lost if all agents it could reach died
+    return not (agents_at_send & alive.keys())
+
+
+def _instance_of(alive: dict[str, AgentInfo], worker_name: object, pid: object) -> str | None:
+    """Celery's own STARTED meta has the worker name and pid; find that agent instance."""
+    for agent in alive.values():
+        if agent.worker_name == worker_name and agent.pid == pid:
+            return agent.instance
+    return f"{worker_name}/{pid}" if worker_name else None
+
+
+@dataclass
+class AgentWatch:
+    """The live agents, read from the registry at most every `config.registry_refresh` seconds."""
+
+    registry: Registry
+    pd: PDClient
+    config: FollowConfig
+    agents: dict[str, AgentInfo] = field(default_factory=dict)  # by instance
+    _read_at: float = 0.0
+    _no_agent_since: dict[int, float] = field(default_factory=dict)
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._read_at >= self.config.registry_refresh:
+            self.agents = {a.instance: a for a in self.registry.alive()}
+            self._read_at = now
+
+    def of_store(self, store_id: int) -> list[AgentInfo]:
+        """The store's live agents; none for longer than `agent_wait` fails the job, naming it."""
+        live = [a for a in self.agents.values() if a.store_id == store_id]
+        if live:
+            self._no_agent_since.pop(store_id, None)
+            return live
+        since = self._no_agent_since.setdefault(store_id, time.monotonic())
+        if time.monotonic() - since > self.config.agent_wait:
+            raise CommandError(no_agent_message(self.pd, store_id))
+        return []
+
+    def lost(self, state: str, info: object, agents_at_send: set[str]) -> bool:
+        return work_lost(state, info, agents_at_send, self.agents)
+
+    def still_lost(self, result: AsyncResult, agents_at_send: set[str]) -> bool:
+        """The same check against a fresh registry read (a just-started agent may not be cached yet)."""
+        self.refresh(force=True)
+        return self.lost(result.state, result.info, agents_at_send)
