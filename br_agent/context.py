@@ -26,8 +26,8 @@ from br_common.fleet.registry import AgentInfo
 from br_common.grpc_util import channel_options
 from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
 from br_common.sealing import SealedBox, SealingError, open_sealed
-from br_common.storage import ExternalStorage, LocalLocation, S3Credentials, S3Location, S3Storage, open_storage, \
-    parse_storage_url
+from br_common.storage import ExternalStorage, LocalLocation, S3Credentials, S3Location, S3Storage, StorageOptions, \
+    open_storage, parse_storage_url
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class AgentContext:
     redis: redis.Redis
     private_key: X25519PrivateKey | None = None  # opens SealedBoxes addressed to info.public_key
     _channel: grpc.Channel | None = None
-    _storages: dict[tuple[str, str], ExternalStorage] = field(default_factory=dict)
+    _storages: dict[tuple[str, str, int], ExternalStorage] = field(default_factory=dict)
     _secrets: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,15 +86,20 @@ class AgentContext:
         shutil.rmtree(self.staging_dir / "jobs", ignore_errors=True)
 
     # --- storage --------------------------------------------------------------------------
-    def open_storage(self, spec: StorageSpec) -> ExternalStorage:
+    def open_storage(self, spec: StorageSpec, rate_limit: int = 0) -> ExternalStorage:
         """The storage of a task, with this host's credentials, counted in the metrics; a task
-        outside the allowlist is refused here, before anything touches storage."""
+        outside the allowlist is refused here, before anything touches storage.
+
+        rate_limit (bytes/s, 0 = none) bounds every transfer through the returned storage
+        together, as one smooth stream: storages are shared per (URL, credentials, rate), so
+        all tasks of this agent with the same --ratelimit share one limit (the store's, not a
+        task's)."""
         if not self.info.allows(spec.url):
             log.warning("refused a task: %s", destinations.refusal(self.store_id, spec.url,
                                                                    self.info.allowed_destinations))
             raise AgentTaskError(destinations.refusal(self.store_id, spec.url, self.info.allowed_destinations))
         sealed = spec.sealed.model_dump_json() if spec.sealed is not None else ""
-        key = (spec.url, sealed)
+        key = (spec.url, sealed, rate_limit)
         with self._lock:
             storage = self._storages.get(key)
         if storage is not None:
@@ -102,7 +107,7 @@ class AgentContext:
         location = parse_storage_url(spec.url)
         if spec.sealed is not None:
             location = self._with_credentials(location, spec.sealed)
-        storage = _metered(open_storage(location))
+        storage = _metered(open_storage(location, options=StorageOptions(rate_limit=rate_limit or None)))
         with self._lock:
             self._storages[key] = storage
         return storage

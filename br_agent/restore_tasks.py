@@ -20,7 +20,6 @@ import hashlib
 import logging
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from br_common.fleet import restore_messages as rm
 from br_common.fleet.messages import KeyRange, parse
 from br_common.kvproto import brpb_pb2, errorpb_pb2, import_sstpb_pb2
 from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
-from br_common.storage.ratelimit import TokenBucket
 from br_common.tikv_client import describe_region_error
 
 log = logging.getLogger(__name__)
@@ -92,7 +90,7 @@ def run_download(context: AgentContext, task: rm.DownloadTask) -> rm.DownloadRes
         log.info("skipping restore download %s: %s", task.attempt, skip)
         return _download_result(context, task, skipped=skip)
     _check_target(context, task.cluster_id, task.store_id)
-    storage = context.open_storage(task.storage)
+    storage = context.open_storage(task.storage, rate_limit=task.rate_limit)
     _set_speed_limit(context, task.rate_limit)
     stage = context.staging(task.job_id, task.attempt)
     staged: list[rm.StagedPiece] = []
@@ -116,7 +114,7 @@ def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: Exter
     """Fetch + check, crop when only part of the file is wanted, Download; staged copies removed."""
     fetched, cropped = stage / "src" / piece.file.name, stage / "crop" / f"{piece.uuid.hex()}.sst"
     try:
-        _fetch(storage, piece.file, fetched, task.rate_limit)
+        _fetch(storage, piece.file, fetched)
         if piece.whole_file:
             return _store_download(context, task, piece, fetched, None), piece.file.size
         checksum = crop_sst(fetched, cropped, piece.range, stage / "scratch")
@@ -129,9 +127,9 @@ def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: Exter
         cropped.unlink(missing_ok=True)
 
 
-def _fetch(storage: ExternalStorage, f: rm.FileInfo, dest: Path, rate_limit: int) -> None:
-    """Download and check one backup file; a missing or changed object is an integrity error."""
-    _bucket(rate_limit).acquire(f.size)
+def _fetch(storage: ExternalStorage, f: rm.FileInfo, dest: Path) -> None:
+    """Download and check one backup file; a missing or changed object is an integrity error.
+    (--ratelimit is the storage's own: AgentContext.open_storage.)"""
     try:
         storage.get_file(f.name, dest)
     except ObjectNotFound:
@@ -200,27 +198,6 @@ def _download_result(context: AgentContext, task: rm.DownloadTask, **fields: obj
 
 
 # --- rate limits --------------------------------------------------------------------------------
-_buckets: dict[int, TokenBucket] = {}
-_buckets_lock = threading.Lock()
-
-
-class _Unlimited:
-    def acquire(self, n: int) -> None:
-        return None
-
-
-def _bucket(rate: int) -> TokenBucket | _Unlimited:
-    """One bucket per rate for the whole agent process: --ratelimit bounds the store, not a task.
-
-    Charged a file's size before fetching it, so the average over a job stays under the rate
-    (a single file still arrives at full speed: ExternalStorage takes its limit at open time).
-    """
-    if rate <= 0:
-        return _Unlimited()
-    with _buckets_lock:
-        return _buckets.setdefault(rate, TokenBucket(rate))
-
-
 def _set_speed_limit(context: AgentContext, rate: int) -> None:
     """Pass --ratelimit on to the store (bounds Download's reads there); 0 lifts the limit."""
     try:

@@ -22,7 +22,6 @@ from br_common.fleet.config import fleet_version
 from br_common.fleet.jobs import JobSpec, JobState, RangeRecord
 from br_common.fleet.keyranges import subtract, tiling_problem
 from br_common.fleet.registry import Registry
-from br_common.fleet.signing import signing_problem
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient
@@ -30,7 +29,7 @@ from br_common.tso import from_unix_seconds, physical_ms
 from br_coordinator import flags
 from br_coordinator.errors import CommandError
 from br_coordinator.follower import BackupFollower, FollowerConfig
-from br_coordinator.following import no_agent_message
+from br_coordinator.following import check_agents
 from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
 from br_coordinator.gc_keeper import GCKeeper
 from br_coordinator.planner import PlannedTask
@@ -117,7 +116,7 @@ class Backup:
         if previous is None or previous.status != "done":
             return ""
         return (f"{self.specs.url} already holds a complete backup (job {self.job_id}, backup ts "
-                f"{previous.backup_ts}): back up to a new path")
+                f"{previous.job_ts}): back up to a new path")
 
     def _run(self, state: JobState) -> int:
         self._check_agents_alive()
@@ -138,20 +137,13 @@ class Backup:
     # --- steps ------------------------------------------------------------------------------------
     def _check_agents_alive(self) -> None:
         """Every store leading a region of the range needs an agent; all must accept the URL."""
-        agents = self.registry.alive()
-        self.specs.check_allowed(agents)
-        refused = signing_problem(agents, self.app.signer)
-        if refused:
-            raise CommandError(refused)
-        stores = {info.leader_store_id for info in self.pd.scan_regions(self.whole.start, self.whole.end)}
-        served = {a.store_id for a in agents}
-        for store_id in sorted(stores - served - {0}):
-            raise CommandError(no_agent_message(self.pd, store_id))
+        leaders = {info.leader_store_id for info in self.pd.scan_regions(self.whole.start, self.whole.end)}
+        check_agents(self.registry.alive(), self.specs, self.app.signer, leaders, self.pd)
 
     def _backup_ts(self, state: JobState) -> int:
-        if state.backup_ts:
-            log.info("resuming job %s: reusing backup ts %d", self.job_id, state.backup_ts)
-            ts = state.backup_ts
+        if state.job_ts:
+            log.info("resuming job %s: reusing backup ts %d", self.job_id, state.job_ts)
+            ts = state.job_ts
         elif self.args.backupts:
             ts = self.args.backupts
         else:
@@ -164,8 +156,8 @@ class Backup:
         if ts <= safe_point:
             raise CommandError(f"backup ts {ts} ({ts_time(ts)}) is not after the GC safe point {safe_point} "
                                f"({ts_time(safe_point)}): its versions may be gone; use a later --backupts/--timeago"
-                               + (" or a new storage path" if state.backup_ts else ""))
-        return self.jobs.fix_backup_ts(ts)
+                               + (" or a new storage path" if state.job_ts else ""))
+        return self.jobs.fix_job_ts(ts)
 
     def _lock(self) -> None:
         # the same bytes on every attempt of this job, so a lost answer is recognised by the lock's ETag

@@ -19,8 +19,10 @@ from pydantic import BaseModel, Field
 
 from br_common.fleet.queues import store_queue
 from br_common.fleet.registry import AgentInfo, Registry
+from br_common.fleet.signing import Signer, signing_problem
 from br_common.pd_client import PDClient, PDError
 from br_coordinator.errors import CommandError
+from br_coordinator.storage_spec import StorageSpecs
 
 RUNNING_STATES = ("STARTED", "PROGRESS", "RETRY")
 
@@ -54,6 +56,20 @@ def no_agent_message(pd: PDClient, store_id: int) -> str:
         address = "?"
     return (f"no br-agent for store {store_id} (queue {store_queue(store_id)}): "
             f"start br-agent on the host of {address}")
+
+
+def check_agents(agents: list[AgentInfo], specs: StorageSpecs, signer: Signer | None, needed: set[int],
+                 pd: PDClient) -> None:
+    """Before a job changes anything: every live agent admits the storage URL and trusts our
+    signing key (an agent that refuses would fail the job halfway), and every store in
+    `needed` has a live agent. The first problem is a one-line CommandError naming it."""
+    specs.check_allowed(agents)
+    refused = signing_problem(agents, signer)
+    if refused:
+        raise CommandError(refused)
+    served = {a.store_id for a in agents}
+    for store_id in sorted(needed - served - {0}):
+        raise CommandError(no_agent_message(pd, store_id))
 
 
 def work_lost(state: str, info: object, agents_at_send: set[str], alive: dict[str, AgentInfo]) -> bool:

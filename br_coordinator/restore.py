@@ -27,7 +27,7 @@ from br_common.tikv_client import RawKVClient
 from br_coordinator import flags
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
-from br_coordinator.following import no_agent_message
+from br_coordinator.following import check_agents
 from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
 from br_coordinator.restore_follower import FollowStats, RestoreFollowConfig, RestoreFollower
@@ -134,15 +134,14 @@ class Restore:
         parts = plan.select_parts(plan.meta_files(meta), ranges)
         done = self.jobs.ranges()
         todo = _not_done(parts, done)
-        # JobState.backup_ts holds a restore job's restore ts: set once an earlier run got that far
-        resuming = previous is not None and previous.backup_ts != 0
+        resuming = previous is not None and previous.job_ts != 0  # an earlier run fixed the restore ts
         log.info("restore job %s of %s into cluster %d: %d files, %d ranges%s", self.job_id, self.specs.url,
                  self.pd.cluster_id, len(parts), len(ranges),
                  f" (resuming: {len(done)} file parts restored)" if resuming else "")
         if not resuming:
             self._check_empty(ranges)
         self._check_objects(todo)
-        restore_ts = self.jobs.fix_backup_ts(self.pd.tso())  # the first run's ts wins: re-ingest is harmless
+        restore_ts = self.jobs.fix_job_ts(self.pd.tso())  # the first run's ts wins: re-ingest is harmless
         regions = self._prepare_regions(todo, ranges)
         stats = self._follow(todo, regions, restore_ts)
         verified = self._verify(ranges)
@@ -152,13 +151,10 @@ class Restore:
 
     # --- before any change ---------------------------------------------------------------------------
     def _check_agents(self) -> None:
-        """After scatter any store may hold a peer: each needs a live agent that accepts the URL."""
-        agents = self.registry.alive()
-        self.specs.check_allowed(agents)
-        served = {a.store_id for a in agents}
-        for store in sorted(self.pd.stores(), key=lambda s: s.id):
-            if store.id not in served:
-                raise CommandError(no_agent_message(self.pd, store.id))
+        """After scatter any store may hold a peer: each needs a live agent that accepts the URL
+        and trusts our signing key (as backup checks)."""
+        stores = {store.id for store in self.pd.stores()}
+        check_agents(self.registry.alive(), self.specs, self.app.signer, stores, self.pd)
 
     def _read_meta(self) -> brpb_pb2.BackupMeta:
         """An agent reads and validates backupmeta with its own credentials; we check what we restore."""

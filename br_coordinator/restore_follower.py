@@ -3,7 +3,8 @@
 Per store, up to `concurrency` downloads and as many ingests in flight, sent to the store's
 queue under a fresh attempt id; a region error, failure or lost agent (following.AgentWatch)
 becomes a Redo that re-resolves the region through PD after a backoff; a finished part is
-handed to `on_part` (the job's checkpoint).
+handed to `on_part` (the job's checkpoint). An agent's allowlist refusal ends the restore at
+once with the agent's one line (its configuration must change: retrying cannot help).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from celery.result import AsyncResult
 from br_common.fleet import messages as m
 from br_common.fleet import restore_messages as rm
 from br_common.fleet.app import send
+from br_common.fleet.destinations import is_refusal
 from br_common.fleet.jobs import JobStore, Lease
 from br_common.fleet.queues import store_queue
 from br_common.fleet.registry import Registry
@@ -208,10 +210,7 @@ class RestoreFollower:
                 self._apply(self._succeeded(flight, flight.result.result))
                 flight.result.forget()
             elif state in ("FAILURE", "REVOKED"):
-                del self.in_flight[attempt]
-                self.jobs.cancel_attempt(attempt)
-                self._apply(self.book.task_failed(flight.work_id, f"{flight.kind} on store {flight.store_id}: "
-                                                                  f"{error_text(flight.result)}"))
+                self._failed(flight, error_text(flight.result))
             elif self._lost(flight, state) and self.watch.still_lost(flight.result, flight.agents_at_send):
                 del self.in_flight[attempt]
                 self.jobs.cancel_attempt(attempt)
@@ -219,6 +218,13 @@ class RestoreFollower:
                 log.warning("resending region %d's %s: the agent of store %d was lost",
                             self.book.work(flight.work_id).region.id, flight.kind, flight.store_id)
                 self._apply(self.book.task_failed(flight.work_id, f"agent of store {flight.store_id} lost"))
+
+    def _failed(self, flight: Flight, error: str) -> None:
+        if is_refusal(error):  # the agent's configuration, not the region: retrying cannot help
+            raise CommandError(error)
+        del self.in_flight[flight.attempt]
+        self.jobs.cancel_attempt(flight.attempt)
+        self._apply(self.book.task_failed(flight.work_id, f"{flight.kind} on store {flight.store_id}: {error}"))
 
     def _succeeded(self, flight: Flight, payload: object) -> list[plan.Action]:
         try:

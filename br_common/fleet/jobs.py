@@ -11,7 +11,7 @@ AbortMultipartUpload) cannot read objects back, so a checkpoint in the bucket is
         raise SystemExit(f"job {jobs.job_id} is running: {lease.holder()}")
     lease.start_keepalive()                          # renews every ttl/3; lease.lost is set if stolen
     state = jobs.create(spec)                        # or the existing record: resume
-    backup_ts = jobs.fix_backup_ts(pd.tso())         # the first run's ts wins
+    backup_ts = jobs.fix_job_ts(pd.tso())            # the first run's ts wins
     for rec in jobs.ranges(): ...                    # completed ranges and their files: skip them
     jobs.add_range(RangeRecord(range=r, files=files))
     jobs.finish("done"); lease.release()
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 JobStatus = Literal["running", "failed", "done"]
 KEY_PREFIX = "br:job:"
+JOB_TS_FIELD = "job_ts"
+LEGACY_TS_FIELD = "backup_ts"  # what records written before job_ts call it (read, and migrated on resume)
 
 
 class JobSpec(BaseModel):
@@ -65,7 +67,10 @@ class RangeRecord(BaseModel):
 class JobState(BaseModel):
     job_id: str
     spec: JobSpec
-    backup_ts: int = 0
+    # The job's one timestamp, fixed by its first run and reused by every rerun (0 = not yet):
+    # a backup's backup ts (the snapshot it reads), a restore's restore ts (the commit ts of
+    # everything it ingests). Nonzero also tells a rerun that an earlier run got that far.
+    job_ts: int = 0
     lock_acquired: bool = False
     status: JobStatus = "running"
     message: str = ""
@@ -104,14 +109,17 @@ class JobStore:
         if "spec" not in raw:
             return None
         return JobState(job_id=self.job_id, spec=JobSpec.model_validate_json(raw["spec"]),
-                        backup_ts=int(raw.get("backup_ts", 0)), lock_acquired=raw.get("lock_acquired") == "1",
+                        job_ts=int(raw.get(JOB_TS_FIELD) or raw.get(LEGACY_TS_FIELD) or 0),
+                        lock_acquired=raw.get("lock_acquired") == "1",
                         status=raw.get("status", "running"), message=raw.get("message", ""),
                         created=float(raw.get("created", 0)), updated=float(raw.get("updated", 0)))
 
-    def fix_backup_ts(self, ts: int) -> int:
-        """Record ts unless a previous run did; returns the recorded one (a rerun reuses it)."""
-        self._redis.hsetnx(self.key, "backup_ts", ts)
-        return int(self._redis.hget(self.key, "backup_ts"))
+    def fix_job_ts(self, ts: int) -> int:
+        """Record the job's ts unless a previous run did; returns the recorded one (a rerun reuses
+        it). A record of an older version keeps the ts it stored under its old field name."""
+        legacy = self._redis.hget(self.key, LEGACY_TS_FIELD)
+        self._redis.hsetnx(self.key, JOB_TS_FIELD, int(legacy) if legacy is not None else ts)
+        return int(self._redis.hget(self.key, JOB_TS_FIELD))
 
     def mark_lock_acquired(self) -> None:
         self._redis.hset(self.key, mapping={"lock_acquired": "1", "updated": time.time()})

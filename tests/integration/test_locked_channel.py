@@ -209,6 +209,23 @@ def test_signed_backup_over_tls_and_auth(channel: Channel) -> None:
     assert PASSWORD.encode() not in _redis_values(redis_client(channel.full_url))
 
 
+def test_restore_checks_up_front_that_the_agent_trusts_its_key(channel: Channel) -> None:
+    """As backup: a coordinator the agent would refuse fails before anything is read or sent."""
+    other_key, other_cert = _coordinator_key(channel.work / "other-keys")
+    restore = ("restore", "full", "--pd", channel.pd_address, "-s", f"local://{channel.work}/storage/b1")
+    cases = {
+        "runs only signed tasks: set BR_SIGNING_KEY": channel.br_env(BR_SIGNING_KEY="", BR_SIGNING_CERT=""),
+        "does not trust this coordinator's key": channel.br_env(BR_SIGNING_KEY=str(other_key),
+                                                               BR_SIGNING_CERT=str(other_cert)),
+    }
+    refusals = channel.agent_log.read_text().count("refused")
+    for expected, env in cases.items():
+        done = _br(channel, *restore, env=env)
+        assert done.returncode == 1 and expected in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert channel.agent_log.read_text().count("refused") == refusals  # nothing reached the agent
+
+
 def _lock_task(target: Path) -> m.AcquireLockTask:
     return m.AcquireLockTask(job_id="j-" + uuid.uuid4().hex[:8], storage=m.StorageSpec(url=f"local://{target}"),
                              lock_body="{}")

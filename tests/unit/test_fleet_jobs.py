@@ -32,7 +32,7 @@ def test_rerun_reuses_backup_ts_ranges_and_lock_flag(client: fakeredis.FakeRedis
     jobs = JobStore(client, spec.job_id())
     assert jobs.load() is None
     jobs.create(spec)
-    assert jobs.fix_backup_ts(100) == 100
+    assert jobs.fix_job_ts(100) == 100
     jobs.mark_lock_acquired()
     jobs.add_range(RangeRecord(range=KeyRange(start=b"b", end=b"c"), files=[FileInfo(name="1/x.sst")]))
     jobs.add_range(RangeRecord(range=KeyRange(start=b"", end=b"b")))
@@ -41,10 +41,20 @@ def test_rerun_reuses_backup_ts_ranges_and_lock_flag(client: fakeredis.FakeRedis
     again = JobStore(client, spec.job_id())
     state = again.create(spec)
     assert state.status == "running" and state.lock_acquired
-    assert again.fix_backup_ts(200) == 100
+    assert again.fix_job_ts(200) == 100
     assert [r.range.start for r in again.ranges()] == [b"", b"b"]
     assert again.ranges()[1].files[0].name == "1/x.sst"
     assert client.ttl(again.key) == -1  # running again: no expiry
+
+
+def test_a_record_of_the_older_version_keeps_its_ts_under_the_new_name(client: fakeredis.FakeRedis) -> None:
+    spec = _spec()
+    jobs = JobStore(client, spec.job_id())
+    jobs.create(spec)
+    client.hset(jobs.key, "backup_ts", 77)  # as the version before job_ts stored it
+    assert jobs.load().job_ts == 77
+    assert jobs.fix_job_ts(200) == 77
+    assert JobStore(client, spec.job_id()).load().job_ts == 77
 
 
 def test_skip_reason(client: fakeredis.FakeRedis) -> None:

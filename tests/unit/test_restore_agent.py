@@ -58,7 +58,7 @@ class FakeContext:
     def jobs(self, job_id: str):
         return SimpleNamespace(skip_reason=lambda attempt: self._skip)
 
-    def open_storage(self, spec: StorageSpec):
+    def open_storage(self, spec: StorageSpec, rate_limit: int = 0):
         return open_storage(spec.url)
 
     def import_stub(self):

@@ -4,12 +4,15 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
+import pytest
+
 from br_common.fleet.messages import KeyRange
 from br_common.fleet.registry import AgentInfo
 from br_common.fleet.restore_messages import DownloadResult, IngestResult, StagedPiece
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
 from br_coordinator import restore_follower, restore_plan as rp
+from br_coordinator.errors import CommandError
 
 
 def _region(rid: int, start: bytes, end: bytes, leader: int = 1, version: int = 1, stores=(1, 2)) -> RegionInfo:
@@ -102,3 +105,28 @@ def test_started_work_of_a_vanished_agent_is_lost() -> None:
     assert follower._lost(queued, "PENDING")  # every agent that could take it is gone
     queued.agents_at_send.add("h/200/b")
     assert not follower._lost(queued, "PENDING")
+
+
+def test_an_allowlist_refusal_stops_the_restore_at_once_with_the_agents_line() -> None:
+    parts = _parts()
+    pd = FakePD([_region(7, b"", b"")])
+    follower = _follower(pd, parts)
+    follower.book.add(rp.assign_regions(parts, pd.regions, "j")[0])
+    line = 'agent of store 1 refuses s3://b/p: not in its allowed_destinations ["s3://bkt/tidb"]'
+    failed = SimpleNamespace(state="FAILURE", result=RuntimeError(line), info=None)
+    follower.in_flight["x"] = restore_follower.Flight("x", "download", 1, 1, failed, {"h/100/b"})
+    with pytest.raises(CommandError) as caught:
+        follower._poll()
+    assert str(caught.value) == line
+
+
+def test_any_other_failure_is_redone_not_fatal() -> None:
+    parts = _parts()
+    pd = FakePD([_region(7, b"", b"")])
+    follower = _follower(pd, parts)
+    follower.book.add(rp.assign_regions(parts, pd.regions, "j")[0])
+    failed = SimpleNamespace(state="FAILURE", result=RuntimeError("disk full"), info=None)
+    follower.in_flight["x"] = restore_follower.Flight("x", "download", 1, 1, failed, {"h/100/b"})
+    follower._poll()
+    assert not follower.in_flight and follower.jobs.cancelled == ["x"]
+    assert [reason for _, redo in follower.redos for reason in [redo.reason]] == ["download on store 1: disk full"]
