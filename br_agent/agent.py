@@ -1,8 +1,11 @@
-"""br-agent startup: find our store in PD, publish a heartbeat, run a Celery worker in-process.
+"""br-agent startup: find our store (and its cluster) in PD, publish a heartbeat, run a Celery
+worker in-process.
 
 The worker uses the THREADS pool inside this process, so a SIGKILL of the agent ends all its
 work at once (no orphaned children uploading half a backup), and a restarted agent is a new
-registry instance the coordinator recognises. It consumes only `br.store.<id>` and `br.storage`.
+registry instance the coordinator recognises. It consumes only `br.<cluster>.store.<id>` and
+`br.<cluster>.storage`, the cluster id being PD's: agents of several clusters may share one
+Redis database without taking each other's tasks (store ids repeat across clusters).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from br_common.fleet import redis_client
 from br_common.fleet.app import make_app, task_modules
 from br_common.fleet.broker import broker_problem
 from br_common.fleet.config import FleetSettings
-from br_common.fleet.queues import STORAGE_QUEUE, store_queue
+from br_common.fleet.queues import agent_queues
 from br_common.fleet.registry import AgentInfo, Heartbeat, Registry
 from br_common.fleet.signing import SigningError, Verifier
 from br_common.kvproto import metapb_pb2
@@ -118,7 +121,7 @@ def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: 
     key = load_or_create_private_key(staging)  # persists: a restarted agent opens boxes sealed before
     metrics.bind(store.id)
     metrics_url, _server = metrics.serve(config.metrics_address, config.metrics_port)
-    info = AgentInfo.for_this_process(store_id=store.id, store_address=store.address,
+    info = AgentInfo.for_this_process(cluster_id=pd.cluster_id, store_id=store.id, store_address=store.address,
                                       public_key=public_key_bytes(key).hex(),
                                       allowed_destinations=config.allowed_destinations, metrics_url=metrics_url,
                                       trusted_signers=verifier.fingerprints if verifier is not None else [],
@@ -152,11 +155,12 @@ def _serve(context: AgentContext, settings: FleetSettings, config: AgentConfig, 
         __import__(module)
     heartbeat = Heartbeat(Registry(context.redis), context.info, settings.heartbeat_interval,
                           settings.heartbeat_ttl)
+    queues = agent_queues(context.cluster_id, context.store_id)
     worker = app.Worker(hostname=context.info.worker_name, pool="threads", concurrency=config.concurrency,
-                        queues=[store_queue(context.store_id), STORAGE_QUEUE], loglevel=config.log_level,
+                        queues=queues, loglevel=config.log_level,
                         without_mingle=True, without_gossip=True, quiet=True, optimization="fair")
-    log.info("br-agent %s serving store %d at %s (queues %s, %s), staging in %s", context.instance,
-             context.store_id, context.info.store_address, store_queue(context.store_id), STORAGE_QUEUE,
+    log.info("br-agent %s serving store %d of cluster %d at %s (queues %s), staging in %s", context.instance,
+             context.store_id, context.cluster_id, context.info.store_address, ", ".join(queues),
              context.staging_dir)
     heartbeat.start()
     try:

@@ -1,4 +1,4 @@
-"""Celery tasks of a restore, run by the agent beside each store (and one on `br.storage`).
+"""Celery tasks of a restore, run by the agent beside each store (and one on `br.<cluster>.storage`).
 
 `br.restore.download` (every peer of a region): fetch each piece's file from storage with this
 host's credentials into a per-attempt staging dir, check size and sha256 against backupmeta
@@ -344,7 +344,7 @@ def _check_target(context: AgentContext, cluster_id: int, store_id: int) -> None
     """Never stage or ingest into another cluster's store: store ids repeat across clusters."""
     if cluster_id != context.cluster_id:
         raise AgentTaskError(f"a restore task for cluster {cluster_id} reached the agent of store "
-                             f"{context.store_id} of cluster {context.cluster_id}: give each cluster its own "
-                             "broker (or Redis database)")
+                             f"{context.store_id} of cluster {context.cluster_id}: agents consume only their "
+                             "cluster's queues, so it was sent to the wrong one")
     if store_id != context.store_id:
         raise AgentTaskError(f"task for store {store_id} reached the agent of store {context.store_id}")

@@ -50,7 +50,8 @@ class AgentSettings(BaseSettings):
     toml_file: ClassVar[Path | None] = None
 
     store: str = setting("127.0.0.1:20160", "the TiKV store this agent serves: its gRPC address exactly as "
-                         "registered in PD; the agent consumes br.store.<its id> and br.storage",
+                         "registered in PD; the agent consumes br.<cluster id>.store.<its id> and "
+                         "br.<cluster id>.storage (both ids from PD)",
                          metavar="HOST:PORT")
     store_wait: float = setting(60.0, "seconds to wait at startup for the store to appear in PD", ge=0,
                                 metavar="SECONDS")

@@ -1,4 +1,4 @@
-"""Celery tasks on the shared `br.storage` queue: the storage-side steps of a job.
+"""Celery tasks on the cluster's shared `br.<cluster>.storage` queue: the storage-side steps of a job.
 
 The coordinator holds no storage credentials, so any agent runs these with its own:
 * `br.storage.acquire_lock`: refuse a path holding a backupmeta; take backup.lock atomically

@@ -14,6 +14,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
@@ -96,6 +97,7 @@ class Backup:
         self.specs, self.settings, self.pd = self.conn.specs, self.conn.settings, self.conn.pd
         self.app = make_app(self.settings.broker, self.settings)
         self.registry = Registry(self.conn.redis)
+        self._call_storage = partial(call_storage, self.app, self.registry, self.pd.cluster_id)
         spec = JobSpec(kind="backup", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
                        ranges=[self.whole], options={"compression": self.args.compression,
                                                      "compression_level": self.args.compression_level,
@@ -138,7 +140,7 @@ class Backup:
     def _check_agents_alive(self) -> None:
         """Every store leading a region of the range needs an agent; all must accept the URL."""
         leaders = {info.leader_store_id for info in self.pd.scan_regions(self.whole.start, self.whole.end)}
-        check_agents(self.registry.alive(), self.specs, self.app.signer, leaders, self.pd)
+        check_agents(self.registry.alive(self.pd.cluster_id), self.specs, self.app.signer, leaders, self.pd)
 
     def _backup_ts(self, state: JobState) -> int:
         if state.job_ts:
@@ -163,8 +165,8 @@ class Backup:
         # the same bytes on every attempt of this job, so a lost answer is recognised by the lock's ETag
         body = json.dumps({"job_id": self.job_id, "br_version": fleet_version()})
         task = m.AcquireLockTask(job_id=self.job_id, storage=self._storage_spec(), lock_body=body)
-        result = call_storage(self.app, self.registry, m.ACQUIRE_LOCK, task, m.AcquireLockResult,
-                              shadow=f"lock job={self.job_id} {self.specs.url}")
+        result = self._call_storage(m.ACQUIRE_LOCK, task, m.AcquireLockResult,
+                                    shadow=f"lock job={self.job_id} {self.specs.url}")
         if result.outcome == "complete":
             raise CommandError(f"{self.specs.url} already holds a complete backup ({result.detail}): "
                                f"back up to a new path")
@@ -206,7 +208,7 @@ class Backup:
                                  compression_level=self.args.compression_level, storage=self._storage_spec())
 
     def _storage_spec(self) -> m.StorageSpec:
-        return self.specs.for_agents(self.registry.alive())
+        return self.specs.for_agents(self.registry.alive(self.pd.cluster_id))
 
     def _verify(self, records: list[RangeRecord], backup_ts: int) -> None:
         if not self.args.checksum:
@@ -235,9 +237,9 @@ class Backup:
     def _write_meta(self, meta: brpb_pb2.BackupMeta) -> None:
         task = m.WriteBackupMetaTask(job_id=self.job_id, storage=self._storage_spec(),
                                      backupmeta=meta.SerializeToString())
-        result = call_storage(self.app, self.registry, m.WRITE_BACKUPMETA, task, m.WriteBackupMetaResult,
-                              shadow=f"backupmeta job={self.job_id} {m.human_size(len(task.backupmeta))} "
-                                     f"{self.specs.url}")
+        result = self._call_storage(m.WRITE_BACKUPMETA, task, m.WriteBackupMetaResult,
+                                    shadow=f"backupmeta job={self.job_id} {m.human_size(len(task.backupmeta))} "
+                                           f"{self.specs.url}")
         if result.outcome == "exists":  # only this job holds the lock: an earlier run of it wrote it
             log.info("backupmeta was already written by an earlier run of job %s", self.job_id)
 

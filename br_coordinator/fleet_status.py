@@ -1,5 +1,7 @@
 """`br fleet status`: is the fleet ready to back up? Each store PD knows, the agent serving it
-(from the heartbeats in Redis), the work waiting in its queue, and the jobs running.
+(from the heartbeats in Redis, only those of PD's cluster: store ids repeat across clusters),
+the work waiting in its queue, the agents of other clusters sharing the broker, and the jobs
+running.
 
 Exit 0 when every store that is not a tombstone has an online agent, 3 when one has none (a
 backup would stop at it), 1 when Redis or PD cannot be reached. Reads only: it changes nothing
@@ -19,7 +21,7 @@ from pydantic import BaseModel, Field
 from br_common.fleet import redis_client
 from br_common.fleet.broker import broker_problem, redact
 from br_common.fleet.jobs import KEY_PREFIX, JobStore, Lease
-from br_common.fleet.queues import STORAGE_QUEUE, store_queue
+from br_common.fleet.queues import storage_queue, store_queue
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import PDClient, PDError
@@ -106,7 +108,8 @@ class FleetStatus(BaseModel):
     cluster_id: int
     stores: list[StoreStatus]
     storage_queue_depth: int
-    strangers: list[AgentInfo] = Field(default_factory=list)  # agents of stores this PD does not know
+    strangers: list[AgentInfo] = Field(default_factory=list)  # agents of this cluster's stores PD does not know
+    others: list[AgentInfo] = Field(default_factory=list)  # agents of other clusters on this broker
     jobs: list[JobStatus] = Field(default_factory=list)
 
     def missing(self) -> list[StoreStatus]:
@@ -121,15 +124,17 @@ class PDLike(Protocol):
 
 
 def gather(pd: PDLike, client: redis.Redis) -> FleetStatus:
-    agents = Registry(client).alive()
+    everyone = Registry(client).alive()
+    agents = [a for a in everyone if a.cluster_id == pd.cluster_id]
     stores = [StoreStatus(id=s.id, address=s.address, state=metapb_pb2.StoreState.Name(s.state),
-                          queue_depth=queue_depth(client, store_queue(s.id)),
+                          queue_depth=queue_depth(client, store_queue(pd.cluster_id, s.id)),
                           agents=[a for a in agents if a.store_id == s.id])
               for s in sorted(pd.stores(), key=lambda s: s.id)]
     known = {s.id for s in stores}
     return FleetStatus(pd_address=pd.address, cluster_id=pd.cluster_id, stores=stores,
-                       storage_queue_depth=queue_depth(client, STORAGE_QUEUE),
-                       strangers=[a for a in agents if a.store_id not in known], jobs=running_jobs(client))
+                       storage_queue_depth=queue_depth(client, storage_queue(pd.cluster_id)),
+                       strangers=[a for a in agents if a.store_id not in known],
+                       others=[a for a in everyone if a.cluster_id != pd.cluster_id], jobs=running_jobs(client))
 
 
 def queue_depth(client: redis.Redis, queue: str) -> int:
@@ -168,12 +173,13 @@ def render(status: FleetStatus, broker: str, now: float) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
     lines.append("")
-    lines.append(f"shared queue {STORAGE_QUEUE}: {status.storage_queue_depth} waiting")
-    lines += [f"agent of store {a.store_id} unknown to this PD: {a.instance} (another cluster on this broker?)"
+    lines.append(f"shared queue {storage_queue(status.cluster_id)}: {status.storage_queue_depth} waiting")
+    lines += [f"agent of store {a.store_id} unknown to this PD: {a.instance} (a store removed from the cluster?)"
               for a in status.strangers]
+    lines += _other_clusters(status.others)
     lines += _job_lines(status.jobs, now)
     lines += [f"store {s.id} ({s.address}) has NO ONLINE br-agent"
-              + (f"; {s.queue_depth} tasks wait in {store_queue(s.id)}" if s.queue_depth else "")
+              + (f"; {s.queue_depth} tasks wait in {store_queue(status.cluster_id, s.id)}" if s.queue_depth else "")
               + f": start br-agent on the host of {s.address}" for s in status.missing()]
     return lines
 
@@ -190,6 +196,19 @@ def _store_rows(store: StoreStatus, now: float) -> list[tuple[str, ...]]:
                      f"{age(now - agent.last_seen)} ago", str(store.queue_depth) if i == 0 else "",
                      agent.metrics_url or "-", ", ".join(agent.allowed_destinations) or "any destination"))
     return rows
+
+
+def _other_clusters(agents: list[AgentInfo]) -> list[str]:
+    """One line: who else shares the broker (their queues are theirs; cluster 0 = an agent too old
+    to name its cluster, consuming the unscoped queues of earlier versions)."""
+    if not agents:
+        return []
+    by_cluster: dict[int, list[int]] = {}
+    for agent in agents:
+        by_cluster.setdefault(agent.cluster_id, []).append(agent.store_id)
+    clusters = "; ".join(f"cluster {cid}: stores {', '.join(map(str, sorted(set(ids))))}"
+                         for cid, ids in sorted(by_cluster.items()))
+    return [f"{len(agents)} br-agent{'s' if len(agents) != 1 else ''} of other clusters share this broker ({clusters})"]
 
 
 def _job_lines(jobs: list[JobStatus], now: float) -> list[str]:

@@ -2,7 +2,8 @@
 
 The loop (every `poll_interval`):
 * dispatch: pending pieces are resolved through PD (planner) into per-store tasks; each store
-  gets at most `concurrency` tasks in flight, sent to `br.store.<id>` under a fresh attempt id;
+  gets at most `concurrency` tasks in flight, sent to `br.<cluster>.store.<id>` under a fresh
+  attempt id;
 * poll: a SUCCESS records its covered pieces in the job state (the checkpoint) and puts its
   uncovered pieces (region errors) back as pending; a FAILURE puts the whole range back with
   backoff; after `max_attempts` the job fails naming the range and the last error;
@@ -149,8 +150,8 @@ class BackupFollower:
         payload = self.make_task(attempt, task)
         shadow = f"backup job={self.jobs.job_id} store={task.store_id} {task.range.label()} " \
                  f"{task.regions} region{'s' if task.regions != 1 else ''}"
-        result = send(self.app, m.BACKUP_RANGE, payload, queue=store_queue(task.store_id), shadow=shadow,
-                      task_id=attempt)
+        queue = store_queue(self.pd.cluster_id, task.store_id)
+        result = send(self.app, m.BACKUP_RANGE, payload, queue=queue, shadow=shadow, task_id=attempt)
         self.in_flight[attempt] = InFlight(work, task, attempt, result, agents)
         log.debug("sent %s (attempt %s, %d regions)", shadow, attempt, task.regions)
 

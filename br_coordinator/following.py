@@ -54,7 +54,7 @@ def no_agent_message(pd: PDClient, store_id: int) -> str:
         address = pd.store(store_id).address or "?"
     except PDError:
         address = "?"
-    return (f"no br-agent for store {store_id} (queue {store_queue(store_id)}): "
+    return (f"no br-agent for store {store_id} (queue {store_queue(pd.cluster_id, store_id)}): "
             f"start br-agent on the host of {address}")
 
 
@@ -92,7 +92,8 @@ def _instance_of(alive: dict[str, AgentInfo], worker_name: object, pid: object) 
 
 @dataclass
 class AgentWatch:
-    """The live agents, read from the registry at most every `config.registry_refresh` seconds."""
+    """The live agents of PD's cluster, read from the registry at most every
+    `config.registry_refresh` seconds."""
 
     registry: Registry
     pd: PDClient
@@ -104,7 +105,7 @@ class AgentWatch:
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._read_at >= self.config.registry_refresh:
-            self.agents = {a.instance: a for a in self.registry.alive()}
+            self.agents = {a.instance: a for a in self.registry.alive(self.pd.cluster_id)}
             self._read_at = now
 
     def of_store(self, store_id: int) -> list[AgentInfo]:

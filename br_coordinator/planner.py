@@ -1,8 +1,8 @@
 """Regions -> per-store range tasks: contiguous regions led by one store, at most N per task.
 
-A task is sent to `br.store.<leader store id>`; the store backs up the regions it leads in the
-range and reports the others as region errors, so a plan that went stale (leader moved, region
-split) costs a retry, never correctness.
+A task is sent to `br.<cluster>.store.<leader store id>`; the store backs up the regions it leads
+in the range and reports the others as region errors, so a plan that went stale (leader moved,
+region split) costs a retry, never correctness.
 """
 from __future__ import annotations
 

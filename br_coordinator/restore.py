@@ -14,6 +14,7 @@ import argparse
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
@@ -113,6 +114,7 @@ class Restore:
         self.specs, self.settings, self.pd = self.conn.specs, self.conn.settings, self.conn.pd
         self.app = make_app(self.settings.broker, self.settings)
         self.registry = Registry(self.conn.redis)
+        self._call_storage = partial(call_storage, self.app, self.registry, self.pd.cluster_id)
         spec = JobSpec(kind="restore", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
                        ranges=[self.wanted or m.KeyRange()], options={"full": self.wanted is None})
         self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "restore")
@@ -154,13 +156,13 @@ class Restore:
         """After scatter any store may hold a peer: each needs a live agent that accepts the URL
         and trusts our signing key (as backup checks)."""
         stores = {store.id for store in self.pd.stores()}
-        check_agents(self.registry.alive(), self.specs, self.app.signer, stores, self.pd)
+        check_agents(self.registry.alive(self.pd.cluster_id), self.specs, self.app.signer, stores, self.pd)
 
     def _read_meta(self) -> brpb_pb2.BackupMeta:
         """An agent reads and validates backupmeta with its own credentials; we check what we restore."""
         task = m.ReadBackupMetaTask(storage=self._storage_spec())
-        result = call_storage(self.app, self.registry, m.READ_BACKUPMETA, task, m.ReadBackupMetaResult,
-                              shadow=f"read backupmeta job={self.job_id} {self.specs.url}")
+        result = self._call_storage(m.READ_BACKUPMETA, task, m.ReadBackupMetaResult,
+                                    shadow=f"read backupmeta job={self.job_id} {self.specs.url}")
         meta = brpb_pb2.BackupMeta()
         meta.ParseFromString(result.backupmeta)
         try:
@@ -189,8 +191,8 @@ class Restore:
         if not objects:
             return
         task = rm.CheckObjectsTask(storage=self._storage_spec(), objects=objects)
-        result = call_storage(self.app, self.registry, rm.CHECK_OBJECTS, task, rm.CheckObjectsResult,
-                              shadow=f"check objects job={self.job_id} {self.specs.url}")
+        result = self._call_storage(rm.CHECK_OBJECTS, task, rm.CheckObjectsResult,
+                                    shadow=f"check objects job={self.job_id} {self.specs.url}")
         if result.problems:
             more = f" (and {len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
             raise CommandError(f"{result.problems[0]}{more}: nothing was restored from it")
@@ -257,7 +259,7 @@ class Restore:
         """Sealed to the live agents (with -c); one registry read per second, not one per task."""
         now = time.monotonic()
         if self._spec is None or now - self._spec[0] > SPEC_REFRESH:
-            self._spec = (now, self.specs.for_agents(self.registry.alive()))
+            self._spec = (now, self.specs.for_agents(self.registry.alive(self.pd.cluster_id)))
         return self._spec[1]
 
     # --- after ---------------------------------------------------------------------------------------

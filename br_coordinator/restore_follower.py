@@ -189,7 +189,8 @@ class RestoreFollower:
             payload = self.make_ingest(attempt, action.store_id, action.work, action.ssts)
         shadow = f"restore {kind} job={self.jobs.job_id} store={action.store_id} region={region.id} " \
                  f"{len(action.work.pieces)} files"
-        result = send(self.app, name, payload, queue=store_queue(action.store_id), shadow=shadow, task_id=attempt)
+        queue = store_queue(self.pd.cluster_id, action.store_id)
+        result = send(self.app, name, payload, queue=queue, shadow=shadow, task_id=attempt)
         self.in_flight[attempt] = Flight(attempt, kind, action.work_id, action.store_id, result, agents)
 
     def _drop_flights(self, work_id: int) -> None:

@@ -119,7 +119,7 @@ def _fleet_up(args: argparse.Namespace, data_dir: Path, state: cluster.ClusterSt
                                      credentials_file=args.role_credentials_file, flower=not args.no_flower)
         fleet.start_fleet(data_dir, state, options)
     else:
-        fleet.wait_for_agents(state.fleet.broker_url, len(state.by_role("store")))
+        fleet.wait_for_agents(state.fleet.broker_url, len(state.by_role("store")), state.cluster_id)
     reloaded = cluster.load_state(data_dir)
     assert reloaded is not None
     return reloaded

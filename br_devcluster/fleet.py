@@ -58,7 +58,7 @@ def start_fleet(data_dir: Path, state: ClusterState, options: FleetOptions) -> F
     info = FleetInfo(broker_url=broker_url, s3_endpoint=s3_endpoint, bucket=options.bucket,
                      flower_url=flower_url, imds_url=imds_url)
     _save_fleet(data_dir, info)
-    wait_for_agents(info.broker_url, len(state.by_role("store")))
+    wait_for_agents(info.broker_url, len(state.by_role("store")), state.cluster_id)
     return info
 
 
@@ -126,15 +126,16 @@ def _save_fleet(data_dir: Path, info: FleetInfo) -> None:
         cluster.save_state(data_dir, state)
 
 
-def wait_for_agents(broker_url: str, count: int, timeout: float = AGENT_WAIT_SECONDS) -> None:
-    """Until `count` stores have a live agent heartbeat in Redis."""
+def wait_for_agents(broker_url: str, count: int, cluster_id: int, timeout: float = AGENT_WAIT_SECONDS) -> None:
+    """Until `count` stores of cluster `cluster_id` have a live agent heartbeat in Redis (another
+    cluster's agents may share the broker)."""
     client = redis.Redis.from_url(broker_url)
     deadline = time.monotonic() + timeout
     stores: set[int] = set()
     try:
         while time.monotonic() < deadline:
             try:
-                stores = {agent.store_id for agent in Registry(client).alive()}
+                stores = {agent.store_id for agent in Registry(client).alive(cluster_id)}
             except redis.RedisError:
                 stores = set()
             if len(stores) >= count:

@@ -5,7 +5,7 @@ messages, agent registry, job state. See each module's docstring for usage:
 * broker   - BrokerURL: Redis password and TLS options of the broker URL; redact() for messages
 * signing  - signed task messages (Signer on the coordinator, Verifier + SignedTask on agents)
 * app      - make_app(broker_url) -> Celery; send(app, name, model, queue, shadow)
-* queues   - store_queue(id) = "br.store.<id>", STORAGE_QUEUE = "br.storage"
+* queues   - store_queue(cluster, store) = "br.<cluster>.store.<store>", storage_queue(cluster) = "br.<cluster>.storage"
 * messages - one pydantic model per task input/result; task names
 * registry - agents' heartbeats (AgentInfo, Registry, Heartbeat)
 * jobs     - job checkpoint/state (JobSpec, JobStore, RangeRecord) and Lease

@@ -2,7 +2,7 @@
 
     from br_common.fleet.app import make_app, send
     app = make_app(settings.broker)               # Redis is broker AND result backend
-    result = send(app, messages.ACQUIRE_LOCK, task_model, queue=STORAGE_QUEUE,
+    result = send(app, messages.ACQUIRE_LOCK, task_model, queue=storage_queue(cluster_id),
                   shadow="lock job=ab12 s3://bucket/prefix")
     payload = result.get(timeout=60)
 
@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from br_common.fleet.broker import BrokerURL
 from br_common.fleet.config import FleetSettings
 from br_common.fleet.messages import summarize
-from br_common.fleet.queues import STORAGE_QUEUE
+from br_common.fleet.queues import UNROUTED_QUEUE
 from br_common.fleet.signing import HEADER, Signer, SignedTask, Verifier
 
 TASK_MODULES = ("br_agent.backup_tasks", "br_agent.storage_tasks", "br_agent.restore_tasks")
@@ -77,7 +77,7 @@ def make_app(broker_url: str, settings: FleetSettings | None = None, *, verifier
         result_accept_content=["json"],
         result_extended=True,  # name/args/worker in the result: the follower and Flower read them
         result_expires=7 * 24 * 3600,
-        task_default_queue=STORAGE_QUEUE,
+        task_default_queue=UNROUTED_QUEUE,  # every task names its cluster's queue (queues)
         task_send_sent_event=True,
         worker_send_task_events=True,
         worker_hijack_root_logger=False,

@@ -5,7 +5,7 @@ model dumped the same way; bytes travel as hex. Validate at the boundary:
 
     # coordinator
     from br_common.fleet import app as fleet_app, messages as m
-    result = fleet_app.send(app, m.BACKUP_RANGE, task_model, queue=store_queue(2), shadow="backup ...")
+    result = fleet_app.send(app, m.BACKUP_RANGE, task_model, queue=store_queue(cid, 2), shadow="backup ...")
     out = m.BackupRangeResult.model_validate(result.get())
 
     # agent

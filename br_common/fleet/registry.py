@@ -2,7 +2,7 @@
 
 Agent side:
 
-    info = AgentInfo.for_this_process(store_id=2, store_address="10.0.0.2:20160",
+    info = AgentInfo.for_this_process(cluster_id=cid, store_id=2, store_address="10.0.0.2:20160",
                                       public_key=pub_hex, allowed_destinations=["s3://bucket/"])
     beat = Heartbeat(Registry(redis_client), info, interval=3.0, ttl=15.0)
     beat.start()   # daemon thread: SET br:agent:<instance> <json> PX ttl, every interval
@@ -12,9 +12,11 @@ Agent side:
 Coordinator side:
 
     reg = Registry(redis_client)
-    reg.for_store(2)            # live agents of store 2 (newest first; a restarted agent
-                                # supersedes its predecessor on the same host at once)
-    reg.alive()                 # all live agents
+    reg.for_store(cid, 2)       # live agents of store 2 of cluster cid (newest first; a restarted
+                                # agent supersedes its predecessor on the same host at once)
+    reg.alive(cid)              # all live agents of cluster cid (store ids repeat across
+                                # clusters: a coordinator looks only at its own cluster's)
+    reg.alive()                 # every live agent on this broker, of any cluster
     reg.instance_alive("host/1234/bootid")
 
 An agent's `instance` is hostname/pid/boot id: a restarted agent (systemd after SIGKILL) is a
@@ -50,6 +52,7 @@ def boot_id() -> str:
 
 
 class AgentInfo(BaseModel):
+    cluster_id: int = 0  # from PD at startup; 0 = an agent older than cluster-scoped queues
     store_id: int
     store_address: str
     hostname: str
@@ -98,27 +101,30 @@ class Registry:
             pipe.zrem(INDEX_KEY, info.instance)
             pipe.execute()
 
-    def alive(self) -> list[AgentInfo]:
+    def alive(self, cluster_id: int | None = None) -> list[AgentInfo]:
+        """Live agents of cluster `cluster_id` (None: of every cluster on this broker)."""
         self._redis.zremrangebyscore(INDEX_KEY, "-inf", time.time() - 60)  # long gone: forget
         instances = [i.decode() for i in self._redis.zrange(INDEX_KEY, 0, -1)]
         values = self._redis.mget([KEY_PREFIX + i for i in instances]) if instances else []
         agents = [AgentInfo.model_validate(json.loads(v)) for v in values if v is not None]
-        return _without_superseded(sorted(agents, key=lambda a: (a.store_id, -a.started)))
+        if cluster_id is not None:
+            agents = [a for a in agents if a.cluster_id == cluster_id]
+        return _without_superseded(sorted(agents, key=lambda a: (a.cluster_id, a.store_id, -a.started)))
 
-    def for_store(self, store_id: int) -> list[AgentInfo]:
-        return [a for a in self.alive() if a.store_id == store_id]
+    def for_store(self, cluster_id: int, store_id: int) -> list[AgentInfo]:
+        return [a for a in self.alive(cluster_id) if a.store_id == store_id]
 
     def instance_alive(self, instance: str) -> bool:
         return bool(self._redis.exists(KEY_PREFIX + instance))
 
 
 def _without_superseded(agents: list[AgentInfo]) -> list[AgentInfo]:
-    """An agent restarted on the same host for the same store (systemd after a SIGKILL)
-    supersedes the old instance at once, without waiting for the old entry's TTL."""
-    newest: dict[tuple[int, str], AgentInfo] = {}
+    """An agent restarted on the same host for the same store of the same cluster (systemd after
+    a SIGKILL) supersedes the old instance at once, without waiting for the old entry's TTL."""
+    newest: dict[tuple[int, int, str], AgentInfo] = {}
     for agent in agents:  # newest first within a store
-        newest.setdefault((agent.store_id, agent.hostname), agent)
-    return [a for a in agents if newest[(a.store_id, a.hostname)] is a]
+        newest.setdefault((agent.cluster_id, agent.store_id, agent.hostname), agent)
+    return [a for a in agents if newest[(a.cluster_id, a.store_id, a.hostname)] is a]
 
 
 class Heartbeat:

@@ -1,7 +1,7 @@
 """Pydantic models of the restore tasks (the Celery wire contract), as br_common.fleet.messages.
 
     # coordinator
-    result = fleet_app.send(app, DOWNLOAD, DownloadTask(...), queue=store_queue(2), shadow="restore ...")
+    result = fleet_app.send(app, DOWNLOAD, DownloadTask(...), queue=store_queue(cid, 2), shadow="restore ...")
     out = parse(DownloadResult, result.get())
     # agent
     @shared_task(name=DOWNLOAD)
@@ -10,7 +10,7 @@
 
 Flow per target region: every peer's agent runs DOWNLOAD (fetch, check sha256/size, crop if the
 piece is only part of the file, ImportSST.Download), then the leader's agent runs INGEST
-(MultiIngest). CHECK_OBJECTS runs on `br.storage` before anything is touched. Bytes as hex;
+(MultiIngest). CHECK_OBJECTS runs on `br.<cluster>.storage` before anything is touched. Bytes as hex;
 nothing here holds a secret.
 """
 from __future__ import annotations

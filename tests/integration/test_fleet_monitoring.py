@@ -22,7 +22,7 @@ from br_common.fleet import messages as m
 from br_common.fleet import redis_client
 from br_common.fleet.app import make_app, send
 from br_common.fleet.jobs import JobSpec, JobStore, Lease
-from br_common.fleet.queues import STORAGE_QUEUE, store_queue
+from br_common.fleet.queues import storage_queue, store_queue
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import start_flower, start_redis
@@ -179,7 +179,7 @@ def test_agents_refuse_destinations_outside_their_allowlist_with_one_line(env: E
     app = make_app(env.broker)
     evil = f"s3://{env.s3.bucket}/{ALLOWED_PREFIX}/x?endpoint=http://127.0.0.1:9"  # allowed path, another server
     lock = send(app, m.ACQUIRE_LOCK, m.AcquireLockTask(job_id="j", storage=m.StorageSpec(url=evil), lock_body="{}"),
-                queue=STORAGE_QUEUE)
+                queue=storage_queue(env.dc.cluster_id))
     client = redis_client(env.broker)
     spec = JobSpec(kind="backup", cluster_id=env.dc.cluster_id, storage_url=elsewhere, ranges=[m.KeyRange()])
     jobs = JobStore(client, spec.job_id())
@@ -190,7 +190,7 @@ def test_agents_refuse_destinations_outside_their_allowlist_with_one_line(env: E
     task = m.BackupRangeTask(job_id=jobs.job_id, attempt=uuid.uuid4().hex[:16], cluster_id=env.dc.cluster_id,
                              store_id=store_id, range=m.KeyRange(), backup_ts=env.dc.pd.tso(),
                              storage=m.StorageSpec(url=elsewhere))
-    backup = send(app, m.BACKUP_RANGE, task, queue=store_queue(store_id))
+    backup = send(app, m.BACKUP_RANGE, task, queue=store_queue(env.dc.cluster_id, store_id))
     try:
         for result, url in ((lock, evil), (backup, elsewhere)):
             result.get(timeout=60, propagate=False)
@@ -252,7 +252,7 @@ def test_fleet_status_shows_every_agent_and_flags_a_stopped_one(env: Env) -> Non
         pid = env.agents.procs[store_id].pid
         assert f"/{pid} " in line and " online " in line and line.endswith(env.allowed())
         assert f"http://127.0.0.1:{env.agents.metrics_ports[store_id]}/metrics" in line
-    assert "shared queue br.storage: 0 waiting" in ok.stdout
+    assert f"shared queue br.{env.dc.cluster_id}.storage: 0 waiting" in ok.stdout
 
     stopped = max(env.agents.procs)
     procs.stop_pid(env.agents.procs.pop(stopped).pid)  # a clean stop withdraws the heartbeat at once

@@ -30,7 +30,7 @@ from br_common.fleet import messages as m
 from br_common.fleet import redis_client
 from br_common.fleet.app import make_app, send
 from br_common.fleet.config import FleetSettings
-from br_common.fleet.queues import STORAGE_QUEUE
+from br_common.fleet.queues import storage_queue
 from br_common.fleet.registry import Registry
 from br_common.fleet.signing import HEADER, Signer
 from br_devcluster import cluster
@@ -52,6 +52,11 @@ class Channel:
     agent: subprocess.Popen
     agent_log: Path
     pd_address: str
+    cluster_id: int
+
+    @property
+    def storage_queue(self) -> str:
+        return storage_queue(self.cluster_id)
 
     def br_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BR_"))}
@@ -166,7 +171,8 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channel]:
         agent = procs.spawn(_agent_args(state.pd_address, store, broker, work / "staging", work / "storage"), log,
                             env=_agent_env(password_file, signing_cert))
         _wait_registered(client, agent, log)
-        yield Channel(work, broker, full_url, password_file, signing_key, signing_cert, agent, log, state.pd_address)
+        yield Channel(work, broker, full_url, password_file, signing_key, signing_cert, agent, log, state.pd_address,
+                      state.cluster_id)
     finally:
         if agent is not None:
             procs.stop_pid(agent.pid)
@@ -238,23 +244,24 @@ def _outcome(result) -> tuple[str, str]:  # noqa: ANN001 - AsyncResult
 
 def test_unsigned_forged_and_tampered_tasks_are_refused_and_the_agent_lives_on(channel: Channel) -> None:
     target = channel.work / "storage" / "refusals"
+    queue = channel.storage_queue
     unsigned = make_app(channel.full_url, FleetSettings(broker=channel.full_url, signing_key=""))
     forger = make_app(channel.full_url, FleetSettings(broker=channel.full_url, signing_key=""))
     forger.signer = Signer(ed25519.Ed25519PrivateKey.generate())
     signed = make_app(channel.full_url, FleetSettings(broker=channel.full_url, signing_key=str(channel.key)))
     assert signed.signer is not None
 
-    refused = {"unsigned": send(unsigned, m.ACQUIRE_LOCK, _lock_task(target), queue=STORAGE_QUEUE),
-               "signed by an untrusted key": send(forger, m.ACQUIRE_LOCK, _lock_task(target), queue=STORAGE_QUEUE)}
+    refused = {"unsigned": send(unsigned, m.ACQUIRE_LOCK, _lock_task(target), queue=queue),
+               "signed by an untrusted key": send(forger, m.ACQUIRE_LOCK, _lock_task(target), queue=queue)}
     # tampered: a valid signature over one payload, sent with another
     task_id = uuid.uuid4().hex
     header = signed.signer.header(m.ACQUIRE_LOCK, task_id, [_lock_task(target).model_dump(mode="json")])
     other = _lock_task(channel.work / "storage" / "elsewhere").model_dump(mode="json")
-    refused["bad signature"] = signed.send_task(m.ACQUIRE_LOCK, args=[other], queue=STORAGE_QUEUE, task_id=task_id,
+    refused["bad signature"] = signed.send_task(m.ACQUIRE_LOCK, args=[other], queue=queue, task_id=task_id,
                                                 headers={HEADER: header})
     # a header claiming an in-process call (which is not checked) changes nothing: the worker sets it
     refused["unsigned task"] = unsigned.send_task(m.ACQUIRE_LOCK, args=[_lock_task(target).model_dump(mode="json")],
-                                                  queue=STORAGE_QUEUE, headers={"called_directly": True})
+                                                  queue=queue, headers={"called_directly": True})
     for reason, result in refused.items():
         state, text = _outcome(result)
         assert state == "FAILURE" and f"refused: {reason}" in text, (reason, state, text)
@@ -264,7 +271,7 @@ def test_unsigned_forged_and_tampered_tasks_are_refused_and_the_agent_lives_on(c
     assert "Traceback" not in log
 
     assert channel.agent.poll() is None
-    state, text = _outcome(send(signed, m.ACQUIRE_LOCK, _lock_task(target), queue=STORAGE_QUEUE))
+    state, text = _outcome(send(signed, m.ACQUIRE_LOCK, _lock_task(target), queue=queue))
     assert state == "SUCCESS" and "acquired" in text, text
     assert (target / "backup.lock").exists()
 

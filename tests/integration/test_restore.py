@@ -2,7 +2,7 @@
 
 One source cluster is backed up once, while writes go on, to SeaweedFS; every test restores
 (a copy of) that backup into fresh target clusters. Each cluster's agents use their own Redis
-database: store ids repeat across clusters, so clusters must not share a broker database.
+database here (sharing one works too: queues are per cluster, see test_two_clusters).
 """
 from __future__ import annotations
 

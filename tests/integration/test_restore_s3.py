@@ -31,7 +31,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
 
 @pytest.fixture
 def brokers(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two Redis databases: the source's agents and the target's must not share one."""
+    """Two Redis databases, one per cluster (one shared database works too: test_two_clusters)."""
     handle = start_redis(tmp_path / "redis")
     base = handle.url.rsplit("/", 1)[0]
     try:

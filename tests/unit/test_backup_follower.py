@@ -62,8 +62,8 @@ class FakePD:
 
 
 def _agent(store_id: int, pid: int) -> AgentInfo:
-    return AgentInfo(store_id=store_id, store_address="x", hostname="h", pid=pid, boot_id="b" * 36, version="1",
-                     started=float(pid))
+    return AgentInfo(cluster_id=1, store_id=store_id, store_address="x", hostname="h", pid=pid, boot_id="b" * 36,
+                     version="1", started=float(pid))
 
 
 def _setup(worker: Callable, pd: FakePD, agents: list[AgentInfo], **config: object):  # noqa: ANN202
@@ -111,7 +111,7 @@ def test_region_errors_are_re_resolved_until_covered_exactly_once() -> None:
     totals = follower.run([m.KeyRange()])
     ranges = [r.range for r in jobs.ranges()]
     assert tiling_problem(m.KeyRange(), ranges) == ""
-    assert [q for q, _ in app.sent].count("br.store.3") == 1  # [b, d) went to the new leader as one task
+    assert [q for q, _ in app.sent].count("br.1.store.3") == 1  # [b, d) went to the new leader as one task
     assert totals.retries == 1
 
 
@@ -148,7 +148,7 @@ def test_bounded_retries_fail_naming_the_range_and_the_error() -> None:
 
 def test_a_store_without_agent_is_named() -> None:
     follower, _, _, _ = _setup(lambda *a: None, FakePD([], [7]), [_agent(1, 1)], agent_wait=0.0)
-    with pytest.raises(CommandError, match=r"no br-agent for store 7 \(queue br.store.7\): start br-agent on the "
+    with pytest.raises(CommandError, match=r"no br-agent for store 7 \(queue br.1.store.7\): start br-agent on the "
                                            r"host of 10.0.0.7:20160"):
         follower.run([m.KeyRange()])
 

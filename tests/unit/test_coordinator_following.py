@@ -17,6 +17,8 @@ SPECS = StorageSpecs(parse_storage_url("local:///backups/b1"), send_credentials=
 
 
 class FakePD:
+    cluster_id = 5
+
     def store(self, store_id: int) -> metapb_pb2.Store:
         return metapb_pb2.Store(id=store_id, address=f"10.0.0.{store_id}:20160")
 
@@ -44,7 +46,7 @@ def test_a_refusing_agent_is_named_before_anything_is_sent(agent: AgentInfo, sig
 
 
 def test_a_needed_store_without_agent_is_named() -> None:
-    with pytest.raises(CommandError, match=r"no br-agent for store 3 .*host of 10.0.0.3:20160"):
+    with pytest.raises(CommandError, match=r"no br-agent for store 3 \(queue br.5.store.3\): .*host of 10.0.0.3:20160"):
         check_agents([_agent(1)], SPECS, SIGNER, {1, 3}, FakePD())
 
 

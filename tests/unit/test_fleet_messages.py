@@ -7,7 +7,7 @@ import pytest
 
 from br_common.fleet import messages as m
 from br_common.fleet.app import make_app, task_modules
-from br_common.fleet.queues import STORAGE_QUEUE, store_id_of, store_queue
+from br_common.fleet.queues import agent_queues, storage_queue, store_of, store_queue
 from br_common.kvproto import brpb_pb2
 from br_common.sealing import SealedBox, generate_private_key, public_key_bytes, seal
 
@@ -53,11 +53,15 @@ def test_storage_spec_repr_hides_sealed_blobs() -> None:
 
 
 def test_queues() -> None:
-    assert store_queue(7) == "br.store.7"
-    assert store_id_of("br.store.7") == 7
-    assert store_id_of(STORAGE_QUEUE) is None
+    assert store_queue(42, 7) == "br.42.store.7"
+    assert storage_queue(42) == "br.42.storage"
+    assert store_of("br.42.store.7") == (42, 7)
+    assert store_of(storage_queue(42)) is None and store_of("br.store.7") is None
+    assert agent_queues(42, 7) == ["br.42.store.7", "br.42.storage"]
     with pytest.raises(ValueError):
-        store_queue(0)
+        store_queue(42, 0)
+    with pytest.raises(ValueError):
+        store_queue(0, 7)
 
 
 def test_app_settings() -> None:

@@ -26,6 +26,7 @@ class FakePD:
 
 
 def _agent(store_id: int, pid: int, **fields: object) -> AgentInfo:
+    fields.setdefault("cluster_id", 42)
     return AgentInfo(store_id=store_id, store_address=f"10.0.1.2{store_id}:20160", hostname=f"tikv-{store_id}",
                      pid=pid, boot_id="b" * 36, version="0.1.0", **fields)
 
@@ -41,9 +42,12 @@ def _fleet(client: fakeredis.FakeRedis) -> FakePD:
                             metrics_url="http://127.0.0.1:9464/metrics"), ttl=15)
     registry.publish(_agent(3, 103), ttl=15)
     registry.publish(_agent(9, 109), ttl=15)  # a store this PD does not know
-    client.rpush("br.store.2", b"m1", b"m2")
-    client.rpush("br.store.2\x06\x163", b"m3")  # kombu's priority-3 list of the same queue
-    client.rpush("br.storage", b"s1")
+    registry.publish(_agent(2, 202, cluster_id=7), ttl=15)  # store 2 of another cluster: not ours
+    client.rpush("br.42.store.2", b"m1", b"m2")
+    client.rpush("br.42.store.2\x06\x163", b"m3")  # kombu's priority-3 list of the same queue
+    client.rpush("br.42.storage", b"s1")
+    client.rpush("br.7.store.2", b"theirs")  # another cluster's queue of its store 2
+    client.rpush("br.7.storage", b"theirs")
     return FakePD((1, "10.0.1.21:20160", metapb_pb2.Up), (2, "10.0.1.22:20160", metapb_pb2.Up),
                   (3, "10.0.1.23:20160", metapb_pb2.Up), (4, "10.0.1.24:20160", metapb_pb2.Tombstone))
 
@@ -54,7 +58,8 @@ def test_gather_finds_agents_queues_strangers_and_missing_stores(client: fakered
     assert [a.pid for a in by_id[1].agents] == [101] and by_id[2].agents == [] and by_id[2].queue_depth == 3
     assert status.storage_queue_depth == 1 and [a.store_id for a in status.strangers] == [9]
     assert [s.id for s in status.missing()] == [2]  # the tombstone needs no agent
-    assert queue_depth(client, "br.store.7") == 0
+    assert [(a.cluster_id, a.pid) for a in status.others] == [(7, 202)]
+    assert queue_depth(client, "br.42.store.7") == 0
 
 
 def test_render_flags_the_store_without_agent_and_shows_each_agent(client: fakeredis.FakeRedis) -> None:
@@ -70,9 +75,10 @@ def test_render_flags_the_store_without_agent_and_shows_each_agent(client: faker
     assert next(line for line in lines if line.startswith("3 ")).endswith("any destination")
     row2 = next(line for line in lines if line.startswith("2 "))
     assert row2.split()[3:] == ["NO", "AGENT", "-", "-", "-", "3", "-", "-"]
-    assert "shared queue br.storage: 1 waiting" in text and "jobs running: none" in text
+    assert "shared queue br.42.storage: 1 waiting" in text and "jobs running: none" in text
     assert "agent of store 9 unknown to this PD: tikv-9/109/bbbbbbbb" in text
-    assert lines[-1] == ("store 2 (10.0.1.22:20160) has NO ONLINE br-agent; 3 tasks wait in br.store.2: "
+    assert "1 br-agent of other clusters share this broker (cluster 7: stores 2)" in text
+    assert lines[-1] == ("store 2 (10.0.1.22:20160) has NO ONLINE br-agent; 3 tasks wait in br.42.store.2: "
                          "start br-agent on the host of 10.0.1.22:20160")
     assert "4 " in text and "Tombstone" in text
 
