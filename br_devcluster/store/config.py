@@ -17,6 +17,8 @@ class StoreConfig(BaseModel):
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     gc_interval: float = Field(30.0, gt=0)
+    # staged SSTs of failed or superseded downloads are never ingested: removed once this old
+    staged_ttl: float = Field(3600.0, gt=0)
     log_file: Path | None = None
 
     @field_validator("pd")
@@ -53,5 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> StoreConfig:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", required=True)
     parser.add_argument("--gc-interval", default="30", help="seconds between GC passes")
+    parser.add_argument("--staged-ttl", default="3600",
+                        help="seconds a downloaded SST may wait for ingest before it is removed (at start and "
+                             "in every GC pass)")
     parser.add_argument("--log-file", default=None)
     return validated(parser, StoreConfig, argv)

@@ -1,5 +1,6 @@
 """The GC loop: every interval (or when triggered, e.g. by SIGUSR1) read PD's GC safe point
-and drop the versions no read at or after it can see."""
+and drop the versions no read at or after it can see; then remove staged SSTs older than the
+staged TTL (downloads that will never be ingested, see staging)."""
 from __future__ import annotations
 
 import logging
@@ -7,15 +8,19 @@ import threading
 
 from br_common.pd_client import PDClient, PDError
 from br_devcluster.store.engine import Engine
+from br_devcluster.store.staging import Staging
 
 log = logging.getLogger(__name__)
 
 
 class GCLoop:
-    def __init__(self, engine: Engine, pd: PDClient, interval: float) -> None:
+    def __init__(self, engine: Engine, pd: PDClient, interval: float, staging: Staging | None = None,
+                 staged_ttl: float = 3600.0) -> None:
         self._engine = engine
         self._pd = pd
         self._interval = interval
+        self._staging = staging
+        self._staged_ttl = staged_ttl
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gc", daemon=True)
@@ -41,6 +46,17 @@ class GCLoop:
             if self._stop.is_set():
                 return
             self.run_once()
+            self.sweep_staging()
+
+    def sweep_staging(self) -> int:
+        """Remove expired staged SSTs; returns how many (a failure is logged, the loop goes on)."""
+        if self._staging is None:
+            return 0
+        try:
+            return self._staging.remove_expired(self._staged_ttl)
+        except OSError as exc:
+            log.warning("staged SST cleanup skipped: %s", exc)
+            return 0
 
     def run_once(self) -> int:
         """One pass; returns the versions removed (0 when PD is unreachable)."""

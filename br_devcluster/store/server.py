@@ -57,19 +57,20 @@ class StoreServer:
             cleanup.callback(self._stop_gc)
             staging = Staging(config.import_dir)
             staging.clean_leftovers()
+            staging.remove_expired(config.staged_ttl)  # what a stopped or crashed store left behind
             server = self._grpc_server(state, staging)
             server.start()  # before registering: PD may call back as soon as it bootstraps
             cleanup.callback(lambda: server.stop(grace=STOP_GRACE_SECONDS).wait())
             cleanup.callback(log.info, "stopping")
             log.info("serving on %s (cluster %d)", config.address, pd.cluster_id)
-            self._serve(state, identity)
+            self._serve(state, identity, staging)
         log.info("stopped")
 
     def _stop_gc(self) -> None:
         if self.gc is not None:
             self.gc.stop()
 
-    def _serve(self, state: StoreState, identity: Identity | None) -> None:
+    def _serve(self, state: StoreState, identity: Identity | None, staging: Staging) -> None:
         store_id = register(state.dev_pd, identity.store_id if identity else 0, self.config.address, self.stop)
         if store_id is None:
             return
@@ -78,7 +79,7 @@ class StoreServer:
         log.info("registered as store %d", store_id)
         heartbeat = Heartbeat(state.dev_pd, store_id, self.config.address, self.stop)
         heartbeat.start()
-        self.gc = GCLoop(state.engine, state.pd, self.config.gc_interval)
+        self.gc = GCLoop(state.engine, state.pd, self.config.gc_interval, staging, self.config.staged_ttl)
         self.gc.start()
         self.stop.wait()
         heartbeat.join()

@@ -1,9 +1,15 @@
 """Downloaded SSTs waiting for ingest: `<data-dir>/import/{uuid hex}.sst` plus a JSON sidecar
-recording the file's key range (the SST itself cannot be read back without ingesting it)."""
+recording the file's key range (the SST itself cannot be read back without ingesting it).
+
+Ingest removes what it ingested; a download that failed halfway, or whose work was redone
+elsewhere (region moved, restore interrupted and rerun under new uuids), is never ingested, so
+`remove_expired` drops staged files older than a TTL (at start and on every GC pass)."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from uuid import uuid4
 
@@ -11,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from br_devcluster.store.engine import Engine
 from br_devcluster.store.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 
 class StagedSst(BaseModel):
@@ -72,6 +80,23 @@ class Staging:
         self._meta_path(uuid).unlink(missing_ok=True)
         self.sst_path(uuid).unlink(missing_ok=True)
 
+    def remove_expired(self, ttl: float, now: float | None = None) -> int:
+        """Remove the staged SSTs (file and sidecar together) whose newest part is older than
+        `ttl` seconds; returns how many. A download still being written is fresh: its file's
+        mtime moves with every write."""
+        cutoff = (time.time() if now is None else now) - ttl
+        newest: dict[str, float] = {}
+        for path in self.directory.iterdir():
+            if path.suffix in (".sst", ".json") and not path.name.startswith(".") and path.is_file():
+                newest[path.stem] = max(newest.get(path.stem, 0.0), _mtime(path))
+        expired = [stem for stem, mtime in newest.items() if mtime < cutoff]
+        for stem in expired:
+            for suffix in (".json", ".sst"):  # sidecar first: a sidecar never outlives its file
+                (self.directory / f"{stem}{suffix}").unlink(missing_ok=True)
+        if expired:
+            log.info("removed %d staged SSTs older than %.0fs (never ingested)", len(expired), ttl)
+        return len(expired)
+
     def ingest(self, engine: Engine, staged: list[StagedSst]) -> None:
         """Ingest the files (empty downloads have none); the caller removes them afterwards."""
         paths = [self.sst_path(item.uuid) for item in staged if not item.is_empty]
@@ -80,3 +105,10 @@ class Staging:
                 engine.ingest(paths)
             except Exception as exc:  # rocksdict raises plain Exception
                 raise StoreError(f"ingest failed: {exc}") from None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed meanwhile (ingested): nothing left to expire
+        return float("inf")
