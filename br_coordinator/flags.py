@@ -14,6 +14,7 @@ from datetime import datetime
 
 from br_common.fleet.broker import has_password
 from br_common.fleet.config import FleetSettings
+from br_common.fleet.messages import KeyRange
 from br_common.storage import S3Flags
 from br_common.storage.url import FLAG_PARAMS
 from br_common.tso import compose
@@ -162,6 +163,32 @@ def backup_parser() -> argparse.ArgumentParser:
     group.add_argument("--gcttl", type=_positive_int, default=300, metavar="SECONDS",
                        help="the TTL (in seconds) that PD holds for BR's GC safepoint (default 300)")
     return parser
+
+
+def raw_parser(verb: str) -> argparse.ArgumentParser:
+    """The key range flags of `br <verb> raw` (--start, --end, --format, --cf)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("Raw Flags")
+    group.add_argument("--start", default="", help=f"{verb} raw kv start key, key is inclusive")
+    group.add_argument("--end", default="", help=f"{verb} raw kv end key, key is exclusive (empty: to the end)")
+    group.add_argument("--format", default="hex", choices=["raw", "escaped", "escape", "hex"],
+                       help='start/end key format, support raw|escaped|hex (default "hex")')
+    group.add_argument("--cf", default="default", help=f'{verb} specify cf, correspond to tikv cf (default "default")')
+    return parser
+
+
+def raw_range(args: argparse.Namespace, holders: str) -> KeyRange:
+    """[--start, --end) of `raw`, checked; `holders` names what holds only the default cf."""
+    fmt = "escaped" if args.format == "escape" else args.format
+    try:
+        start, end = parse_key(args.start, fmt), parse_key(args.end, fmt)
+    except argparse.ArgumentTypeError as exc:
+        raise CommandError(str(exc)) from None
+    if end and end <= start:
+        raise CommandError("--end must be greater than --start (or empty for the end of the key space)")
+    if args.cf != "default":
+        raise CommandError(f"--cf {args.cf}: {holders} hold only the default cf")
+    return KeyRange(start=start, end=end)
 
 
 def s3_flags(args: argparse.Namespace) -> S3Flags:

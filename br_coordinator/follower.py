@@ -33,7 +33,8 @@ from br_common.fleet.queues import store_queue
 from br_common.fleet.registry import Registry
 from br_common.pd_client import PDClient, PDError
 from br_coordinator.errors import CommandError
-from br_coordinator.following import RUNNING_STATES, AgentWatch, FollowConfig, backoff, error_text
+from br_coordinator.following import RUNNING_STATES, AgentWatch, FollowConfig, backoff, cancel_attempts, \
+    check_lease, error_text
 from br_coordinator.planner import PlannedTask, plan_range
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,7 @@ class BackupFollower:
     def run(self, todo: list[m.KeyRange]) -> Totals:
         self.pending.extend(Work(r) for r in todo)
         while self.pending or self.in_flight or any(self.ready.values()):
-            if self.lease.lost.is_set():
-                raise CommandError(f"lost the lease of job {self.jobs.job_id} (another coordinator took it?)")
+            check_lease(self.lease, self.jobs.job_id)
             self.watch.refresh()
             self._plan_pending()
             self._dispatch()
@@ -107,9 +107,7 @@ class BackupFollower:
         return self.totals
 
     def cancel_all(self) -> None:
-        """On failure/interrupt: agents skip what they have not started (and stop between files)."""
-        for attempt in list(self.in_flight.values()):
-            self.jobs.cancel_attempt(attempt.attempt)
+        cancel_attempts(self.jobs, list(self.in_flight))
         self.in_flight.clear()
 
     # --- planning and sending -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from celery.result import AsyncResult
 from pydantic import BaseModel, Field
 
+from br_common.fleet.jobs import JobStore, Lease
 from br_common.fleet.queues import store_queue
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.fleet.signing import Signer, signing_problem
@@ -34,6 +35,19 @@ class FollowConfig(BaseModel):
     poll_interval: float = 0.2
     agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
     registry_refresh: float = 1.0
+
+
+def check_lease(lease: Lease, job_id: str) -> None:
+    """Every round of a follower: a coordinator that lost its job's lease must stop sending."""
+    if lease.lost.is_set():
+        raise CommandError(f"lost the lease of job {job_id} (another coordinator took it?)")
+
+
+def cancel_attempts(jobs: JobStore, attempts: list[str]) -> None:
+    """On failure/interrupt: agents skip the attempts they have not started (and stop a backup
+    between files), and a late redelivery of one does nothing."""
+    for attempt in attempts:
+        jobs.cancel_attempt(attempt)
 
 
 def backoff(config: FollowConfig, exponent: int) -> float:

@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                epilog='Example: br restore full --pd "${PDIP}:2379" '
                                       '--storage "s3://${Bucket}/${Folder}" --ratelimit 128 --log-file restore.log')
     full.set_defaults(func=run_full)
-    raw = commands.add_parser("raw", parents=[*parents, _raw_parser()], help="restore a raw kv range to TiKV cluster",
+    raw = commands.add_parser("raw", parents=[*parents, flags.raw_parser("restore")],
+                              help="restore a raw kv range to TiKV cluster",
                               description="(experimental) restore the part of a raw backup inside [--start, --end)")
     raw.set_defaults(func=run_raw)
 
@@ -70,32 +71,12 @@ def _restore_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raw_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_argument_group("Raw Flags")
-    group.add_argument("--start", default="", help="restore raw kv start key, key is inclusive")
-    group.add_argument("--end", default="", help="restore raw kv end key, key is exclusive (empty: to the end)")
-    group.add_argument("--format", default="hex", choices=["raw", "escaped", "escape", "hex"],
-                       help='start/end key format, support raw|escaped|hex (default "hex")')
-    group.add_argument("--cf", default="default", help='restore specify cf, correspond to tikv cf (default "default")')
-    return parser
-
-
 def run_full(args: argparse.Namespace) -> int:
     return run(args, None)
 
 
 def run_raw(args: argparse.Namespace) -> int:
-    fmt = "escaped" if args.format == "escape" else args.format
-    try:
-        start, end = flags.parse_key(args.start, fmt), flags.parse_key(args.end, fmt)
-    except argparse.ArgumentTypeError as exc:
-        raise CommandError(str(exc)) from None
-    if end and end <= start:
-        raise CommandError("--end must be greater than --start (or empty for the end of the key space)")
-    if args.cf != "default":
-        raise CommandError(f"--cf {args.cf}: raw backups hold only the default cf")
-    return run(args, m.KeyRange(start=start, end=end))
+    return run(args, flags.raw_range(args, "raw backups"))
 
 
 def run(args: argparse.Namespace, wanted: m.KeyRange | None) -> int:

@@ -28,7 +28,7 @@ from br_common.fleet.registry import Registry
 from br_common.pd_client import PDClient, PDError
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
-from br_coordinator.following import AgentWatch, FollowConfig, backoff, error_text
+from br_coordinator.following import AgentWatch, FollowConfig, backoff, cancel_attempts, check_lease, error_text
 
 log = logging.getLogger("br.restore")
 
@@ -89,8 +89,7 @@ class RestoreFollower:
         for work in works:
             self._apply(self.book.add(work))
         while not self.book.done or self.in_flight:
-            if self.lease.lost.is_set():
-                raise CommandError(f"lost the lease of job {self.jobs.job_id} (another coordinator took it?)")
+            check_lease(self.lease, self.jobs.job_id)
             self.watch.refresh()
             self._due_redos()
             self._dispatch()
@@ -100,9 +99,7 @@ class RestoreFollower:
         return self.stats
 
     def cancel_all(self) -> None:
-        """On failure/interrupt: agents skip what they have not started."""
-        for flight in list(self.in_flight.values()):
-            self.jobs.cancel_attempt(flight.attempt)
+        cancel_attempts(self.jobs, list(self.in_flight))
         self.in_flight.clear()
 
     # --- actions ---------------------------------------------------------------------------------
