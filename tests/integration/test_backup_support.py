@@ -182,8 +182,10 @@ def download_files(client, bucket: str, prefix: str, meta: brpb_pb2.BackupMeta, 
         assert target.stat().st_size == f.size
 
 
-def restore_files(dc, root: Path, files: list[brpb_pb2.File]) -> None:  # noqa: ANN001
-    """As BR restores: split at file boundaries, Download on every peer, MultiIngest on the leader."""
+def restore_files(dc, root: Path, files: list[brpb_pb2.File], exact_regions: bool = False) -> None:  # noqa: ANN001
+    """As BR restores: split at file boundaries, Download on every peer, MultiIngest on the leader.
+
+    exact_regions: also assert that the split left one region per file (a target with no other splits)."""
     files = sorted(files, key=lambda f: f.start_key)
     bounds = sorted({k for f in files for k in (f.start_key, f.end_key) if k})
     if bounds:
@@ -192,6 +194,8 @@ def restore_files(dc, root: Path, files: list[brpb_pb2.File]) -> None:  # noqa: 
     addresses = dc.store_addresses()
     for f in files:
         info = dc.pd.region(f.start_key)
+        if exact_regions:
+            assert info.region.start_key == f.start_key and info.region.end_key == f.end_key  # split happened
         meta = import_sstpb_pb2.SSTMeta(uuid=uuid.uuid4().bytes, cf_name="default", region_id=info.id,
                                         region_epoch=info.region.region_epoch, end_key_exclusive=True,
                                         range=import_sstpb_pb2.Range(start=f.start_key, end=f.end_key))

@@ -1,14 +1,14 @@
 """Backup SSTs from one devcluster, ingest them into an empty one with another layout."""
 from __future__ import annotations
 
-import uuid
 
 import grpc
 import pytest
 
 from br_common.grpc_util import channel_options
-from br_common.kvproto import (brpb_pb2, brpb_pb2_grpc, import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2)
+from br_common.kvproto import (brpb_pb2, brpb_pb2_grpc)
 from br_devcluster.load import KeyGen, LoadSpec
+from tests.integration.test_backup_support import restore_files
 
 pytestmark = pytest.mark.integration
 
@@ -33,29 +33,6 @@ def _backup(dc, root, end_version: int) -> list[brpb_pb2.File]:
     return sorted(files, key=lambda f: f.start_key)
 
 
-def _restore(dc, root, files: list[brpb_pb2.File]) -> None:
-    """As BR restores: split at file boundaries, Download on every peer, MultiIngest on the leader."""
-    bounds = sorted({k for f in files for k in (f.start_key, f.end_key) if k})
-    dc.pd.split_regions(bounds)
-    local = brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(root)))
-    addresses = dc.store_addresses()
-    for f in files:
-        info = dc.pd.region(f.start_key)
-        assert info.region.start_key == f.start_key and info.region.end_key == f.end_key  # split happened
-        meta = import_sstpb_pb2.SSTMeta(uuid=uuid.uuid4().bytes, cf_name="default", region_id=info.id,
-                                        region_epoch=info.region.region_epoch, end_key_exclusive=True,
-                                        range=import_sstpb_pb2.Range(start=f.start_key, end=f.end_key))
-        for peer in info.region.peers:
-            stub = import_sstpb_pb2_grpc.ImportSSTStub(grpc.insecure_channel(addresses[peer.store_id]))
-            answer = stub.Download(import_sstpb_pb2.DownloadRequest(sst=meta, name=f.name, storage_backend=local,
-                                                                    is_raw_kv=True), timeout=60)
-            assert not answer.HasField("error"), answer.error.message
-        ctx = kvrpcpb_pb2.Context(region_id=info.id, region_epoch=info.region.region_epoch, peer=info.leader)
-        leader = import_sstpb_pb2_grpc.ImportSSTStub(grpc.insecure_channel(addresses[info.leader_store_id]))
-        answer = leader.MultiIngest(import_sstpb_pb2.MultiIngestRequest(context=ctx, ssts=[meta]), timeout=60)
-        assert not answer.HasField("error"), answer.error.message
-
-
 def test_backup_then_restore_into_other_layout_gives_same_checksum(devcluster_factory, tmp_path):
     source = devcluster_factory(stores=3, replicas=1, regions=8)
     gen = KeyGen(LoadSpec(keys=3000, value_size=64, seed=5))
@@ -71,7 +48,7 @@ def test_backup_then_restore_into_other_layout_gives_same_checksum(devcluster_fa
 
     target = devcluster_factory(stores=2, replicas=2, regions=2)  # 0x8000 is also a source boundary
     assert target.kv.checksum().total_kvs == 0
-    _restore(target, tmp_path, files)
+    restore_files(target, tmp_path, files, exact_regions=True)
     assert target.kv.checksum() == expected
     key = gen.key(1)
     assert target.kv.get(key) == gen.value(1)
