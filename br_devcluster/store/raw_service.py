@@ -110,9 +110,14 @@ def scan_bounds(request: kvrpcpb_pb2.RawScanRequest, region: metapb_pb2.Region) 
         lower, upper = request.start_key, clamp_end(request.end_key, region)
     if upper and upper < lower:
         raise InvalidArgument(f"scan range is empty or inverted: [{lower!r}, {upper!r})")
+    _require_inside(lower, upper, region)
+    return lower, upper
+
+
+def _require_inside(lower: bytes, upper: bytes, region: metapb_pb2.Region) -> None:
+    """KeyNotInRegion naming the first end of [lower, upper) outside the region."""
     if not range_in_region(lower, upper, region):
         raise key_not_in_region(lower if not key_in_region(lower, region) else upper, region)
-    return lower, upper
 
 
 def checksum_ranges(ranges: list[kvrpcpb_pb2.KeyRange], region: metapb_pb2.Region) -> Iterator[tuple[bytes, bytes]]:
@@ -124,8 +129,7 @@ def checksum_ranges(ranges: list[kvrpcpb_pb2.KeyRange], region: metapb_pb2.Regio
         start, end = key_range.start_key, clamp_end(key_range.end_key, region)
         if end and end < start:
             raise StoreError(f"checksum range is inverted: [{start!r}, {end!r})")
-        if not range_in_region(start, end, region):
-            raise key_not_in_region(start if not key_in_region(start, region) else end, region)
+        _require_inside(start, end, region)
         yield start, end
 
 
