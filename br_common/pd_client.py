@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from br_common.grpc_util import channel_options
+from br_common.addresses import parse_pd_addresses
+from br_common.grpc_tls import TLSConfig, open_channel
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from br_common.tso import compose
 
@@ -35,20 +36,62 @@ class RegionInfo:
 class PDClient:
     """Thin, thread-safe wrapper; cluster_id is discovered with GetMembers as PD clients do."""
 
-    def __init__(self, address: str, timeout: float = 10.0, caller_id: str = "br-fleet") -> None:
-        self.address = address.removeprefix("http://").removeprefix("https://")
+    def __init__(self, address: str, timeout: float = 10.0, caller_id: str = "br-fleet",
+                 tls: TLSConfig | None = None) -> None:
+        """`address`: one PD or several, comma-separated (`--pd a:2379,b:2379`): the first that
+        answers tells the leader, and the client talks to the leader as PD's own clients do."""
+        try:
+            candidates = parse_pd_addresses(address)
+        except ValueError as exc:
+            raise PDError(str(exc)) from None
         self.timeout = timeout
+        self.tls = tls
         self._caller_id = caller_id
-        self._channel = grpc.insecure_channel(self.address, options=channel_options())
-        self._stub = pdpb_pb2_grpc.PDStub(self._channel)
-        self._dev = devclusterpb_pb2_grpc.DevPDStub(self._channel)
         self._lock = threading.Lock()
         self.cluster_id = 0
+        problems = []
+        for candidate in candidates:
+            try:
+                self._connect(candidate)
+                break
+            except PDError as exc:
+                problems.append(str(exc))
+        else:
+            raise PDError("; ".join(problems) if len(problems) > 1 else problems[0])
+        self._follow_leader(candidates)
+
+    def _connect(self, address: str) -> None:
+        self.address = address
+        self._channel = open_channel(address, self.tls)
+        self._stub = pdpb_pb2_grpc.PDStub(self._channel)
+        self._dev = devclusterpb_pb2_grpc.DevPDStub(self._channel)
         try:
-            members = self._stub.GetMembers(pdpb_pb2.GetMembersRequest(header=self._header()), timeout=timeout)
+            members = self._stub.GetMembers(pdpb_pb2.GetMembersRequest(header=self._header()), timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise PDError(f"cannot reach PD at {self.address}: {_rpc_reason(exc)}") from None
+            self._channel.close()
+            scheme = "TLS" if self.tls is not None and self.tls.enabled else "plain gRPC"
+            raise PDError(f"cannot reach PD at {address} ({scheme}): {_rpc_reason(exc)}") from None
         self.cluster_id = members.header.cluster_id
+        self.members_seen = members
+
+    def _follow_leader(self, candidates: list[str]) -> None:
+        """Move to the leader's client URL when the PD that answered is a follower (a real PD
+        follower refuses most requests); stay where we are when the leader is unreachable."""
+        leader = self.members_seen.leader if self.members_seen.HasField("leader") else None
+        urls = [u.removeprefix("http://").removeprefix("https://").rstrip("/") for u in (leader.client_urls if leader else [])]
+        if not urls or self.address in urls:
+            return
+        answered, channel = self.address, self._channel
+        for url in urls:
+            try:
+                self._connect(url)
+                channel.close()
+                return
+            except PDError:
+                continue
+        self.address, self._channel = answered, channel
+        self._stub = pdpb_pb2_grpc.PDStub(channel)
+        self._dev = devclusterpb_pb2_grpc.DevPDStub(channel)
 
     def close(self) -> None:
         self._channel.close()

@@ -52,11 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                description="backup the whole (raw) key space of the cluster",
                                epilog='Example: br backup full --pd "${PDIP}:2379" '
                                       '--storage "s3://${Bucket}/${Folder}" --ratelimit 128 --log-file backup.log')
-    full.set_defaults(func=run_full)
+    full.set_defaults(func=run_full, job_log=True)
     raw = commands.add_parser("raw", parents=[*parents, flags.raw_parser("backup")],
                               help="backup a raw kv range from TiKV cluster",
                               description="(experimental) backup a raw kv range from TiKV cluster")
-    raw.set_defaults(func=run_raw)
+    raw.set_defaults(func=run_raw, job_log=True)
 
 
 def run_full(args: argparse.Namespace) -> int:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from br_common.addresses import parse_pd_addresses
 from br_common.fleet.broker import has_password
 from br_common.fleet.config import FleetSettings
 from br_common.fleet.messages import KeyRange
@@ -19,6 +21,9 @@ from br_common.storage import S3Flags
 from br_common.storage.url import FLAG_PARAMS
 from br_common.tso import compose
 from br_coordinator.errors import CommandError
+
+if TYPE_CHECKING:
+    from br_common.grpc_tls import TLSConfig
 
 MiB = 1024 * 1024
 COMPRESSIONS = ("lz4", "zstd", "snappy")
@@ -99,39 +104,119 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _bool_flag(group: argparse._ActionsContainer, *names: str, default: bool, help: str) -> None:  # noqa: A002
-    group.add_argument(*names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL",
-                       help=f"{help} (default {str(default).lower()})")
+class BRArgumentParser(argparse.ArgumentParser):
+    """Parsing as BR's (Go pflag) does: no prefix abbreviations, so a mistyped `--check=false`
+    is an error rather than a silent `--checksum=false`. Subcommand parsers inherit the class."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+# BR's persistent flags may come before or after the subcommand (`br --pd X backup full` and
+# `br backup full --pd X`): they are declared on both levels with SUPPRESS defaults, so neither
+# level overwrites what the other was given, and the defaults are filled in after parsing.
+COMMON_DEFAULTS: dict[str, object] = {}
+
+
+def _flag(group: argparse._ActionsContainer, *names: str, default: object, **kwargs: object) -> None:
+    action = group.add_argument(*names, default=argparse.SUPPRESS, **kwargs)  # type: ignore[arg-type]
+    COMMON_DEFAULTS[action.dest] = default
+
+
+def _bool_flag(group: argparse._ActionsContainer, *names: str, default: bool, help: str,  # noqa: A002
+               persistent: bool = False) -> None:
+    text = f"{help} (default {str(default).lower()})"
+    if persistent:
+        _flag(group, *names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL", help=text)
+    else:
+        group.add_argument(*names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL",
+                           help=text)
+
+
+def apply_common_defaults(args: argparse.Namespace, overrides: dict[str, object] | None = None) -> None:
+    """Fill in the persistent flags nobody gave (a verb may prefer other defaults, e.g. fleet status's
+    quieter log level)."""
+    for dest, default in {**COMMON_DEFAULTS, **(overrides or {})}.items():
+        if not hasattr(args, dest):
+            setattr(args, dest, default)
+
+
+def connection_flags(group: argparse._ActionsContainer) -> None:
+    """How `br` reaches the cluster and the fleet: PD (with TLS) and the broker; logging."""
+    _flag(group, "-u", "--pd", default="127.0.0.1:2379", type=parse_pd, metavar="ADDR[,ADDR...]",
+          help="PD address(es), comma-separated: every PD of the cluster, or any of them "
+               "(default 127.0.0.1:2379)")
+    _flag(group, "--ca", default="", metavar="PATH",
+          help="CA certificate path for TLS connections to PD and TiKV (tiup's enable_tls); with --cert and "
+               "--key also for mutual TLS (default: plain gRPC)")
+    _flag(group, "--cert", default="", metavar="PATH", help="certificate path for TLS connections")
+    _flag(group, "--key", default="", metavar="PATH", help="private key path for TLS connections")
+    _flag(group, "--broker", default=None, metavar="URL",
+          help="Redis URL of the br-fleet (Celery broker, job state), redis:// or rediss:// (TLS: "
+               "?ssl_ca_certs=FILE); env BR_BROKER (a devcluster writes it to .devcluster/br.env), default "
+               "redis://127.0.0.1:6379/0. Never with the password: that comes from BR_BROKER, "
+               "BR_BROKER_PASSWORD or BR_BROKER_PASSWORD_FILE")
+    _flag(group, "--log-file", default=None, metavar="PATH",
+          help="set the log file path (default /tmp/br.log.<timestamp>, printed at start; it receives the "
+               "arguments, every log line at --log-level, the final error and the summary)")
+    _flag(group, "-L", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"],
+          help='set the log level (default "info")')
+    _flag(group, "--log-format", default="text", choices=["text", "json"],
+          help='the log file\'s format: text lines or one JSON object per line (default "text")')
+    _bool_flag(group, "--redact-info-log", default=False, persistent=True,
+               help="redact user keys in log lines and messages (shown as ?), as BR's --redact-info-log")
+
+
+def connection_parser() -> argparse.ArgumentParser:
+    """The global flags of verbs that touch no storage (fleet status)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    connection_flags(parser.add_argument_group("Global Flags"))
+    return parser
 
 
 def common_parser() -> argparse.ArgumentParser:
-    """BR's global flags (accepted after the subcommand, as BR does)."""
+    """BR's global flags (accepted before or after the subcommand, as BR's persistent flags are)."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("Global Flags")
-    group.add_argument("-u", "--pd", default="127.0.0.1:2379", metavar="ADDR",
-                       help="PD address (default 127.0.0.1:2379)")
-    group.add_argument("-s", "--storage", metavar="URL",
-                       help='specify the url where backup storage, eg, "s3://bucket/path/prefix"')
-    _bool_flag(group, "-c", "--send-credentials-to-tikv", default=False,
+    connection_flags(group)
+    _flag(group, "-s", "--storage", default=None, metavar="URL",
+          help='specify the url where backup storage, eg, "s3://bucket/path/prefix"')
+    _bool_flag(group, "-c", "--send-credentials-to-tikv", default=False, persistent=True,
                help="whether to send the storage URL's credentials to the agents, sealed to each agent's "
-                    "public key; without it agents use their host's credentials (instance profile)")
-    group.add_argument("--ratelimit", type=_non_negative_int, default=0, metavar="MiB/s",
-                       help="the rate limit of the task, MB/s per node (default 0: unlimited)")
-    group.add_argument("--concurrency", type=_positive_int, default=4,
-                       help="the number of ranges in flight on each store (default 4)")
-    _bool_flag(group, "--checksum", default=True, help="run checksum at end of task")
-    group.add_argument("--log-file", metavar="PATH", help="set the log file path (receives the full log)")
-    group.add_argument("-L", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"],
-                       help='set the log level (default "info")')
-    group.add_argument("--broker", metavar="URL",
-                       help="Redis URL of the br-fleet (Celery broker, job state), redis:// or rediss:// (TLS: "
-                            "?ssl_ca_certs=FILE); env BR_BROKER, default redis://127.0.0.1:6379/0. Never with the "
-                            "password: that comes from BR_BROKER, BR_BROKER_PASSWORD or BR_BROKER_PASSWORD_FILE")
+                    "public key. BR's default is true; br-fleet's is false, on purpose: without it the agents "
+                    "use their host's own credentials (EC2 instance profile) and keys never travel")
+    _flag(group, "--ratelimit", default=0, type=_rate_limit, metavar="MiB/s",
+          help="the rate limit of the task, MiB/s per store, whatever --concurrency (the store's agent owns "
+               "the budget; as BR does, a rate limit makes each store back up one range at a time) "
+               "(default 0: unlimited)")
+    _flag(group, "--concurrency", default=4, type=_positive_int,
+          help="the number of ranges in flight on each store (default 4)")
+    _bool_flag(group, "--checksum", default=True, persistent=True, help="run checksum at end of task")
     s3 = parser.add_argument_group("S3 Flags (a parameter in the storage URL wins)")
     for name in FLAG_PARAMS:
-        s3.add_argument(f"--s3.{name}", dest=f"s3_{name.replace('-', '_')}", metavar="VALUE",
-                        help=_S3_HELP.get(name, f"the S3 {name}"))
+        _flag(s3, f"--s3.{name}", dest=f"s3_{name.replace('-', '_')}", default=None, metavar="VALUE",
+              help=_S3_HELP.get(name, f"the S3 {name}"))
     return parser
+
+
+MAX_RATE_LIMIT_MIB = 1 << 20  # 1 TiB/s per store: anything above is a typo
+
+
+def _rate_limit(value: str) -> int:
+    number = _non_negative_int(value)
+    if number > MAX_RATE_LIMIT_MIB:
+        raise argparse.ArgumentTypeError(f"--ratelimit {value} MiB/s is out of range (at most {MAX_RATE_LIMIT_MIB})")
+    return number
+
+
+def parse_pd(value: str) -> str:
+    """`host:port[,host:port...]` (an http:// or https:// prefix allowed, as in BR), checked here so a
+    typo is one line before anything connects. Returns the list normalised, comma-separated."""
+    try:
+        return ",".join(parse_pd_addresses(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _S3_HELP = {
@@ -189,6 +274,17 @@ def raw_range(args: argparse.Namespace, holders: str) -> KeyRange:
     if args.cf != "default":
         raise CommandError(f"--cf {args.cf}: {holders} hold only the default cf")
     return KeyRange(start=start, end=end)
+
+
+def tls_config(args: argparse.Namespace) -> TLSConfig:
+    """--ca/--cert/--key as the TLS of every gRPC connection to PD and TiKV (one line when inconsistent)."""
+    from br_common.grpc_tls import TLSConfig  # noqa: PLC0415 - grpc is heavy for `br --help`
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    try:
+        return TLSConfig(ca=args.ca, cert=args.cert, key=args.key)
+    except ValidationError as exc:
+        raise CommandError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
 
 def s3_flags(args: argparse.Namespace) -> S3Flags:

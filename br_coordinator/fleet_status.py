@@ -25,7 +25,7 @@ from br_common.fleet.queues import storage_queue, store_queue
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import PDClient, PDError
-from br_coordinator import flags, logging_setup
+from br_coordinator import flags
 from br_coordinator.errors import CommandError
 
 log = logging.getLogger("br.fleet")
@@ -42,22 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = fleet.add_subparsers(dest="fleet_command", metavar="<command>", title="Available Commands")
     commands.required = True
     status = commands.add_parser(
-        "status", help="each store, its agent, its queue, and the jobs running",
+        "status", parents=[flags.connection_parser()], help="each store, its agent, its queue, and the jobs",
         description="each store of PD with its agent (online, version, host/pid, last heartbeat, queue depth, "
-                    "allowed storage destinations, metrics URL), the shared queue and the jobs running",
+                    "allowed storage destinations, metrics URL), the shared queue, and the jobs running or "
+                    "interrupted (an interrupted job resumes when its command is rerun)",
         epilog="exit status: 0 every store has an online agent; 3 a store has none; 1 Redis or PD unreachable. "
                'Example: br fleet status --pd "${PDIP}:2379"')
-    status.add_argument("-u", "--pd", default="127.0.0.1:2379", metavar="ADDR",
-                        help="PD address (default 127.0.0.1:2379)")
-    status.add_argument("--broker", metavar="URL", help="Redis URL of the br-fleet; env BR_BROKER, default "
-                                                         "redis://127.0.0.1:6379/0 (password: BR_BROKER_PASSWORD_FILE)")
-    status.add_argument("-L", "--log-level", default="warn", choices=["debug", "info", "warn", "error", "fatal"],
-                        help='set the log level (default "warn")')
-    status.set_defaults(func=run_status)
+    status.set_defaults(func=run_status, verb_defaults={"log_level": "warn"})
 
 
 def run_status(args: argparse.Namespace) -> int:
-    logging_setup.setup(args.log_level, None, quiet_console=False)
     broker = flags.resolve_broker(args)
     client = redis_client(broker)
     try:
@@ -65,7 +59,7 @@ def run_status(args: argparse.Namespace) -> int:
     except redis.RedisError as exc:
         raise CommandError(broker_problem(broker, exc)) from None
     try:
-        pd = PDClient(args.pd, timeout=PD_TIMEOUT)
+        pd = PDClient(args.pd, timeout=PD_TIMEOUT, tls=flags.tls_config(args))
     except PDError as exc:
         raise CommandError(str(exc)) from None
     try:

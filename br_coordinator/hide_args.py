@@ -19,7 +19,7 @@ def _has_secret(value: str) -> bool:
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
-def _storage_positions(argv: list[str]) -> list[tuple[int, str]]:
+def storage_positions(argv: list[str]) -> list[tuple[int, str]]:
     """(index, prefix) of every storage value: `-s V`/`--storage V` (prefix "") or `--storage=V`."""
     out = []
     for i, arg in enumerate(argv):
@@ -34,7 +34,7 @@ def _storage_positions(argv: list[str]) -> list[tuple[int, str]]:
 
 def hide_storage_secrets(argv: list[str]) -> None:
     """Re-exec without the secret in argv when there is one; returns only when there is none."""
-    positions = [(i, p) for i, p in _storage_positions(argv) if _has_secret(argv[i][len(p):])]
+    positions = [(i, p) for i, p in storage_positions(argv) if _has_secret(argv[i][len(p):])]
     if not positions:
         return
     new_argv = list(argv)

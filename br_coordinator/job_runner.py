@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
+from datetime import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,8 +50,9 @@ def one_line(exc: BaseException) -> str:
 
 
 def ts_time(ts: int) -> str:
-    """A TSO timestamp as local wall-clock time, for operators reading summaries and errors."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(physical_ms(ts) / 1000))
+    """A TSO timestamp as local wall-clock time with its zone, for operators reading summaries and errors."""
+    moment = datetime.fromtimestamp(physical_ms(ts) / 1000).astimezone()
+    return moment.isoformat(sep=" ", timespec="seconds")
 
 
 def storage_location(args: argparse.Namespace) -> Location:
@@ -80,7 +81,8 @@ def connections(args: argparse.Namespace, warn_credentials: bool = False,
         raise CommandError("the storage is required: -s/--storage s3://bucket/prefix or local:///path")
     location = storage_location(args)
     specs = StorageSpecs(location, args.send_credentials_to_tikv)
-    logging_setup.setup(args.log_level, args.log_file, quiet_console=sys.stderr.isatty(), secrets=specs.secrets())
+    logging_setup.add_secrets(specs.secrets())
+    logging_setup.job_started()
     if warn_credentials:
         _warn_about_credentials(location, args.send_credentials_to_tikv)
     settings = FleetSettings(broker=flags.resolve_broker(args))
@@ -90,7 +92,7 @@ def connections(args: argparse.Namespace, warn_credentials: bool = False,
     except redis.RedisError as exc:
         raise CommandError(broker_problem(settings.broker, exc)) from None
     try:
-        pd = PDClient(args.pd)
+        pd = PDClient(args.pd, tls=flags.tls_config(args))
     except PDError as exc:
         raise CommandError(str(exc)) from None
     try:

@@ -4,6 +4,7 @@ what the job counts: backup's key ranges, restore's files.
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import TextIO
@@ -12,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, \
     TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
+
+log = logging.getLogger("br.summary")
 
 
 def human_bytes(n: float) -> str:
@@ -81,8 +84,12 @@ class JobProgress:
 
 
 def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
-    """The closing summary, one `key: value` per line (stdout: scripts can parse it)."""
-    print(title)
-    for key, value in rows:
-        print(f"  {key}: {value}")
+    """The closing summary, one `key: value` per line (stdout: scripts can parse it), and the same
+    lines in the log file."""
+    from br_coordinator.logging_setup import file_only  # noqa: PLC0415
+
+    lines = [title, *(f"  {key}: {value}" for key, value in rows)]
+    print("\n".join(lines))
     sys.stdout.flush()
+    for line in lines:
+        file_only(log, f"summary: {line.strip()}")

@@ -53,11 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                description="restore every range of a (raw) backup",
                                epilog='Example: br restore full --pd "${PDIP}:2379" '
                                       '--storage "s3://${Bucket}/${Folder}" --ratelimit 128 --log-file restore.log')
-    full.set_defaults(func=run_full)
+    full.set_defaults(func=run_full, job_log=True)
     raw = commands.add_parser("raw", parents=[*parents, flags.raw_parser("restore")],
                               help="restore a raw kv range to TiKV cluster",
                               description="(experimental) restore the part of a raw backup inside [--start, --end)")
-    raw.set_defaults(func=run_raw)
+    raw.set_defaults(func=run_raw, job_log=True)
 
 
 def _restore_parser() -> argparse.ArgumentParser:

@@ -105,11 +105,21 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"Flower: {state.fleet.flower_url} (Prometheus: {state.fleet.flower_url}/metrics)")
         for name, url in fleet.agent_metrics_urls(state).items():
             print(f"{name} metrics: {url}")
+        env_file = fleet.write_env_file(data_dir, state)
+        print(f"environment for br (BR_BROKER, PD, S3_ENDPOINT, BUCKET): set -a; . {_shown(env_file)}; set +a")
         print(f"fleet status: br fleet status --pd {state.pd_address} --broker {state.fleet.broker_url}")
         print("next, a backup (the agents use the instance-profile credentials of the IMDS endpoint; "
               "no keys here):\n  " + fleet.backup_command(state, time.strftime("backup-%Y%m%d-%H%M%S")))
     print(f"PD: {state.pd_address}")
     return 0
+
+
+def _shown(path: Path) -> str:
+    """A path as short as the operator can type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _fleet_up(args: argparse.Namespace, data_dir: Path, state: cluster.ClusterState) -> cluster.ClusterState:

@@ -157,6 +157,26 @@ def agent_metrics_urls(state: ClusterState) -> dict[str, str]:
     return urls
 
 
+ENV_FILE = "br.env"
+
+
+def write_env_file(data_dir: Path, state: ClusterState) -> Path:
+    """`<data dir>/br.env`: what `br`, `br fleet status` and `celery -A br_common.fleet.app` need to
+    find this devcluster (BR_BROKER), plus PD and S3 for the README's commands. No keys in it.
+    Used as on a real coordinator host: `set -a; . .devcluster/br.env; set +a`."""
+    assert state.fleet is not None
+    lines = ["# written by `br-devcluster up`; load with: set -a; . THIS_FILE; set +a",
+             f"BR_BROKER={state.fleet.broker_url}", f"PD={state.pd_address}",
+             f"S3_ENDPOINT={state.fleet.s3_endpoint}", f"BUCKET={state.fleet.bucket}"]
+    if state.fleet.flower_url:
+        lines.append(f"FLOWER={state.fleet.flower_url}")
+    path = data_dir / ENV_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path
+
+
 def backup_command(state: ClusterState, name: str) -> str:
     """The `br backup full` an operator runs next: storage URL without keys, broker explicit."""
     assert state.fleet is not None

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
 from br_common.kvproto import brpb_pb2
+from br_common.redaction import show_key
 from br_common.sealing import SealedBox
 
 # task names (Flower shows them; `shadow=` adds the job/store/range detail)
@@ -133,7 +134,7 @@ class KeyRange(Message):
     end: HexBytes = b""
 
     def label(self) -> str:
-        return f"[{self.start.hex() or '-inf'}..{self.end.hex() or '+inf'})"
+        return f"[{show_key(self.start, '-inf')}..{show_key(self.end, '+inf')})"
 
 
 class FileInfo(Message):

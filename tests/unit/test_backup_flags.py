@@ -7,11 +7,11 @@ import pytest
 
 from br_common.tso import compose
 from br_coordinator import flags
-from br_coordinator.cli import build_parser, main
+from br_coordinator.cli import build_parser, parse_args, main
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    return build_parser().parse_args(["backup", "full", "-s", "local:///tmp/x", *argv])
+    return parse_args(["backup", "full", "-s", "local:///tmp/x", *argv])
 
 
 def test_defaults_match_br() -> None:

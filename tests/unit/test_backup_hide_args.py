@@ -5,12 +5,12 @@ import os
 
 import pytest
 
-from br_coordinator.hide_args import FD_PREFIX, _has_secret, _storage_positions, read_storage_arg
+from br_coordinator.hide_args import FD_PREFIX, _has_secret, storage_positions, read_storage_arg
 
 
 def test_finds_every_storage_form() -> None:
     argv = ["backup", "full", "-s", "A", "--storage", "B", "--storage=C", "-sD", "--pd", "x"]
-    assert [(argv[i][len(p):]) for i, p in _storage_positions(argv)] == ["A", "B", "C", "D"]
+    assert [(argv[i][len(p):]) for i, p in storage_positions(argv)] == ["A", "B", "C", "D"]
 
 
 def test_secret_detection() -> None:

@@ -10,7 +10,7 @@ from br_common.fleet import messages as m
 from br_common.fleet.jobs import JobSpec, JobStore, Lease, RangeRecord
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.kvproto import metapb_pb2
-from br_coordinator.cli import build_parser
+from br_coordinator.cli import build_parser, parse_args
 from br_coordinator.fleet_status import age, gather, queue_depth, render
 
 
@@ -102,5 +102,5 @@ def test_running_and_interrupted_jobs(client: fakeredis.FakeRedis) -> None:
 
 def test_age_and_the_verb_is_registered() -> None:
     assert (age(3.21), age(12.4), age(125), age(3725), age(-1)) == ("3.2s", "12s", "2m05s", "1h02m", "0.0s")
-    args = build_parser().parse_args(["fleet", "status", "--pd", "10.0.1.11:2379"])
+    args = parse_args(["fleet", "status", "--pd", "10.0.1.11:2379"])
     assert args.pd == "10.0.1.11:2379" and args.log_level == "warn" and callable(args.func)

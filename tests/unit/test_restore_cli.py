@@ -11,7 +11,7 @@ from br_coordinator.errors import CommandError
 
 
 def _parse(*argv: str):  # noqa: ANN202
-    return cli.build_parser().parse_args(["restore", *argv])
+    return cli.parse_args(["restore", *argv])
 
 
 def test_full_takes_brs_flags() -> None:
