@@ -21,6 +21,7 @@ import grpc
 from celery import shared_task
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_agent.interruption import AttemptCancelled, end_as_revoked
 from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
@@ -45,12 +46,17 @@ def backup_range(self, payload: dict) -> dict:  # noqa: ANN001 - Celery's bound 
         self.update_state(task_id=task_id, state="PROGRESS", meta=progress.model_dump(mode="json"))
 
     try:
-        return run_backup(context, task, report).model_dump(mode="json")
+        result = run_backup(context, task, report)
+    except AttemptCancelled as exc:
+        end_as_revoked(self, str(exc))
     except AgentTaskError as exc:
         raise AgentTaskError(context.scrub(str(exc))) from None
     except Exception as exc:  # noqa: BLE001 - anything else: one safe line, not a traceback with locals
         log.exception("backup task %s failed", task.attempt)
         raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
+    if result.skipped:
+        end_as_revoked(self, result.skipped)
+    return result.model_dump(mode="json")
 
 
 def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
@@ -170,7 +176,7 @@ class _Uploader:
         try:
             skip = self._context.jobs(self._task.job_id).skip_reason(self._task.attempt)
             if skip:  # cancelled (job failed, interrupted, attempt resent): stop uploading now
-                raise AgentTaskError(f"stopped: {skip}")
+                raise AttemptCancelled(f"stopped: {skip}")
             _verify(path, info)
             self._storage.put_file(name, path)
         finally:

@@ -28,6 +28,7 @@ from celery import shared_task
 from rocksdict import IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_agent.interruption import end_as_revoked
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
 from br_common.fleet.messages import KeyRange, parse
@@ -51,18 +52,27 @@ class PieceError(Exception):
 
 
 # --- tasks ------------------------------------------------------------------------------------
-@shared_task(name=rm.DOWNLOAD)
-def download(payload: dict) -> dict:
+@shared_task(name=rm.DOWNLOAD, bind=True)
+def download(self, payload: dict) -> dict:  # noqa: ANN001 - Celery's bound task
     task = parse(rm.DownloadTask, payload)
     context = get_context()
-    return _guarded(context, lambda: run_download(context, task), f"download attempt {task.attempt}")
+    return _withdrawn_if_skipped(self, _guarded(context, lambda: run_download(context, task),
+                                                f"download attempt {task.attempt}"))
 
 
-@shared_task(name=rm.INGEST)
-def ingest(payload: dict) -> dict:
+@shared_task(name=rm.INGEST, bind=True)
+def ingest(self, payload: dict) -> dict:  # noqa: ANN001
     task = parse(rm.IngestTask, payload)
     context = get_context()
-    return _guarded(context, lambda: run_ingest(context, task), f"ingest attempt {task.attempt}")
+    return _withdrawn_if_skipped(self, _guarded(context, lambda: run_ingest(context, task),
+                                                f"ingest attempt {task.attempt}"))
+
+
+def _withdrawn_if_skipped(celery_task, result: dict) -> dict:  # noqa: ANN001
+    """A skipped attempt (withdrawn by the coordinator) ends as REVOKED (br_agent.interruption)."""
+    if result.get("skipped"):
+        end_as_revoked(celery_task, result["skipped"])
+    return result
 
 
 @shared_task(name=rm.CHECK_OBJECTS)

@@ -83,7 +83,8 @@ class Backup:
                        ranges=[self.whole], options={"compression": self.args.compression,
                                                      "compression_level": self.args.compression_level,
                                                      "backupts": self.args.backupts})
-        self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
+        self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup",
+                                resumable_for=self.args.checkpoint_gcttl)
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
 
@@ -106,7 +107,7 @@ class Backup:
         backup_ts = self._backup_ts(state)
         log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
                  backup_ts, ts_time(backup_ts))
-        with GCKeeper(self.pd, f"br-{self.job_id}", backup_ts, self.args.gcttl):
+        with GCKeeper(self.pd, self.job_id, backup_ts, self.args.gcttl, keep_for=self.args.checkpoint_gcttl):
             if not state.lock_acquired:
                 self._lock()
             records = self._follow(backup_ts)
@@ -129,6 +130,10 @@ class Backup:
             ts = state.job_ts
         elif self.args.backupts:
             ts = self.args.backupts
+            now = self.pd.tso()
+            if ts > now:  # BR accepts it, and then holds data as of when it ran, not as of the ts it names
+                raise CommandError(f"--backupts {ts} ({ts_time(ts)}) is after PD's current time {ts_time(now)}: "
+                                   f"a backup can only hold what is already committed; use a past ts or omit it")
         else:
             now = self.pd.tso()
             ts = now if not self.args.timeago else \

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import platform
 import shlex
+import signal
 import sys
 
 # only light imports up here: a URL with keys must leave the command line (re-exec in main)
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     set_redact(args.redact_info_log)
+    signal.signal(signal.SIGTERM, _interrupt)  # systemd, timeout(1): stop as Ctrl-C does (resumable)
     try:
         _start_logging(args)
     except OSError as exc:
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last resort: one line here, the traceback in the log file
         log.error("unexpected error", exc_info=True, extra={"br_file_only": True})
         return _fail(f"br: error: unexpected {type(exc).__name__}: {exc} (details in the log file)", 1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(line: str, code: int, exc: BaseException | None = None) -> int:

@@ -246,7 +246,13 @@ def backup_parser() -> argparse.ArgumentParser:
     group.add_argument("--timeago", type=parse_duration, metavar="DURATION",
                        help="the history version of the backup task, e.g. 1m, 1h. Do not exceed GCSafePoint")
     group.add_argument("--gcttl", type=_positive_int, default=300, metavar="SECONDS",
-                       help="the TTL (in seconds) that PD holds for BR's GC safepoint (default 300)")
+                       help="the TTL (in seconds) that PD holds for BR's GC safepoint while the backup runs; "
+                            "refreshed every TTL/3 (default 300)")
+    group.add_argument("--checkpoint-gcttl", type=_positive_int, default=4320, metavar="SECONDS",
+                       help="how long the GC safe point of an interrupted or failed backup is kept, so that "
+                            "rerunning the same command resumes it even after PD's gc_life_time; removed at once "
+                            "when the backup completes or is abandoned (br fleet abandon) (default 4320, BR's "
+                            "checkpoint TTL)")
     return parser
 
 

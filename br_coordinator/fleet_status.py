@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from br_common.fleet import redis_client
 from br_common.fleet.broker import broker_problem, redact
-from br_common.fleet.jobs import KEY_PREFIX, JobStore, Lease
+from br_common.fleet.jobs import KEY_PREFIX, RESUMABLE, JobStore, Lease
 from br_common.fleet.queues import storage_queue, store_queue
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.kvproto import metapb_pb2
@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="exit status: 0 every store has an online agent; 3 a store has none; 1 Redis or PD unreachable. "
                'Example: br fleet status --pd "${PDIP}:2379"')
     status.set_defaults(func=run_status, verb_defaults={"log_level": "warn"})
+    from br_coordinator import fleet_abandon  # noqa: PLC0415 - its own verb module, under `br fleet`
+
+    fleet_abandon.register(commands)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -95,6 +98,9 @@ class JobStatus(BaseModel):
     coordinator: str  # the lease holder; "" = nobody: interrupted, rerun the command to resume
     ranges_done: int
     created: float
+    status: str = "running"
+    message: str = ""
+    resumable_until: float = 0.0
 
 
 class FleetStatus(BaseModel):
@@ -140,8 +146,10 @@ def queue_depth(client: redis.Redis, queue: str) -> int:
         return sum(pipe.execute())
 
 
-def running_jobs(client: redis.Redis) -> list[JobStatus]:
-    """Job records whose status is running: held by a coordinator now, or interrupted."""
+def running_jobs(client: redis.Redis, now: float | None = None) -> list[JobStatus]:
+    """Jobs running (held by a coordinator now), and those interrupted or failed that a rerun can
+    still resume (their GC safe point is held until resumable_until)."""
+    now = time.time() if now is None else now
     out = []
     for raw in client.scan_iter(match=f"{KEY_PREFIX}*", count=1000):
         job_id = raw.decode().removeprefix(KEY_PREFIX)
@@ -149,11 +157,14 @@ def running_jobs(client: redis.Redis) -> list[JobStatus]:
             continue  # a job's ranges/cancelled/lease keys
         jobs = JobStore(client, job_id)
         state = jobs.load()
-        if state is None or state.status != "running":
+        if state is None or state.status not in RESUMABLE:
             continue
+        if state.status != "running" and state.resumable_until <= now:
+            continue  # its resume window has passed: no longer worth a line
         out.append(JobStatus(job_id=job_id, kind=state.spec.kind, storage_url=state.spec.storage_url,
                              coordinator=Lease(client, jobs.lease_key).holder() or "",
-                             ranges_done=client.hlen(jobs.ranges_key), created=state.created))
+                             ranges_done=client.hlen(jobs.ranges_key), created=state.created, status=state.status,
+                             message=state.message, resumable_until=state.resumable_until))
     return sorted(out, key=lambda j: j.created)
 
 
@@ -207,11 +218,18 @@ def _other_clusters(agents: list[AgentInfo]) -> list[str]:
 
 def _job_lines(jobs: list[JobStatus], now: float) -> list[str]:
     if not jobs:
-        return ["jobs running: none"]
-    return [f"job {j.job_id} {j.kind} {j.storage_url}: "
-            + (f"running (coordinator {j.coordinator})" if j.coordinator
-               else "interrupted (no coordinator: rerun the same command to resume)")
-            + f", {j.ranges_done} ranges done, started {age(now - j.created)} ago" for j in jobs]
+        return ["jobs running or resumable: none"]
+    return [f"job {j.job_id} {j.kind} {j.storage_url}: {_job_state(j, now)}, {j.ranges_done} ranges done, "
+            f"started {age(now - j.created)} ago" for j in jobs]
+
+
+def _job_state(job: JobStatus, now: float) -> str:
+    if job.coordinator:
+        return f"running (coordinator {job.coordinator})"
+    left = f"; GC safe point held {age(job.resumable_until - now)} more" if job.resumable_until > now else ""
+    why = f" ({job.message})" if job.status == "failed" and job.message else ""
+    return (f"{job.status if job.status != 'running' else 'interrupted'}{why}: rerun the same command to resume"
+            f"{left}, or `br fleet abandon --job {job.job_id}`")
 
 
 def age(seconds: float) -> str:

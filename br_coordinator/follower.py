@@ -107,7 +107,7 @@ class BackupFollower:
         return self.totals
 
     def cancel_all(self) -> None:
-        cancel_attempts(self.jobs, list(self.in_flight))
+        cancel_attempts(self.jobs, list(self.in_flight), self.app)
         self.in_flight.clear()
 
     # --- planning and sending -------------------------------------------------------------------

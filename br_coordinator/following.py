@@ -10,10 +10,12 @@ just started and is not cached yet does not count as gone.
 """
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass, field
 
+from celery import Celery
 from celery.result import AsyncResult
 from pydantic import BaseModel, Field
 
@@ -24,6 +26,8 @@ from br_common.fleet.signing import Signer, signing_problem
 from br_common.pd_client import PDClient, PDError
 from br_coordinator.errors import CommandError
 from br_coordinator.storage_spec import StorageSpecs
+
+log = logging.getLogger(__name__)
 
 RUNNING_STATES = ("STARTED", "PROGRESS", "RETRY")
 
@@ -43,11 +47,18 @@ def check_lease(lease: Lease, job_id: str) -> None:
         raise CommandError(f"lost the lease of job {job_id} (another coordinator took it?)")
 
 
-def cancel_attempts(jobs: JobStore, attempts: list[str]) -> None:
+def cancel_attempts(jobs: JobStore, attempts: list[str], app: Celery | None = None) -> None:
     """On failure/interrupt: agents skip the attempts they have not started (and stop a backup
-    between files), and a late redelivery of one does nothing."""
+    between files), and a late redelivery of one does nothing. With `app`, Celery's revoke is
+    broadcast too (attempt = task id): workers drop the queued ones at once, and Flower shows
+    every withdrawn task as REVOKED rather than FAILURE (running ones end so: br_agent.interruption)."""
     for attempt in attempts:
         jobs.cancel_attempt(attempt)
+    if app is not None and attempts:
+        try:
+            app.control.revoke(attempts)
+        except Exception as exc:  # noqa: BLE001 - best effort: the cancelled set above is what agents obey
+            log.warning("could not broadcast the revoke of %d tasks: %s", len(attempts), exc)
 
 
 def backoff(config: FollowConfig, exponent: int) -> float:

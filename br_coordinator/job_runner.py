@@ -119,9 +119,10 @@ JobBody = Callable[[JobState | None, JobState], int]  # (record of an earlier ru
 class JobRunner:
     """One job's lease and record: who runs it, and what a rerun resumes from."""
 
-    def __init__(self, client: redis.Redis, spec: JobSpec, ttl_days: int, verb: str) -> None:
+    def __init__(self, client: redis.Redis, spec: JobSpec, ttl_days: int, verb: str, resumable_for: int = 0) -> None:
         self.spec = spec
         self.verb = verb
+        self.resumable_for = resumable_for  # seconds a rerun can resume an interrupted/failed run
         self.jobs = JobStore(client, spec.job_id(), ttl_days)
         self.lease = Lease(client, self.jobs.lease_key, LEASE_TTL_MS)
 
@@ -140,8 +141,11 @@ class JobRunner:
                 raise CommandError(refusal)
             try:
                 return body(previous, self.jobs.create(self.spec))
+            except KeyboardInterrupt:
+                self.jobs.finish("interrupted", "interrupted (Ctrl-C or SIGTERM)", self.resumable_for)
+                raise
             except BaseException as exc:
-                self.jobs.finish("failed", one_line(exc))
+                self.jobs.finish("failed", one_line(exc), self.resumable_for)
                 raise
         finally:
             self.lease.release()

@@ -99,7 +99,7 @@ class RestoreFollower:
         return self.stats
 
     def cancel_all(self) -> None:
-        cancel_attempts(self.jobs, list(self.in_flight))
+        cancel_attempts(self.jobs, list(self.in_flight), self.app)
         self.in_flight.clear()
 
     # --- actions ---------------------------------------------------------------------------------

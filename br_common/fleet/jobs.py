@@ -39,7 +39,10 @@ from br_common.fleet.messages import FileInfo, KeyRange
 
 log = logging.getLogger(__name__)
 
-JobStatus = Literal["running", "failed", "done"]
+# interrupted: Ctrl-C or SIGTERM; failed: an error. Both resume when the same command is rerun
+# (until `resumable_until`); abandoned: the operator gave up on it (`br fleet abandon`).
+JobStatus = Literal["running", "interrupted", "failed", "done", "abandoned"]
+RESUMABLE = ("running", "interrupted", "failed")
 KEY_PREFIX = "br:job:"
 JOB_TS_FIELD = "job_ts"
 LEGACY_TS_FIELD = "backup_ts"  # what records written before job_ts call it (read, and migrated on resume)
@@ -76,6 +79,7 @@ class JobState(BaseModel):
     message: str = ""
     created: float = 0.0
     updated: float = 0.0
+    resumable_until: float = 0.0  # an interrupted/failed job's GC safe point is held until then
 
 
 class JobStore:
@@ -112,7 +116,8 @@ class JobStore:
                         job_ts=int(raw.get(JOB_TS_FIELD) or raw.get(LEGACY_TS_FIELD) or 0),
                         lock_acquired=raw.get("lock_acquired") == "1",
                         status=raw.get("status", "running"), message=raw.get("message", ""),
-                        created=float(raw.get("created", 0)), updated=float(raw.get("updated", 0)))
+                        created=float(raw.get("created", 0)), updated=float(raw.get("updated", 0)),
+                        resumable_until=float(raw.get("resumable_until", 0)))
 
     def fix_job_ts(self, ts: int) -> int:
         """Record the job's ts unless a previous run did; returns the recorded one (a rerun reuses
@@ -132,9 +137,12 @@ class JobStore:
         records = [RangeRecord.model_validate_json(v) for v in self._redis.hvals(self.ranges_key)]
         return sorted(records, key=lambda r: r.range.start)
 
-    def finish(self, status: JobStatus, message: str = "") -> None:
-        """Final status; the records then expire after ttl_days (kept for resume/inspection)."""
-        self._redis.hset(self.key, mapping={"status": status, "message": message, "updated": time.time()})
+    def finish(self, status: JobStatus, message: str = "", resumable_for: float = 0.0) -> None:
+        """Final status; the records then expire after ttl_days (kept for resume/inspection).
+        `resumable_for`: seconds a rerun can still resume (the job's GC safe point is kept that long)."""
+        now = time.time()
+        self._redis.hset(self.key, mapping={"status": status, "message": message, "updated": now,
+                                            "resumable_until": now + resumable_for if resumable_for else 0})
         for key in (self.key, self.ranges_key, self.cancelled_key):
             self._redis.expire(key, self.ttl_seconds)
 

@@ -75,7 +75,7 @@ def test_render_flags_the_store_without_agent_and_shows_each_agent(client: faker
     assert next(line for line in lines if line.startswith("3 ")).endswith("any destination")
     row2 = next(line for line in lines if line.startswith("2 "))
     assert row2.split()[3:] == ["NO", "AGENT", "-", "-", "-", "3", "-", "-"]
-    assert "shared queue br.42.storage: 1 waiting" in text and "jobs running: none" in text
+    assert "shared queue br.42.storage: 1 waiting" in text and "jobs running or resumable: none" in text
     assert "agent of store 9 unknown to this PD: tikv-9/109/bbbbbbbb" in text
     assert "1 br-agent of other clusters share this broker (cluster 7: stores 2)" in text
     assert lines[-1] == ("store 2 (10.0.1.22:20160) has NO ONLINE br-agent; 3 tasks wait in br.42.store.2: "
