@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
 
 import redis
+from celery.utils.nodenames import host_format
 from pydantic import BaseModel, Field
 
 from br_agent import metrics
@@ -29,6 +29,7 @@ from br_common.fleet.queues import agent_queues
 from br_common.fleet.registry import AgentInfo, Heartbeat, Registry
 from br_common.fleet.signing import SigningError, Verifier
 from br_common.kvproto import metapb_pb2
+from br_common.grpc_tls import TLSConfig
 from br_common.pd_client import PDClient, PDError
 from br_common.sealing import load_or_create_private_key, public_key_bytes
 
@@ -51,6 +52,8 @@ class AgentConfig(BaseModel):
     metrics_address: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
     trusted_coordinator_keys: list[str] = Field(default_factory=list)  # PEM files; empty: signing off
+    hostname: str = ""  # Celery worker name; "" = br-agent-<cluster>-store<store>@%h
+    tls: TLSConfig = Field(default_factory=TLSConfig)  # to PD and the store
 
     def resolved_staging_dir(self) -> Path:
         if self.staging_dir is not None:
@@ -73,21 +76,23 @@ def find_store(pd: PDClient, address: str, wait: float) -> metapb_pb2.Store:
         time.sleep(0.5)
 
 
-def _connect_pd(addresses: str) -> PDClient:
-    """The first PD of a comma-separated list that answers."""
-    errors = []
-    for address in (a.strip() for a in addresses.split(",") if a.strip()):
-        try:
-            return PDClient(address)
-        except PDError as exc:
-            errors.append(str(exc))
-    raise AgentError("; ".join(errors) or "no PD address given")
+def _connect_pd(addresses: str, tls: TLSConfig) -> PDClient:
+    """PD, from a comma-separated list (the client finds the leader)."""
+    try:
+        return PDClient(addresses, tls=tls)
+    except PDError as exc:
+        raise AgentError(str(exc)) from None
+
+
+def worker_name(config: AgentConfig, cluster_id: int, store_id: int) -> str:
+    """The Celery node name: cluster and store in it, so two clusters' agents on one host stay apart."""
+    return host_format(config.hostname or f"br-agent-{cluster_id}-store{store_id}@%h")
 
 
 def run(config: AgentConfig) -> int:
     settings = FleetSettings(broker=config.broker, signing_key="", signing_cert="")  # agents never sign
     verifier = _verifier(config)
-    pd = _connect_pd(config.pd)
+    pd = _connect_pd(config.pd, config.tls)
     if not config.allowed_destinations:
         log.warning("allowed_destinations is empty: this agent accepts tasks for any storage destination its "
                     "credentials reach (set allowed_destinations in the config file, or --allow-destination)")
@@ -125,14 +130,14 @@ def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: 
                                       public_key=public_key_bytes(key).hex(),
                                       allowed_destinations=config.allowed_destinations, metrics_url=metrics_url,
                                       trusted_signers=verifier.fingerprints if verifier is not None else [],
-                                      worker_name=f"br-agent-store{store.id}@{socket.gethostname()}")
+                                      worker_name=worker_name(config, pd.cluster_id, store.id))
     client = redis_client(settings.broker)
     try:
         client.ping()
     except redis.RedisError as exc:
         raise AgentError(broker_problem(settings.broker, exc)) from None
     context = AgentContext(info=info, cluster_id=pd.cluster_id, pd_address=pd.address, staging_dir=staging,
-                           redis=client, private_key=key)
+                           redis=client, private_key=key, tls=config.tls)
     context.clean_staging()
     return context
 

@@ -18,6 +18,7 @@ from br_agent.agent import AgentConfig, AgentError, run
 from br_agent.settings import ENV_PREFIX, AgentSettings, field_extra, load, shown_default
 from br_common.fleet.broker import has_password
 from br_common.fleet.config import FleetSettings, fleet_version
+from br_common.grpc_tls import TLSConfig
 
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] [%(name)s] %(message)s"
 
@@ -108,7 +109,8 @@ def _serve(settings: AgentSettings, ignored: list[str], config_file: str | None)
                          allowed_destinations=settings.allowed_destinations, store_wait=settings.store_wait,
                          log_level=settings.log_level, metrics_address=settings.metrics_address,
                          metrics_port=settings.metrics_port,
-                         trusted_coordinator_keys=settings.trusted_coordinator_keys)
+                         trusted_coordinator_keys=settings.trusted_coordinator_keys, hostname=settings.hostname,
+                         tls=TLSConfig(ca=settings.ca, cert=settings.cert, key=settings.key))
     return run(config)
 
 

@@ -23,7 +23,7 @@ from br_common.fleet import destinations
 from br_common.fleet.jobs import JobStore
 from br_common.fleet.messages import StorageSpec
 from br_common.fleet.registry import AgentInfo
-from br_common.grpc_util import channel_options
+from br_common.grpc_tls import TLSConfig, open_channel
 from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
 from br_common.sealing import SealedBox, SealingError, open_sealed
 from br_common.storage import ExternalStorage, LocalLocation, S3Credentials, S3Location, S3Storage, StorageOptions, \
@@ -44,6 +44,7 @@ class AgentContext:
     staging_dir: Path
     redis: redis.Redis
     private_key: X25519PrivateKey | None = None  # opens SealedBoxes addressed to info.public_key
+    tls: TLSConfig = field(default_factory=TLSConfig)  # the store's gRPC (clusters with enable_tls)
     _channel: grpc.Channel | None = None
     _storages: dict[tuple[str, str, int], ExternalStorage] = field(default_factory=dict)
     _secrets: set[str] = field(default_factory=set)
@@ -61,7 +62,7 @@ class AgentContext:
     def channel(self) -> grpc.Channel:
         with self._lock:
             if self._channel is None:
-                self._channel = grpc.insecure_channel(self.info.store_address, options=channel_options())
+                self._channel = open_channel(self.info.store_address, self.tls)
             return self._channel
 
     def backup_stub(self) -> brpb_pb2_grpc.BackupStub:

@@ -69,13 +69,23 @@ class AgentSettings(BaseSettings):
                                        "S3, shared with TiKV's user; also holds the agent's sealing key",
                                        metavar="DIR", shown="$TMPDIR/br-agent-<store host>-<store port>")
     concurrency: int = setting(8, "tasks this agent runs at once (threads of the Celery pool)", ge=1, le=256,
-                               metavar="N")
+                               flags=("-c", "--concurrency"), metavar="N")
+    hostname: str = setting("", "the Celery worker name (Flower, celery inspect); Celery's %h (host), %n and %d "
+                            "expand; it should name cluster and store so that two clusters' agents on one host "
+                            "stay apart", flags=("-n", "--hostname"), metavar="NAME",
+                            shown="br-agent-<cluster id>-store<store id>@%h")
+    ca: str = setting("", "CA certificate (PEM) of the cluster's TLS (tiup's enable_tls): the agent then talks "
+                      "TLS to PD and to its store; empty = plain gRPC", metavar="FILE", shown='"" (plain gRPC)')
+    cert: str = setting("", "this agent's TLS certificate (PEM), for clusters that require client certificates",
+                        metavar="FILE", shown='"" (none)')
+    key: str = setting("", "the private key (PEM) of cert", metavar="FILE", shown='"" (none)')
     allowed_destinations: list[str] = setting(
         [], "storage destinations (s3://bucket/prefix[?endpoint=URL] or local:///path) this agent may write to "
             "or read from; a prefix covers itself and what is below it on a '/' boundary; an entry without "
             "endpoint means AWS S3 only; any other task is refused and says so; empty = any destination "
             "(with a warning at startup)", flags=("--allow-destination",), metavar="URL", shown="[] (any)")
-    log_level: str = setting("INFO", "log verbosity: DEBUG, INFO, WARNING or ERROR (any case)", metavar="LEVEL")
+    log_level: str = setting("INFO", "log verbosity: DEBUG, INFO, WARNING or ERROR (any case)",
+                             flags=("-l", "--loglevel", "--log-level"), metavar="LEVEL")
     log_file: str = setting("", "also write the log to this file; empty = standard error only (the journal "
                             "under systemd)", metavar="FILE", shown='"" (stderr)')
     metrics_port: int = setting(9464, "port of the agent's Prometheus endpoint (http://ADDRESS:PORT/metrics: bytes "

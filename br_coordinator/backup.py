@@ -164,7 +164,7 @@ class Backup:
     def _follow(self, backup_ts: int) -> list[RangeRecord]:
         done = self.jobs.ranges()
         todo = subtract(self.whole, [r.range for r in done])
-        config = FollowerConfig(concurrency=self.args.concurrency)
+        config = FollowerConfig(concurrency=_store_concurrency(self.args))
         progress = JobProgress(f"backup {self.job_id}")
         follower = BackupFollower(self.app, self.pd, self.registry, self.jobs, self.lease,
                                   lambda attempt, task: self._range_task(attempt, task, backup_ts), config,
@@ -251,6 +251,16 @@ def run(args: argparse.Namespace, whole: m.KeyRange) -> int:
         raise CommandError("--backupts and --timeago are exclusive")
     with connections(args, warn_credentials=True) as conn:
         return Backup(args, whole, conn).run()
+
+
+def _store_concurrency(args: argparse.Namespace) -> int:
+    """--ratelimit is per store, whatever --concurrency: as BR does, a rate limit makes each store back up
+    one range at a time, so the store's limiter is the only one and the store moves at most N MiB/s."""
+    if args.ratelimit and args.concurrency > 1:
+        log.warning("--ratelimit %d with --concurrency %d: each store backs up one range at a time so that it moves "
+                    "at most %d MiB/s (--ratelimit is per store)", args.ratelimit, args.concurrency, args.ratelimit)
+        return 1
+    return args.concurrency
 
 
 def _cluster_version(pd: PDClient) -> str:

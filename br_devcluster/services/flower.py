@@ -19,7 +19,7 @@ def start_flower(work_dir: Path, broker_url: str, *, port: int | None = None,
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     port = pick_port(port)
-    env = dict(os.environ, CELERY_BROKER_URL=broker_url)  # what `celery --broker` would set, kept out of argv
+    env = dict(os.environ, BR_BROKER=broker_url)  # what `celery --broker` would set, kept out of argv
     env.pop("FLOWER_BASIC_AUTH", None)
     if basic_auth_file is not None:
         pair = read_secret_file(basic_auth_file)
@@ -28,7 +28,7 @@ def start_flower(work_dir: Path, broker_url: str, *, port: int | None = None,
         env["FLOWER_BASIC_AUTH"] = pair
         unauthenticated_api = False
     env["FLOWER_UNAUTHENTICATED_API"] = "true" if unauthenticated_api else "false"
-    args = [sys.executable, "-m", "celery", "flower", f"--address={HOST}", f"--port={port}"]
+    args = [sys.executable, "-m", "br_common.fleet.flower", f"--address={HOST}", f"--port={port}"]
     log_path = work_dir / "flower.log"
     pid = start_and_wait("flower", args, log_path, port, env=env, cwd=work_dir)
     return ServiceHandle(name="flower", pid=pid, address=f"{HOST}:{port}", url=f"http://{HOST}:{port}",
