@@ -69,8 +69,10 @@ class PDClient:
             members = self._stub.GetMembers(pdpb_pb2.GetMembersRequest(header=self._header()), timeout=self.timeout)
         except grpc.RpcError as exc:
             self._channel.close()
-            scheme = "TLS" if self.tls is not None and self.tls.enabled else "plain gRPC"
-            raise PDError(f"cannot reach PD at {address} ({scheme}): {_rpc_reason(exc)}") from None
+            tls = self.tls is not None and self.tls.enabled
+            hint = "" if tls else "; if the cluster uses TLS, pass --ca/--cert/--key"
+            raise PDError(f"cannot reach PD at {address} ({'TLS' if tls else 'plain gRPC'}): "
+                          f"{_rpc_reason(exc)}{hint}") from None
         self.cluster_id = members.header.cluster_id
         self.members_seen = members
 

@@ -19,8 +19,9 @@ from typing import Any
 import grpc
 
 from br_common.checksum import Checksum
-from br_common.grpc_util import READ_TS_METADATA, channel_options
+from br_common.grpc_util import READ_TS_METADATA
 from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2, tikvpb_pb2_grpc
+from br_common.grpc_tls import open_channel
 from br_common.pd_client import PDClient, RegionInfo
 
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024  # per RawBatchPut: well under the gRPC message limit
@@ -317,7 +318,7 @@ class RawKVClient:
         with self._lock:
             entry = self._channels.get(address)
             if entry is None:
-                channel = grpc.insecure_channel(address, options=channel_options())
+                channel = open_channel(address, getattr(self.pd, "tls", None))  # test doubles have none
                 entry = (channel, tikvpb_pb2_grpc.TikvStub(channel))
                 self._channels[address] = entry
             return entry[1]

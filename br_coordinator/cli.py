@@ -76,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
         hide_storage_secrets(argv)  # re-execs itself when -s carries keys: they leave the cmdline
     from br_common.redaction import set_redact  # noqa: PLC0415 - after the re-exec: see the imports above
-    from br_coordinator import logging_setup  # noqa: PLC0415
     from br_coordinator.errors import CommandError  # noqa: PLC0415
 
     args = parse_args(argv)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from datetime import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient, RawKVError
 from br_devcluster import cluster, fleet
+from br_devcluster.tls import tls_flags
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
 
 KEY_FORMATS = ("raw", "hex", "escape")
@@ -74,11 +75,18 @@ def _pd_address(args: argparse.Namespace) -> str:
     return state.pd_address
 
 
+def _pd_client(args: argparse.Namespace) -> PDClient:
+    """PD of --pd or of the data dir; with the data dir's client certificate when it serves TLS."""
+    state = cluster.load_state(_data_dir(args))
+    tls = state.client_tls() if state is not None and (not args.pd or args.pd == state.pd_address) else None
+    return PDClient(_pd_address(args), tls=tls)
+
+
 # --- commands ------------------------------------------------------------------------------
 def cmd_up(args: argparse.Namespace) -> int:
     try:
         config = cluster.ClusterConfig(stores=args.stores, replicas=args.replicas, regions=args.regions,
-                                       gc_life_time=args.gc_life_time, gc_interval=args.gc_interval)
+                                       gc_life_time=args.gc_life_time, gc_interval=args.gc_interval, tls=args.tls)
     except ValidationError as exc:
         raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     data_dir = _data_dir(args)
@@ -107,7 +115,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"{name} metrics: {url}")
         env_file = fleet.write_env_file(data_dir, state)
         print(f"environment for br (BR_BROKER, PD, S3_ENDPOINT, BUCKET): set -a; . {_shown(env_file)}; set +a")
-        print(f"fleet status: br fleet status --pd {state.pd_address} --broker {state.fleet.broker_url}")
+        tls = "".join(f" {flag}" for flag in tls_flags(state.client_tls()))
+        print(f"fleet status: br fleet status --pd {state.pd_address} --broker {state.fleet.broker_url}{tls}")
         print("next, a backup (the agents use the instance-profile credentials of the IMDS endpoint; "
               "no keys here):\n  " + fleet.backup_command(state, time.strftime("backup-%Y%m%d-%H%M%S")))
     print(f"PD: {state.pd_address}")
@@ -170,7 +179,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    with PDClient(_pd_address(args)) as pd, RawKVClient(pd) as client:
+    with _pd_client(args) as pd, RawKVClient(pd) as client:
         started = time.monotonic()
         with _progress(spec.total_bytes) as advance:
             run_load(KeyGen(spec), lambda pairs: client.batch_put(pairs, args.batch_bytes), args.batch_bytes,
@@ -185,7 +194,7 @@ def cmd_checksum(args: argparse.Namespace) -> int:
     start, end = parse_key(args.start, args.format), parse_key(args.end, args.format)
     if end and end < start:
         raise UsageError(f"--end {args.end!r} sorts before --start {args.start!r}")
-    with PDClient(_pd_address(args)) as pd, RawKVClient(pd) as client:
+    with _pd_client(args) as pd, RawKVClient(pd) as client:
         ts = args.ts if args.ts is not None else pd.tso()
         result = client.checksum(start, end, ts=ts)
     print(f"range: [{format_key(start)}, {format_key(end)}) (hex)")
@@ -263,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gc-life-time", type=float, metavar="SECONDS",
                    help="PD's GC life time: versions older than this may be removed (default: PD's own)")
     p.add_argument("--gc-interval", type=float, metavar="SECONDS", help="how often stores run GC (default: the store's)")
+    p.add_argument("--tls", action="store_true",
+                   help="PD and the stores serve TLS and require client certificates, as a cluster deployed with "
+                        "tiup's enable_tls; certificates are made in DATA_DIR/tls (br and br-agent take "
+                        "--ca/--cert/--key, printed below)")
     p.add_argument("--timeout", type=float, default=cluster.DEFAULT_TIMEOUT, metavar="SECONDS",
                    help="how long to wait for the cluster to be ready (default %(default)s)")
     fl = p.add_argument_group("fleet", "Besides PD and the stores, `up` starts Redis (the Celery broker), an "

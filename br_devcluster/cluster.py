@@ -22,8 +22,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 
 from br_common import procs
+from br_common.grpc_tls import TLSConfig
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import PDClient, PDError
+from br_devcluster.tls import client_tls, make_certificates, node_tls, tls_flags
 
 STATE_FILE = "cluster.json"
 LOCK_FILE = ".cluster.lock"
@@ -47,6 +49,7 @@ class ClusterConfig(BaseModel):
     regions: int = Field(default=8, ge=1, le=65536)
     gc_life_time: float | None = Field(default=None, ge=0)
     gc_interval: float | None = Field(default=None, gt=0)
+    tls: bool = False  # PD and stores serve TLS (and require client certificates), as tiup's enable_tls
 
     @model_validator(mode="after")
     def _replicas_fit(self) -> "ClusterConfig":
@@ -91,6 +94,7 @@ class ClusterState(BaseModel):
     config: ClusterConfig
     processes: list[ProcessEntry]
     fleet: FleetInfo | None = None  # set once `up` started Redis, S3, IMDS, agents and Flower
+    tls_dir: str = ""  # the certificates of a --tls cluster (br_devcluster.tls)
 
     def entry(self, name: str) -> ProcessEntry:
         for entry in self.processes:
@@ -100,6 +104,10 @@ class ClusterState(BaseModel):
 
     def by_role(self, role: str) -> list[ProcessEntry]:
         return [e for e in self.processes if e.role == role]
+
+    def client_tls(self) -> TLSConfig:
+        """What a client of this cluster's PD and stores presents (plain gRPC without --tls)."""
+        return client_tls(Path(self.tls_dir)) if self.tls_dir else TLSConfig()
 
 
 class UpResult(BaseModel):
@@ -174,6 +182,11 @@ def _new_state(data_dir: Path, config: ClusterConfig) -> ClusterState:
                              "--max-replicas", config.replicas)
     if config.gc_life_time is not None:
         pd_args += ["--gc-life-time", str(config.gc_life_time)]
+    tls_dir = data_dir / "tls"
+    if config.tls:
+        make_certificates(tls_dir)
+    server_tls = tls_flags(node_tls(tls_dir), "--tls-") if config.tls else []
+    pd_args += server_tls
     rows = [ProcessEntry(name="pd", role="pd", address=pd_address, log_path=str(logs / "pd.log"), args=pd_args)]
     for n in range(1, config.stores + 1):
         port = procs.free_port()
@@ -183,9 +196,11 @@ def _new_state(data_dir: Path, config: ClusterConfig) -> ClusterState:
                               "--host", HOST, "--port", port)
         if config.gc_interval is not None:
             args += ["--gc-interval", str(config.gc_interval)]
+        args += server_tls
         rows.append(ProcessEntry(name=f"store-{n}", role="store", address=f"{HOST}:{port}",
                                  log_path=str(logs / f"store-{n}.log"), args=args))
-    return ClusterState(pd_address=pd_address, config=config, processes=rows)
+    return ClusterState(pd_address=pd_address, config=config, processes=rows,
+                        tls_dir=str(tls_dir) if config.tls else "")
 
 
 def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEFAULT_TIMEOUT) -> UpResult:
@@ -201,6 +216,8 @@ def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEF
             save_state(data_dir, state)
             if started:
                 state.cluster_id = wait_ready(state, expect_regions=created, timeout=timeout)
+            if created:
+                _name_stores_by_id(state)
         except (ClusterError, PDError) as exc:
             for name in reversed(started):
                 procs.stop_pid(state.entry(name).pid)
@@ -208,6 +225,23 @@ def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEF
             raise ClusterError(str(exc)) from None
         save_state(data_dir, state)
         return UpResult(state=state, started=started, created=created)
+
+
+def _name_stores_by_id(state: ClusterState) -> None:
+    """Rows (and their logs) named after the ids PD gave the stores, which register in any order:
+    store-3 is the store PD and br call store 3. Logs move in two steps (store-1 <-> store-2)."""
+    with PDClient(state.pd_address, timeout=5.0, tls=state.client_tls()) as pd:
+        ids = {s.address: s.id for s in pd.stores()}
+    moved = []
+    for entry in state.by_role("store"):
+        if entry.address in ids:
+            entry.name = f"store-{ids[entry.address]}"
+            parked = Path(entry.log_path).with_name(f".{Path(entry.log_path).name}.renaming")
+            os.replace(entry.log_path, parked)  # the store keeps writing to it through its open file
+            moved.append((entry, parked))
+    for entry, parked in moved:
+        entry.log_path = str(parked.with_name(f"{entry.name}.log"))
+        os.replace(parked, entry.log_path)
 
 
 def start_entries(entries: list[ProcessEntry], started: list[str], timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -278,7 +312,7 @@ def wait_ready(state: ClusterState, expect_regions: bool, timeout: float = DEFAU
     deadline = time.monotonic() + timeout
     want_stores = {e.address for e in state.by_role("store")}
     last = "PD not answering"
-    with _connect(state.pd_address, deadline) as pd:
+    with _connect(state.pd_address, deadline, state.client_tls()) as pd:
         while time.monotonic() < deadline:
             _check_alive(state)
             last = _readiness(pd, want_stores, state.config.regions if expect_regions else 0)
@@ -288,10 +322,10 @@ def wait_ready(state: ClusterState, expect_regions: bool, timeout: float = DEFAU
     raise ClusterError(f"cluster not ready after {timeout:.0f}s: {last} (logs in {Path(state.processes[0].log_path).parent})")
 
 
-def _connect(address: str, deadline: float) -> PDClient:
+def _connect(address: str, deadline: float, tls: TLSConfig | None = None) -> PDClient:
     while True:
         try:
-            return PDClient(address, timeout=2.0)
+            return PDClient(address, timeout=2.0, tls=tls)
         except PDError as exc:
             if time.monotonic() > deadline:
                 raise ClusterError(str(exc)) from None
@@ -408,7 +442,7 @@ def status(data_dir: Path) -> ClusterStatus:
         result.pd_error = "PD is not running"
         return result
     try:
-        with PDClient(state.pd_address, timeout=5.0) as pd:
+        with PDClient(state.pd_address, timeout=5.0, tls=state.client_tls()) as pd:
             _fill_from_pd(result, pd)
     except PDError as exc:
         result.pd_error = str(exc)

@@ -25,6 +25,7 @@ from br_devcluster.services import RoleCredentials, ServiceError, ServiceHandle,
     start_imds, start_redis, start_seaweedfs
 from br_devcluster.services._launch import pick_port
 from br_devcluster.services.imds import AWS_CREDENTIAL_ENV
+from br_devcluster.tls import tls_flags
 
 DEFAULT_BUCKET = "br-fleet"
 AGENT_WAIT_SECONDS = 60.0
@@ -112,7 +113,8 @@ def agent_entry(data_dir: Path, state: ClusterState, store: ProcessEntry, broker
     name = store.name.replace("store", "agent", 1)
     args = [sys.executable, "-m", "br_agent", "--store", store.address, "--pd", state.pd_address,
             "--broker", broker_url, "--staging-dir", str(data_dir / "agents" / name),
-            "--metrics-port", str(pick_port())]  # one endpoint per agent; kept across restarts (argv)
+            "--metrics-port", str(pick_port()),  # one endpoint per agent; kept across restarts (argv)
+            *tls_flags(state.client_tls())]
     env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_url, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
            "AWS_CONFIG_FILE": os.devnull}
     return ProcessEntry(name=name, role="agent", log_path=str(data_dir / "logs" / f"{name}.log"), args=args,
@@ -195,5 +197,6 @@ def backup_command(state: ClusterState, name: str) -> str:
     """The `br backup full` an operator runs next: storage URL without keys, broker explicit."""
     assert state.fleet is not None
     storage = f"s3://{state.fleet.bucket}/{name}?endpoint={state.fleet.s3_endpoint}"
+    tls = " ".join(tls_flags(state.client_tls()))
     return (f'br backup full --pd {state.pd_address} --storage "{storage}" '
-            f"--broker {state.fleet.broker_url} --log-file backup.log")
+            f"--broker {state.fleet.broker_url}{' ' + tls if tls else ''} --log-file backup.log")

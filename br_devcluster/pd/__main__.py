@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+from br_common.grpc_tls import server_credentials
 from br_common.grpc_util import channel_options
 from br_common.kvproto import devclusterpb_pb2_grpc, pdpb_pb2_grpc
 from br_devcluster.pd.config import PDConfig, parse_args
@@ -36,17 +37,20 @@ def build(config: PDConfig) -> tuple[grpc.Server, StoreLink]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     topology = Topology(config.initial_stores, config.initial_regions, config.max_replicas)
     state = ClusterState(config.data_dir, topology, IdAllocator(config.data_dir / "ids.json"))
-    link = StoreLink()
+    link = StoreLink(config.tls)
     operators = Operators(state, link)
     # no SO_REUSEPORT: a second PD on a taken port must fail, not share it
     options = [*channel_options(), ("grpc.so_reuseport", 0)]
     server = grpc.server(ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="pd-rpc"), options=options)
-    url = f"http://{config.host}:{config.port}"
+    url = f"{'https' if config.tls.cert else 'http'}://{config.host}:{config.port}"
     pd = PDService(state, TsoAllocator(config.data_dir / "tso.json"),
                    GCSafePoints(config.data_dir / "gc.json", config.gc_life_time), operators, url)
     pdpb_pb2_grpc.add_PDServicer_to_server(pd, server)
     devclusterpb_pb2_grpc.add_DevPDServicer_to_server(DevPDService(state, operators), server)
-    server.add_insecure_port(f"{config.host}:{config.port}")
+    if config.tls.cert:
+        server.add_secure_port(f"{config.host}:{config.port}", server_credentials(config.tls))
+    else:
+        server.add_insecure_port(f"{config.host}:{config.port}")
     log.info("cluster %d, data dir %s", state.cluster_id, config.data_dir)
     return server, link
 

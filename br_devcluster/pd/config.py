@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from br_common.grpc_tls import TLSConfig
 from br_devcluster.cli_args import OneLineParser, validated
 from br_devcluster.pd.layout import KEY_SPACE
 
@@ -19,6 +20,14 @@ class PDConfig(BaseModel):
     max_replicas: int = Field(1, ge=1)
     gc_life_time: float = Field(600.0, ge=0)
     log_file: Path | None = None
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def tls(self) -> TLSConfig:
+        """With a cert: the server speaks TLS (and with a CA requires clients' certificates)."""
+        return TLSConfig(ca=self.tls_ca, cert=self.tls_cert, key=self.tls_key)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> PDConfig:
@@ -32,4 +41,7 @@ def parse_args(argv: Sequence[str] | None = None) -> PDConfig:
     parser.add_argument("--max-replicas", default="1", help="peers per region")
     parser.add_argument("--gc-life-time", default="600", help="seconds of history GC keeps")
     parser.add_argument("--log-file", default=None)
+    parser.add_argument("--tls-ca", default="", help="CA (PEM): clients must present a certificate it signed")
+    parser.add_argument("--tls-cert", default="", help="server certificate (PEM): serve TLS")
+    parser.add_argument("--tls-key", default="", help="its private key (PEM)")
     return validated(parser, PDConfig, argv)

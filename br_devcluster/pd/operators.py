@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from br_common.grpc_util import channel_options
+from br_common.grpc_tls import TLSConfig, open_channel
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc
 from br_devcluster.pd.models import Region
 from br_devcluster.pd.scatter import Move, ScatterPlan
@@ -29,9 +29,10 @@ class OperatorError(RuntimeError):
 
 
 class StoreLink:
-    """DevStore stubs on cached insecure channels, one per store address."""
+    """DevStore stubs on cached channels (TLS when the cluster has it), one per store address."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TLSConfig | None = None) -> None:
+        self._tls = tls
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
 
@@ -39,7 +40,7 @@ class StoreLink:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                channel = self._channels[address] = grpc.insecure_channel(address, options=channel_options())
+                channel = self._channels[address] = open_channel(address, self._tls)
             return devclusterpb_pb2_grpc.DevStoreStub(channel)
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+from br_common.grpc_tls import TLSConfig
 from br_devcluster.cli_args import OneLineParser, validated
 
 PROG = "python -m br_devcluster.store"
@@ -20,6 +21,9 @@ class StoreConfig(BaseModel):
     # staged SSTs of failed or superseded downloads are never ingested: removed once this old
     staged_ttl: float = Field(3600.0, gt=0)
     log_file: Path | None = None
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @field_validator("pd")
     @classmethod
@@ -29,6 +33,11 @@ class StoreConfig(BaseModel):
         if not host or not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT")
         return address
+
+    @property
+    def tls(self) -> TLSConfig:
+        """Served and used: the store speaks TLS, and talks TLS to PD and its peers, with this cert."""
+        return TLSConfig(ca=self.tls_ca, cert=self.tls_cert, key=self.tls_key)
 
     @property
     def address(self) -> str:
@@ -59,4 +68,8 @@ def parse_args(argv: Sequence[str] | None = None) -> StoreConfig:
                         help="seconds a downloaded SST may wait for ingest before it is removed (at start and "
                              "in every GC pass)")
     parser.add_argument("--log-file", default=None)
+    parser.add_argument("--tls-ca", default="", help="CA (PEM) of the cluster: verifies PD and peers, and "
+                        "clients must present a certificate it signed")
+    parser.add_argument("--tls-cert", default="", help="this store's certificate (PEM): serve TLS")
+    parser.add_argument("--tls-key", default="", help="its private key (PEM)")
     return validated(parser, StoreConfig, argv)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import grpc
 
-from br_common.grpc_util import channel_options
+from br_common.grpc_tls import TLSConfig, open_channel
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2
 from br_common.pd_client import PDError
 
@@ -16,9 +16,9 @@ class PDRefused(PDError):
 
 
 class DevPDClient:
-    def __init__(self, address: str, cluster_id: int) -> None:
+    def __init__(self, address: str, cluster_id: int, tls: TLSConfig | None = None) -> None:
         self.cluster_id = cluster_id
-        self._channel = grpc.insecure_channel(address, options=channel_options())
+        self._channel = open_channel(address, tls)
         self._stub = devclusterpb_pb2_grpc.DevPDStub(self._channel)
 
     def close(self) -> None:

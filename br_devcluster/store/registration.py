@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from br_common.grpc_tls import TLSConfig
 from br_common.pd_client import PDClient, PDError
 from br_devcluster.store.pd_dev import DevPDClient, PDRefused
 
@@ -42,11 +43,11 @@ def save_identity(path: Path, identity: Identity) -> None:
     os.replace(tmp, path)
 
 
-def connect_pd(address: str, stop: threading.Event) -> PDClient | None:
+def connect_pd(address: str, stop: threading.Event, tls: TLSConfig | None = None) -> PDClient | None:
     """Retry until PD answers GetMembers; None if asked to stop first."""
     while not stop.is_set():
         try:
-            return PDClient(address, timeout=10.0, caller_id="br-devcluster-store")
+            return PDClient(address, timeout=10.0, caller_id="br-devcluster-store", tls=tls)
         except PDError as exc:
             log.info("waiting for PD: %s", exc)
             stop.wait(RETRY_SECONDS)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 
 import grpc
 
-from br_common.grpc_util import channel_options
+from br_common.grpc_tls import open_channel
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc
 from br_common.pd_client import PDClient, PDError
 from br_devcluster.store.engine import RawWrite
@@ -77,7 +77,7 @@ class PeerClients:
                 if cached is None or cached[0] != address:
                     if cached is not None:
                         cached[1].close()
-                    cached = (address, grpc.insecure_channel(address, options=channel_options()))
+                    cached = (address, open_channel(address, self._pd.tls))
                     self._channels[store_id] = cached
         return devclusterpb_pb2_grpc.DevStoreStub(cached[1])
 

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 
 import grpc
 
+from br_common.grpc_tls import server_credentials
 from br_common.grpc_util import channel_options
 from br_common.kvproto import brpb_pb2_grpc, devclusterpb_pb2_grpc, import_sstpb_pb2_grpc, tikvpb_pb2_grpc
 from br_devcluster.store.backup_service import BackupService
@@ -42,13 +43,13 @@ class StoreServer:
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         identity = load_identity(config.identity_file)
-        pd = connect_pd(config.pd, self.stop)
+        pd = connect_pd(config.pd, self.stop, config.tls)
         if pd is None:
             return
         with ExitStack() as cleanup:  # unwinds in reverse: server, GC, clients, then RocksDB
             cleanup.callback(pd.close)
             check_identity(identity, pd.cluster_id)
-            dev_pd = DevPDClient(pd.address, pd.cluster_id)
+            dev_pd = DevPDClient(pd.address, pd.cluster_id, config.tls)
             cleanup.callback(dev_pd.close)
             engine = Engine(config.db_dir)
             cleanup.callback(engine.close)
@@ -97,7 +98,10 @@ class StoreServer:
         import_sstpb_pb2_grpc.add_ImportSSTServicer_to_server(ImportService(state, staging), server)
         devclusterpb_pb2_grpc.add_DevStoreServicer_to_server(DevStoreService(state, staging), server)
         try:
-            server.add_insecure_port(self.config.address)
+            if self.config.tls.cert:
+                server.add_secure_port(self.config.address, server_credentials(self.config.tls))
+            else:
+                server.add_insecure_port(self.config.address)
         except RuntimeError as exc:
             raise FatalError(f"cannot listen on {self.config.address}: {exc}") from None
         return server
