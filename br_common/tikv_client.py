@@ -19,10 +19,11 @@ from typing import Any
 import grpc
 
 from br_common.checksum import Checksum
+from br_common.grpc_tls import open_channel
 from br_common.grpc_util import READ_TS_METADATA
 from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2, tikvpb_pb2_grpc
-from br_common.grpc_tls import open_channel
 from br_common.pd_client import PDClient, RegionInfo
+from br_common.redaction import show_key
 
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024  # per RawBatchPut: well under the gRPC message limit
 SCAN_PAGE = 1024
@@ -49,7 +50,7 @@ def describe_region_error(err: errorpb_pb2.Error) -> str:
         return f"RegionNotFound(region {err.region_not_found.region_id})"
     if err.HasField("key_not_in_region"):
         k = err.key_not_in_region
-        return f"KeyNotInRegion(key {k.key!r} not in region {k.region_id} [{k.start_key!r}, {k.end_key!r}))"
+        return f"KeyNotInRegion(key {show_key(k.key)} not in region {k.region_id} [{show_key(k.start_key)}, {show_key(k.end_key)}))"
     if err.HasField("server_is_busy"):
         return f"ServerIsBusy({err.server_is_busy.reason})"
     return f"RegionError({err.message or 'unknown'})"
@@ -69,7 +70,7 @@ def _clip(start: bytes, end: bytes, region: metapb_pb2.Region) -> tuple[bytes, b
 
 def _check_range(start: bytes, end: bytes) -> None:
     if end and end < start:
-        raise ValueError(f"invalid key range: end {end!r} < start {start!r}")
+        raise ValueError(f"invalid key range: end {show_key(end)} < start {show_key(start)} (hex)")
 
 
 class RegionCache:
@@ -88,7 +89,7 @@ class RegionCache:
                 return self._infos[i]
         info = self._pd.region(key)
         if info is None:
-            raise RawKVError(f"PD knows no region holding key {key!r}")
+            raise RawKVError(f"PD knows no region holding key {show_key(key)} (hex)")
         self._insert(info)
         return info
 
@@ -260,7 +261,7 @@ class RawKVClient:
             response, reason = self._send(info, method, build(self._context(info), info.region), ts)
             if response is not None:
                 return info, response
-            self._backoff(attempt, f"{method} at key {key!r}", reason)
+            self._backoff(attempt, f"{method} at key {show_key(key)}", reason)
             attempt += 1
 
     def _send(self, info: RegionInfo, method: str, request: Any, ts: int | None) -> tuple[Any | None, str]:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from br_common.kvproto import brpb_pb2, brpb_pb2_grpc, errorpb_pb2
 from br_common.pd_client import PDError, RegionInfo
+from br_common.redaction import show_key
 from br_devcluster.store.backup_files import CF, RegionBackup, write_region_files
-from br_devcluster.store.errors import RegionError, StoreError, pd_unavailable
 from br_devcluster.store.engine import Snapshot
+from br_devcluster.store.errors import RegionError, StoreError, pd_unavailable
 from br_devcluster.store.ratelimit import RateLimiter
 from br_devcluster.store.regions import epoch_not_match, region_not_found
 from br_devcluster.store.sstfiles import sst_options
@@ -88,7 +89,7 @@ def _validate(request: brpb_pb2.BackupRequest) -> Path:
     if not request.storage_backend.local.path:
         raise StoreError("storage_backend.local.path must not be empty")
     if request.end_key and request.end_key <= request.start_key:
-        raise StoreError(f"empty or inverted range [{request.start_key!r}, {request.end_key!r})")
+        raise StoreError(f"empty or inverted range [{show_key(request.start_key)}, {show_key(request.end_key)}) (hex)")
     if request.end_version == 0 or request.start_version > request.end_version:
         raise StoreError(f"bad versions: start {request.start_version}, end {request.end_version}")
     if request.cipher_info.cipher_key:

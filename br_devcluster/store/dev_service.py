@@ -5,6 +5,7 @@ import logging
 
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2
 from br_common.pd_client import RegionInfo
+from br_common.redaction import show_key
 from br_devcluster.store.errors import StoreError, rpc
 from br_devcluster.store.regions import region_not_found
 from br_devcluster.store.staging import Staging
@@ -45,7 +46,7 @@ class DevStoreService(devclusterpb_pb2_grpc.DevStoreServicer):
     def DropRange(self, request, context):  # noqa: ANN001, ANN201, N802
         self._check_cluster(request.cluster_id)
         if request.end_key and request.end_key < request.start_key:
-            raise StoreError(f"inverted range [{request.start_key!r}, {request.end_key!r})")
+            raise StoreError(f"inverted range [{show_key(request.start_key)}, {show_key(request.end_key)}) (hex)")
         self._state.engine.drop_range(request.start_key, request.end_key)
         return Admin()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from rocksdict import Options
 
 from br_common.kvproto import import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
+from br_common.redaction import show_key
 from br_devcluster.store import mvcc
 from br_devcluster.store.errors import InvalidArgument, StoreError, rpc
 from br_devcluster.store.regions import key_in_region, key_not_in_region
@@ -148,7 +149,7 @@ def _source_path(request: import_sstpb_pb2.DownloadRequest) -> Path:
 
 def rewrite_key(key: bytes, rule: import_sstpb_pb2.RewriteRule) -> bytes:
     if not key.startswith(rule.old_key_prefix):
-        raise StoreError(f"key {key!r} does not start with the rewrite rule's old prefix {rule.old_key_prefix!r}")
+        raise StoreError(f"key {show_key(key)} does not start with the rewrite rule's old prefix {show_key(rule.old_key_prefix)} (hex)")
     return rule.new_key_prefix + key[len(rule.old_key_prefix):]
 
 
@@ -157,4 +158,4 @@ def check_in_range(key: bytes, sst: import_sstpb_pb2.SSTMeta) -> None:
     inside = key >= start and (not end or (key < end if sst.end_key_exclusive else key <= end))
     if not inside:
         bound = ")" if sst.end_key_exclusive else "]"
-        raise StoreError(f"key {key!r} is outside the SST range [{start!r}, {end!r}{bound}")
+        raise StoreError(f"key {show_key(key)} is outside the SST range [{show_key(start)}, {show_key(end)}{bound} (hex)")

@@ -7,10 +7,16 @@ from itertools import islice
 from br_common.checksum import Checksum
 from br_common.kvproto import kvrpcpb_pb2, metapb_pb2, tikvpb_pb2_grpc
 from br_common.pd_client import RegionInfo
+from br_common.redaction import show_key
 from br_devcluster.store import mvcc
 from br_devcluster.store.engine import Snapshot
 from br_devcluster.store.errors import InvalidArgument, StoreError, rpc
-from br_devcluster.store.regions import clamp_end, key_not_in_region, key_in_region, range_in_region
+from br_devcluster.store.regions import (
+    clamp_end,
+    key_in_region,
+    key_not_in_region,
+    range_in_region,
+)
 from br_devcluster.store.state import StoreState, read_ts
 
 Mutation = tuple[bytes, bytes | None]  # (user key, value or None = delete)
@@ -128,7 +134,7 @@ def checksum_ranges(ranges: list[kvrpcpb_pb2.KeyRange], region: metapb_pb2.Regio
     for key_range in ranges:
         start, end = key_range.start_key, clamp_end(key_range.end_key, region)
         if end and end < start:
-            raise StoreError(f"checksum range is inverted: [{start!r}, {end!r})")
+            raise StoreError(f"checksum range is inverted: [{show_key(start)}, {show_key(end)}) (hex)")
         _require_inside(start, end, region)
         yield start, end
 

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 
 from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2
 from br_common.pd_client import PDClient, RegionInfo
+from br_common.redaction import show_key
 from br_devcluster.store.errors import RegionError
 
 
@@ -82,6 +83,6 @@ def not_leader(info: RegionInfo, store_id: int) -> errorpb_pb2.Error:
 
 def key_not_in_region(key: bytes, region: metapb_pb2.Region) -> RegionError:
     return RegionError(errorpb_pb2.Error(
-        message=f"key {key!r} is not in region {region.id} [{region.start_key!r}, {region.end_key!r})",
+        message=f"key {show_key(key)} is not in region {region.id} [{show_key(region.start_key)}, {show_key(region.end_key)}) (hex)",
         key_not_in_region=errorpb_pb2.KeyNotInRegion(key=key, region_id=region.id, start_key=region.start_key,
                                                      end_key=region.end_key)))

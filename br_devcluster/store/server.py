@@ -10,7 +10,12 @@ import grpc
 
 from br_common.grpc_tls import server_credentials
 from br_common.grpc_util import channel_options
-from br_common.kvproto import brpb_pb2_grpc, devclusterpb_pb2_grpc, import_sstpb_pb2_grpc, tikvpb_pb2_grpc
+from br_common.kvproto import (
+    brpb_pb2_grpc,
+    devclusterpb_pb2_grpc,
+    import_sstpb_pb2_grpc,
+    tikvpb_pb2_grpc,
+)
 from br_devcluster.store.backup_service import BackupService
 from br_devcluster.store.config import StoreConfig
 from br_devcluster.store.dev_service import DevStoreService
@@ -19,8 +24,16 @@ from br_devcluster.store.gc import GCLoop
 from br_devcluster.store.import_service import ImportService
 from br_devcluster.store.pd_dev import DevPDClient
 from br_devcluster.store.raw_service import RawService
-from br_devcluster.store.registration import (FatalError, Heartbeat, Identity, check_identity, connect_pd,
-                                              load_identity, register, save_identity)
+from br_devcluster.store.registration import (
+    FatalError,
+    Heartbeat,
+    Identity,
+    check_identity,
+    connect_pd,
+    load_identity,
+    register,
+    save_identity,
+)
 from br_devcluster.store.replication import PeerClients
 from br_devcluster.store.staging import Staging
 from br_devcluster.store.state import StoreState

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
 
-from rocksdict import DBCompressionType, IngestExternalFileOptions, Options, Rdict, SstFileWriter
+from rocksdict import (
+    DBCompressionType,
+    IngestExternalFileOptions,
+    Options,
+    Rdict,
+    SstFileWriter,
+)
 
 from br_common.kvproto import brpb_pb2
 
