@@ -12,7 +12,7 @@ Metrics (all with label store):
   (br.backup.range, ...), outcome success, failure or refused (an allowlist refusal)
 * br_agent_s3_retries_total: S3 requests botocore repeated (SlowDown, 5xx, connection errors)
 * br_agent_throttled_seconds_total: time tasks slept in this agent's rate limiter
-  (restore downloads; a backup's --ratelimit is enforced inside TiKV)
+  (restore downloads; a backup's --ratelimit is enforced inside TiKV and on uploads)
 
 Why a failing endpoint is only a warning: two TiKV instances on one host means two agents with
 the same default port; monitoring must not stop backups. `br fleet status` shows which agent

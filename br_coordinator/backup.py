@@ -83,8 +83,7 @@ class Backup:
                        ranges=[self.whole], options={"compression": self.args.compression,
                                                      "compression_level": self.args.compression_level,
                                                      "backupts": self.args.backupts})
-        self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup",
-                                resumable_for=self.args.checkpoint_gcttl)
+        self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
 
@@ -108,6 +107,7 @@ class Backup:
         log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
                  backup_ts, ts_time(backup_ts))
         with GCKeeper(self.pd, self.job_id, backup_ts, self.args.gcttl, keep_for=self.args.checkpoint_gcttl):
+            self.runner.resumable_for = self.args.checkpoint_gcttl  # from here on the safe point outlives a failure
             if not state.lock_acquired:
                 self._lock()
             records = self._follow(backup_ts)

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import logging
 import platform
+import re
 import shlex
 import signal
 import sys
@@ -134,6 +135,9 @@ def _log_arguments(argv: list[str], args: argparse.Namespace) -> None:
     shown = list(argv)
     for index, prefix in storage_positions(argv):
         shown[index] = prefix + _redacted_storage(args.storage)
+    if args.redact_info_log:  # keys are user data: --start/--end values go too
+        shown = [("?" if i and shown[i - 1] in ("--start", "--end") else re.sub(r"^(--(?:start|end)=).*", r"\1?", a))
+                 for i, a in enumerate(shown)]
     from br_coordinator.logging_setup import file_only  # noqa: PLC0415
 
     file_only(log, f"br-fleet {fleet_version()} (br {args.command}, Python {platform.python_version()} on "

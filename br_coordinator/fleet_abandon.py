@@ -21,8 +21,8 @@ from br_coordinator.gc_keeper import remove_safe_point
 def register(commands: argparse._SubParsersAction) -> None:
     abandon = commands.add_parser(
         "abandon", parents=[flags.connection_parser()], help="give up on an interrupted or failed job",
-        description="mark an interrupted or failed job abandoned and remove its GC safe point now; "
-                    "`br fleet status` lists the job ids")
+        description="mark an interrupted or failed job abandoned and remove its GC safe point now (a "
+                    "rerun of its command then starts over); `br fleet status` lists the job ids")
     abandon.add_argument("--job", required=True, metavar="ID", help="the job id (as br fleet status shows it)")
     abandon.set_defaults(func=run_abandon, verb_defaults={"log_level": "warn"})
 
@@ -56,5 +56,5 @@ def abandon(client: redis.Redis, args: argparse.Namespace) -> str:
             remove_safe_point(pd, args.job)
     except PDError as exc:
         raise CommandError(str(exc)) from None
-    jobs.finish("abandoned", "abandoned by the operator")
+    jobs.abandon()
     return f"job {args.job} ({state.spec.kind} {state.spec.storage_url}) abandoned; its GC safe point is removed"

@@ -146,6 +146,13 @@ class JobStore:
         for key in (self.key, self.ranges_key, self.cancelled_key):
             self._redis.expire(key, self.ttl_seconds)
 
+    def abandon(self) -> None:
+        """The operator gave up: status abandoned, and the ts and completed ranges are forgotten, so a
+        rerun of the same command starts over at a new ts instead of resuming below the GC safe point."""
+        self._redis.hdel(self.key, JOB_TS_FIELD, LEGACY_TS_FIELD)
+        self._redis.delete(self.ranges_key)
+        self.finish("abandoned", "abandoned by the operator")
+
     # --- attempts (agents read these) -----------------------------------------------------------
     def cancel_attempt(self, attempt: str) -> None:
         self._redis.sadd(self.cancelled_key, attempt)
