@@ -113,7 +113,8 @@ def _fail(line: str, code: int, exc: BaseException | None = None) -> int:
 
     log.debug("failed", exc_info=exc is not None)
     logging_setup.file_only(log, f"{line} (exit {code})")
-    print(line, file=sys.stderr)
+    log_file = logging_setup.unshown_log_file()
+    print(f"{line} (log: {log_file})" if log_file else line, file=sys.stderr)
     return code
 
 

@@ -92,6 +92,7 @@ def setup(level: str, log_file: str | Path | None, quiet_console: bool, secrets:
     console.addFilter(_scrubber)
     console.addFilter(_ConsoleOnly())
     handlers: list[logging.Handler] = [console]
+    _current["path"] = str(log_file or "")
     if log_file:
         file_handler = logging.FileHandler(log_file)
         file_handler.setLevel(numeric)
@@ -103,17 +104,33 @@ def setup(level: str, log_file: str | Path | None, quiet_console: bool, secrets:
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
-_announce: list[str] = []
+_default_log: dict[str, object] = {"path": "", "shown": False}
 
 
 def announce_at_start(log_file: str) -> None:
-    _announce[:] = [log_file]
+    """The default log file (/tmp/br.log.<ts>): shown when the job starts on a terminal, else at the end
+    (in the summary or the error line), so that a failure stays one line on stderr."""
+    _default_log.update(path=log_file, shown=False)
 
 
 def job_started() -> None:
-    """A job got past its input checks: say where its default log file is (once; bad input stays one line)."""
-    if _announce:
-        print(f"br: log file {_announce.pop()}", file=sys.stderr, flush=True)
+    """A job got past its input checks: on a terminal, say where its log file is now (as BR does)."""
+    if _default_log["path"] and not _default_log["shown"] and sys.stderr.isatty():
+        print(f"br: log file {_default_log['path']}", file=sys.stderr, flush=True)
+        _default_log["shown"] = True
+
+
+def unshown_log_file() -> str:
+    """The default log file's path if the operator has not been told yet ("" otherwise)."""
+    return "" if _default_log["shown"] else str(_default_log["path"])
+
+
+_current: dict[str, str] = {"path": ""}
+
+
+def current_log_file() -> str:
+    """The log file of this run ("" when there is none), for the summary."""
+    return _current["path"]
 
 
 def add_secrets(secrets: list[str]) -> None:

@@ -86,9 +86,10 @@ class JobProgress:
 def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
     """The closing summary, one `key: value` per line (stdout: scripts can parse it), and the same
     lines in the log file."""
-    from br_coordinator.logging_setup import file_only  # noqa: PLC0415
+    from br_coordinator.logging_setup import current_log_file, file_only  # noqa: PLC0415
 
-    lines = [title, *(f"  {key}: {value}" for key, value in rows)]
+    log_file = current_log_file()
+    lines = [title, *(f"  {key}: {value}" for key, value in [*rows, *([("log file", log_file)] if log_file else [])])]
     print("\n".join(lines))
     sys.stdout.flush()
     for line in lines:

@@ -441,7 +441,7 @@ def test_agent_unit_runs_the_documented_config():
 def test_flower_unit_runs_with_auth_from_its_env_file():
     unit = _unit(FLOWER_UNIT)
     assert _one(unit, "EnvironmentFile") == "/etc/br-fleet/flower.env"
-    assert _one(unit, "ExecStart") == "/opt/br-fleet/bin/celery flower"
+    assert _one(unit, "ExecStart") == "/opt/br-fleet/bin/br-flower"
     env = {k: v for k, v, _ in _env_assignments(FLOWER_ENV)}
     assert env["FLOWER_ADDRESS"] == "127.0.0.1"
     assert env["FLOWER_PERSISTENT"] == "true"
@@ -454,7 +454,7 @@ def test_flower_unit_runs_with_auth_from_its_env_file():
 def _verify_copy(path: Path, tmp_path: Path) -> Path:
     """The unit with its ExecStart binary replaced by one that exists here (verify checks it)."""
     text = path.read_text().replace("/opt/br-fleet/bin/br-agent", shutil.which("true") or "/bin/true")
-    text = text.replace("/opt/br-fleet/bin/celery", shutil.which("true") or "/bin/true")
+    text = text.replace("/opt/br-fleet/bin/br-flower", shutil.which("true") or "/bin/true")
     copy = tmp_path / path.name
     copy.write_text(text)
     return copy

@@ -128,12 +128,13 @@ def _http(url: str, user: str | None = None, password: str | None = None) -> tup
 
 def test_flower_and_a_worker_from_the_example_files(broker, tmp_path):
     port, password, ca = broker
+    flower_exe = Path(sys.executable).with_name("br-flower")
     celery_exe = Path(sys.executable).with_name("celery")
-    if not celery_exe.exists():
-        pytest.skip("celery is not installed beside this interpreter")
+    if not flower_exe.exists() or not celery_exe.exists():
+        pytest.skip("br-flower/celery are not installed beside this interpreter")
     unit = (DEPLOY / "systemd" / "br-flower.service").read_text()
     exec_start = re.search(r"^ExecStart=(.*)$", unit, flags=re.M).group(1).split()
-    assert exec_start[0] == "/opt/br-fleet/bin/celery"
+    assert exec_start[0] == "/opt/br-fleet/bin/br-flower"
 
     flower_port = free_port()
     env = _env_file(DEPLOY / "config" / "flower.env.example")
@@ -158,7 +159,7 @@ def test_flower_and_a_worker_from_the_example_files(broker, tmp_path):
         "app = Celery('probe', broker=os.environ['PROBE_BROKER'])\n"
         "app.conf.worker_send_task_events = True\n"
         "@app.task(name='probe.ping')\ndef ping():\n    return 'pong'\n")
-    flower = spawn([str(celery_exe), *exec_start[1:]], tmp_path / "flower.log", env={**base_env, **env},
+    flower = spawn([str(flower_exe), *exec_start[1:]], tmp_path / "flower.log", env={**base_env, **env},
                    cwd=tmp_path)
     worker = spawn([str(celery_exe), "-A", "deploy_probe_app", "worker", "-P", "threads", "-c", "1",
                     "-n", "deploy-probe@%h", "-l", "WARNING"], tmp_path / "worker.log",
