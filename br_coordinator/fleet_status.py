@@ -226,7 +226,8 @@ def _job_lines(jobs: list[JobStatus], now: float) -> list[str]:
 def _job_state(job: JobStatus, now: float) -> str:
     if job.coordinator:
         return f"running (coordinator {job.coordinator})"
-    left = f"; GC safe point held {age(job.resumable_until - now)} more" if job.resumable_until > now else ""
+    held = "GC safe point held" if job.kind == "backup" else "record kept"
+    left = f"; {held} {age(job.resumable_until - now)} more" if job.resumable_until > now else ""
     why = f" ({job.message})" if job.status == "failed" and job.message else ""
     return (f"{job.status if job.status != 'running' else 'interrupted'}{why}: rerun the same command to resume"
             f"{left}, or `br fleet abandon --job {job.job_id}`")
@@ -239,4 +240,6 @@ def age(seconds: float) -> str:
         return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
     if seconds < 3600:
         return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"

@@ -98,7 +98,9 @@ class Restore:
         self._call_storage = partial(call_storage, self.app, self.registry, self.pd.cluster_id)
         spec = JobSpec(kind="restore", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
                        ranges=[self.wanted or m.KeyRange()], options={"full": self.wanted is None})
-        self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "restore")
+        # a restore holds no GC safe point: a rerun resumes it for as long as its record is kept
+        self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "restore",
+                                resumable_for=self.settings.job_ttl_days * 86400)
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
         self._spec: tuple[float, m.StorageSpec] | None = None
