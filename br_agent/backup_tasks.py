@@ -1,9 +1,10 @@
 """Celery task `br.backup.range`: one store backs up one key range into S3.
 
 The store's Backup RPC writes SSTs into a per-attempt staging directory (local backend); as
-each BackupResponse arrives its files are checked (size, sha256) and uploaded under their
-deterministic names ({store_id}/...sst), so a rerun or a redelivered message overwrites the
-same objects. Staged files go once uploaded, and all of them in `finally`. The result tiles
+each BackupResponse arrives its files are checked (size, sha256) and uploaded exclusively under
+names fenced to the attempt ({store_id}/{attempt}/...sst, br_common.backup_layout), so nothing
+ever overwrites an object, and a straggler of an old attempt lands where no backupmeta looks.
+Staged files go once uploaded, and all of them in `finally`. The result tiles
 the task's range: covered pieces (with their files) and uncovered pieces (region errors,
 store errors, a cut stream) for the coordinator to re-resolve.
 """
@@ -22,6 +23,7 @@ from celery import shared_task
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
 from br_agent.interruption import AttemptCancelled, end_as_revoked
+from br_common.backup_layout import attempt_object_name
 from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
@@ -154,7 +156,7 @@ class _Uploader:
         self._stage = stage
         self._report = report
         self._pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="br-upload")
-        self._futures: list[Future] = []
+        self._futures: list[tuple[str, Future]] = []  # (the store's file name, its upload)
         self._lock = threading.Lock()
         self.bytes_done = 0
         self.files_done = 0
@@ -162,26 +164,30 @@ class _Uploader:
     def submit(self, files: list[brpb_pb2.File]) -> list[m.FileInfo]:
         infos = [m.FileInfo.from_proto(f) for f in files]
         for info in infos:
-            self._futures.append(self._pool.submit(self._upload, info))
+            self._futures.append((info.name, self._pool.submit(self._upload, info)))
         return infos
 
     def wait(self) -> dict[str, m.FileInfo]:
+        """The store's file name -> what was uploaded (named as stored: fenced to the attempt)."""
         try:
-            return {info.name: info for info in (f.result() for f in self._futures)}
+            return {name: future.result() for name, future in self._futures}
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _upload(self, info: m.FileInfo) -> m.FileInfo:
         name = _checked_name(info.name, self._context.store_id)
         path = self._stage / name
+        key = attempt_object_name(name, self._task.attempt)  # fenced: see br_common.backup_layout
         try:
             skip = self._context.jobs(self._task.job_id).skip_reason(self._task.attempt)
             if skip:  # cancelled (job failed, interrupted, attempt resent): stop uploading now
                 raise AttemptCancelled(f"stopped: {skip}")
             _verify(path, info)
-            self._storage.put_file(name, path)
+            if not self._storage.put_file_exclusive(key, path, info.sha256):
+                raise AgentTaskError(f"{key} already exists with other content: not overwritten")
         finally:
             path.unlink(missing_ok=True)
+        info = info.model_copy(update={"name": key})
         with self._lock:
             self.bytes_done += info.size
             self.files_done += 1

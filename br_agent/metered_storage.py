@@ -22,6 +22,11 @@ class MeteredStorage(ExternalStorage):
         self.inner.put_file(key, path)
         metrics.uploaded(Path(path).stat().st_size)
 
+    def put_file_exclusive(self, key: str, path: str | Path, sha256: bytes) -> bool:
+        created = self.inner.put_file_exclusive(key, path, sha256)
+        metrics.uploaded(Path(path).stat().st_size)
+        return created
+
     def put_bytes(self, key: str, data: bytes) -> None:
         self.inner.put_bytes(key, data)
         metrics.uploaded(len(data))

@@ -95,6 +95,9 @@ class BackupFollower:
 
     # --- main loop ----------------------------------------------------------------------------
     def run(self, todo: list[m.KeyRange]) -> Totals:
+        cancelled = self.jobs.cancel_earlier_attempts()
+        if cancelled:
+            log.info("cancelled %d attempts of earlier runs of job %s", cancelled, self.jobs.job_id)
         self.pending.extend(Work(r) for r in todo)
         while self.pending or self.in_flight or any(self.ready.values()):
             check_lease(self.lease, self.jobs.job_id)
@@ -149,6 +152,7 @@ class BackupFollower:
         shadow = f"backup job={self.jobs.job_id} store={task.store_id} {task.range.label()} " \
                  f"{task.regions} region{'s' if task.regions != 1 else ''}"
         queue = store_queue(self.pd.cluster_id, task.store_id)
+        self.jobs.note_sent(attempt)
         result = send(self.app, m.BACKUP_RANGE, payload, queue=queue, shadow=shadow, task_id=attempt)
         self.in_flight[attempt] = InFlight(work, task, attempt, result, agents)
         log.debug("sent %s (attempt %s, %d regions)", shadow, attempt, task.regions)
@@ -168,6 +172,7 @@ class BackupFollower:
     def _succeeded(self, flight: InFlight, payload: object) -> None:
         del self.in_flight[flight.attempt]
         flight.result.forget()
+        self.jobs.cancel_attempt(flight.attempt)  # done: a redelivery of it must not run again
         try:
             result = m.parse(m.BackupRangeResult, payload)
         except m.MessageError as exc:

@@ -90,6 +90,7 @@ class JobStore:
         self.key = f"{KEY_PREFIX}{job_id}"
         self.ranges_key = f"{self.key}:ranges"
         self.cancelled_key = f"{self.key}:cancelled"
+        self.sent_key = f"{self.key}:sent"  # every attempt ever sent: a rerun cancels those of earlier runs
         self.lease_key = f"{self.key}:lease"
 
     # --- record ---------------------------------------------------------------------------
@@ -102,7 +103,7 @@ class JobStore:
         self._redis.hsetnx(self.key, "created", now)
         self._redis.hset(self.key, mapping={"status": "running", "message": "", "updated": now})
         self._redis.persist(self.key)
-        for key in (self.ranges_key, self.cancelled_key):
+        for key in (self.ranges_key, self.cancelled_key, self.sent_key):
             self._redis.persist(key)
         state = self.load()
         assert state is not None
@@ -143,7 +144,7 @@ class JobStore:
         now = time.time()
         self._redis.hset(self.key, mapping={"status": status, "message": message, "updated": now,
                                             "resumable_until": now + resumable_for if resumable_for else 0})
-        for key in (self.key, self.ranges_key, self.cancelled_key):
+        for key in (self.key, self.ranges_key, self.cancelled_key, self.sent_key):
             self._redis.expire(key, self.ttl_seconds)
 
     def abandon(self) -> None:
@@ -156,6 +157,18 @@ class JobStore:
     # --- attempts (agents read these) -----------------------------------------------------------
     def cancel_attempt(self, attempt: str) -> None:
         self._redis.sadd(self.cancelled_key, attempt)
+
+    def note_sent(self, attempt: str) -> None:
+        self._redis.sadd(self.sent_key, attempt)
+
+    def cancel_earlier_attempts(self) -> int:
+        """At the start of a run: every attempt an earlier run sent is cancelled (its coordinator is
+        gone; its straggling uploads land under its own names, which this run never records).
+        Returns how many were cancelled."""
+        earlier = self._redis.smembers(self.sent_key)
+        if earlier:
+            self._redis.sadd(self.cancelled_key, *earlier)
+        return len(earlier)
 
     def skip_reason(self, attempt: str) -> str:
         """Why an agent must not run this attempt ("" = run it)."""

@@ -54,6 +54,12 @@ class ExternalStorage(ABC):
         """Upload a local file (multipart when big); a reader never sees a half-written object."""
 
     @abstractmethod
+    def put_file_exclusive(self, key: str, path: str | Path, sha256: bytes) -> bool:
+        """Upload a local file unless key exists, never overwriting (S3: If-None-Match). True when
+        key now holds this file: created, or already there with these bytes (a retry whose first
+        answer was lost); False when another object holds the key."""
+
+    @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:
         """Write (or overwrite) a small object."""
 

@@ -6,6 +6,7 @@ which list() skips.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -35,6 +36,19 @@ class LocalStorage(ExternalStorage):
         with self._errors("upload", key):
             with open(path, "rb") as src:
                 self._write_atomic(key, lambda dst: copy_stream(src, dst, self._bucket))
+
+    def put_file_exclusive(self, key: str, path: str | Path, sha256: bytes) -> bool:
+        with self._errors("upload", key):
+            dest = self._path(key)
+            with open(path, "rb") as src:
+                tmp = self._write_temp(dest, lambda dst: copy_stream(src, dst, self._bucket))
+            try:
+                os.link(tmp, dest)  # fails if the key exists: nothing is ever overwritten
+                return True
+            except FileExistsError:
+                return _sha256_of(dest) == sha256
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self._errors("write", key):
@@ -134,3 +148,11 @@ class LocalStorage(ExternalStorage):
             where = exc.filename if exc.filename else self.uri(key)
             raise StorageError(f"{op} {self.uri(key)} failed: {exc.strerror or exc} ({where})",
                                code=type(exc).__name__) from exc
+
+
+def _sha256_of(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as src:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()

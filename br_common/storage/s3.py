@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferConfig, TransferManager
+from s3transfer.utils import ChunksizeAdjuster
 
 from br_common.storage.base import ExternalStorage, StoredObject, check_key, check_prefix
 from br_common.storage.options import StorageOptions
@@ -35,6 +37,12 @@ class S3Storage(ExternalStorage):
             self.client = make_client(location, self.options)
         self._manager = TransferManager(self.client, transfer_config(self.options))
         self.extra_args = upload_args(location, self.options)
+        # s3transfer has no If-None-Match: the client adds it to the PUT or the multipart
+        # completion of every key being uploaded by put_file_exclusive
+        self._exclusive: set[str] = set()
+        self._exclusive_lock = threading.Lock()
+        for operation in ("PutObject", "CompleteMultipartUpload"):
+            self.client.meta.events.register(f"before-parameter-build.s3.{operation}", self._if_none_match)
 
     def uri(self, key: str = "") -> str:
         return f"{self.location.root_uri()}/{key}" if key else self.location.root_uri()
@@ -43,6 +51,37 @@ class S3Storage(ExternalStorage):
         with self._errors("upload", key):
             self._manager.upload(str(path), self.location.bucket, self._full(key),
                                  extra_args=dict(self.extra_args)).result()
+
+    def put_file_exclusive(self, key: str, path: str | Path, sha256: bytes) -> bool:
+        full = self._full(key)
+        with self._exclusive_lock:
+            self._exclusive.add(full)
+        try:
+            with self._errors("upload", key):
+                try:
+                    self._manager.upload(str(path), self.location.bucket, full,
+                                         extra_args=dict(self.extra_args)).result()
+                    return True
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code", "") not in ("PreconditionFailed", "412"):
+                        raise
+                return self._holds_file(full, Path(path))
+        finally:
+            with self._exclusive_lock:
+                self._exclusive.discard(full)
+
+    def _if_none_match(self, params: dict, **_: object) -> None:
+        with self._exclusive_lock:
+            if params.get("Key") in self._exclusive:
+                params["IfNoneMatch"] = "*"
+
+    def _holds_file(self, full: str, path: Path) -> bool:
+        """Whether the existing object is this file (size and ETag, with ListBucket only)."""
+        answer = self.client.list_objects_v2(Bucket=self.location.bucket, Prefix=full, MaxKeys=1)
+        contents = answer.get("Contents", [])
+        if not contents or contents[0]["Key"] != full or int(contents[0]["Size"]) != path.stat().st_size:
+            return False
+        return contents[0].get("ETag", "").strip('"') == s3_etag(path, self.options)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self._errors("write", key):
@@ -129,6 +168,30 @@ class S3Storage(ExternalStorage):
             if error is exc:
                 raise
             raise error from exc
+
+
+def s3_etag(path: Path, options: StorageOptions) -> str:
+    """The ETag S3 gives this file uploaded by our transfer config: MD5 of the body, or for a
+    multipart upload the MD5 of the parts' MD5s with "-<parts>" (unencrypted or SSE-S3)."""
+    size = path.stat().st_size
+    if size < options.multipart_threshold:
+        return _md5_file(path, 0, size).hexdigest()
+    part = ChunksizeAdjuster().adjust_chunksize(options.part_size, size)
+    digests = [_md5_file(path, offset, min(part, size - offset)).digest() for offset in range(0, size, part)]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def _md5_file(path: Path, offset: int, length: int) -> "hashlib._Hash":
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as src:
+        src.seek(offset)
+        while length > 0:
+            chunk = src.read(min(1 << 20, length))
+            if not chunk:
+                break
+            digest.update(chunk)
+            length -= len(chunk)
+    return digest
 
 
 def transfer_config(options: StorageOptions) -> TransferConfig:

@@ -130,11 +130,11 @@ def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, agent_fl
                           if k != "AWS_EC2_METADATA_SERVICE_ENDPOINT"} | {"AWS_EC2_METADATA_DISABLED": "true"}
         agents = _agents(agent_fleets, dc, redis_url, tmp_path, no_credentials)  # only the sealed keys work
         deadline = time.monotonic() + 30
-        while len(_flower(flower.url, "/api/workers")) < 3 and time.monotonic() < deadline:
+        while len(_flower(flower.url, "/api/workers?refresh=1")) < 3 and time.monotonic() < deadline:
             time.sleep(0.3)
         log_file = tmp_path / "br.log"
         url = moto_url(moto_s3.endpoint, moto_s3.bucket, "", (access, secret))
-        proc = start_br("backup", "full", "--pd", dc.pd_address, "-s", url, "-c", "--ratelimit", "1",
+        proc = start_br("backup", "full", "--pd", dc.pd_address, "-s", url, "-c", "--ratelimit", "4",
                         "--log-file", str(log_file), "--log-level", "debug", broker=redis_url,
                         log_path=tmp_path / "br.out")
         cmdlines = []

@@ -2,6 +2,7 @@
 create, listing, integrity headers, Object Lock and the seed's minimum IAM policies."""
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -247,3 +248,18 @@ def test_rejected_secret_is_never_echoed(moto_s3: S3Endpoint):
     text = str(info.value)
     assert secret not in text and "AKIAWRONGWRONG" not in text and "\n" not in text
     assert "credentials were rejected" in text or "access denied" in text
+
+
+@pytest.mark.parametrize("size", [1000, 12 << 20])  # one PUT; a multipart upload (parts of 8 MiB)
+def test_exclusive_uploads_never_overwrite(storage: S3Storage, tmp_path: Path, size: int):
+    """put_file_exclusive: created; the same bytes again (a retry whose answer was lost) is fine;
+    other bytes are refused and the object keeps the first bytes (If-None-Match on the PUT or on
+    CompleteMultipartUpload)."""
+    first, other = tmp_path / "first.sst", tmp_path / "other.sst"
+    first.write_bytes(os.urandom(size))
+    other.write_bytes(os.urandom(size))
+    digest = hashlib.sha256(first.read_bytes()).digest()
+    assert storage.put_file_exclusive("2/attempt/x.sst", first, digest)
+    assert storage.put_file_exclusive("2/attempt/x.sst", first, digest)
+    assert not storage.put_file_exclusive("2/attempt/x.sst", other, hashlib.sha256(other.read_bytes()).digest())
+    assert storage.get_bytes("2/attempt/x.sst") == first.read_bytes()

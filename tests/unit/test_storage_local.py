@@ -146,3 +146,17 @@ def test_rate_limited_local_storage_round_trips(tmp_path: Path):
     limited = open_storage(str(tmp_path / "r"), options=StorageOptions(rate_limit=64 * 1024 * 1024))
     limited.put_bytes("k", b"data" * 1000)
     assert limited.get_bytes("k") == b"data" * 1000
+
+
+def test_exclusive_upload_never_overwrites(tmp_path: Path) -> None:
+    import hashlib  # noqa: PLC0415
+
+    storage = open_storage(f"local://{tmp_path / 'store'}")
+    first, other = tmp_path / "a.sst", tmp_path / "b.sst"
+    first.write_bytes(b"first")
+    other.write_bytes(b"other")
+    digest = hashlib.sha256(b"first").digest()
+    assert storage.put_file_exclusive("1/att/x.sst", first, digest)
+    assert storage.put_file_exclusive("1/att/x.sst", first, digest)  # a retry of the same bytes
+    assert not storage.put_file_exclusive("1/att/x.sst", other, hashlib.sha256(b"other").digest())
+    assert storage.get_bytes("1/att/x.sst") == b"first"
