@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench_setup import BUCKET, MB, load, read_meta, run_br, s3_client, start_agents
+from bench_setup import BUCKET, MB, loaded_cluster, read_meta, run_br, s3_client
 
-from br_common import procs
 from br_common.kvproto import brpb_pb2
 from br_devcluster import cluster
-from br_devcluster.services import start_redis, start_seaweedfs
 
 
 def _baseline(endpoint: str, total: int, streams: int, work: Path) -> float:
@@ -59,33 +55,17 @@ def main() -> int:
     parser.add_argument("--regions", type=int, default=24)
     parser.add_argument("--value-size", type=int, default=1024)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="br-bench-"))
-    services, data_dir, agents = [], work / "cluster", []
-    try:
-        services.append(start_seaweedfs(work / "seaweedfs", bucket=BUCKET))
-        services.append(start_redis(work / "redis"))
-        endpoint, broker = services[0].url, services[1].url
-        state = cluster.up(data_dir, cluster.ClusterConfig(stores=args.stores, regions=args.regions)).state
-        load(state, args.size, args.value_size)
-        agents = start_agents(state, broker, work)
-        elapsed, meta = _backup(state, broker, endpoint, work)
+    with loaded_cluster("backup", args.stores, args.regions, args.size, args.value_size) as bench:
+        elapsed, meta = _backup(bench.state, bench.broker, bench.endpoint, bench.work)
         data = sum(f.total_bytes for f in meta.files)
         backup_rate = meta.backup_size / MB / elapsed
-        baseline = _baseline(endpoint, meta.backup_size, args.stores, work)
+        baseline = _baseline(bench.endpoint, meta.backup_size, args.stores, bench.work)
         print(f"backup: {data / MB:.0f} MB of data -> {meta.backup_size / MB:.0f} MB of SST in {elapsed:.1f}s "
               f"(whole command, checksum included): {data / MB / elapsed:.1f} MB/s of data, "
               f"{backup_rate:.1f} MB/s to S3")
         print(f"baseline: boto3 upload of {meta.backup_size / MB:.0f} MB in {args.stores} streams: {baseline:.1f} MB/s")
         print(f"ratio backup/baseline (bytes to S3): {backup_rate / baseline:.2f}")
-        return 0
-    finally:
-        for pid in agents:
-            procs.stop_pid(pid)
-        if (data_dir / cluster.STATE_FILE).exists():
-            cluster.down(data_dir)
-        for handle in reversed(services):
-            handle.stop()
-        shutil.rmtree(work, ignore_errors=True)  # the cluster and S3 data: as big as the data set
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,9 +5,14 @@ it (`python bench/<name>.py` puts this folder on sys.path).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -20,6 +25,7 @@ from br_common.pd_client import PDClient
 from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec, parse_size, run_load
+from br_devcluster.services import start_redis, start_seaweedfs
 
 BUCKET = "bench"
 MB = 1e6
@@ -76,3 +82,34 @@ def read_meta(endpoint: str, prefix: str) -> brpb_pb2.BackupMeta:
     meta = brpb_pb2.BackupMeta()
     meta.ParseFromString(s3_client(endpoint).get_object(Bucket=BUCKET, Key=f"{prefix}/backupmeta")["Body"].read())
     return meta
+
+
+@dataclass
+class Bench:
+    work: Path
+    state: cluster.ClusterState
+    broker: str
+    endpoint: str
+
+
+@contextmanager
+def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: int) -> Iterator[Bench]:
+    """SeaweedFS, Redis, a devcluster loaded with `size` of data and one agent per store, in a
+    fresh temporary directory; everything is stopped by PID and removed at the end."""
+    work = Path(tempfile.mkdtemp(prefix=f"br-bench-{tag}-"))
+    services, data_dir, agents = [], work / "cluster", []
+    try:
+        services.append(start_seaweedfs(work / "seaweedfs", bucket=BUCKET))
+        services.append(start_redis(work / "redis"))
+        state = cluster.up(data_dir, cluster.ClusterConfig(stores=stores, regions=regions)).state
+        load(state, size, value_size)
+        agents = start_agents(state, services[1].url, work)
+        yield Bench(work, state, services[1].url, services[0].url)
+    finally:
+        for pid in agents:
+            procs.stop_pid(pid)
+        if (data_dir / cluster.STATE_FILE).exists():
+            cluster.down(data_dir)
+        for handle in reversed(services):
+            handle.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the cluster and S3 data: as big as the data set

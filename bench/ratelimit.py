@@ -12,18 +12,14 @@ rate is a slight underestimate of the transfer's; a ratio above 1.0 means the li
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench_setup import BUCKET, load, read_meta, run_br, start_agents
+from bench_setup import BUCKET, loaded_cluster, read_meta, run_br
 
-from br_common import procs
 from br_devcluster import cluster
-from br_devcluster.services import start_redis, start_seaweedfs
 
 MiB = 1024 * 1024
 
@@ -46,31 +42,15 @@ def main() -> int:
     parser.add_argument("--regions", type=int, default=16)
     parser.add_argument("--rates", default="8,32", help="asked rates, MiB/s per store, comma-separated")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="br-bench-ratelimit-"))
-    services, data_dir, agents = [], work / "cluster", []
-    try:
-        services.append(start_seaweedfs(work / "seaweedfs", bucket=BUCKET))
-        services.append(start_redis(work / "redis"))
-        endpoint, broker = services[0].url, services[1].url
-        state = cluster.up(data_dir, cluster.ClusterConfig(stores=args.stores, regions=args.regions)).state
-        load(state, args.size, 1024)
-        agents = start_agents(state, broker, work)
+    with loaded_cluster("ratelimit", args.stores, args.regions, args.size, 1024) as bench:
         for rate in [0, *(int(r) for r in args.rates.split(","))]:
-            rates = _backup(state, broker, endpoint, work, rate)
+            rates = _backup(bench.state, bench.broker, bench.endpoint, bench.work, rate)
             elapsed = rates.pop("_elapsed")
             asked = f"--ratelimit {rate}" if rate else "no limit (baseline)"
             shown = ", ".join(f"store {s}: {r:.1f} MiB/s" + (f" ({r / rate:.2f}x asked)" if rate else "")
                               for s, r in rates.items())
             print(f"{asked}: {elapsed:.1f}s; {shown}")
-        return 0
-    finally:
-        for pid in agents:
-            procs.stop_pid(pid)
-        if (data_dir / cluster.STATE_FILE).exists():
-            cluster.down(data_dir)
-        for handle in reversed(services):
-            handle.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -53,28 +53,34 @@ def start_fleet(data_dir: Path, state: ClusterState, options: FleetOptions) -> F
         imds_url = _record(data_dir, "imds", start_imds(data_dir / "imds", credentials))
         for store in state.by_role("store"):
             _start_agent(data_dir, state, store, broker_url, imds_url)
-        # Flower after the agents: it learns the workers' queues (its Broker page) when it starts
-        wait_for_agents(broker_url, len(state.by_role("store")), state.cluster_id)
-        flower_url = _start_flower(data_dir, broker_url) if options.flower else ""
+        flower_url = _start_flower(data_dir, broker_url) if options.flower else ""  # starts beside the agents
     except ServiceError as exc:
         raise ClusterError(str(exc)) from None
     info = FleetInfo(broker_url=broker_url, s3_endpoint=s3_endpoint, bucket=options.bucket,
                      flower_url=flower_url, imds_url=imds_url)
     _save_fleet(data_dir, info)
+    wait_for_agents(info.broker_url, len(state.by_role("store")), state.cluster_id)
     if flower_url:
-        refresh_flower(flower_url)
+        refresh_flower(flower_url, len(state.by_role("store")))
     return info
 
 
-def refresh_flower(flower_url: str, timeout: float = 10.0) -> None:
-    """Ask Flower to inspect the workers now (their active queues fill its Broker page); best effort."""
+def refresh_flower(flower_url: str, workers: int, timeout: float = 15.0) -> None:
+    """Have Flower inspect the workers until it knows all `workers` of them: it learns their queues
+    (its Broker page) only by inspecting, and Flower may have started before the agents. Best effort."""
+    import json  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
-    try:
-        with urllib.request.urlopen(f"{flower_url}/api/workers?refresh=1", timeout=timeout) as reply:
-            reply.read()
-    except OSError:
-        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{flower_url}/api/workers?refresh=1", timeout=timeout) as reply:
+                known = json.loads(reply.read())
+            if sum(1 for w in known.values() if w.get("active_queues")) >= workers:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.3)
 
 
 _S3_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "S3_BUCKET"]

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import time
 import subprocess
 import sys
 import urllib.request
@@ -107,3 +108,21 @@ def _wait(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
             raise AssertionError("condition not met in time")
         time.sleep(0.1)
     time.sleep(0.5)
+
+
+PD_OUTAGE_SECONDS = 12.0
+
+
+def test_a_backup_right_after_a_pd_restart_completes(dc, tmp_path):
+    """PD down for a while (stores, agents and br see it fail), restarted on its port: the stores
+    and agents pick it up by themselves and the very next backup completes (gRPC's reconnect
+    backoff is capped at 2 s, br_common.grpc_util)."""
+    state, data_dir = dc
+    cluster.stop_process(data_dir, "pd", kill=True)
+    time.sleep(PD_OUTAGE_SECONDS)  # long enough for gRPC's default backoff to grow past 10 s
+    cluster.start_process(data_dir, "pd")
+    storage = f"s3://{state.fleet.bucket}/after-pd-restart?endpoint={state.fleet.s3_endpoint}"
+    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", "backup", "full", "--pd", state.pd_address,
+                           "-s", storage, "--broker", state.fleet.broker_url, "--log-file", str(tmp_path / "b.log")],
+                          capture_output=True, text=True, env=_env(), timeout=180)
+    assert done.returncode == 0 and "Backup complete" in done.stdout, done.stdout + done.stderr
