@@ -69,7 +69,7 @@ def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -
     if task.store_id != context.store_id:
         raise AgentTaskError(f"task for store {task.store_id} reached the agent of store {context.store_id}")
     # --ratelimit is the store's budget: every upload of this agent shares one stream at that rate
-    storage = context.open_storage(task.storage, rate_limit=task.rate_limit)
+    storage = context.open_storage(task.storage, rate_limit=task.store_budget)
     report(m.TaskProgress(agent=context.instance))
     stage = context.staging(task.job_id, task.attempt)
     try:

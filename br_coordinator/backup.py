@@ -164,7 +164,7 @@ class Backup:
     def _follow(self, backup_ts: int) -> list[RangeRecord]:
         done = self.jobs.ranges()
         todo = subtract(self.whole, [r.range for r in done])
-        config = FollowerConfig(concurrency=_store_concurrency(self.args))
+        config = FollowerConfig(concurrency=self.args.concurrency)
         progress = JobProgress(f"backup {self.job_id}")
         follower = BackupFollower(self.app, self.pd, self.registry, self.jobs, self.lease,
                                   lambda attempt, task: self._range_task(attempt, task, backup_ts), config,
@@ -190,7 +190,8 @@ class Backup:
     def _range_task(self, attempt: str, task: PlannedTask, backup_ts: int) -> m.BackupRangeTask:
         return m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
                                  store_id=task.store_id, range=task.range, backup_ts=backup_ts,
-                                 rate_limit=flags.rate_limit_bytes(self.args), compression=self.args.compression,
+                                 rate_limit=flags.rate_limit_bytes(self.args),
+                                 store_budget=flags.rate_limit_bytes(self.args), compression=self.args.compression,
                                  compression_level=self.args.compression_level, storage=self._storage_spec())
 
     def _storage_spec(self) -> m.StorageSpec:
@@ -251,16 +252,6 @@ def run(args: argparse.Namespace, whole: m.KeyRange) -> int:
         raise CommandError("--backupts and --timeago are exclusive")
     with connections(args, warn_credentials=True) as conn:
         return Backup(args, whole, conn).run()
-
-
-def _store_concurrency(args: argparse.Namespace) -> int:
-    """--ratelimit is per store, whatever --concurrency: as BR does, a rate limit makes each store back up
-    one range at a time, so the store's limiter is the only one and the store moves at most N MiB/s."""
-    if args.ratelimit and args.concurrency > 1:
-        log.warning("--ratelimit %d with --concurrency %d: each store backs up one range at a time so that it moves "
-                    "at most %d MiB/s (--ratelimit is per store)", args.ratelimit, args.concurrency, args.ratelimit)
-        return 1
-    return args.concurrency
 
 
 def _cluster_version(pd: PDClient) -> str:

@@ -188,9 +188,10 @@ def common_parser() -> argparse.ArgumentParser:
                     "use their host's own credentials (EC2 instance profile) and keys never travel")
     _flag(group, "--ratelimit", default=0, type=_rate_limit, metavar="MiB/s",
           help="the rate limit of the task, MiB/s per store, whatever --concurrency: the store's agent owns "
-               "the budget (all its uploads, or downloads for restore, share one stream at that rate), and, as "
-               "BR does, a backup with a rate limit has each store back up one range at a time, so the store's "
-               "own limit is not multiplied either (default 0: unlimited)")
+               "the budget, all its uploads (or downloads, for restore) share one stream at that rate, so what "
+               "a store moves to or from storage never exceeds it; the store's own backup reads are limited per "
+               "request as in BR, and run ahead of the uploads by at most --concurrency ranges "
+               "(default 0: unlimited)")
     _flag(group, "--concurrency", default=4, type=_positive_int,
           help="the number of ranges in flight on each store (default 4)")
     _bool_flag(group, "--checksum", default=True, persistent=True, help="run checksum at end of task")

@@ -192,7 +192,11 @@ class BackupRangeTask(Message):
     store_id: int
     range: KeyRange
     backup_ts: int
-    rate_limit: int = 0  # bytes/s for this request, 0 = unlimited
+    # --ratelimit is a per-store budget (bytes/s, 0 = unlimited): every upload of the store's agent
+    # shares one stream at store_budget (what reaches S3 never exceeds it, whatever the concurrency);
+    # rate_limit is the store's own Backup request limit, as TiKV applies it, per request
+    rate_limit: int = 0
+    store_budget: int = 0
     compression: Compression = "zstd"
     compression_level: int = 0
     storage: StorageSpec

@@ -233,19 +233,16 @@ def test_abandon_removes_the_safe_point_and_a_rerun_starts_over(fleet, tmp_path)
 
 
 # --- rate limit ---------------------------------------------------------------------------------------
-def test_ratelimit_runs_one_range_per_store_whatever_the_concurrency(fleet):
+def test_ratelimit_is_one_budget_per_store_whatever_the_concurrency(fleet):
+    """--ratelimit 4 with --concurrency 4: the tasks carry the store's budget (one stream per agent,
+    s3transfer's bandwidth limiter shared by all its transfers) and TiKV's per-request limit; the
+    figures against the asked rate are measured by bench/ratelimit.py, not asserted here."""
     backup = fleet.br("backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("limited"),
-                      "--ratelimit", "64", "--concurrency", "4", timeout=180)
+                      "--ratelimit", "4", "--concurrency", "4", timeout=180)
     job_id = _job_id(backup.stdout)
-    assert "one range at a time" in backup.stderr
-    by_worker: dict[str, list[tuple[float, float]]] = {}
-    for task in fleet.flower_tasks(job_id):
-        if task["name"].startswith("backup ") and task["state"] == "SUCCESS":
-            by_worker.setdefault(task["worker"], []).append((task["started"], task["succeeded"]))
-    assert len(by_worker) == 2
-    for spans in by_worker.values():  # never two ranges of one store at once
-        spans.sort()
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
+    budgets = {(t["args"].count("rate_limit=4194304"), t["args"].count("store_budget=4194304"))
+               for t in fleet.flower_tasks(job_id) if t["name"].startswith("backup ")}
+    assert budgets == {(1, 1)}, budgets  # 4 MiB/s: the agent's stream and each request
 
 
 # --- Celery and Flower --------------------------------------------------------------------------------
