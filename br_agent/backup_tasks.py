@@ -23,7 +23,7 @@ from celery import shared_task
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
 from br_agent.interruption import AttemptCancelled, end_as_revoked
-from br_common.backup_layout import attempt_object_name
+from br_common.backup_layout import BACKUPMETA, attempt_object_name
 from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
@@ -70,6 +70,10 @@ def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -
         raise AgentTaskError(f"task for store {task.store_id} reached the agent of store {context.store_id}")
     # --ratelimit is the store's budget: every upload of this agent shares one stream at that rate
     storage = context.open_storage(task.storage, rate_limit=task.store_budget)
+    if storage.exists(BACKUPMETA):  # the storage, not the broker, says whether the backup is finished
+        log.warning("refusing backup attempt %s: %s already holds a complete backup", task.attempt,
+                    storage.uri())
+        return _result(context, task, skipped=f"{storage.uri()} already holds a complete backup (backupmeta)")
     report(m.TaskProgress(agent=context.instance))
     stage = context.staging(task.job_id, task.attempt)
     try:

@@ -126,3 +126,44 @@ def test_a_backup_right_after_a_pd_restart_completes(dc, tmp_path):
                            "-s", storage, "--broker", state.fleet.broker_url, "--log-file", str(tmp_path / "b.log")],
                           capture_output=True, text=True, env=_env(), timeout=180)
     assert done.returncode == 0 and "Backup complete" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_replayed_task_cannot_rewrite_a_complete_backup(dc, tmp_path):
+    """Whoever can write to Redis can forge the job record back to "running" and replay a range
+    task after the backup finished: the agent asks the storage itself (backupmeta present =
+    complete) and uploads nothing; even past that check its fenced, exclusive uploads could not
+    replace an object."""
+    from celery import states  # noqa: PLC0415
+
+    from br_common.fleet import messages as m  # noqa: PLC0415
+    from br_common.fleet.app import make_app, send  # noqa: PLC0415
+    from br_common.fleet.jobs import JobStore  # noqa: PLC0415
+    from br_common.fleet.queues import store_queue  # noqa: PLC0415
+    from br_common.pd_client import PDClient  # noqa: PLC0415
+
+    state, data_dir = dc
+    prefix = "replayed"
+    storage = f"s3://{state.fleet.bucket}/{prefix}?endpoint={state.fleet.s3_endpoint}"
+    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", "backup", "full", "--pd", state.pd_address,
+                           "-s", storage, "--broker", state.fleet.broker_url, "--log-file", str(tmp_path / "b.log")],
+                          capture_output=True, text=True, env=_env(), timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    job_id = re.search(r"job: ([0-9a-f]{16})", done.stdout).group(1)
+    s3 = _s3(state, data_dir)
+    before = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=state.fleet.bucket, Prefix=prefix)["Contents"]}
+
+    app = make_app(state.fleet.broker_url)
+    jobs = JobStore(app.backend.client, job_id)
+    jobs._redis.hset(jobs.key, "status", "running")  # the forgery: the record says the job runs again
+    jobs._redis.set(jobs.lease_key, "forged", px=60_000)
+    with PDClient(state.pd_address) as pd:
+        store_id = pd.stores()[0].id
+        backup_ts = jobs.load().job_ts
+    task = m.BackupRangeTask(job_id=job_id, attempt="f" * 16, cluster_id=state.cluster_id, store_id=store_id,
+                             range=m.KeyRange(), backup_ts=backup_ts,
+                             storage=m.StorageSpec(url=storage))
+    result = send(app, m.BACKUP_RANGE, task, queue=store_queue(state.cluster_id, store_id), task_id="f" * 16)
+    _wait(lambda: result.state in states.READY_STATES)
+    assert result.state == states.REVOKED and "already holds a complete backup" in str(result.result)
+    after = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=state.fleet.bucket, Prefix=prefix)["Contents"]}
+    assert after == before
