@@ -167,3 +167,18 @@ def test_a_replayed_task_cannot_rewrite_a_complete_backup(dc, tmp_path):
     assert result.state == states.REVOKED and "already holds a complete backup" in str(result.result)
     after = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=state.fleet.bucket, Prefix=prefix)["Contents"]}
     assert after == before
+
+
+def test_a_backup_right_after_a_store_restart_completes(dc, tmp_path):
+    """A store SIGKILLed and restarted on its port: PD, the other stores, its agent and br pick it up
+    by themselves, and the very next backup completes."""
+    state, data_dir = dc
+    store = state.by_role("store")[0].name
+    cluster.stop_process(data_dir, store, kill=True)
+    time.sleep(5.0)  # clients fail against it meanwhile (their reconnect backoff grows)
+    cluster.start_process(data_dir, store)
+    storage = f"s3://{state.fleet.bucket}/after-store-restart?endpoint={state.fleet.s3_endpoint}"
+    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", "backup", "full", "--pd", state.pd_address,
+                           "-s", storage, "--broker", state.fleet.broker_url, "--log-file", str(tmp_path / "b.log")],
+                          capture_output=True, text=True, env=_env(), timeout=180)
+    assert done.returncode == 0 and "Backup complete" in done.stdout, done.stdout + done.stderr
