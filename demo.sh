@@ -18,7 +18,7 @@ fi
 PY=${PYTHON:-python3}
 # Decided by the installed distribution, never by importability: from this directory the source
 # packages import without their dependencies. Installed = br-fleet's metadata points at this
-# checkout (editable) and every one of its requirements is installed.
+# checkout (editable) and every requirement, the devcluster extra's included, is installed.
 installed() {
   (cd / && "$PY" - "$HERE" <<'PYEOF'
 import json, re, sys
@@ -28,7 +28,7 @@ try:
     url = json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
     assert url.rstrip("/") == "file://" + sys.argv[1].rstrip("/"), "installed from elsewhere"
     for req in dist.requires or []:
-        if "extra ==" not in req:
+        if "extra ==" not in req or 'extra == "devcluster"' in req:
             metadata.distribution(re.split(r"[ ;<>=!~\[(]", req, maxsplit=1)[0])
 except (metadata.PackageNotFoundError, AssertionError):
     sys.exit(1)
@@ -37,7 +37,7 @@ PYEOF
 }
 if ! installed || [ "${BR_DEMO_REINSTALL:-}" = 1 ]; then
   echo "== installing br-fleet into $("$PY" -c 'import sys; print(sys.prefix)')"
-  "$PY" -m pip install -q --disable-pip-version-check -e .
+  "$PY" -m pip install -q --disable-pip-version-check -e ".[devcluster]"
 fi
 
 exec "$PY" -m br_devcluster.demo "$@"

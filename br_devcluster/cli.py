@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient, RawKVError
 from br_devcluster import cluster, fleet
+from br_devcluster.cluster import ClusterError
 from br_devcluster.tls import tls_flags
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
 
@@ -104,7 +105,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"note: layout flags ignored, the existing cluster keeps {kept.stores} stores, {kept.regions} "
               f"regions at bootstrap, {kept.replicas} replica(s)")
     if not args.no_fleet:
-        state = _fleet_up(args, data_dir, state)
+        try:
+            state = _fleet_up(args, data_dir, state)
+        except ClusterError:
+            if result.started:  # nothing this call started stays running when it fails
+                cluster.down(data_dir)
+            raise
     for entry in state.processes:
         print(f"  {entry.name:<10} pid {entry.pid:<8} {entry.address:<21} log {entry.log_path}")
     if state.fleet is not None:

