@@ -1,160 +1,23 @@
-"""`br`: the coordinator CLI. One module per verb: each exposes `register(subparsers)`, adding
-its parser with `set_defaults(func=...)` where func(args) -> exit code. `br_coordinator.restore`
-and `br_coordinator.fleet_status` are added when present.
-
-Errors: CommandError/ValueError -> `br: error: <one line>` and exit 1; bad flags -> argparse's
-usage line and exit 2; Ctrl-C -> exit 130. Never a traceback (the full one goes to the log file).
+"""`br`: the coordinator CLI's entry point. It only keeps storage keys out of the process's
+command line (br_coordinator.hide_args re-executes `br` with the URL in a pipe) before anything
+heavy is imported; the parsing and running of the verbs is br_coordinator.run.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
-import logging
-import platform
-import re
-import shlex
-import signal
 import sys
 
-# only light imports up here: a URL with keys must leave the command line (re-exec in main)
-# before the interpreter spends time importing Celery, boto3 and friends
-from br_coordinator.hide_args import hide_storage_secrets, read_storage_arg, storage_positions
-
-VERBS = ("br_coordinator.backup", "br_coordinator.restore", "br_coordinator.fleet_status")
-log = logging.getLogger("br")
-
-EPILOG = """\
-Global flags may come before or after the command (br --pd X backup full = br backup full --pd X).
-Flags are never abbreviated: --check=false is an error, not --checksum=false.
-
-Environment:
-  BR_BROKER                  Redis URL of the fleet (default redis://127.0.0.1:6379/0); a devcluster
-                             writes it to .devcluster/br.env
-  BR_BROKER_PASSWORD(_FILE)  the Redis password (never on a command line)
-  BR_SIGNING_KEY, BR_SIGNING_CERT
-                             PEM key (and its certificate) br signs every task with; agents with
-                             trusted_coordinator_keys run only tasks signed by them
-
-Exit status:
-  0    done (fleet status: every store has an online agent)
-  1    failed: one line on stderr, the details in the log file; rerun the same command to resume
-  2    bad flags or arguments
-  3    fleet status: a store has no online br-agent
-  130  interrupted (Ctrl-C): rerun the same command to resume
-
-Use "br [command] --help" for more information about a command."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from br_common.fleet.config import fleet_version  # noqa: PLC0415 - see the imports above
-    from br_coordinator import flags  # noqa: PLC0415
-
-    parser = flags.BRArgumentParser(
-        prog="br", parents=[flags.common_parser()], formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="br is a TiKV cluster backup restore tool (br-fleet: the work runs on a br-agent beside "
-                    "each store, over Celery).", epilog=EPILOG)
-    parser.add_argument("-V", "--version", action="version", version=f"br (br-fleet) {fleet_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="<command>", title="Available Commands")
-    commands.required = True
-    for module in VERBS:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).register(commands)
-    return parser
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """argv -> the namespace every verb reads (the global flags' defaults filled in)."""
-    from br_coordinator import flags  # noqa: PLC0415
-
-    args = build_parser().parse_args(argv)
-    flags.apply_common_defaults(args, getattr(args, "verb_defaults", None))
-    return args
+# only light imports here: a URL with keys must leave the command line before the interpreter
+# spends time importing Celery, boto3 and friends
+from br_coordinator.hide_args import hide_storage_secrets
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
         hide_storage_secrets(argv)  # re-execs itself when -s carries keys: they leave the cmdline
-    from br_common.redaction import set_redact  # noqa: PLC0415 - after the re-exec: see the imports above
-    from br_coordinator.errors import CommandError  # noqa: PLC0415
+    from br_coordinator.run import run  # noqa: PLC0415 - after the re-exec: see the imports above
 
-    args = parse_args(argv)
-    set_redact(args.redact_info_log)
-    signal.signal(signal.SIGTERM, _interrupt)  # systemd, timeout(1): stop as Ctrl-C does (resumable)
-    try:
-        _start_logging(args)
-    except OSError as exc:
-        print(f"br: error: cannot open the log file {args.log_file}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    try:
-        if getattr(args, "storage", None) is not None:
-            args.storage = read_storage_arg(args.storage)
-        _log_arguments(argv, args)
-        code = int(args.func(args))
-        log.info("br exits with %d", code)
-        return code
-    except (CommandError, ValueError) as exc:
-        return _fail(f"br: error: {exc}", 1, exc)
-    except KeyboardInterrupt:
-        return _fail("br: interrupted; rerun the same command to resume", 130)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line here, the traceback in the log file
-        log.error("unexpected error", exc_info=True, extra={"br_file_only": True})
-        return _fail(f"br: error: unexpected {type(exc).__name__}: {exc} (details in the log file)", 1)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _fail(line: str, code: int, exc: BaseException | None = None) -> int:
-    """The final error: one line on stderr, the same line (and the traceback at debug) in the log."""
-    from br_coordinator import logging_setup  # noqa: PLC0415
-
-    log.debug("failed", exc_info=exc is not None)
-    logging_setup.file_only(log, f"{line} (exit {code})")
-    log_file = logging_setup.unshown_log_file()
-    print(f"{line} (log: {log_file})" if log_file else line, file=sys.stderr)
-    return code
-
-
-def _start_logging(args: argparse.Namespace) -> None:
-    """Jobs (backup, restore) always log to a file, /tmp/br.log.<timestamp> unless --log-file."""
-    from br_coordinator import logging_setup  # noqa: PLC0415
-
-    log_file = args.log_file
-    if log_file is None and getattr(args, "job_log", False):
-        log_file = str(logging_setup.default_log_file())
-        args.log_file = log_file
-        logging_setup.announce_at_start(log_file)  # printed once the job gets past its input checks
-    logging_setup.setup(args.log_level, log_file, quiet_console=sys.stderr.isatty(), log_format=args.log_format)
-
-
-def _log_arguments(argv: list[str], args: argparse.Namespace) -> None:
-    from br_common.fleet.config import fleet_version  # noqa: PLC0415
-
-    shown = list(argv)
-    for index, prefix in storage_positions(argv):
-        shown[index] = prefix + _redacted_storage(args.storage)
-    if args.redact_info_log:  # keys are user data: --start/--end values go too
-        shown = [("?" if i and shown[i - 1] in ("--start", "--end") else re.sub(r"^(--(?:start|end)=).*", r"\1?", a))
-                 for i, a in enumerate(shown)]
-    from br_coordinator.logging_setup import file_only  # noqa: PLC0415
-
-    file_only(log, f"br-fleet {fleet_version()} (br {args.command}, Python {platform.python_version()} on "
-                   f"{platform.node()})")
-    file_only(log, f"arguments: br {shlex.join(shown)}")
-
-
-def _redacted_storage(url: str | None) -> str:
-    from br_common.storage import parse_storage_url  # noqa: PLC0415
-
-    if not url:
-        return ""
-    try:
-        return parse_storage_url(url).redacted()
-    except ValueError:
-        return "<invalid storage URL, not shown>"
+    return run(argv)
 
 
 if __name__ == "__main__":

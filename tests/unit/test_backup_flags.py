@@ -7,7 +7,8 @@ import pytest
 
 from br_common.tso import compose
 from br_coordinator import flags
-from br_coordinator.cli import build_parser, parse_args, main
+from br_coordinator.cli import main
+from br_coordinator.run import parse_args
 
 
 def _parse(*argv: str) -> argparse.Namespace:

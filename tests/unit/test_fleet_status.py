@@ -10,7 +10,7 @@ from br_common.fleet import messages as m
 from br_common.fleet.jobs import JobSpec, JobStore, Lease, RangeRecord
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.kvproto import metapb_pb2
-from br_coordinator.cli import build_parser, parse_args
+from br_coordinator.run import parse_args
 from br_coordinator.fleet_status import age, gather, queue_depth, render
 
 

@@ -12,7 +12,7 @@ from br_common.fleet.flower import task_kind, worker_label
 from br_common.grpc_tls import TLSConfig
 from br_common.redaction import set_redact, show_key
 from br_coordinator import logging_setup
-from br_coordinator.cli import parse_args
+from br_coordinator.run import parse_args
 
 
 def test_pd_lists_are_parsed_and_checked() -> None:

@@ -6,12 +6,12 @@ import pytest
 from br_common.fleet.jobs import RangeRecord
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.fleet.restore_messages import FilePart
-from br_coordinator import cli, restore
+from br_coordinator import restore, run
 from br_coordinator.errors import CommandError
 
 
 def _parse(*argv: str):  # noqa: ANN202
-    return cli.parse_args(["restore", *argv])
+    return run.parse_args(["restore", *argv])
 
 
 def test_full_takes_brs_flags() -> None:
