@@ -36,9 +36,10 @@ def _checksum_fields(out: str) -> dict[str, str]:
 
 
 def test_up_status_load_checksum_down_restart(data_dir):
-    up = _run(data_dir, "up", "--stores", "2", "--regions", "4")
+    # PD and stores only: `up` with its fleet runs in test_operator_flow (the README's block)
+    up = _run(data_dir, "up", "--stores", "2", "--regions", "4", "--no-fleet")
     assert up.stdout.splitlines()[-1].startswith("PD: 127.0.0.1:")
-    assert "already running" in _run(data_dir, "up").stdout
+    assert "already running" in _run(data_dir, "up", "--no-fleet").stdout
 
     status = _run(data_dir, "status").stdout
     assert "regions: 4" in status and status.count("running") >= 3
@@ -61,7 +62,7 @@ def test_up_status_load_checksum_down_restart(data_dir):
     assert "NOT RUNNING" in _run(data_dir, "status", expect=1).stdout
     assert "cannot reach PD" in _run(data_dir, "checksum", expect=1).stderr
 
-    restarted = _run(data_dir, "up").stdout
+    restarted = _run(data_dir, "up", "--no-fleet").stdout
     assert "restarted" in restarted and restarted.splitlines()[-1] == up.stdout.splitlines()[-1]
     again = _checksum_fields(_run(data_dir, "checksum", "--ts", ts).stdout)
     assert int(again["crc64xor"], 16) == expected.crc64xor and again["ts"] == ts
