@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -75,13 +76,29 @@ class _ConsoleOnly(logging.Filter):
 _scrubber = SecretScrubber([])
 
 
+@dataclass
+class LogFileNotice:
+    """This run's log file, and whether the operator has been told where it is: a default file
+    (/tmp/br.log.<ts>) is named at start on a terminal, else at the end (summary, error line), so
+    that a failure stays one line on stderr."""
+
+    path: str = ""
+    told: bool = True  # --log-file: the operator named it
+
+    def unannounced(self) -> str:
+        return "" if self.told else self.path
+
+
+_notice = LogFileNotice()
+
+
 def default_log_file() -> Path:
     """BR's default: /tmp/br.log.<timestamp>."""
     return Path(f"/tmp/br.log.{time.strftime('%Y-%m-%dT%H.%M.%S%z')}")
 
 
 def setup(level: str, log_file: str | Path | None, quiet_console: bool, secrets: list[str] | None = None,
-          log_format: str = "text") -> None:
+          log_format: str = "text", chosen_by_operator: bool = True) -> None:
     """Raises OSError when the log file cannot be opened (the caller makes it one line)."""
     numeric = LEVELS.get(level, logging.INFO)
     _scrubber.add(secrets or [])
@@ -92,45 +109,33 @@ def setup(level: str, log_file: str | Path | None, quiet_console: bool, secrets:
     console.addFilter(_scrubber)
     console.addFilter(_ConsoleOnly())
     handlers: list[logging.Handler] = [console]
-    _current["path"] = str(log_file or "")
     if log_file:
         file_handler = logging.FileHandler(log_file)
         file_handler.setLevel(numeric)
         file_handler.setFormatter(formatter)
         file_handler.addFilter(_scrubber)
         handlers.append(file_handler)
+    _notice.path, _notice.told = str(log_file or ""), chosen_by_operator or not log_file
     logging.basicConfig(level=numeric, handlers=handlers, force=True)
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "celery", "kombu", "amqp"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
-_default_log: dict[str, object] = {"path": "", "shown": False}
-
-
-def announce_at_start(log_file: str) -> None:
-    """The default log file (/tmp/br.log.<ts>): shown when the job starts on a terminal, else at the end
-    (in the summary or the error line), so that a failure stays one line on stderr."""
-    _default_log.update(path=log_file, shown=False)
-
-
 def job_started() -> None:
-    """A job got past its input checks: on a terminal, say where its log file is now (as BR does)."""
-    if _default_log["path"] and not _default_log["shown"] and sys.stderr.isatty():
-        print(f"br: log file {_default_log['path']}", file=sys.stderr, flush=True)
-        _default_log["shown"] = True
+    """A job got past its input checks: on a terminal, say where its default log file is (as BR does)."""
+    if _notice.unannounced() and sys.stderr.isatty():
+        print(f"br: log file {_notice.path}", file=sys.stderr, flush=True)
+        _notice.told = True
 
 
-def unshown_log_file() -> str:
-    """The default log file's path if the operator has not been told yet ("" otherwise)."""
-    return "" if _default_log["shown"] else str(_default_log["path"])
-
-
-_current: dict[str, str] = {"path": ""}
+def unannounced_log_file() -> str:
+    """The default log file's path while the operator has not been told it ("" otherwise)."""
+    return _notice.unannounced()
 
 
 def current_log_file() -> str:
     """The log file of this run ("" when there is none), for the summary."""
-    return _current["path"]
+    return _notice.path
 
 
 def add_secrets(secrets: list[str]) -> None:

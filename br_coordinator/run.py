@@ -106,19 +106,18 @@ def _fail(line: str, code: int, exc: BaseException | None = None) -> int:
     """The final error: one line on stderr, the same line (and the traceback at debug) in the log."""
     log.debug("failed", exc_info=exc is not None)
     logging_setup.file_only(log, f"{line} (exit {code})")
-    log_file = logging_setup.unshown_log_file()
+    log_file = logging_setup.unannounced_log_file()
     print(f"{line} (log: {log_file})" if log_file else line, file=sys.stderr)
     return code
 
 
 def _start_logging(args: argparse.Namespace) -> None:
     """Jobs (backup, restore) always log to a file, /tmp/br.log.<timestamp> unless --log-file."""
-    log_file = args.log_file
-    if log_file is None and getattr(args, "job_log", False):
-        log_file = str(logging_setup.default_log_file())
-        args.log_file = log_file
-        logging_setup.announce_at_start(log_file)  # printed once the job gets past its input checks
-    logging_setup.setup(args.log_level, log_file, quiet_console=sys.stderr.isatty(), log_format=args.log_format)
+    chosen = args.log_file is not None
+    if not chosen and getattr(args, "job_log", False):
+        args.log_file = str(logging_setup.default_log_file())
+    logging_setup.setup(args.log_level, args.log_file, quiet_console=sys.stderr.isatty(), log_format=args.log_format,
+                        chosen_by_operator=chosen)
 
 
 def _log_arguments(argv: list[str], args: argparse.Namespace) -> None:
