@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -79,15 +78,7 @@ def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -
     try:
         return _backup_into(context, task, storage, stage, report)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        _remove_if_empty(stage.parent)
-
-
-def _remove_if_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass  # another attempt of the job is still staging there
+        context.drop_staging(stage)
 
 
 def _backup_into(context: AgentContext, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,

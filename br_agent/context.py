@@ -75,6 +75,15 @@ class AgentContext:
     def jobs(self, job_id: str) -> JobStore:
         return JobStore(self.redis, job_id)
 
+    def drop_staging(self, path: Path) -> None:
+        """An attempt's staging directory goes at its end, and its job's directory once empty (other
+        attempts of the job may still stage there): nothing of a finished attempt stays behind."""
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            path.parent.rmdir()
+        except OSError:
+            pass  # not empty, or already gone
+
     def staging(self, *parts: str) -> Path:
         """A fresh directory under the staging dir (the store writes SSTs there: same host)."""
         path = self.staging_dir.joinpath("jobs", *parts)

@@ -115,7 +115,7 @@ def run_download(context: AgentContext, task: rm.DownloadTask) -> rm.DownloadRes
         return _download_result(context, task, staged=staged, bytes_downloaded=fetched,
                                 error=context.scrub(str(exc)), error_kind=exc.kind)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        context.drop_staging(stage)
     return _download_result(context, task, staged=staged, bytes_downloaded=fetched)
 
 

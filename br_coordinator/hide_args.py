@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from urllib.parse import unquote_plus
 
 FD_PREFIX = "@fd:"
 _SECRET_MARKERS = ("access-key", "access_key", "session-token", "session_token")
@@ -15,7 +16,8 @@ _FLAGS = ("-s", "--storage")
 
 
 def _has_secret(value: str) -> bool:
-    lowered = value.lower()
+    """Checked on the decoded text, as the URL parser reads it: `access%2Dkey` is access-key too."""
+    lowered = unquote_plus(value).lower()
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 

@@ -16,6 +16,7 @@ def test_finds_every_storage_form() -> None:
 def test_secret_detection() -> None:
     assert _has_secret("s3://b/p?access-key=a&secret-access-key=b")
     assert _has_secret("s3://b/p?Secret_Access_Key=b")
+    assert _has_secret("s3://b/p?access%2Dkey=a&secret%2daccess%2dkey=b")  # percent-encoded names
     assert not _has_secret("s3://b/p?endpoint=http://x")
 
 

@@ -9,6 +9,7 @@ import pytest
 from rocksdict import Options, SstFileWriter
 
 from br_agent import restore_tasks as rt
+from br_agent.context import AgentContext
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
 from br_common.fleet.messages import FileInfo, KeyRange, StorageSpec
@@ -71,6 +72,8 @@ class FakeContext:
 
     def scrub(self, text: str) -> str:
         return text
+
+    drop_staging = AgentContext.drop_staging  # the real cleanup: it only touches the path
 
 
 def _sst(path: Path, pairs=PAIRS) -> None:
