@@ -58,42 +58,40 @@ class PDClient:
                 problems.append(str(exc))
         else:
             raise PDError("; ".join(problems) if len(problems) > 1 else problems[0])
-        self._follow_leader(candidates)
+        self._follow_leader()
 
     def _connect(self, address: str) -> None:
-        self.address = address
-        self._channel = open_channel(address, self.tls)
-        self._stub = pdpb_pb2_grpc.PDStub(self._channel)
-        self._dev = devclusterpb_pb2_grpc.DevPDStub(self._channel)
+        """Use `address` if it answers GetMembers; the client's state changes only then."""
+        channel = open_channel(address, self.tls)
+        stub = pdpb_pb2_grpc.PDStub(channel)
         try:
-            members = self._stub.GetMembers(pdpb_pb2.GetMembersRequest(header=self._header()), timeout=self.timeout)
+            members = stub.GetMembers(pdpb_pb2.GetMembersRequest(header=self._header()), timeout=self.timeout)
         except grpc.RpcError as exc:
-            self._channel.close()
+            channel.close()
             tls = self.tls is not None and self.tls.enabled
             hint = "" if tls else "; if the cluster uses TLS, pass --ca/--cert/--key"
             raise PDError(f"cannot reach PD at {address} ({'TLS' if tls else 'plain gRPC'}): "
                           f"{_rpc_reason(exc)}{hint}") from None
-        self.cluster_id = members.header.cluster_id
-        self.members_seen = members
+        previous = getattr(self, "_channel", None)
+        self.address, self._channel, self._stub = address, channel, stub
+        self._dev = devclusterpb_pb2_grpc.DevPDStub(channel)
+        self.cluster_id, self.members_seen = members.header.cluster_id, members
+        if previous is not None:
+            previous.close()
 
-    def _follow_leader(self, candidates: list[str]) -> None:
+    def _follow_leader(self) -> None:
         """Move to the leader's client URL when the PD that answered is a follower (a real PD
         follower refuses most requests); stay where we are when the leader is unreachable."""
         leader = self.members_seen.leader if self.members_seen.HasField("leader") else None
         urls = [u.removeprefix("http://").removeprefix("https://").rstrip("/") for u in (leader.client_urls if leader else [])]
-        if not urls or self.address in urls:
+        if self.address in urls:
             return
-        answered, channel = self.address, self._channel
         for url in urls:
             try:
                 self._connect(url)
-                channel.close()
                 return
             except PDError:
                 continue
-        self.address, self._channel = answered, channel
-        self._stub = pdpb_pb2_grpc.PDStub(channel)
-        self._dev = devclusterpb_pb2_grpc.DevPDStub(channel)
 
     def close(self) -> None:
         self._channel.close()

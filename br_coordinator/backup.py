@@ -128,24 +128,28 @@ class Backup:
         if state.job_ts:
             log.info("resuming job %s: reusing backup ts %d", self.job_id, state.job_ts)
             ts = state.job_ts
-        elif self.args.backupts:
-            ts = self.args.backupts
-            now = self.pd.tso()
-            if ts > now:  # BR accepts it, and then holds data as of when it ran, not as of the ts it names
-                raise CommandError(f"--backupts {ts} ({ts_time(ts)}) is after PD's current time {ts_time(now)}: "
-                                   f"a backup can only hold what is already committed; use a past ts or omit it")
         else:
-            now = self.pd.tso()
-            ts = now if not self.args.timeago else \
-                from_unix_seconds(physical_ms(now) / 1000 - self.args.timeago)
-            if ts > now:
-                raise CommandError("--timeago must not be negative")
+            ts = self._new_backup_ts()
         safe_point = self.pd.gc_safe_point()
         if ts <= safe_point:
             raise CommandError(f"backup ts {ts} ({ts_time(ts)}) is not after the GC safe point {safe_point} "
                                f"({ts_time(safe_point)}): its versions may be gone; use a later --backupts/--timeago"
                                + (" or a new storage path" if state.job_ts else ""))
         return self.jobs.fix_job_ts(ts)
+
+    def _new_backup_ts(self) -> int:
+        """--backupts, --timeago before now, or now; never after PD's current time."""
+        now = self.pd.tso()
+        if self.args.backupts:
+            ts = self.args.backupts
+            if ts > now:  # BR accepts it, and then holds data as of when it ran, not as of the ts it names
+                raise CommandError(f"--backupts {ts} ({ts_time(ts)}) is after PD's current time {ts_time(now)}: "
+                                   f"a backup can only hold what is already committed; use a past ts or omit it")
+            return ts
+        ts = from_unix_seconds(physical_ms(now) / 1000 - self.args.timeago) if self.args.timeago else now
+        if ts > now:
+            raise CommandError("--timeago must not be negative")
+        return ts
 
     def _lock(self) -> None:
         # the same bytes on every attempt of this job, so a lost answer is recognised by the lock's ETag

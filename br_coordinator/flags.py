@@ -124,14 +124,10 @@ def _flag(group: argparse._ActionsContainer, *names: str, default: object, **kwa
     COMMON_DEFAULTS[action.dest] = default
 
 
-def _bool_flag(group: argparse._ActionsContainer, *names: str, default: bool, help: str,  # noqa: A002
-               persistent: bool = False) -> None:
-    text = f"{help} (default {str(default).lower()})"
-    if persistent:
-        _flag(group, *names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL", help=text)
-    else:
-        group.add_argument(*names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL",
-                           help=text)
+def _bool_flag(group: argparse._ActionsContainer, *names: str, default: bool, help: str) -> None:  # noqa: A002
+    """A pflag-style boolean: `--checksum` = true, `--checksum=false` turns it off."""
+    _flag(group, *names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL",
+          help=f"{help} (default {str(default).lower()})")
 
 
 def apply_common_defaults(args: argparse.Namespace, overrides: dict[str, object] | None = None) -> None:
@@ -164,7 +160,7 @@ def connection_flags(group: argparse._ActionsContainer) -> None:
           help='set the log level (default "info")')
     _flag(group, "--log-format", default="text", choices=["text", "json"],
           help='the log file\'s format: text lines or one JSON object per line (default "text")')
-    _bool_flag(group, "--redact-info-log", default=False, persistent=True,
+    _bool_flag(group, "--redact-info-log", default=False,
                help="redact user keys in log lines and messages (shown as ?), as BR's --redact-info-log")
 
 
@@ -182,7 +178,7 @@ def common_parser() -> argparse.ArgumentParser:
     connection_flags(group)
     _flag(group, "-s", "--storage", default=None, metavar="URL",
           help='specify the url where backup storage, eg, "s3://bucket/path/prefix"')
-    _bool_flag(group, "-c", "--send-credentials-to-tikv", default=False, persistent=True,
+    _bool_flag(group, "-c", "--send-credentials-to-tikv", default=False,
                help="whether to send the storage URL's credentials to the agents, sealed to each agent's "
                     "public key. BR's default is true; br-fleet's is false, on purpose: without it the agents "
                     "use their host's own credentials (EC2 instance profile) and keys never travel")
@@ -194,7 +190,7 @@ def common_parser() -> argparse.ArgumentParser:
                "(default 0: unlimited)")
     _flag(group, "--concurrency", default=4, type=_positive_int,
           help="the number of ranges in flight on each store (default 4)")
-    _bool_flag(group, "--checksum", default=True, persistent=True, help="run checksum at end of task")
+    _bool_flag(group, "--checksum", default=True, help="run checksum at end of task")
     s3 = parser.add_argument_group("S3 Flags (a parameter in the storage URL wins)")
     for name in FLAG_PARAMS:
         _flag(s3, f"--s3.{name}", dest=f"s3_{name.replace('-', '_')}", default=None, metavar="VALUE",
