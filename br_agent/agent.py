@@ -45,6 +45,7 @@ class AgentConfig(BaseModel):
     pd: str
     broker: str
     staging_dir: Path | None = None
+    store_import_dir: Path | None = None  # TiKV's <data-dir>/import on this host; None: leave its files to TiKV
     concurrency: int = Field(8, ge=1, le=256)  # worker threads: ranges + storage jobs at once
     allowed_destinations: list[str] = Field(default_factory=list)
     store_wait: float = Field(60.0, ge=0)  # the store may register with PD after we start
@@ -137,7 +138,8 @@ def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: 
     except redis.RedisError as exc:
         raise AgentError(broker_problem(settings.broker, exc)) from None
     context = AgentContext(info=info, cluster_id=pd.cluster_id, pd_address=pd.address, staging_dir=staging,
-                           redis=client, private_key=key, tls=config.tls)
+                           redis=client, private_key=key, tls=config.tls,
+                           store_import_dir=config.store_import_dir)
     context.clean_staging()
     return context
 

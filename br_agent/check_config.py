@@ -29,6 +29,7 @@ def problems(settings: AgentSettings) -> list[str]:
         found.append(f"broker_password_file: cannot read {settings.broker_password_file}: {exc.strerror}")
     found += _tls_files(settings.broker)
     found += _staging(settings.resolved_staging_dir())
+    found += _import_dir(settings.store_import_dir)
     return found
 
 
@@ -63,7 +64,7 @@ def effective(settings: AgentSettings) -> dict[str, Any]:
             value = MASK if settings.broker_password is not None or settings.broker_password_file else ""
         elif name == "staging_dir":
             value = str(settings.resolved_staging_dir())
-        values[name] = value
+        values[name] = str(value) if isinstance(value, Path) else value
     return values
 
 
@@ -79,6 +80,15 @@ def _tls_files(url: str) -> list[str]:
     return [f"broker: ssl_{kind} file {path} is not readable"
             for kind in ("ca_certs", "certfile", "keyfile") for path in query.get(f"ssl_{kind}", [])
             if not os.access(path, os.R_OK)]
+
+
+def _import_dir(path: Path | None) -> list[str]:
+    """TiKV creates it; the agent only removes files from it, so it must exist and be writable."""
+    if path is None:
+        return []
+    if not path.is_dir():
+        return [f"store_import_dir: {path} is not a directory (TiKV's <data-dir>/import)"]
+    return [] if os.access(path, os.W_OK | os.X_OK) else [f"store_import_dir: {path} is not writable by this user"]
 
 
 def _staging(path: Path) -> list[str]:

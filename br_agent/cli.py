@@ -105,7 +105,8 @@ def _serve(settings: AgentSettings, ignored: list[str], config_file: str | None)
         logging.getLogger("br_agent").warning("setting %r in %s is not supported by this br-agent and is "
                                               "ignored", key, config_file)
     config = AgentConfig(store=settings.store, pd=settings.pd, broker=settings.broker_url(FleetSettings().broker),
-                         staging_dir=settings.resolved_staging_dir(), concurrency=settings.concurrency,
+                         staging_dir=settings.resolved_staging_dir(),
+                         store_import_dir=settings.store_import_dir, concurrency=settings.concurrency,
                          allowed_destinations=settings.allowed_destinations, store_wait=settings.store_wait,
                          log_level=settings.log_level, metrics_address=settings.metrics_address,
                          metrics_port=settings.metrics_port,

@@ -45,6 +45,7 @@ class AgentContext:
     redis: redis.Redis
     private_key: X25519PrivateKey | None = None  # opens SealedBoxes addressed to info.public_key
     tls: TLSConfig = field(default_factory=TLSConfig)  # the store's gRPC (clusters with enable_tls)
+    store_import_dir: Path | None = None  # TiKV's import directory on this host (None: not ours to clean)
     _channel: grpc.Channel | None = None
     _storages: dict[tuple[str, str, int], ExternalStorage] = field(default_factory=dict)
     _secrets: set[str] = field(default_factory=set)

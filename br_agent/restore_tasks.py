@@ -11,6 +11,9 @@ Download and, whatever happens, in `finally`.
 by one where MultiIngest is not served). Region errors come back as error_kind "region": the
 coordinator re-resolves the region through PD and redoes the work.
 
+`br.restore.discard` (every store, when the restore ends): remove from TiKV's import directory the
+staged SSTs of this restore that will never be ingested (br_common.import_files).
+
 `br.storage.restore_check_objects`: before anything is touched, every file of the backup must be
 listed with its recorded size (needs only s3:ListBucket).
 """
@@ -32,6 +35,7 @@ from br_agent.interruption import end_as_revoked
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
 from br_common.fleet.messages import KeyRange, parse
+from br_common.import_files import staged_ssts
 from br_common.kvproto import brpb_pb2, errorpb_pb2, import_sstpb_pb2
 from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
 from br_common.tikv_client import describe_region_error
@@ -73,6 +77,13 @@ def _withdrawn_if_skipped(celery_task, result: dict) -> dict:  # noqa: ANN001
     if result.get("skipped"):
         end_as_revoked(celery_task, result["skipped"])
     return result
+
+
+@shared_task(name=rm.DISCARD)
+def discard(payload: dict) -> dict:
+    task = parse(rm.DiscardTask, payload)
+    context = get_context()
+    return _guarded(context, lambda: run_discard(context, task), "discard of staged imports")
 
 
 @shared_task(name=rm.CHECK_OBJECTS)
@@ -320,6 +331,23 @@ def _ingest_error(err: errorpb_pb2.Error) -> _IngestFailed:
 def _ingest_result(context: AgentContext, task: rm.IngestTask, **fields: object) -> rm.IngestResult:
     return rm.IngestResult(job_id=task.job_id, attempt=task.attempt, store_id=context.store_id,
                            agent=context.instance, region_id=task.region.id, **fields)
+
+
+# --- discard ------------------------------------------------------------------------------------
+def run_discard(context: AgentContext, task: rm.DiscardTask) -> rm.DiscardResult:
+    """The coordinator sends this once no task of the job can ingest these uuids any more."""
+    _check_target(context, task.cluster_id, task.store_id)
+    import_dir = context.store_import_dir
+    if import_dir is None:
+        return rm.DiscardResult(store_id=context.store_id, skipped="store_import_dir is not set on this agent: "
+                                "TiKV drops them once their region changes")
+    removed = 0
+    for path in staged_ssts(import_dir, task.uuids):
+        path.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("restore %s: removed %d staged SSTs it will never ingest from %s", task.job_id, removed, import_dir)
+    return rm.DiscardResult(store_id=context.store_id, removed=removed)
 
 
 # --- storage side -------------------------------------------------------------------------------

@@ -68,6 +68,10 @@ class AgentSettings(BaseSettings):
     staging_dir: Path | None = setting(None, "local directory where SST files wait on their way to or from "
                                        "S3, shared with TiKV's user; also holds the agent's sealing key",
                                        metavar="DIR", shown="$TMPDIR/br-agent-<store host>-<store port>")
+    store_import_dir: Path | None = setting(
+        None, "TiKV's import directory on this host (<TiKV data-dir>/import): the agent removes from it the SSTs "
+              "that a failed or interrupted restore downloaded but never ingested (TiKV itself drops only those "
+              "whose region changed since); unset = leave them to TiKV", metavar="DIR", shown="unset")
     concurrency: int = setting(8, "tasks this agent runs at once (threads of the Celery pool)", ge=1, le=256,
                                flags=("-c", "--concurrency"), metavar="N")
     hostname: str = setting("", "the Celery worker name (Flower, celery inspect); Celery's %h (host), %n and %d "

@@ -37,6 +37,7 @@ from br_coordinator.storage_jobs import call_storage
 log = logging.getLogger("br.restore")
 
 SPLIT_BATCH = 1024  # split keys per SplitRegions call
+DISCARD_TIMEOUT = 15.0  # seconds to wait for the agents to drop what this run staged and never ingested
 SPEC_REFRESH = 1.0  # seconds a StorageSpec (sealed to the agents alive then) is reused
 
 
@@ -219,6 +220,9 @@ class Restore:
             raise
         finally:
             progress.close()
+            discarded = follower.discard_unconsumed(DISCARD_TIMEOUT)
+            if discarded:
+                log.info("removed %d staged SSTs that this run will not ingest from the stores", discarded)
         return stats
 
     def _download_task(self, attempt: str, store_id: int, work: rm.RegionWork, restore_ts: int) -> rm.DownloadTask:

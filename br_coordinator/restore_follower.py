@@ -79,6 +79,7 @@ class RestoreFollower:
     ready: dict[int, deque[plan.SendDownload | plan.SendIngest]] = field(default_factory=dict)
     in_flight: dict[str, Flight] = field(default_factory=dict)
     redos: list[tuple[float, plan.Redo]] = field(default_factory=list)
+    cancelled: list[AsyncResult] = field(default_factory=list)  # withdrawn while running: may still stage
     _part_bytes: int = 0
 
     def __post_init__(self) -> None:
@@ -100,7 +101,45 @@ class RestoreFollower:
 
     def cancel_all(self) -> None:
         cancel_attempts(self.jobs, list(self.in_flight), self.app)
+        self.cancelled += [f.result for f in self.in_flight.values()]
         self.in_flight.clear()
+
+    def discard_unconsumed(self, timeout: float) -> int:
+        """However the restore ends: each store's agent removes what was staged there and will never
+        be ingested (a rerun stages its pieces afresh). Best effort within `timeout`, never raising
+        (the restore's own outcome is what the operator must see); returns how many staged SSTs the
+        agents removed. What this misses, TiKV drops once the region changes."""
+        deadline = time.monotonic() + timeout
+        self._wait_cancelled(deadline)  # a withdrawn download already running still stages its pieces
+        try:
+            sent = [self._send_discard(store_id, uuids) for store_id, uuids in sorted(self.book.unconsumed().items())]
+        except Exception as exc:  # noqa: BLE001 - the broker is gone: nothing to send through
+            log.warning("staged imports not discarded: %s", exc)
+            return 0
+        removed = 0
+        for store_id, result in sent:
+            try:
+                answer = result.get(timeout=max(0.1, deadline - time.monotonic()))
+                removed += m.parse(rm.DiscardResult, answer).removed
+            except Exception as exc:  # noqa: BLE001
+                log.warning("staged imports not discarded on store %d: %s", store_id, exc)
+            finally:
+                result.forget()
+        return removed
+
+    def _wait_cancelled(self, deadline: float) -> None:
+        try:
+            while any(not r.ready() for r in self.cancelled) and time.monotonic() < deadline:
+                time.sleep(self.config.poll_interval)
+        except Exception as exc:  # noqa: BLE001 - the broker is gone: discard what can be
+            log.warning("could not follow the withdrawn tasks: %s", exc)
+
+    def _send_discard(self, store_id: int, uuids: set[bytes]) -> tuple[int, AsyncResult]:
+        task = rm.DiscardTask(job_id=self.jobs.job_id, cluster_id=self.pd.cluster_id, store_id=store_id,
+                              uuids=sorted(uuids))
+        shadow = f"restore discard job={self.jobs.job_id} store={store_id} {len(uuids)} staged"
+        return store_id, send(self.app, rm.DISCARD, task, queue=store_queue(self.pd.cluster_id, store_id),
+                              shadow=shadow)
 
     # --- actions ---------------------------------------------------------------------------------
     def _apply(self, actions: list[plan.Action]) -> None:

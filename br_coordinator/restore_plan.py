@@ -309,6 +309,19 @@ class RestoreBook:
         state = self._works.get(work_id)
         return state is not None and state.phase in ("download", "ingest")
 
+    def unconsumed(self) -> dict[int, set[bytes]]:
+        """Per store, the uuids staged (or being staged) there that no finished work ingested: what
+        a failed, superseded or interrupted work left in the stores' import directories."""
+        ingested = {p.uuid for s in self._works.values() if s.phase == "done" for p in s.work.pieces}
+        out: dict[int, set[bytes]] = {}
+        for state in self._works.values():
+            if state.phase == "done":
+                continue
+            left = {p.uuid for p in state.work.pieces} - ingested
+            for store_id in download_stores(state.work) if left else ():
+                out.setdefault(store_id, set()).update(left)
+        return out
+
     def downloaded(self, work_id: int, store_id: int, result: DownloadResult) -> list[Action]:
         state = self._works[work_id]
         if state.phase != "download" or store_id not in state.waiting:

@@ -119,6 +119,11 @@ class UpResult(BaseModel):
 
 
 # --- state file --------------------------------------------------------------------------
+def store_import_dir(store: ProcessEntry) -> Path:
+    """Where a store stages downloaded SSTs, as TiKV's <data-dir>/import (its agent cleans it up)."""
+    return Path(store.args[store.args.index("--data-dir") + 1]) / "import"
+
+
 def load_state(data_dir: Path) -> ClusterState | None:
     path = data_dir / STATE_FILE
     if not path.exists():

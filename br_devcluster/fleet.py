@@ -120,6 +120,7 @@ def agent_entry(data_dir: Path, state: ClusterState, store: ProcessEntry, broker
     name = store.name.replace("store", "agent", 1)
     args = [sys.executable, "-m", "br_agent", "--store", store.address, "--pd", state.pd_address,
             "--broker", broker_url, "--staging-dir", str(data_dir / "agents" / name),
+            "--store-import-dir", str(cluster.store_import_dir(store)),
             "--metrics-port", str(pick_port()),  # one endpoint per agent; kept across restarts (argv)
             *tls_flags(state.client_tls())]
     env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds_url, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,

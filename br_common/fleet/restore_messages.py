@@ -10,7 +10,8 @@
 
 Flow per target region: every peer's agent runs DOWNLOAD (fetch, check sha256/size, crop if the
 piece is only part of the file, ImportSST.Download), then the leader's agent runs INGEST
-(MultiIngest). CHECK_OBJECTS runs on `br.<cluster>.storage` before anything is touched. Bytes as hex;
+(MultiIngest). When the restore ends, however it ends, each store's agent runs DISCARD for what
+was staged there and never ingested. CHECK_OBJECTS runs on `br.<cluster>.storage` before anything is touched. Bytes as hex;
 nothing here holds a secret.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from br_common.kvproto import kvrpcpb_pb2, metapb_pb2
 
 DOWNLOAD = "br.restore.download"
 INGEST = "br.restore.ingest"
+DISCARD = "br.restore.discard"
 CHECK_OBJECTS = "br.storage.restore_check_objects"
 
 # what went wrong, so the coordinator knows what to do next
@@ -152,6 +154,21 @@ class IngestResult(Message):
     error_kind: ErrorKind = ""
     leader: PeerRef | None = None  # a NotLeader hint
     skipped: str = ""
+
+
+class DiscardTask(Message):
+    """Staged imports this restore will never ingest (a failed, superseded or interrupted work)."""
+
+    job_id: str
+    cluster_id: int
+    store_id: int
+    uuids: list[HexBytes]
+
+
+class DiscardResult(Message):
+    store_id: int
+    removed: int = 0
+    skipped: str = ""  # why nothing was removed (no store_import_dir on this agent)
 
 
 class ObjectRef(Message):

@@ -1,6 +1,6 @@
 """The GC loop: every interval (or when triggered, e.g. by SIGUSR1) read PD's GC safe point
-and drop the versions no read at or after it can see; then remove staged SSTs older than the
-staged TTL (downloads that will never be ingested, see staging)."""
+and drop the versions no read at or after it can see; then remove the staged SSTs that will never be
+ingested (their region changed, as TiKV's import cleanup does, or older than the staged TTL: see staging)."""
 from __future__ import annotations
 
 import logging
@@ -15,12 +15,13 @@ log = logging.getLogger(__name__)
 
 class GCLoop:
     def __init__(self, engine: Engine, pd: PDClient, interval: float, staging: Staging | None = None,
-                 staged_ttl: float = 3600.0) -> None:
+                 staged_ttl: float = 3600.0, store_id: int = 0) -> None:
         self._engine = engine
         self._pd = pd
         self._interval = interval
         self._staging = staging
         self._staged_ttl = staged_ttl
+        self._store_id = store_id
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gc", daemon=True)
@@ -49,11 +50,15 @@ class GCLoop:
             self.sweep_staging()
 
     def sweep_staging(self) -> int:
-        """Remove expired staged SSTs; returns how many (a failure is logged, the loop goes on)."""
+        """Remove stale and expired staged SSTs; returns how many (a failure is logged, the loop goes on)."""
         if self._staging is None:
             return 0
         try:
-            return self._staging.remove_expired(self._staged_ttl)
+            stale = self._staging.remove_stale(self._pd, self._store_id) if self._store_id else 0
+            return stale + self._staging.remove_expired(self._staged_ttl)
+        except PDError as exc:
+            log.warning("staged SST cleanup skipped: %s", exc)
+            return 0
         except OSError as exc:
             log.warning("staged SST cleanup skipped: %s", exc)
             return 0

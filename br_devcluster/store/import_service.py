@@ -75,7 +75,9 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
 
     def _stage(self, source: Path, sst: import_sstpb_pb2.SSTMeta, rule: import_sstpb_pb2.RewriteRule,
                commit_ts: int) -> StagedSst:
-        staged = StagedSst(uuid=sst.uuid)
+        epoch = sst.region_epoch
+        staged = StagedSst(uuid=sst.uuid, region_id=sst.region_id, conf_ver=epoch.conf_ver, version=epoch.version,
+                           cf=sst.cf_name or "default")
         builder: SstBuilder | None = None
         limiter = self._state.download_limiter
         try:
@@ -85,7 +87,7 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
                     new_key = rewrite_key(key, rule)
                     check_in_range(new_key, sst)
                     if builder is None:
-                        builder = SstBuilder(self._staging.sst_path(sst.uuid), Options(raw_mode=True))
+                        builder = SstBuilder(self._staging.sst_path(staged), Options(raw_mode=True))
                         staged.first_key = new_key
                     builder.add(mvcc.encode_key(new_key, commit_ts), mvcc.encode_put(value))
                     staged.last_key = new_key

@@ -93,7 +93,8 @@ class StoreServer:
         log.info("registered as store %d", store_id)
         heartbeat = Heartbeat(state.dev_pd, store_id, self.config.address, self.stop)
         heartbeat.start()
-        self.gc = GCLoop(state.engine, state.pd, self.config.gc_interval, staging, self.config.staged_ttl)
+        self.gc = GCLoop(state.engine, state.pd, self.config.gc_interval, staging, self.config.staged_ttl,
+                         store_id)
         self.gc.start()
         self.stop.wait()
         heartbeat.join()

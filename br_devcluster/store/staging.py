@@ -1,9 +1,13 @@
-"""Downloaded SSTs waiting for ingest: `<data-dir>/import/{uuid hex}.sst` plus a JSON sidecar
-recording the file's key range (the SST itself cannot be read back without ingesting it).
+"""Downloaded SSTs waiting for ingest, named as TiKV names them
+(`<data-dir>/import/{uuid}_{region}_{conf_ver}_{version}_{cf}.sst`, br_common.import_files), plus a
+JSON sidecar `{uuid hex}.json` recording the file's key range (the SST itself cannot be read back
+without ingesting it) and the region epoch it was downloaded for.
 
-Ingest removes what it ingested; a download that failed halfway, or whose work was redone
-elsewhere (region moved, restore interrupted and rerun under new uuids), is never ingested, so
-`remove_expired` drops staged files older than a TTL (at start and on every GC pass)."""
+Ingest removes what it ingested. A download that is never ingested goes as TiKV's own cleanup
+drops it, when its region's epoch went stale or the region left this store (`remove_stale`, on
+every GC pass), or when the agent beside the store discards it at the end of its restore; what
+neither catches (a restore abandoned by hand) expires after a TTL (`remove_expired`, at start and
+on every GC pass)."""
 from __future__ import annotations
 
 import logging
@@ -15,16 +19,23 @@ from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from br_common.import_files import SST_SUFFIX, staged_sst_name
+from br_common.pd_client import PDClient
 from br_devcluster.store.engine import Engine
 from br_devcluster.store.errors import StoreError
 
 log = logging.getLogger(__name__)
+SIDECAR = ".json"
 
 
 class StagedSst(BaseModel):
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     uuid: bytes
+    region_id: int = 0  # the SSTMeta's region and epoch, as in TiKV's file name
+    conf_ver: int = 0
+    version: int = 0
+    cf: str = "default"
     first_key: bytes = b""  # user keys after rewrite; both empty when the file had no pairs
     last_key: bytes = b""
     total_kvs: int = 0
@@ -34,6 +45,17 @@ class StagedSst(BaseModel):
     @property
     def is_empty(self) -> bool:
         return self.total_kvs == 0
+
+    @property
+    def file_name(self) -> str:
+        return staged_sst_name(self.uuid, self.region_id, self.conf_ver, self.version, self.cf)
+
+    def is_stale(self, region, store_id: int) -> bool:  # noqa: ANN001 - metapb.Region or None
+        """TiKV's rule: a newer epoch (or no such region on this store) can never ingest this file."""
+        if region is None or all(peer.store_id != store_id for peer in region.peers):
+            return True
+        epoch = region.region_epoch
+        return epoch.version > self.version or epoch.conf_ver > self.conf_ver
 
 
 class Staging:
@@ -51,55 +73,103 @@ class Staging:
     def scratch(self) -> Path:
         return self.directory / "scratch"
 
-    def sst_path(self, uuid: bytes) -> Path:
-        return self.directory / f"{uuid.hex()}.sst"
+    def sst_path(self, staged: StagedSst) -> Path:
+        return self.directory / staged.file_name
 
     def _meta_path(self, uuid: bytes) -> Path:
-        return self.directory / f"{uuid.hex()}.json"
+        return self.directory / f"{uuid.hex()}{SIDECAR}"
 
     def record(self, staged: StagedSst) -> None:
-        """Written after the SST itself (atomically), so a sidecar always has its file."""
+        """Written after the SST itself (atomically), so a sidecar always had its file."""
         path = self._meta_path(staged.uuid)
         tmp = path.with_name(f".{path.name}.{uuid4().hex}.tmp")
         tmp.write_text(staged.model_dump_json())
         os.replace(tmp, path)
 
-    def load(self, uuid: bytes) -> StagedSst:
-        path = self._meta_path(uuid)
+    def _read(self, path: Path) -> StagedSst | None:
         try:
-            staged = StagedSst.model_validate_json(path.read_text())
+            return StagedSst.model_validate_json(path.read_text())
         except FileNotFoundError:
-            raise StoreError(f"SST {uuid.hex()} is not downloaded on this store: Download it first") from None
+            return None
+
+    def load(self, uuid: bytes) -> StagedSst:
+        try:
+            staged = self._read(self._meta_path(uuid))
         except (OSError, ValidationError) as exc:
             raise StoreError(f"staged SST {uuid.hex()} is unreadable: {exc}") from None
-        if not staged.is_empty and not self.sst_path(uuid).is_file():
+        if staged is None or (not staged.is_empty and not self.sst_path(staged).is_file()):
             raise StoreError(f"SST {uuid.hex()} is not downloaded on this store: Download it first")
         return staged
 
     def remove(self, uuid: bytes) -> None:
-        self._meta_path(uuid).unlink(missing_ok=True)
-        self.sst_path(uuid).unlink(missing_ok=True)
+        try:
+            staged = self._read(self._meta_path(uuid))
+        except (OSError, ValidationError):
+            staged = None
+        self._meta_path(uuid).unlink(missing_ok=True)  # sidecar first: it never outlives its file
+        if staged is not None:
+            self.sst_path(staged).unlink(missing_ok=True)
+
+    def _staged(self) -> tuple[dict[Path, StagedSst | None], list[Path]]:
+        """Every sidecar (None when unreadable) and the SSTs no sidecar names."""
+        sidecars: dict[Path, StagedSst | None] = {}
+        ssts: set[Path] = set()
+        for path in self.directory.iterdir():
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            if path.suffix == SIDECAR:
+                try:
+                    sidecars[path] = self._read(path)
+                except (OSError, ValidationError):
+                    sidecars[path] = None
+            elif path.suffix == SST_SUFFIX:
+                ssts.add(path)
+        named = {self.sst_path(s) for s in sidecars.values() if s is not None}
+        return sidecars, sorted(ssts - named)
+
+    def _drop(self, sidecar: Path, staged: StagedSst | None) -> None:
+        sidecar.unlink(missing_ok=True)
+        if staged is not None:
+            self.sst_path(staged).unlink(missing_ok=True)
 
     def remove_expired(self, ttl: float, now: float | None = None) -> int:
         """Remove the staged SSTs (file and sidecar together) whose newest part is older than
-        `ttl` seconds; returns how many. A download still being written is fresh: its file's
-        mtime moves with every write."""
+        `ttl` seconds, and sidecars whose SST is gone; returns how many. A download still being
+        written is fresh: its file's mtime moves with every write."""
         cutoff = (time.time() if now is None else now) - ttl
-        newest: dict[str, float] = {}
-        for path in self.directory.iterdir():
-            if path.suffix in (".sst", ".json") and not path.name.startswith(".") and path.is_file():
-                newest[path.stem] = max(newest.get(path.stem, 0.0), _mtime(path))
-        expired = [stem for stem, mtime in newest.items() if mtime < cutoff]
-        for stem in expired:
-            for suffix in (".json", ".sst"):  # sidecar first: a sidecar never outlives its file
-                (self.directory / f"{stem}{suffix}").unlink(missing_ok=True)
-        if expired:
-            log.info("removed %d staged SSTs older than %.0fs (never ingested)", len(expired), ttl)
-        return len(expired)
+        sidecars, orphans = self._staged()
+        removed = 0
+        for sidecar, staged in sidecars.items():
+            sst = self.sst_path(staged) if staged is not None and not staged.is_empty else None
+            gone = sst is not None and not sst.exists()
+            if gone or max(_mtime(sidecar), _mtime(sst) if sst else 0.0) < cutoff:
+                self._drop(sidecar, staged)
+                removed += 1
+        for sst in orphans:
+            if _mtime(sst) < cutoff:
+                sst.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("removed %d staged SSTs older than %.0fs or without their file (never ingested)", removed, ttl)
+        return removed
+
+    def remove_stale(self, pd: PDClient, store_id: int) -> int:
+        """TiKV's cleanup of the import directory: drop what can never be ingested any more."""
+        stale = 0
+        for sidecar, staged in self._staged()[0].items():
+            if staged is None or not staged.region_id:
+                continue
+            info = pd.region_by_id(staged.region_id)
+            if staged.is_stale(info.region if info else None, store_id):
+                self._drop(sidecar, staged)
+                stale += 1
+        if stale:
+            log.info("removed %d staged SSTs whose region changed (they can never be ingested)", stale)
+        return stale
 
     def ingest(self, engine: Engine, staged: list[StagedSst]) -> None:
         """Ingest the files (empty downloads have none); the caller removes them afterwards."""
-        paths = [self.sst_path(item.uuid) for item in staged if not item.is_empty]
+        paths = [self.sst_path(item) for item in staged if not item.is_empty]
         if paths:
             try:
                 engine.ingest(paths)

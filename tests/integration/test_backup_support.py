@@ -97,7 +97,8 @@ class AgentFleet:
             self.metrics_ports.setdefault(store_id, procs.free_port())
         args = [sys.executable, "-m", "br_agent.cli", "--store", address, "--pd", self.dc.pd_address,
                 "--broker", self.broker, "--staging-dir", str(self.staging(store_id)), "--concurrency", "6",
-                "--metrics-port", str(self.metrics_ports.get(store_id, 0)), *self.extra_args]
+                "--metrics-port", str(self.metrics_ports.get(store_id, 0)),
+                "--store-import-dir", str(self.dc.import_dir(store_id)), *self.extra_args]
         self.procs[store_id] = procs.spawn(args, self.work_dir / f"agent-{store_id}.log", env=self.env)
         if wait:
             self.wait_registered()

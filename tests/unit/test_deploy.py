@@ -756,6 +756,8 @@ def test_agent_accepts_the_documented_config(tmp_path):
     assert "--check-config" in help_text, "docs/DEPLOY.md promises `br-agent --config FILE --check-config`"
     etc, var = tmp_path / "etc", tmp_path / "var"
     text = AGENT_TOML.read_text().replace("/etc/br-fleet/", f"{etc}/").replace("/var/lib/br-agent/", f"{var}/")
+    text = text.replace("/var/lib/tikv/data/", f"{var}/tikv/")
+    (var / "tikv" / "import").mkdir(parents=True)
     (etc / "keys").mkdir(parents=True)
     (etc / "tls").mkdir()
     (var / "staging").mkdir(parents=True)

@@ -203,3 +203,21 @@ def test_a_task_for_another_cluster_is_refused(tmp_path: Path, backup) -> None:
     with pytest.raises(rt.AgentTaskError, match="cluster 1"):
         rt.run_ingest(ctx, _ingest_task())
     assert ctx.stub.downloads == [] and ctx.stub.ingests == []
+
+
+def test_discard_removes_the_staged_ssts_of_those_uuids_by_tikv_name(tmp_path: Path) -> None:
+    from br_common.import_files import staged_sst_name
+
+    import_dir = tmp_path / "tikv" / "import"
+    import_dir.mkdir(parents=True)
+    gone, kept = b"\x05" * 16, b"\x06" * 16
+    for uuid, region in ((gone, 7), (gone, 8), (kept, 7)):
+        (import_dir / staged_sst_name(uuid, region, 1, 3, "default")).write_bytes(b"sst")
+    (import_dir / ".temp").mkdir()
+    context = FakeContext(tmp_path)
+    context.store_import_dir = None
+    task = rm.DiscardTask(job_id="j", cluster_id=1, store_id=2, uuids=[gone])
+    assert rt.run_discard(context, task).skipped  # not configured: TiKV's own cleanup only
+    context.store_import_dir = import_dir
+    assert rt.run_discard(context, task).removed == 2
+    assert sorted(p.name for p in import_dir.iterdir()) == [".temp", staged_sst_name(kept, 7, 1, 3, "default")]

@@ -118,3 +118,31 @@ def test_gives_up_after_max_tries() -> None:
     book.task_failed(2, "lost again")
     (fail,) = book.replace(2, [work])
     assert isinstance(fail, rp.Fail) and "gave up after 2 attempts" in fail.reason
+
+
+def test_what_no_finished_work_ingested_is_left_to_discard_per_store() -> None:
+    """A superseded work's pieces (new regions: new uuids) and an unfinished work's are unconsumed;
+    a finished work's are not, even when a superseded work shared a uuid with it."""
+    parts = _parts()
+    book = rp.RestoreBook(parts)
+    work = rp.assign_regions(parts, [_region(7, b"", b"", stores=(1, 2))], "j")[0]
+    book.add(work)
+    assert book.unconsumed() == {1: {work.pieces[0].uuid}, 2: {work.pieces[0].uuid}}  # maybe staged already
+    book.downloaded(1, 1, DownloadResult(job_id="j", attempt="x", store_id=1, agent="a", region_id=7,
+                                         error="EpochNotMatch", error_kind="region"))
+    left, right = rp.reassign(work.pieces, [_region(7, b"", b"m", stores=(1, 2), version=2),
+                                            _region(8, b"m", b"", stores=(2, 3), leader=2, version=2)], "j")
+    book.replace(1, [left, right])
+    for s in (1, 2):
+        book.downloaded(2, s, _ok(left, s))
+    book.ingested(2, _ingest(left))
+    old, new_right = work.pieces[0].uuid, right.pieces[0].uuid
+    assert book.unconsumed() == {1: {old}, 2: {old, new_right}, 3: {new_right}}
+    same = rp.RestoreBook(parts)  # a redo into the same region keeps its uuid: ingested, nothing left
+    same.add(work)
+    same.task_failed(1, "agent lost")
+    same.replace(1, [work])
+    for s in (1, 2):
+        same.downloaded(2, s, _ok(work, s))
+    same.ingested(2, _ingest(work))
+    assert same.done and same.unconsumed() == {}

@@ -109,10 +109,11 @@ def test_staging_records_and_refuses_unknown(tmp_path: Path) -> None:
         staging.load(uuid)
     staging.record(StagedSst(uuid=uuid))  # an empty download has no file
     assert staging.load(uuid).is_empty
-    staging.record(StagedSst(uuid=uuid, first_key=b"\x00a", last_key=b"\xffz", total_kvs=2))
+    staged = StagedSst(uuid=uuid, first_key=b"\x00a", last_key=b"\xffz", total_kvs=2)
+    staging.record(staged)
     with pytest.raises(StoreError, match="Download it first"):
         staging.load(uuid)  # sidecar without its SST
-    staging.sst_path(uuid).write_bytes(b"x")
+    staging.sst_path(staged).write_bytes(b"x")
     assert staging.load(uuid).last_key == b"\xffz"
     staging.remove(uuid)
     assert list((tmp_path / "import").iterdir()) == []
@@ -121,9 +122,11 @@ def test_staging_records_and_refuses_unknown(tmp_path: Path) -> None:
 def test_staging_cleans_leftovers_but_keeps_staged(tmp_path: Path) -> None:
     staging = Staging(tmp_path / "import")
     uuid = b"\x01" * 16
-    staging.sst_path(uuid).write_bytes(b"sst")
-    staging.record(StagedSst(uuid=uuid, first_key=b"a", last_key=b"b", total_kvs=1))
+    staged = StagedSst(uuid=uuid, first_key=b"a", last_key=b"b", total_kvs=1, region_id=3)
+    staging.sst_path(staged).write_bytes(b"sst")
+    staging.record(staged)
     (staging.scratch / "sst-read-x").mkdir(parents=True)
     (tmp_path / "import" / ".x.sst.123.tmp").write_bytes(b"half")
     staging.clean_leftovers()
-    assert sorted(p.name for p in (tmp_path / "import").iterdir()) == [f"{uuid.hex()}.json", f"{uuid.hex()}.sst"]
+    assert sorted(p.name for p in (tmp_path / "import").iterdir()) == [
+        "01010101-0101-0101-0101-010101010101_3_0_0_default.sst", f"{uuid.hex()}.json"]
