@@ -1,5 +1,9 @@
 """Faults over real processes (issue 13): a complete backup never changes after backupmeta is
-written, whatever lands late. The agents reach S3 through a fault proxy the test owns."""
+written, whatever lands late; PD, store, agent and coordinator crashes and S3 faults (503s,
+resets, a short outage, a stall, through a fault proxy the tests own) end in a backup that a
+restore turns back into the source at backup_ts, with nothing left in any staging or import
+directory. One source cluster with its fleet (`br-devcluster up`) and one target cluster with
+its own agents serve every scenario; the target is emptied before each restore."""
 from __future__ import annotations
 
 import hashlib
@@ -14,12 +18,21 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import grpc
 import pytest
 
 from br_common.backup_layout import BACKUPMETA
-from br_common.kvproto import brpb_pb2
+from br_common.checksum import Checksum
+from br_common.fleet import redis_client
+from br_common.grpc_util import channel_options
+from br_common.kvproto import brpb_pb2, devclusterpb_pb2, devclusterpb_pb2_grpc
+from br_common.pd_client import PDClient
+from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
+from br_devcluster.services.imds import AWS_CREDENTIAL_ENV
+from tests.fixtures.devcluster import DevCluster
 from tests.fixtures.fault_proxy import FaultProxy
+from tests.integration.test_backup_support import AgentFleet
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +57,101 @@ def dc(tmp_path_factory):
             cluster.down(data_dir)
 
 
+@pytest.fixture(scope="module")
+def target(dc, tmp_path_factory):
+    """The cluster every scenario restores into, with its agents on the source's Redis and S3
+    (instance-profile credentials from the source's IMDS endpoint, as on one EC2 account)."""
+    state, _ = dc
+    data_dir = tmp_path_factory.mktemp("reliability-target")
+    tdc = DevCluster(data_dir, cluster.up(data_dir, cluster.ClusterConfig(stores=2, replicas=1, regions=2)).state)
+    env = {k: v for k, v in _env().items() if k not in AWS_CREDENTIAL_ENV}
+    env |= {"AWS_EC2_METADATA_SERVICE_ENDPOINT": state.fleet.imds_url, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_CONFIG_FILE": os.devnull}
+    agents = AgentFleet(tdc, state.fleet.broker_url, data_dir / "agents", env=env)
+    try:
+        agents.start_all()
+        yield tdc, agents
+    finally:
+        agents.stop_all()
+        tdc.kv.close()
+        tdc.pd.close()
+        cluster.down(data_dir)
+
+
+def _storage(state: cluster.ClusterState, prefix: str, endpoint: str | None = None) -> str:
+    return f"s3://{state.fleet.bucket}/{prefix}?endpoint={endpoint or state.fleet.s3_endpoint}"
+
+
+def _br(state: cluster.ClusterState, *args: str, log: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "br_coordinator.cli", *args, "--broker", state.fleet.broker_url,
+                           "--log-file", str(log)], capture_output=True, text=True, env=_env(), timeout=timeout)
+
+
+def _start_br(state: cluster.ClusterState, *args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "br_coordinator.cli", *args, "--broker", state.fleet.broker_url,
+                             "--log-file", str(log)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env())
+
+
+def _backup_args(state: cluster.ClusterState, storage: str, *extra: str) -> tuple[str, ...]:
+    return ("backup", "full", "--pd", state.pd_address, "-s", storage, *extra)
+
+
+def _one_line_failure(done: subprocess.CompletedProcess) -> bool:
+    errors = [line for line in done.stderr.splitlines() if line.startswith("br: error:")]
+    return done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr
+
+
+def _wait_uploads(state: cluster.ClusterState, data_dir: Path, prefix: str, count: int = 1,
+                  timeout: float = 60.0) -> None:
+    """Until `count` SSTs of the running backup are in storage (the job is well under way)."""
+    s3 = _s3(state, data_dir)
+
+    def uploaded() -> int:
+        listed = s3.list_objects_v2(Bucket=state.fleet.bucket, Prefix=f"{prefix}/").get("Contents", [])
+        return sum(1 for item in listed if item["Key"].endswith(".sst"))
+
+    _wait(lambda: uploaded() >= count, timeout)
+
+
+def _wipe(tdc: DevCluster) -> None:
+    """Empty the target (the devcluster's admin DropRange on every store) for the next restore."""
+    for address in tdc.store_addresses().values():
+        with grpc.insecure_channel(address, options=channel_options()) as channel:
+            devclusterpb_pb2_grpc.DevStoreStub(channel).DropRange(
+                devclusterpb_pb2.DropRangeRequest(cluster_id=tdc.cluster_id, start_key=b"", end_key=b""), timeout=30)
+    assert tdc.kv.scan(limit=1) == []
+
+
+def _leftovers(tdc: DevCluster, agents: AgentFleet) -> list[Path]:
+    staged = [p for sid in agents.procs for p in agents.staging(sid).joinpath("jobs").rglob("*") if p.is_file()]
+    imports = [p for sid in agents.procs for p in tdc.import_dir(sid).iterdir() if p.suffix in (".sst", ".tmp")]
+    return staged + imports
+
+
+def _source_checksum(state: cluster.ClusterState, ts: int) -> Checksum:
+    with PDClient(state.pd_address) as pd, RawKVClient(pd) as kv:
+        return kv.checksum(ts=ts)
+
+
+def assert_restore_equals_source(dc, target, prefix: str, tmp_path: Path) -> None:  # noqa: ANN001
+    """The scenario's backup, restored into the emptied target, is the source at its backup_ts; no
+    staged file or staged import is left behind, on either side."""
+    state, data_dir = dc
+    tdc, agents = target
+    _wipe(tdc)
+    meta = brpb_pb2.BackupMeta()
+    meta.ParseFromString(_s3(state, data_dir).get_object(Bucket=state.fleet.bucket,
+                                                        Key=f"{prefix}/{BACKUPMETA}")["Body"].read())
+    done = _br(state, "restore", "full", "--pd", tdc.pd_address, "-s", _storage(state, prefix),
+               log=tmp_path / f"restore-{prefix}.log")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert tdc.kv.checksum() == _source_checksum(state, meta.end_version)
+    assert not _leftovers(tdc, agents)
+    source_staging = data_dir / "agents"
+    assert not [p for p in source_staging.rglob("jobs/*") if p.is_file()], "the source agents left staged files"
+
+
 def _s3(state: cluster.ClusterState, data_dir: Path):  # noqa: ANN202 - boto3 client
     creds = json.loads((data_dir / "imds" / "role-credentials.json").read_text())
     return boto3.client("s3", endpoint_url=state.fleet.s3_endpoint, region_name="us-east-1",
@@ -51,7 +159,7 @@ def _s3(state: cluster.ClusterState, data_dir: Path):  # noqa: ANN202 - boto3 cl
                         aws_session_token=creds.get("Token"))
 
 
-def test_a_straggler_upload_of_an_interrupted_run_never_changes_the_complete_backup(dc, tmp_path):
+def test_a_straggler_upload_of_an_interrupted_run_never_changes_the_complete_backup(dc, target, tmp_path):
     state, data_dir = dc
     proxy = FaultProxy("127.0.0.1", int(state.fleet.s3_endpoint.rsplit(":", 1)[1])).start()
     prefix = "straggler"
@@ -89,6 +197,7 @@ def test_a_straggler_upload_of_an_interrupted_run_never_changes_the_complete_bac
     assert all(re.fullmatch(r"\d+/[0-9a-f]{16}/[^/]+\.sst", f.name) for f in meta.files)  # fenced to attempts
     stragglers = listed - {f.name for f in meta.files}
     assert stragglers, "the held upload should have landed, under its own attempt's name"
+    assert_restore_equals_source(dc, target, prefix, tmp_path)
 
 
 def _running_tasks(state: cluster.ClusterState, job_id: str) -> list[str]:
@@ -110,22 +219,110 @@ def _wait(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
     time.sleep(0.5)
 
 
-PD_OUTAGE_SECONDS = 5.0
+OUTAGE_SECONDS = {"pd": 12.0, "store": 5.0}
 
 
-def test_a_backup_right_after_a_pd_restart_completes(dc, tmp_path):
-    """PD down for a while (stores, agents and br see it fail), restarted on its port: the stores
-    and agents pick it up by themselves and the very next backup completes (gRPC's reconnect
-    backoff is capped at 2 s, br_common.grpc_util)."""
+def _stop_and_restart(data_dir: Path, name: str, seconds: float) -> None:
+    cluster.stop_process(data_dir, name, kill=True)
+    time.sleep(seconds)  # clients fail against it meanwhile (their reconnect backoff grows)
+    cluster.start_process(data_dir, name)
+
+
+def _finish_or_rerun(state: cluster.ClusterState, first: subprocess.Popen, args: tuple[str, ...],
+                     tmp_path: Path) -> str:
+    """The first run either rode the fault out or failed with one line; then the very next run,
+    with nothing else restarted, completes. Returns the completing run's output."""
+    try:
+        code = first.wait(180)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    output = first.stdout.read()
+    assert "Traceback" not in output, output
+    if code == 0:
+        return output
+    assert code == 1 and output.rstrip().splitlines()[-1].startswith("br: error:"), output
+    rerun = _br(state, *args, log=tmp_path / "rerun.log")
+    assert rerun.returncode == 0 and "Backup complete" in rerun.stdout, rerun.stdout + rerun.stderr
+    return rerun.stdout
+
+
+@pytest.mark.parametrize("role", ["pd", "store"])
+def test_pd_or_a_store_down_mid_backup_then_back(dc, target, tmp_path, role):
+    """Killed mid-backup, down for a while, restarted on its port: PD, the other stores, the agents
+    and br pick it up by themselves (gRPC's reconnect backoff is capped at 2 s, br_common.grpc_util),
+    so the run rides it out or the very next one completes."""
     state, data_dir = dc
-    cluster.stop_process(data_dir, "pd", kill=True)
-    time.sleep(PD_OUTAGE_SECONDS)  # clients fail against it meanwhile (their reconnect backoff grows)
-    cluster.start_process(data_dir, "pd")
-    storage = f"s3://{state.fleet.bucket}/after-pd-restart?endpoint={state.fleet.s3_endpoint}"
-    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", "backup", "full", "--pd", state.pd_address,
-                           "-s", storage, "--broker", state.fleet.broker_url, "--log-file", str(tmp_path / "b.log")],
-                          capture_output=True, text=True, env=_env(), timeout=180)
+    prefix = f"{role}-outage"
+    args = _backup_args(state, _storage(state, prefix))
+    first = _start_br(state, *args, "--ratelimit", "1", log=tmp_path / "first.log")
+    _wait_uploads(state, data_dir, prefix)
+    name = "pd" if role == "pd" else state.by_role("store")[0].name
+    _stop_and_restart(data_dir, name, OUTAGE_SECONDS[role])
+    _finish_or_rerun(state, first, args, tmp_path)
+    assert_restore_equals_source(dc, target, prefix, tmp_path)
+
+
+def test_an_agent_killed_mid_backup_and_restarted(dc, target, tmp_path):
+    """SIGKILL, as a crash or the OOM killer would; systemd restarts it. br sees the instance gone
+    (a new one heartbeats) and resends the lost range; the lost one's staging is cleaned at start."""
+    state, data_dir = dc
+    prefix = "agent-killed"
+    first = _start_br(state, *_backup_args(state, _storage(state, prefix), "--ratelimit", "1"),
+                      log=tmp_path / "first.log")
+    _wait_uploads(state, data_dir, prefix)
+    _stop_and_restart(data_dir, state.by_role("agent")[0].name, 1.0)
+    assert first.wait(180) == 0, first.stdout.read()
+    assert_restore_equals_source(dc, target, prefix, tmp_path)
+
+
+def test_the_coordinator_killed_mid_backup_then_rerun_resumes(dc, target, tmp_path):
+    state, data_dir = dc
+    prefix = "coordinator-killed"
+    args = _backup_args(state, _storage(state, prefix))
+    first = _start_br(state, *args, "--ratelimit", "1", log=tmp_path / "first.log")
+    _wait_uploads(state, data_dir, prefix)
+    first.kill()
+    first.wait(30)
+    client = redis_client(state.fleet.broker_url)
+    client.delete(*client.keys("br:job:*:lease"))  # what its 30 s TTL does; skipped here
+    rerun = _br(state, *args, log=tmp_path / "rerun.log")
+    assert rerun.returncode == 0 and "Backup complete (resumed)" in rerun.stdout, rerun.stdout + rerun.stderr
+    assert_restore_equals_source(dc, target, prefix, tmp_path)
+
+
+@pytest.mark.parametrize("how", ["503", "reset"])
+def test_s3_throttling_and_connection_resets_are_retried(dc, target, tmp_path, how):
+    state, data_dir = dc
+    prefix = f"s3-{how}"
+    proxy = FaultProxy("127.0.0.1", int(state.fleet.s3_endpoint.rsplit(":", 1)[1])).start()
+    try:
+        proxy.fail(r"\.sst", count=6, how=how)
+        done = _br(state, *_backup_args(state, _storage(state, prefix, proxy.url)), log=tmp_path / "b.log")
+    finally:
+        proxy.close()
     assert done.returncode == 0 and "Backup complete" in done.stdout, done.stdout + done.stderr
+    assert proxy.failed == 6
+    assert_restore_equals_source(dc, target, prefix, tmp_path)
+
+
+def test_a_short_s3_outage_mid_backup(dc, target, tmp_path):
+    """S3 unreachable for a few seconds (every connection reset): botocore's retries ride it out,
+    or the rerun completes."""
+    state, data_dir = dc
+    prefix = "s3-outage"
+    proxy = FaultProxy("127.0.0.1", int(state.fleet.s3_endpoint.rsplit(":", 1)[1])).start()
+    args = _backup_args(state, _storage(state, prefix, proxy.url))
+    try:
+        first = _start_br(state, *args, "--ratelimit", "1", log=tmp_path / "first.log")
+        _wait_uploads(state, data_dir, prefix)
+        proxy.outage(True)
+        time.sleep(3.0)
+        proxy.outage(False)
+        _finish_or_rerun(state, first, args, tmp_path)
+    finally:
+        proxy.close()
+    assert_restore_equals_source(dc, target, prefix, tmp_path)
 
 
 def test_a_replayed_task_cannot_rewrite_a_complete_backup(dc, tmp_path):
@@ -167,18 +364,3 @@ def test_a_replayed_task_cannot_rewrite_a_complete_backup(dc, tmp_path):
     assert result.state == states.REVOKED and "already holds a complete backup" in str(result.result)
     after = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=state.fleet.bucket, Prefix=prefix)["Contents"]}
     assert after == before
-
-
-def test_a_backup_right_after_a_store_restart_completes(dc, tmp_path):
-    """A store SIGKILLed and restarted on its port: PD, the other stores, its agent and br pick it up
-    by themselves, and the very next backup completes."""
-    state, data_dir = dc
-    store = state.by_role("store")[0].name
-    cluster.stop_process(data_dir, store, kill=True)
-    time.sleep(5.0)  # clients fail against it meanwhile (their reconnect backoff grows)
-    cluster.start_process(data_dir, store)
-    storage = f"s3://{state.fleet.bucket}/after-store-restart?endpoint={state.fleet.s3_endpoint}"
-    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", "backup", "full", "--pd", state.pd_address,
-                           "-s", storage, "--broker", state.fleet.broker_url, "--log-file", str(tmp_path / "b.log")],
-                          capture_output=True, text=True, env=_env(), timeout=180)
-    assert done.returncode == 0 and "Backup complete" in done.stdout, done.stdout + done.stderr
