@@ -17,6 +17,7 @@ from br_common.pd_client import RegionInfo
 from br_coordinator.errors import CommandError
 from br_coordinator.follower import BackupFollower, FollowerConfig
 from br_coordinator.planner import PlannedTask
+from tests.doubles import FakePD
 
 
 @dataclass
@@ -40,25 +41,6 @@ class FakeApp:
         self.sent.append((queue, args[0]))
         self.worker(args[0], queue, result)
         return result
-
-
-class FakePD:
-    cluster_id = 1
-
-    def __init__(self, bounds: list[bytes], leaders: list[int]) -> None:
-        self.set(bounds, leaders)
-
-    def set(self, bounds: list[bytes], leaders: list[int]) -> None:
-        edges = [b""] + bounds + [b""]
-        self.regions = [RegionInfo(metapb_pb2.Region(id=i + 1, start_key=edges[i], end_key=edges[i + 1]),
-                                   metapb_pb2.Peer(store_id=s)) for i, s in enumerate(leaders)]
-
-    def scan_regions(self, start: bytes, end: bytes):  # noqa: ANN201
-        return [r for r in self.regions if (not end or r.region.start_key < end)
-                and (not r.region.end_key or r.region.end_key > start)]
-
-    def store(self, store_id: int) -> metapb_pb2.Store:
-        return metapb_pb2.Store(id=store_id, address=f"10.0.0.{store_id}:20160")
 
 
 def _agent(store_id: int, pid: int) -> AgentInfo:
@@ -94,13 +76,13 @@ def _ok(task: m.BackupRangeTask, agent: str = "h/1/bbbbbbbb", uncovered: list[m.
 
 
 def test_region_errors_are_re_resolved_until_covered_exactly_once() -> None:
-    pd = FakePD([b"b", b"d"], [1, 2, 1])
+    pd = FakePD.from_bounds([b"b", b"d"], [1, 2, 1])
 
     def worker(payload: dict, queue: str, result: FakeResult) -> None:
         task = m.parse(m.BackupRangeTask, payload)
         if task.range.start == b"b" and task.store_id == 2 and not pd.moved:
             pd.moved = True  # the leader moved to store 3 and the region split meanwhile
-            pd.set([b"b", b"c", b"d"], [1, 3, 3, 1])
+            pd.set_bounds([b"b", b"c", b"d"], [1, 3, 3, 1])
             gap = m.UncoveredRange(range=task.range, reason="NotLeader(region 2, leader on store 3)")
             result.state, result.result = "SUCCESS", _ok(task, uncovered=[gap])
         else:
@@ -116,7 +98,7 @@ def test_region_errors_are_re_resolved_until_covered_exactly_once() -> None:
 
 
 def test_lost_agent_work_is_resent_at_once_and_the_old_result_ignored() -> None:
-    pd = FakePD([], [1])
+    pd = FakePD.from_bounds([], [1])
     results: list[FakeResult] = []
 
     def worker(payload: dict, queue: str, result: FakeResult) -> None:
@@ -141,13 +123,13 @@ def test_bounded_retries_fail_naming_the_range_and_the_error() -> None:
     def worker(payload: dict, queue: str, result: FakeResult) -> None:
         result.state, result.result = "FAILURE", RuntimeError("disk full on store 1")
 
-    follower, _, _, _ = _setup(worker, FakePD([], [1]), [_agent(1, 1)], max_attempts=3)
+    follower, _, _, _ = _setup(worker, FakePD.from_bounds([], [1]), [_agent(1, 1)], max_attempts=3)
     with pytest.raises(CommandError, match=r"range \[-inf..\+inf\) failed after 3 attempts; last error: disk full"):
         follower.run([m.KeyRange()])
 
 
 def test_a_store_without_agent_is_named() -> None:
-    follower, _, _, _ = _setup(lambda *a: None, FakePD([], [7]), [_agent(1, 1)], agent_wait=0.0)
+    follower, _, _, _ = _setup(lambda *a: None, FakePD.from_bounds([], [7]), [_agent(1, 1)], agent_wait=0.0)
     with pytest.raises(CommandError, match=r"no br-agent for store 7 \(queue br.1.store.7\): start br-agent on the "
                                            r"host of 10.0.0.7:20160"):
         follower.run([m.KeyRange()])
@@ -161,7 +143,7 @@ def test_an_allowlist_refusal_fails_at_once_with_the_agents_line() -> None:
         line = 'agent of store 1 refuses s3://b/p: not in its allowed_destinations ["s3://bkt/tidb"]'
         result.state, result.result = "FAILURE", RuntimeError(line)
 
-    follower, _, _, _ = _setup(worker, FakePD([], [1]), [_agent(1, 1)], max_attempts=5)
+    follower, _, _, _ = _setup(worker, FakePD.from_bounds([], [1]), [_agent(1, 1)], max_attempts=5)
     with pytest.raises(CommandError) as caught:
         follower.run([m.KeyRange()])
     assert str(caught.value).startswith("agent of store 1 refuses s3://b/p: not in its allowed_destinations")

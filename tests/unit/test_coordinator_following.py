@@ -14,13 +14,7 @@ from br_coordinator.storage_spec import StorageSpecs
 
 SIGNER = Signer(ed25519.Ed25519PrivateKey.generate())
 SPECS = StorageSpecs(parse_storage_url("local:///backups/b1"), send_credentials=False)
-
-
-class FakePD:
-    cluster_id = 5
-
-    def store(self, store_id: int) -> metapb_pb2.Store:
-        return metapb_pb2.Store(id=store_id, address=f"10.0.0.{store_id}:20160")
+from tests.doubles import FakePD
 
 
 def _agent(store_id: int, pid: int = 1, **fields: object) -> AgentInfo:
@@ -30,7 +24,7 @@ def _agent(store_id: int, pid: int = 1, **fields: object) -> AgentInfo:
 
 def test_agents_that_admit_the_url_and_trust_the_key_pass() -> None:
     agents = [_agent(1, trusted_signers=[SIGNER.fingerprint], allowed_destinations=["local:///backups"]), _agent(2)]
-    check_agents(agents, SPECS, SIGNER, {1, 2}, FakePD())
+    check_agents(agents, SPECS, SIGNER, {1, 2}, FakePD(cluster_id=5))
 
 
 @pytest.mark.parametrize("agent, signer, words", [
@@ -42,12 +36,12 @@ def test_agents_that_admit_the_url_and_trust_the_key_pass() -> None:
 def test_a_refusing_agent_is_named_before_anything_is_sent(agent: AgentInfo, signer: Signer | None,
                                                            words: str) -> None:
     with pytest.raises(CommandError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        check_agents([agent], SPECS, signer, {1}, FakePD())
+        check_agents([agent], SPECS, signer, {1}, FakePD(cluster_id=5))
 
 
 def test_a_needed_store_without_agent_is_named() -> None:
     with pytest.raises(CommandError, match=r"no br-agent for store 3 \(queue br.5.store.3\): .*host of 10.0.0.3:20160"):
-        check_agents([_agent(1)], SPECS, SIGNER, {1, 3}, FakePD())
+        check_agents([_agent(1)], SPECS, SIGNER, {1, 3}, FakePD(cluster_id=5))
 
 
 def test_work_started_by_a_gone_instance_or_queued_for_gone_agents_is_lost() -> None:

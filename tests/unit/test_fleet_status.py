@@ -12,17 +12,7 @@ from br_common.fleet.registry import AgentInfo, Registry
 from br_common.kvproto import metapb_pb2
 from br_coordinator.run import parse_args
 from br_coordinator.fleet_status import age, gather, queue_depth, render
-
-
-class FakePD:
-    address = "10.0.1.11:2379"
-    cluster_id = 42
-
-    def __init__(self, *stores: tuple[int, str, int]) -> None:
-        self._stores = [metapb_pb2.Store(id=i, address=a, state=s) for i, a, s in stores]
-
-    def stores(self) -> list[metapb_pb2.Store]:
-        return self._stores
+from tests.doubles import FakePD
 
 
 def _agent(store_id: int, pid: int, **fields: object) -> AgentInfo:
@@ -48,8 +38,9 @@ def _fleet(client: fakeredis.FakeRedis) -> FakePD:
     client.rpush("br.42.storage", b"s1")
     client.rpush("br.7.store.2", b"theirs")  # another cluster's queue of its store 2
     client.rpush("br.7.storage", b"theirs")
-    return FakePD((1, "10.0.1.21:20160", metapb_pb2.Up), (2, "10.0.1.22:20160", metapb_pb2.Up),
-                  (3, "10.0.1.23:20160", metapb_pb2.Up), (4, "10.0.1.24:20160", metapb_pb2.Tombstone))
+    stores = [(1, metapb_pb2.Up), (2, metapb_pb2.Up), (3, metapb_pb2.Up), (4, metapb_pb2.Tombstone)]
+    return FakePD(stores=[metapb_pb2.Store(id=i, address=f"10.0.1.2{i}:20160", state=s) for i, s in stores],
+                  cluster_id=42)
 
 
 def test_gather_finds_agents_queues_strangers_and_missing_stores(client: fakeredis.FakeRedis) -> None:
@@ -94,7 +85,7 @@ def test_running_and_interrupted_jobs(client: fakeredis.FakeRedis) -> None:
     done = JobSpec(kind="backup", cluster_id=42, storage_url="s3://bkt/prod/c", ranges=[m.KeyRange()])
     JobStore(client, done.job_id()).create(done)
     JobStore(client, done.job_id()).finish("done")
-    text = "\n".join(render(gather(FakePD(), client), "redis://r:6379/0", time.time()))
+    text = "\n".join(render(gather(FakePD(cluster_id=42), client), "redis://r:6379/0", time.time()))
     assert f"job {running.job_id()} backup s3://bkt/prod/a: running (coordinator coord/77/ab), 1 ranges done" in text
     assert f"job {stopped.job_id()} restore s3://bkt/prod/b: interrupted" in text
     assert done.job_id() not in text

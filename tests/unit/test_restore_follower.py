@@ -13,6 +13,7 @@ from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
 from br_coordinator import restore_follower, restore_plan as rp
 from br_coordinator.errors import CommandError
+from tests.doubles import FakePD
 
 
 def _region(rid: int, start: bytes, end: bytes, leader: int = 1, version: int = 1, stores=(1, 2)) -> RegionInfo:
@@ -20,18 +21,6 @@ def _region(rid: int, start: bytes, end: bytes, leader: int = 1, version: int = 
     region = metapb_pb2.Region(id=rid, start_key=start, end_key=end, peers=peers,
                                region_epoch=metapb_pb2.RegionEpoch(conf_ver=1, version=version))
     return RegionInfo(region, next(p for p in peers if p.store_id == leader))
-
-
-class FakePD:
-    def __init__(self, regions: list[RegionInfo]) -> None:
-        self.regions = regions
-
-    def region_by_id(self, region_id: int) -> RegionInfo | None:
-        return next((r for r in self.regions if r.id == region_id), None)
-
-    def scan_regions(self, start: bytes, end: bytes):  # noqa: ANN201
-        return [r for r in self.regions if (not end or r.region.start_key < end)
-                and (not r.region.end_key or start < r.region.end_key)]
 
 
 def _follower(pd: FakePD, parts) -> restore_follower.RestoreFollower:  # noqa: ANN001

@@ -13,6 +13,7 @@ from br_common.import_files import staged_ssts
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import RegionInfo
 from br_devcluster.store.config import parse_args
+from tests.doubles import FakePD
 from br_devcluster.store.gc import GCLoop
 from br_devcluster.store.staging import StagedSst, Staging
 
@@ -66,15 +67,11 @@ def test_the_gc_loop_sweeps_staging_even_without_a_safe_point(tmp_path: Path) ->
     assert GCLoop(engine=None, pd=None, interval=HOUR).sweep_staging() == 0  # no staging: nothing to do
 
 
-class _PD:
+def _pd() -> FakePD:
     """Region 7 at version 2 with a peer on store 1; no other region."""
-
-    def region_by_id(self, region_id: int) -> RegionInfo | None:
-        if region_id != 7:
-            return None
-        region = metapb_pb2.Region(id=7, region_epoch=metapb_pb2.RegionEpoch(conf_ver=1, version=2),
-                                   peers=[metapb_pb2.Peer(id=70, store_id=1)])
-        return RegionInfo(region, region.peers[0])
+    region = metapb_pb2.Region(id=7, region_epoch=metapb_pb2.RegionEpoch(conf_ver=1, version=2),
+                               peers=[metapb_pb2.Peer(id=70, store_id=1)])
+    return FakePD([RegionInfo(region, region.peers[0])])
 
 
 def test_staged_ssts_of_a_changed_region_go_as_tiKV_drops_them(tmp_path: Path) -> None:
@@ -82,10 +79,10 @@ def test_staged_ssts_of_a_changed_region_go_as_tiKV_drops_them(tmp_path: Path) -
     current = _stage(staging, b"\x06" * 16, age=1, region_id=7, version=2)
     _stage(staging, b"\x07" * 16, age=1, region_id=7, version=1)  # split since: epoch stale
     _stage(staging, b"\x08" * 16, age=1, region_id=9)  # region gone (merged)
-    assert staging.remove_stale(_PD(), store_id=2) == 3  # store 2 holds no peer of region 7: all stale
+    assert staging.remove_stale(_pd(), store_id=2) == 3  # store 2 holds no peer of region 7: all stale
     current = _stage(staging, b"\x06" * 16, age=1, region_id=7, version=2)
     _stage(staging, b"\x07" * 16, age=1, region_id=7, version=1)
-    assert staging.remove_stale(_PD(), store_id=1) == 1
+    assert staging.remove_stale(_pd(), store_id=1) == 1
     assert staging.load(current.uuid) == current
 
 

@@ -16,6 +16,7 @@ from br_common.grpc_util import READ_TS_METADATA
 from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2, tikvpb_pb2_grpc
 from br_common.pd_client import RegionInfo
 from br_common.tikv_client import RawKVClient, RawKVError, describe_region_error
+from tests.doubles import FakePD
 
 
 class Truth:
@@ -56,12 +57,21 @@ class Truth:
             self.leaders[right.id] = self.leaders[left.id]
 
 
-class FakePD:
-    cluster_id = 42
+class TruthPD(FakePD):
+    """The shared FakePD over the Truth's current layout, counting region lookups."""
 
     def __init__(self, truth: Truth) -> None:
+        super().__init__(cluster_id=42)
         self.truth = truth
         self.region_calls = 0
+
+    @property
+    def regions(self) -> list[RegionInfo]:  # type: ignore[override]
+        return [self.truth.info(r) for r in self.truth.regions]
+
+    @regions.setter
+    def regions(self, _value: list[RegionInfo]) -> None:
+        pass  # the Truth holds them
 
     def region(self, key: bytes) -> RegionInfo:
         self.region_calls += 1
@@ -69,11 +79,6 @@ class FakePD:
 
     def store(self, store_id: int) -> metapb_pb2.Store:
         return metapb_pb2.Store(id=store_id, address=self.truth.addresses[store_id])
-
-    def scan_regions(self, start: bytes = b"", end: bytes = b""):
-        for r in self.truth.regions:
-            if (not r.end_key or r.end_key > start) and (not end or r.start_key < end):
-                yield self.truth.info(r)
 
 
 class FakeStore(tikvpb_pb2_grpc.TikvServicer):
@@ -161,7 +166,7 @@ def fake():
         truth.addresses[store_id] = f"127.0.0.1:{port}"
         servers.append(server)
         stores[store_id] = store
-    pd = FakePD(truth)
+    pd = TruthPD(truth)
     client = RawKVClient(pd, timeout=5.0, max_attempts=5, backoff_base=0.001, backoff_cap=0.01)
     yield truth, pd, stores, client
     client.close()
@@ -263,7 +268,7 @@ def test_bad_range_rejected(fake):
 def test_unreachable_store_gives_clear_error():
     truth = Truth([], stores=1)
     truth.addresses[1] = "127.0.0.1:1"
-    client = RawKVClient(FakePD(truth), timeout=2.0, max_attempts=2, backoff_base=0.001)
+    client = RawKVClient(TruthPD(truth), timeout=2.0, max_attempts=2, backoff_base=0.001)
     with pytest.raises(RawKVError, match="gave up after 2 attempts.*store 1"):
         client.get(b"a")
     client.close()

@@ -1,0 +1,52 @@
+"""Test doubles shared by the unit tests (one of each, not one per test file)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from br_common.kvproto import metapb_pb2
+from br_common.pd_client import RegionInfo
+
+
+def _overlaps(region: metapb_pb2.Region, start: bytes, end: bytes) -> bool:
+    return (not end or region.start_key < end) and (not region.end_key or region.end_key > start)
+
+
+class FakePD:
+    """PD as br_common.pd_client.PDClient answers, over in-memory regions and stores (no gRPC).
+    Tests change `regions` to play splits, leader moves and merges between calls."""
+
+    def __init__(self, regions: Iterable[RegionInfo] = (), stores: Iterable[metapb_pb2.Store] = (),
+                 cluster_id: int = 1, address: str = "10.0.1.11:2379") -> None:
+        self.regions = list(regions)
+        self._stores = list(stores)
+        self.cluster_id = cluster_id
+        self.address = address
+
+    @classmethod
+    def from_bounds(cls, bounds: list[bytes], leaders: list[int], **kwargs: object) -> "FakePD":
+        """Regions split at `bounds` (ids 1, 2, ...), led by the stores in `leaders`."""
+        pd = cls(**kwargs)  # type: ignore[arg-type]
+        pd.set_bounds(bounds, leaders)
+        return pd
+
+    def set_bounds(self, bounds: list[bytes], leaders: list[int]) -> None:
+        edges = [b"", *bounds, b""]
+        self.regions = [RegionInfo(metapb_pb2.Region(id=i + 1, start_key=edges[i], end_key=edges[i + 1]),
+                                   metapb_pb2.Peer(store_id=s)) for i, s in enumerate(leaders)]
+
+    def region(self, key: bytes) -> RegionInfo:
+        return next(r for r in self.regions if _overlaps(r.region, key, key + b"\0"))
+
+    def region_by_id(self, region_id: int) -> RegionInfo | None:
+        return next((r for r in self.regions if r.id == region_id), None)
+
+    def scan_regions(self, start: bytes = b"", end: bytes = b"") -> list[RegionInfo]:
+        return [r for r in self.regions if _overlaps(r.region, start, end)]
+
+    def stores(self) -> list[metapb_pb2.Store]:
+        return self._stores
+
+    def store(self, store_id: int) -> metapb_pb2.Store:
+        """A listed store, else one at 10.0.0.<id>:20160."""
+        listed = next((s for s in self._stores if s.id == store_id), None)
+        return listed or metapb_pb2.Store(id=store_id, address=f"10.0.0.{store_id}:20160")
