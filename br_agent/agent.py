@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import redis
 from celery.utils.nodenames import host_format
-from pydantic import BaseModel, Field
 
 from br_agent import metrics
 from br_agent.context import AgentContext, set_context
+from br_agent.settings import AgentSettings
 from br_common.fleet import redis_client
 from br_common.fleet.app import make_app, task_modules
 from br_common.fleet.broker import broker_problem
@@ -38,28 +37,6 @@ log = logging.getLogger(__name__)
 
 class AgentError(RuntimeError):
     """Startup failed for a reason the operator can act on (one line)."""
-
-
-class AgentConfig(BaseModel):
-    store: str  # the store's address as registered in PD (host:port)
-    pd: str
-    broker: str
-    staging_dir: Path | None = None
-    store_import_dir: Path | None = None  # TiKV's <data-dir>/import on this host; None: leave its files to TiKV
-    concurrency: int = Field(8, ge=1, le=256)  # worker threads: ranges + storage jobs at once
-    allowed_destinations: list[str] = Field(default_factory=list)
-    store_wait: float = Field(60.0, ge=0)  # the store may register with PD after we start
-    log_level: str = "INFO"
-    metrics_address: str = "127.0.0.1"
-    metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
-    trusted_coordinator_keys: list[str] = Field(default_factory=list)  # PEM files; empty: signing off
-    hostname: str = ""  # Celery worker name; "" = br-agent-<cluster>-store<store>@%h
-    tls: TLSConfig = Field(default_factory=TLSConfig)  # to PD and the store
-
-    def resolved_staging_dir(self) -> Path:
-        if self.staging_dir is not None:
-            return self.staging_dir
-        return Path(tempfile.gettempdir()) / f"br-agent-{self.store.replace(':', '-')}"
 
 
 def find_store(pd: PDClient, address: str, wait: float) -> metapb_pb2.Store:
@@ -85,13 +62,15 @@ def _connect_pd(addresses: str, tls: TLSConfig) -> PDClient:
         raise AgentError(str(exc)) from None
 
 
-def worker_name(config: AgentConfig, cluster_id: int, store_id: int) -> str:
+def worker_name(config: AgentSettings, cluster_id: int, store_id: int) -> str:
     """The Celery node name: cluster and store in it, so two clusters' agents on one host stay apart."""
     return host_format(config.hostname or f"br-agent-{cluster_id}-store{store_id}@%h")
 
 
-def run(config: AgentConfig) -> int:
-    settings = FleetSettings(broker=config.broker, signing_key="", signing_cert="")  # agents never sign
+def run(config: AgentSettings) -> int:
+    """Serve the store's queues until stopped; AgentError (one line) when startup cannot go on."""
+    broker = config.broker_url(FleetSettings().broker)  # BR_BROKER as the fallback, as br has it
+    settings = FleetSettings(broker=broker, signing_key="", signing_cert="")  # agents never sign
     verifier = _verifier(config)
     pd = _connect_pd(config.pd, config.tls)
     if not config.allowed_destinations:
@@ -107,7 +86,7 @@ def run(config: AgentConfig) -> int:
     return _serve(context, settings, config, pd, verifier)
 
 
-def _verifier(config: AgentConfig) -> Verifier | None:
+def _verifier(config: AgentSettings) -> Verifier | None:
     """What every task's signature is checked with; None (no trusted keys): signing off, said loudly."""
     if not config.trusted_coordinator_keys:
         log.warning("trusted_coordinator_keys is empty: this agent runs unsigned tasks from anyone who can write "
@@ -121,7 +100,7 @@ def _verifier(config: AgentConfig) -> Verifier | None:
     return verifier
 
 
-def _context(config: AgentConfig, settings: FleetSettings, pd: PDClient, store: metapb_pb2.Store,
+def _context(config: AgentSettings, settings: FleetSettings, pd: PDClient, store: metapb_pb2.Store,
              staging: Path, verifier: Verifier | None) -> AgentContext:
     _own_staging_dir(staging)
     key = load_or_create_private_key(staging)  # persists: a restarted agent opens boxes sealed before
@@ -153,7 +132,7 @@ def _own_staging_dir(staging: Path) -> None:
                          f"use a directory of this user (staging_dir, --staging-dir)")
 
 
-def _serve(context: AgentContext, settings: FleetSettings, config: AgentConfig, pd: PDClient,
+def _serve(context: AgentContext, settings: FleetSettings, config: AgentSettings, pd: PDClient,
            verifier: Verifier | None) -> int:
     set_context(context)
     metrics.time_tasks()

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from br_agent.settings import AgentSettings, sources
+from br_common.fleet.broker import BrokerError
 from br_common.fleet.config import FleetSettings
 
 MASK = "***"
@@ -24,9 +25,13 @@ def problems(settings: AgentSettings) -> list[str]:
     """What would stop the agent from starting, beyond the model's own validation (one line each)."""
     found = []
     try:
+        if settings.broker_password is None and settings.broker_password_file:
+            Path(settings.broker_password_file).read_bytes()
         settings.broker_url("")
     except OSError as exc:
         found.append(f"broker_password_file: cannot read {settings.broker_password_file}: {exc.strerror}")
+    except BrokerError as exc:
+        found.append(f"broker: {exc}")
     found += _tls_files(settings.broker)
     found += _staging(settings.resolved_staging_dir())
     found += _import_dir(settings.store_import_dir)

@@ -14,11 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from br_agent import check_config
-from br_agent.agent import AgentConfig, AgentError, run
+from br_agent.agent import AgentError, run
 from br_agent.settings import ENV_PREFIX, AgentSettings, field_extra, load, shown_default
 from br_common.fleet.broker import has_password
-from br_common.fleet.config import FleetSettings, fleet_version
-from br_common.grpc_tls import TLSConfig
+from br_common.fleet.config import fleet_version
 
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] [%(name)s] %(message)s"
 
@@ -104,15 +103,7 @@ def _serve(settings: AgentSettings, ignored: list[str], config_file: str | None)
     for key in ignored:
         logging.getLogger("br_agent").warning("setting %r in %s is not supported by this br-agent and is "
                                               "ignored", key, config_file)
-    config = AgentConfig(store=settings.store, pd=settings.pd, broker=settings.broker_url(FleetSettings().broker),
-                         staging_dir=settings.resolved_staging_dir(),
-                         store_import_dir=settings.store_import_dir, concurrency=settings.concurrency,
-                         allowed_destinations=settings.allowed_destinations, store_wait=settings.store_wait,
-                         log_level=settings.log_level, metrics_address=settings.metrics_address,
-                         metrics_port=settings.metrics_port,
-                         trusted_coordinator_keys=settings.trusted_coordinator_keys, hostname=settings.hostname,
-                         tls=TLSConfig(ca=settings.ca, cert=settings.cert, key=settings.key))
-    return run(config)
+    return run(settings)
 
 
 def main(argv: list[str] | None = None) -> int:

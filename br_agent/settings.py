@@ -18,15 +18,16 @@ import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from br_common.fleet.broker import BrokerURL
+from br_common.fleet.broker import BrokerURL, resolve
 from br_common.fleet.config import DEFAULT_BROKER
 from br_common.fleet.destinations import parse_entry
 from br_common.fleet.signing import load_public_keys
+from br_common.grpc_tls import TLSConfig
 
 NOT_IMPLEMENTED = ("ratelimit_default_mib",)
 ENV_PREFIX = "BR_AGENT_"
@@ -151,25 +152,20 @@ class AgentSettings(BaseSettings):
         return sources
 
     def broker_url(self, fallback: str) -> str:
-        url = self.broker or fallback or DEFAULT_BROKER
-        password = self._password()
-        if not password:
-            return url
-        parts = urlsplit(url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{host}"))
+        """The broker URL with its password, resolved exactly as br resolves its own
+        (br_common.fleet.broker.resolve: the URL's own, else broker_password, else the file's)."""
+        password = self.broker_password.get_secret_value() if self.broker_password is not None else None
+        return resolve(self.broker or fallback or DEFAULT_BROKER, password, self.broker_password_file or None).full_url()
+
+    @property
+    def tls(self) -> TLSConfig:
+        """To PD and the store (clusters with enable_tls)."""
+        return TLSConfig(ca=self.ca, cert=self.cert, key=self.key)
 
     def resolved_staging_dir(self) -> Path:
         if self.staging_dir is not None:
             return self.staging_dir
         return Path(tempfile.gettempdir()) / f"br-agent-{self.store.replace(':', '-')}"
-
-    def _password(self) -> str:
-        if self.broker_password is not None:
-            return self.broker_password.get_secret_value()
-        if self.broker_password_file:
-            return Path(self.broker_password_file).read_text().strip()
-        return ""
 
 
 def load(config_file: str | None, overrides: dict[str, Any]) -> tuple[AgentSettings, list[str]]:

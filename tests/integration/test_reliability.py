@@ -219,7 +219,7 @@ def _wait(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
     time.sleep(0.5)
 
 
-OUTAGE_SECONDS = {"pd": 12.0, "store": 5.0}
+OUTAGE_SECONDS = {"pd": 6.0, "store": 4.0}  # past gRPC's capped 2 s backoff several times over
 
 
 def _stop_and_restart(data_dir: Path, name: str, seconds: float) -> None:

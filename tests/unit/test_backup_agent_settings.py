@@ -43,7 +43,7 @@ def test_broker_password_from_env_or_file(tmp_path: Path, monkeypatch: pytest.Mo
     secret = tmp_path / "pw"
     secret.write_text("p@ss/word\n")
     settings, _ = load(None, {"broker": "rediss://redis.internal:6380/0"})
-    assert settings.broker_url("") == "rediss://redis.internal:6380/0"
+    assert settings.broker_url("") == "rediss://redis.internal:6380/0?ssl_cert_reqs=required"  # as br resolves it
     settings, _ = load(None, {"broker": "redis://redis.internal:6379/0"})
     settings.broker_password_file = str(secret)
     assert settings.broker_url("") == "redis://:p%40ss%2Fword@redis.internal:6379/0"

@@ -12,8 +12,6 @@ from br_common.fleet import messages as m
 from br_common.fleet.jobs import JobSpec, JobStore, Lease
 from br_common.fleet.keyranges import tiling_problem
 from br_common.fleet.registry import AgentInfo, Registry
-from br_common.kvproto import metapb_pb2
-from br_common.pd_client import RegionInfo
 from br_coordinator.errors import CommandError
 from br_coordinator.follower import BackupFollower, FollowerConfig
 from br_coordinator.planner import PlannedTask

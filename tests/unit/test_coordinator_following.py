@@ -6,7 +6,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from br_common.fleet.registry import AgentInfo
 from br_common.fleet.signing import Signer
-from br_common.kvproto import metapb_pb2
 from br_common.storage import parse_storage_url
 from br_coordinator.errors import CommandError
 from br_coordinator.following import check_agents, work_lost

@@ -8,7 +8,6 @@ file parsing.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from br_common.checksum import Checksum
 from br_common.fleet.messages import KeyRange
-from br_common.fleet.restore_messages import DownloadResult, IngestResult, PeerRef, StagedPiece
+from br_common.fleet.restore_messages import DownloadResult, IngestResult, StagedPiece
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
 from br_coordinator import restore_plan as rp
