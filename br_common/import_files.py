@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SST_SUFFIX = ".sst"
+_PREFIX_LENGTH = len("00000000-0000-0000-0000-000000000000_")  # a hyphenated uuid and its separator
 
 
 def staged_sst_prefix(uuid: bytes) -> str:
@@ -30,4 +31,4 @@ def staged_ssts(import_dir: Path, uuids: Iterable[bytes]) -> list[Path]:
     if not prefixes or not import_dir.is_dir():
         return []
     return [p for p in import_dir.iterdir()
-            if p.name.endswith(SST_SUFFIX) and p.name[:37] in prefixes and p.is_file()]
+            if p.name.endswith(SST_SUFFIX) and p.name[:_PREFIX_LENGTH] in prefixes and p.is_file()]

@@ -56,10 +56,7 @@ class GCLoop:
         try:
             stale = self._staging.remove_stale(self._pd, self._store_id) if self._store_id else 0
             return stale + self._staging.remove_expired(self._staged_ttl)
-        except PDError as exc:
-            log.warning("staged SST cleanup skipped: %s", exc)
-            return 0
-        except OSError as exc:
+        except (PDError, OSError) as exc:
             log.warning("staged SST cleanup skipped: %s", exc)
             return 0
 

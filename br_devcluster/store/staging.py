@@ -20,6 +20,7 @@ from uuid import uuid4
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from br_common.import_files import SST_SUFFIX, staged_sst_name
+from br_common.kvproto import metapb_pb2
 from br_common.pd_client import PDClient
 from br_devcluster.store.engine import Engine
 from br_devcluster.store.errors import StoreError
@@ -50,7 +51,7 @@ class StagedSst(BaseModel):
     def file_name(self) -> str:
         return staged_sst_name(self.uuid, self.region_id, self.conf_ver, self.version, self.cf)
 
-    def is_stale(self, region, store_id: int) -> bool:  # noqa: ANN001 - metapb.Region or None
+    def is_stale(self, region: metapb_pb2.Region | None, store_id: int) -> bool:
         """TiKV's rule: a newer epoch (or no such region on this store) can never ingest this file."""
         if region is None or all(peer.store_id != store_id for peer in region.peers):
             return True
@@ -101,14 +102,16 @@ class Staging:
             raise StoreError(f"SST {uuid.hex()} is not downloaded on this store: Download it first")
         return staged
 
-    def remove(self, uuid: bytes) -> None:
+    def _read_or_none(self, path: Path) -> StagedSst | None:
+        """The sidecar, or None when it is missing or unreadable (cleanup goes on regardless)."""
         try:
-            staged = self._read(self._meta_path(uuid))
+            return self._read(path)
         except (OSError, ValidationError):
-            staged = None
-        self._meta_path(uuid).unlink(missing_ok=True)  # sidecar first: it never outlives its file
-        if staged is not None:
-            self.sst_path(staged).unlink(missing_ok=True)
+            return None
+
+    def remove(self, uuid: bytes) -> None:
+        path = self._meta_path(uuid)
+        self._drop(path, self._read_or_none(path))
 
     def _staged(self) -> tuple[dict[Path, StagedSst | None], list[Path]]:
         """Every sidecar (None when unreadable) and the SSTs no sidecar names."""
@@ -118,17 +121,14 @@ class Staging:
             if path.name.startswith(".") or not path.is_file():
                 continue
             if path.suffix == SIDECAR:
-                try:
-                    sidecars[path] = self._read(path)
-                except (OSError, ValidationError):
-                    sidecars[path] = None
+                sidecars[path] = self._read_or_none(path)
             elif path.suffix == SST_SUFFIX:
                 ssts.add(path)
         named = {self.sst_path(s) for s in sidecars.values() if s is not None}
         return sidecars, sorted(ssts - named)
 
     def _drop(self, sidecar: Path, staged: StagedSst | None) -> None:
-        sidecar.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)  # sidecar first: it never outlives its file
         if staged is not None:
             self.sst_path(staged).unlink(missing_ok=True)
 
@@ -156,11 +156,14 @@ class Staging:
     def remove_stale(self, pd: PDClient, store_id: int) -> int:
         """TiKV's cleanup of the import directory: drop what can never be ingested any more."""
         stale = 0
+        regions: dict[int, metapb_pb2.Region | None] = {}  # one PD lookup per region and pass
         for sidecar, staged in self._staged()[0].items():
             if staged is None or not staged.region_id:
                 continue
-            info = pd.region_by_id(staged.region_id)
-            if staged.is_stale(info.region if info else None, store_id):
+            if staged.region_id not in regions:
+                info = pd.region_by_id(staged.region_id)
+                regions[staged.region_id] = info.region if info else None
+            if staged.is_stale(regions[staged.region_id], store_id):
                 self._drop(sidecar, staged)
                 stale += 1
         if stale:

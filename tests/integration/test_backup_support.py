@@ -109,6 +109,17 @@ class AgentFleet:
     def log(self, store_id: int) -> str:
         return (self.work_dir / f"agent-{store_id}.log").read_text(errors="replace")
 
+    def staged_files(self) -> list[Path]:
+        """What the agents hold in their staging directories (nothing once every attempt ended)."""
+        return [p for sid in self.procs for p in self.staging(sid).joinpath("jobs").rglob("*") if p.is_file()]
+
+    def staged_imports(self) -> list[Path]:
+        """What the stores staged (TiKV's import directory) and nobody ingested; temp files included."""
+        return [p for sid in self.procs for p in self.dc.import_dir(sid).iterdir() if p.suffix in (".sst", ".tmp")]
+
+    def leftovers(self) -> list[Path]:
+        return self.staged_files() + self.staged_imports()
+
     def wait_registered(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -123,12 +123,6 @@ def _wipe(tdc: DevCluster) -> None:
     assert tdc.kv.scan(limit=1) == []
 
 
-def _leftovers(tdc: DevCluster, agents: AgentFleet) -> list[Path]:
-    staged = [p for sid in agents.procs for p in agents.staging(sid).joinpath("jobs").rglob("*") if p.is_file()]
-    imports = [p for sid in agents.procs for p in tdc.import_dir(sid).iterdir() if p.suffix in (".sst", ".tmp")]
-    return staged + imports
-
-
 def _source_checksum(state: cluster.ClusterState, ts: int) -> Checksum:
     with PDClient(state.pd_address) as pd, RawKVClient(pd) as kv:
         return kv.checksum(ts=ts)
@@ -147,7 +141,7 @@ def assert_restore_equals_source(dc, target, prefix: str, tmp_path: Path) -> Non
                log=tmp_path / f"restore-{prefix}.log")
     assert done.returncode == 0, done.stdout + done.stderr
     assert tdc.kv.checksum() == _source_checksum(state, meta.end_version)
-    assert not _leftovers(tdc, agents)
+    assert not agents.leftovers()
     source_staging = data_dir / "agents"
     assert not [p for p in source_staging.rglob("jobs/*") if p.is_file()], "the source agents left staged files"
 

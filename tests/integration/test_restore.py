@@ -119,21 +119,6 @@ def _restore(source: Source, target: Target, *extra: str, verb: str = "full", pr
                   broker=target.broker, log_file=source.work / f"restore-{time.monotonic_ns()}.log")
 
 
-def _staged_files(target: Target) -> list[Path]:
-    return [p for sid in target.agents.procs for p in target.agents.staging(sid).joinpath("jobs").rglob("*")
-            if p.is_file()]
-
-
-def _staged_imports(target: Target) -> list[Path]:
-    """What the stores staged (TiKV's import directory) and nobody ingested; temp files included."""
-    return [p for sid in target.agents.procs for p in target.dc.import_dir(sid).iterdir()
-            if p.suffix in (".sst", ".tmp")]
-
-
-def _leftovers(target: Target) -> list[Path]:
-    return _staged_files(target) + _staged_imports(target)
-
-
 def _copy_backup(source: Source, prefix: str, keep: Callable[[str], bool] = lambda key: True) -> list[str]:
     """Copy the source backup's objects to another prefix (those `keep` accepts); their names."""
     admin = s3_admin(source.s3.endpoint)
@@ -164,7 +149,7 @@ def test_round_trip_gives_the_source_checksum_at_backup_ts(source: Source, targe
     regions = list(target.dc.pd.scan_regions())
     assert {r.leader_store_id for r in regions} == set(target.dc.store_addresses()), "ingest on every store"
     assert all(len(r.region.peers) == replicas for r in regions)
-    assert not _staged_files(target)
+    assert not target.agents.staged_files()
     # every key carries the job's one restore ts: nothing is visible just before it
     restore_ts = int(summary_value(done.stdout, "restore_ts").split()[0])
     assert target.dc.kv.checksum(ts=restore_ts - 1) == Checksum()
@@ -220,7 +205,7 @@ def test_changed_or_missing_object_stops_before_it_is_ingested(source: Source, t
     assert target.dc.kv.scan(victim.start_key, victim.end_key, limit=1) == []  # never ingested
     if damage == "delete":
         assert target.dc.kv.scan(limit=1) == []  # found before anything was touched
-    assert not _leftovers(target)  # agents' staging and the stores' staged imports, at the end of the attempt
+    assert not target.agents.leftovers()  # agents' staging and the stores' staged imports, at the end of the attempt
 
 
 @pytest.mark.parametrize("layout, words", [
@@ -272,7 +257,7 @@ def test_agent_killed_mid_restore_and_restarted(source: Source, target_factory, 
         if proc.poll() is None:
             proc.kill()
     assert target.dc.kv.checksum() == source.expected
-    assert not _leftovers(target)  # what the killed agent was staging was redone, or discarded
+    assert not target.agents.leftovers()  # what the killed agent was staging was redone, or discarded
 
 
 @pytest.mark.parametrize("how, code", [(signal.SIGINT, 130), (signal.SIGKILL, -signal.SIGKILL)],
@@ -300,4 +285,4 @@ def test_rerun_after_an_interrupted_restore_completes(source: Source, target_fac
     assert done.returncode == 0, done.stderr
     assert "Restore complete (resumed)" in done.stdout
     assert target.dc.kv.checksum() == source.expected
-    assert not _leftovers(target)
+    assert not target.agents.leftovers()
