@@ -2,7 +2,7 @@
 
 The store's Backup RPC writes SSTs into a per-attempt staging directory (local backend); as
 each BackupResponse arrives its files are checked (size, sha256) and uploaded exclusively under
-names fenced to the attempt ({store_id}/{attempt}/...sst, br_common.backup_layout), so nothing
+names fenced to the attempt ({store_id}/{attempt}/...sst, br_common.backupmeta.layout), so nothing
 ever overwrites an object, and a straggler of an old attempt lands where no backupmeta looks.
 Staged files go once uploaded, and all of them in `finally`. The result tiles
 the task's range: covered pieces (with their files) and uncovered pieces (region errors,
@@ -22,7 +22,8 @@ from celery import shared_task
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
 from br_agent.interruption import AttemptCancelled, end_as_revoked
-from br_common.backup_layout import BACKUPMETA, attempt_object_name
+from br_common.backupmeta.kind import rules
+from br_common.backupmeta.layout import BACKUPMETA, attempt_object_name
 from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
@@ -108,8 +109,9 @@ def _backup_into(context: AgentContext, task: m.BackupRangeTask, storage: Extern
 
 def _request(task: m.BackupRangeTask, stage: Path) -> brpb_pb2.BackupRequest:
     return brpb_pb2.BackupRequest(
-        cluster_id=task.cluster_id, start_key=task.range.start, end_key=task.range.end, start_version=0,
-        end_version=task.backup_ts, rate_limit=task.rate_limit, is_raw_kv=True, cf="default",
+        cluster_id=task.cluster_id, start_key=task.range.start, end_key=task.range.end,
+        start_version=task.start_version, end_version=task.backup_ts, rate_limit=task.rate_limit,
+        is_raw_kv=rules(task.kind).is_raw_kv, cf=rules(task.kind).request_cf,
         compression_type=m.COMPRESSION_TYPES[task.compression], compression_level=task.compression_level,
         storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(stage))),
         dst_api_version=kvrpcpb_pb2.V1, unique_id=task.attempt)
@@ -172,7 +174,7 @@ class _Uploader:
     def _upload(self, info: m.FileInfo) -> m.FileInfo:
         name = _checked_name(info.name, self._context.store_id)
         path = self._stage / name
-        key = attempt_object_name(name, self._task.attempt)  # fenced: see br_common.backup_layout
+        key = attempt_object_name(name, self._task.attempt)  # fenced: see br_common.backupmeta.layout
         try:
             skip = self._context.jobs(self._task.job_id).skip_reason(self._task.attempt)
             if skip:  # cancelled (job failed, interrupted, attempt resent): stop uploading now

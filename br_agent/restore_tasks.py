@@ -32,6 +32,7 @@ from rocksdict import IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
 from br_agent.interruption import end_as_revoked
+from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
 from br_common.fleet.messages import KeyRange, parse
@@ -180,25 +181,27 @@ def _store_download(context: AgentContext, task: rm.DownloadTask, piece: rm.Piec
                     checksum: Checksum | None) -> rm.StagedPiece:
     """ImportSST.Download from the local staging dir (the store runs on this host)."""
     request = import_sstpb_pb2.DownloadRequest(
-        sst=_sst_meta(task.region, piece.uuid, piece.range.start, piece.range.end, exclusive=True),
+        sst=_sst_meta(task.region, piece.uuid, piece.range.start, piece.range.end, exclusive=True,
+                      cf=sst_cf(piece.file.cf)),
         name=path.name, storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(path.parent))),
         rewrite_rule=import_sstpb_pb2.RewriteRule(old_key_prefix=b"", new_key_prefix=b"",
                                                   new_timestamp=task.restore_ts),
-        is_raw_kv=True, context=task.region.context(task.cluster_id))
+        is_raw_kv=rules(task.kind).is_raw_kv, context=task.region.context(task.cluster_id))
     try:
         response = context.import_stub().Download(request, timeout=RPC_TIMEOUT)
     except grpc.RpcError as exc:
         raise PieceError(f"store {context.store_id} Download: {exc.code().name}: {exc.details()}", "retry") from None
     if response.HasField("error") and (response.error.message or response.error.HasField("store_error")):
         raise _store_error("Download", response.error.store_error, response.error.message)
-    return rm.StagedPiece(uuid=piece.uuid, first_key=response.range.start, last_key=response.range.end,
-                          is_empty=response.is_empty, length=response.length, checksum=checksum)
+    return rm.StagedPiece(uuid=piece.uuid, cf=sst_cf(piece.file.cf), first_key=response.range.start,
+                          last_key=response.range.end, is_empty=response.is_empty, length=response.length,
+                          checksum=checksum)
 
 
-def _sst_meta(region: rm.RegionRef, uuid: bytes, start: bytes, end: bytes, exclusive: bool,
+def _sst_meta(region: rm.RegionRef, uuid: bytes, start: bytes, end: bytes, exclusive: bool, cf: str,
               length: int = 0) -> import_sstpb_pb2.SSTMeta:
     return import_sstpb_pb2.SSTMeta(uuid=uuid, range=import_sstpb_pb2.Range(start=start, end=end),
-                                    end_key_exclusive=exclusive, cf_name="default", region_id=region.id,
+                                    end_key_exclusive=exclusive, cf_name=cf, region_id=region.id,
                                     region_epoch=region.epoch(), length=length)
 
 
@@ -280,7 +283,7 @@ def run_ingest(context: AgentContext, task: rm.IngestTask) -> rm.IngestResult:
         log.info("skipping restore ingest %s: %s", task.attempt, skip)
         return _ingest_result(context, task, skipped=skip)
     _check_target(context, task.cluster_id, task.store_id)
-    metas = [_sst_meta(task.region, s.uuid, s.first_key, s.last_key, exclusive=False, length=s.length)
+    metas = [_sst_meta(task.region, s.uuid, s.first_key, s.last_key, exclusive=False, cf=s.cf, length=s.length)
              for s in task.ssts if not s.is_empty]
     try:
         _multi_ingest(context, task, metas)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from google.protobuf.message import DecodeError
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_common.backupmeta import meta
+from br_common.backupmeta.layout import BACKUPMETA, LOCK
 from br_common.fleet import messages as m
-from br_common.kvproto import brpb_pb2
 from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
-
-BR_VERSION_PREFIX = "br-fleet"
 
 
 def _guarded(run):  # noqa: ANN001, ANN202 - decorator for the task bodies below
@@ -30,7 +28,7 @@ def _guarded(run):  # noqa: ANN001, ANN202 - decorator for the task bodies below
         context = get_context()
         try:
             return run(context, payload)
-        except (AgentTaskError, StorageError, m.MessageError) as exc:
+        except (AgentTaskError, StorageError, m.MessageError, meta.MetaError) as exc:
             raise AgentTaskError(context.scrub(str(exc))) from None
         except Exception as exc:  # noqa: BLE001
             log.exception("storage task failed")
@@ -49,16 +47,16 @@ def acquire_lock(context: AgentContext, payload: dict) -> dict:
 
 
 def lock(storage: ExternalStorage, task: m.AcquireLockTask) -> m.AcquireLockResult:
-    if storage.exists(m.BACKUPMETA_NAME):
-        return m.AcquireLockResult(outcome="complete", detail=f"{storage.uri(m.BACKUPMETA_NAME)} exists")
+    if storage.exists(BACKUPMETA):
+        return m.AcquireLockResult(outcome="complete", detail=f"{storage.uri(BACKUPMETA)} exists")
     body = task.lock_body.encode()
-    if storage.create_exclusive(m.LOCK_NAME, body):
-        log.info("job %s took %s", task.job_id, storage.uri(m.LOCK_NAME))
-        return m.AcquireLockResult(outcome="acquired", detail=storage.uri(m.LOCK_NAME))
-    if storage.holds(m.LOCK_NAME, body):  # this job took it in an attempt whose answer was lost
-        log.info("job %s already holds %s", task.job_id, storage.uri(m.LOCK_NAME))
-        return m.AcquireLockResult(outcome="acquired", detail=storage.uri(m.LOCK_NAME))
-    return m.AcquireLockResult(outcome="locked", detail=f"{storage.uri(m.LOCK_NAME)} exists")
+    if storage.create_exclusive(LOCK, body):
+        log.info("job %s took %s", task.job_id, storage.uri(LOCK))
+        return m.AcquireLockResult(outcome="acquired", detail=storage.uri(LOCK))
+    if storage.holds(LOCK, body):  # this job took it in an attempt whose answer was lost
+        log.info("job %s already holds %s", task.job_id, storage.uri(LOCK))
+        return m.AcquireLockResult(outcome="acquired", detail=storage.uri(LOCK))
+    return m.AcquireLockResult(outcome="locked", detail=f"{storage.uri(LOCK)} exists")
 
 
 @shared_task(name=m.WRITE_BACKUPMETA)
@@ -69,10 +67,11 @@ def write_backupmeta(context: AgentContext, payload: dict) -> dict:
     if skip:  # a late redelivery must not write anything
         raise AgentTaskError(f"not writing backupmeta: {skip}")
     storage = context.open_storage(task.storage)
-    written = storage.create_exclusive(m.BACKUPMETA_NAME, task.backupmeta)
+    meta.parse(task.backupmeta, "the backupmeta to write")  # what no restore would accept is never written
+    written = storage.create_exclusive(BACKUPMETA, task.backupmeta)
     log.info("job %s: backupmeta %s (%d bytes)", task.job_id, "written" if written else "already there",
              len(task.backupmeta))
-    return m.WriteBackupMetaResult(outcome="written" if written else "exists", name=storage.uri(m.BACKUPMETA_NAME),
+    return m.WriteBackupMetaResult(outcome="written" if written else "exists", name=storage.uri(BACKUPMETA),
                                    size=len(task.backupmeta)).model_dump(mode="json")
 
 
@@ -82,33 +81,15 @@ def read_backupmeta(context: AgentContext, payload: dict) -> dict:
     task = m.parse(m.ReadBackupMetaTask, payload)
     storage = context.open_storage(task.storage)
     data = read_meta_bytes(storage)
-    validate_backupmeta(data, storage.uri(m.BACKUPMETA_NAME))
+    meta.parse(data, storage.uri(BACKUPMETA))  # the rules br plans by: a bad one never leaves the agent
     return m.ReadBackupMetaResult(backupmeta=data, size=len(data)).model_dump(mode="json")
 
 
 def read_meta_bytes(storage: ExternalStorage) -> bytes:
     try:
-        return storage.get_bytes(m.BACKUPMETA_NAME)
+        return storage.get_bytes(BACKUPMETA)
     except ObjectNotFound:
-        if storage.exists(m.LOCK_NAME):
-            raise AgentTaskError(f"the backup at {storage.uri()} is unfinished ({m.LOCK_NAME} but no "
-                                 f"{m.BACKUPMETA_NAME}): rerun the same `br backup` command to finish it") from None
-        raise AgentTaskError(f"no backup at {storage.uri()}: {m.BACKUPMETA_NAME} not found") from None
-
-
-def validate_backupmeta(data: bytes, where: str) -> brpb_pb2.BackupMeta:
-    """Parse and sanity-check; truncation shows as a size mismatch (backup_size is serialized last)."""
-    meta = brpb_pb2.BackupMeta()
-    try:
-        meta.ParseFromString(data)
-    except DecodeError:
-        raise AgentTaskError(f"{where} is not a backup.BackupMeta protobuf (truncated or another format)") from None
-    if not meta.br_version.startswith(BR_VERSION_PREFIX):
-        raise AgentTaskError(f"{where} was not written by br-fleet (br_version {meta.br_version!r}); "
-                             f"only br-fleet raw backups are supported")
-    if meta.version != brpb_pb2.V1 or not meta.is_raw_kv:
-        raise AgentTaskError(f"{where} is of an unsupported format (meta version {meta.version}, "
-                             f"raw kv {meta.is_raw_kv})")
-    if meta.backup_size != sum(f.size for f in meta.files) or meta.end_version == 0 or meta.cluster_id == 0:
-        raise AgentTaskError(f"{where} is truncated or corrupt (sizes or versions do not add up)")
-    return meta
+        if storage.exists(LOCK):
+            raise AgentTaskError(f"the backup at {storage.uri()} is unfinished ({LOCK} but no "
+                                 f"{BACKUPMETA}): rerun the same `br backup` command to finish it") from None
+        raise AgentTaskError(f"no backup at {storage.uri()}: {BACKUPMETA} not found") from None

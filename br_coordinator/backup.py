@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
+from br_common.backupmeta import meta as backupmeta
+from br_common.backupmeta.kind import BackupKind
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
 from br_common.fleet.app import make_app
@@ -23,7 +25,7 @@ from br_common.fleet.config import fleet_version
 from br_common.fleet.jobs import JobSpec, JobState, RangeRecord
 from br_common.fleet.keyranges import subtract, tiling_problem
 from br_common.fleet.registry import Registry
-from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
+from br_common.kvproto import brpb_pb2
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient
 from br_common.tso import from_unix_seconds, physical_ms
@@ -60,11 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_full(args: argparse.Namespace) -> int:
-    return run(args, m.KeyRange())
+    return run(args, m.KeyRange(), BackupKind.RAW)  # br-fleet's full backup is of raw KV until txn backup lands
 
 
 def run_raw(args: argparse.Namespace) -> int:
-    return run(args, flags.raw_range(args, "raw backups of this cluster"))
+    return run(args, flags.raw_range(args, "raw backups of this cluster"), BackupKind.RAW)
 
 
 # --- the job ------------------------------------------------------------------------------------
@@ -72,6 +74,7 @@ def run_raw(args: argparse.Namespace) -> int:
 class Backup:
     args: argparse.Namespace
     whole: m.KeyRange
+    kind: BackupKind
     conn: Connections
 
     def __post_init__(self) -> None:
@@ -80,7 +83,8 @@ class Backup:
         self.registry = Registry(self.conn.redis)
         self._call_storage = partial(call_storage, self.app, self.registry, self.pd.cluster_id)
         spec = JobSpec(kind="backup", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
-                       ranges=[self.whole], options={"compression": self.args.compression,
+                       ranges=[self.whole], options={"backup_kind": self.kind.value,
+                                                     "compression": self.args.compression,
                                                      "compression_level": self.args.compression_level,
                                                      "backupts": self.args.backupts})
         self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
@@ -193,7 +197,7 @@ class Backup:
 
     def _range_task(self, attempt: str, task: PlannedTask, backup_ts: int) -> m.BackupRangeTask:
         return m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
-                                 store_id=task.store_id, range=task.range, backup_ts=backup_ts,
+                                 store_id=task.store_id, range=task.range, backup_ts=backup_ts, kind=self.kind,
                                  rate_limit=flags.rate_limit_bytes(self.args),
                                  store_budget=flags.rate_limit_bytes(self.args), compression=self.args.compression,
                                  compression_level=self.args.compression_level, storage=self._storage_spec())
@@ -217,13 +221,10 @@ class Backup:
         log.info("checksum verified over %d ranges", len(records))
 
     def _backupmeta(self, records: list[RangeRecord], backup_ts: int) -> brpb_pb2.BackupMeta:
-        files = [f.to_proto() for r in records for f in r.files]
-        return brpb_pb2.BackupMeta(
-            cluster_id=self.pd.cluster_id, cluster_version=_cluster_version(self.pd),
-            br_version=f"br-fleet {fleet_version()}", version=brpb_pb2.V1, files=files, start_version=0,
-            end_version=backup_ts, is_raw_kv=True, api_version=kvrpcpb_pb2.V1, mode=brpb_pb2.SCAN,
-            raw_ranges=[brpb_pb2.RawRange(start_key=self.whole.start, end_key=self.whole.end, cf="default")],
-            backup_size=sum(f.size for f in files))
+        return backupmeta.build(self.kind, cluster_id=self.pd.cluster_id, cluster_version=_cluster_version(self.pd),
+                                br_version=f"{backupmeta.BR_VERSION_PREFIX} {fleet_version()}",
+                                files=[f for r in records for f in r.files], ranges=[self.whole],
+                                end_version=backup_ts)
 
     def _write_meta(self, meta: brpb_pb2.BackupMeta) -> None:
         task = m.WriteBackupMetaTask(job_id=self.job_id, storage=self._storage_spec(),
@@ -251,11 +252,11 @@ class Backup:
         ])
 
 
-def run(args: argparse.Namespace, whole: m.KeyRange) -> int:
+def run(args: argparse.Namespace, whole: m.KeyRange, kind: BackupKind) -> int:
     if args.storage and args.backupts and args.timeago:
         raise CommandError("--backupts and --timeago are exclusive")
     with connections(args, warn_credentials=True) as conn:
-        return Backup(args, whole, conn).run()
+        return Backup(args, whole, kind, conn).run()
 
 
 def _cluster_version(pd: PDClient) -> str:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+from br_common.backupmeta import meta as backupmeta
+from br_common.backupmeta.kind import BackupKind
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
 from br_common.fleet import restore_messages as rm
@@ -105,6 +107,7 @@ class Restore:
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
         self._spec: tuple[float, m.StorageSpec] | None = None
+        self.kind = BackupKind.RAW  # what the backup holds: set from its backupmeta
 
     @property
     def job_id(self) -> str:
@@ -116,8 +119,8 @@ class Restore:
     def _run(self, previous: JobState | None) -> int:
         self._check_agents()
         meta = self._read_meta()
-        ranges = plan.restore_ranges(plan.backup_ranges(meta), self.wanted)
-        parts = plan.select_parts(plan.meta_files(meta), ranges)
+        ranges = plan.restore_ranges(backupmeta.ranges(meta), self.wanted)
+        parts = plan.select_parts(backupmeta.files(meta), ranges)
         done = self.jobs.ranges()
         todo = _not_done(parts, done)
         resuming = previous is not None and previous.job_ts != 0  # an earlier run fixed the restore ts
@@ -143,16 +146,16 @@ class Restore:
         check_agents(self.registry.alive(self.pd.cluster_id), self.specs, self.app.signer, stores, self.pd)
 
     def _read_meta(self) -> brpb_pb2.BackupMeta:
-        """An agent reads and validates backupmeta with its own credentials; we check what we restore."""
+        """An agent reads and checks backupmeta with its own credentials; we check it again by the
+        same rules (br_common.backupmeta) rather than trust what came over the broker."""
         task = m.ReadBackupMetaTask(storage=self._storage_spec())
         result = self._call_storage(m.READ_BACKUPMETA, task, m.ReadBackupMetaResult,
                                     shadow=f"read backupmeta job={self.job_id} {self.specs.url}")
-        meta = brpb_pb2.BackupMeta()
-        meta.ParseFromString(result.backupmeta)
         try:
-            plan.check_meta(meta)
-        except plan.PlanError as exc:
-            raise CommandError(f"{self.specs.url}: {exc}") from None
+            meta = backupmeta.parse(result.backupmeta, f"{self.specs.url}/backupmeta")
+        except backupmeta.MetaError as exc:
+            raise CommandError(str(exc)) from None
+        self.kind = backupmeta.kind_of(meta)
         return meta
 
     def _check_empty(self, ranges: list[m.KeyRange]) -> None:
@@ -228,7 +231,8 @@ class Restore:
     def _download_task(self, attempt: str, store_id: int, work: rm.RegionWork, restore_ts: int) -> rm.DownloadTask:
         return rm.DownloadTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
                                store_id=store_id, region=work.region, pieces=work.pieces, restore_ts=restore_ts,
-                               rate_limit=flags.rate_limit_bytes(self.args), storage=self._storage_spec())
+                               kind=self.kind, rate_limit=flags.rate_limit_bytes(self.args),
+                               storage=self._storage_spec())
 
     def _ingest_task(self, attempt: str, store_id: int, work: rm.RegionWork,
                      ssts: list[rm.StagedPiece]) -> rm.IngestTask:

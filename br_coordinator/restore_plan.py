@@ -1,8 +1,8 @@
 """Restore planning (pure: no I/O): backupmeta -> checked files -> split keys -> per-region work.
 
-    check_meta(meta)                                  # PlanError: one line, names the problem
-    ranges = restore_ranges(backup_ranges(meta), wanted)
-    parts = select_parts(meta_files(meta), ranges)    # the part of each file to restore
+    backup = backupmeta.parse(data)                   # br_common.backupmeta: checked by one rule set
+    ranges = restore_ranges(backupmeta.ranges(backup), wanted)
+    parts = select_parts(backupmeta.files(backup), ranges)  # the part of each file to restore
     pd.split_regions(split_keys(parts))               # every part starts/ends on a region boundary
     works = assign_regions(parts, regions, job_id)    # one RegionWork per target region
     downloads = download_stores(work)                 # every peer downloads ...
@@ -19,14 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from br_common.checksum import Checksum
-from br_common.fleet.keyranges import end_before, intersect
+from br_common.fleet.keyranges import contains, intersect
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.fleet.restore_messages import (DownloadResult, FilePart, IngestResult, PeerRef, Piece, RegionRef,
                                               RegionWork, StagedPiece)
-from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
 from br_common.pd_client import RegionInfo
 
-SHA256_BYTES = 32
 _UUID_NAMESPACE = uuid.UUID("6f1b7c52-3b0e-4c51-9a57-0f6c9e0c2b11")  # fixed: uuids stay stable across runs
 
 
@@ -35,66 +33,11 @@ class PlanError(ValueError):
 
 
 # --- key ranges (arithmetic in br_common.fleet.keyranges; end b"" = unbounded) ---------------
-def contains(outer: KeyRange, inner: KeyRange) -> bool:
-    return outer.start <= inner.start and not end_before(outer.end, inner.end)
-
-
 def region_range(region: RegionInfo) -> KeyRange:
     return KeyRange(start=region.region.start_key, end=region.region.end_key)
 
 
-# --- backupmeta --------------------------------------------------------------------------------
-def check_meta(meta: brpb_pb2.BackupMeta) -> None:
-    """Refuse what this tool cannot restore faithfully; PlanError names the first problem."""
-    if not meta.is_raw_kv:
-        raise PlanError("the backup is not a raw KV backup (is_raw_kv is false): br-fleet restores raw KV only")
-    if meta.api_version != kvrpcpb_pb2.V1:
-        raise PlanError(f"the backup uses API version {kvrpcpb_pb2.APIVersion.Name(meta.api_version)}: "
-                        "br-fleet restores API V1 backups only")
-    if meta.end_version == 0:
-        raise PlanError("the backupmeta has no end_version (backup ts): it is not a complete backup")
-    ranges = backup_ranges(meta)
-    seen: set[str] = set()
-    for f in meta.files:
-        _check_file(f, ranges, seen)
-    _check_disjoint(meta_files(meta))
-
-
-def _check_file(f: brpb_pb2.File, ranges: list[KeyRange], seen: set[str]) -> None:
-    name = f.name or "<unnamed>"
-    if not f.name or f.name.startswith("/") or any(p in ("", ".", "..") for p in f.name.split("/")):
-        raise PlanError(f"backupmeta lists an invalid file name {f.name!r}")
-    if f.name in seen:
-        raise PlanError(f"backupmeta lists file {name} twice")
-    seen.add(f.name)
-    if len(f.sha256) != SHA256_BYTES:
-        raise PlanError(f"backupmeta: file {name} has no sha256: cannot check it before use")
-    if f.cf not in ("", "default"):
-        raise PlanError(f"backupmeta: file {name} is of column family {f.cf!r}; raw restore expects 'default'")
-    if f.end_key and f.end_key <= f.start_key:
-        raise PlanError(f"backupmeta: file {name} has an empty or inverted key range")
-    rng = KeyRange(start=f.start_key, end=f.end_key)
-    if not any(contains(r, rng) for r in ranges):
-        raise PlanError(f"backupmeta: file {name} {rng.label()} lies outside the backup's ranges")
-
-
-def _check_disjoint(files: list[FileInfo]) -> None:
-    ordered = sorted(files, key=lambda f: f.start_key)
-    for prev, cur in zip(ordered, ordered[1:]):
-        if not prev.end_key or cur.start_key < prev.end_key:
-            raise PlanError(f"backupmeta: files {prev.name} and {cur.name} overlap")
-
-
-def meta_files(meta: brpb_pb2.BackupMeta) -> list[FileInfo]:
-    return [FileInfo.from_proto(f) for f in meta.files]
-
-
-def backup_ranges(meta: brpb_pb2.BackupMeta) -> list[KeyRange]:
-    """The backed-up ranges (raw_ranges); a meta without them covers the whole key space."""
-    ranges = [KeyRange(start=r.start_key, end=r.end_key) for r in meta.raw_ranges]
-    return sorted(ranges, key=lambda r: r.start) or [KeyRange()]
-
-
+# --- what to restore ----------------------------------------------------------------------
 def restore_ranges(backed_up: Sequence[KeyRange], wanted: KeyRange | None) -> list[KeyRange]:
     """What to restore: the backed-up ranges, cut to `wanted` (restore raw --start/--end)."""
     if wanted is None:

@@ -29,6 +29,10 @@ def key_before_end(key: bytes, end: bytes) -> bool:
     return end == b"" or key < end
 
 
+def contains(outer: KeyRange, inner: KeyRange) -> bool:
+    return outer.start <= inner.start and not end_before(outer.end, inner.end)
+
+
 def is_empty(r: KeyRange) -> bool:
     return not key_before_end(r.start, r.end)
 

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
+from br_common.backupmeta.kind import BackupKind
 from br_common.kvproto import brpb_pb2
 from br_common.redaction import show_key
 from br_common.sealing import SealedBox
@@ -34,9 +35,6 @@ BACKUP_RANGE = "br.backup.range"
 ACQUIRE_LOCK = "br.storage.acquire_lock"
 WRITE_BACKUPMETA = "br.storage.write_backupmeta"
 READ_BACKUPMETA = "br.storage.read_backupmeta"
-
-LOCK_NAME = "backup.lock"
-BACKUPMETA_NAME = "backupmeta"
 
 Compression = Literal["lz4", "snappy", "zstd"]
 COMPRESSION_TYPES: dict[str, int] = {"lz4": brpb_pb2.LZ4, "snappy": brpb_pb2.SNAPPY, "zstd": brpb_pb2.ZSTD}
@@ -192,6 +190,8 @@ class BackupRangeTask(Message):
     store_id: int
     range: KeyRange
     backup_ts: int
+    kind: BackupKind = BackupKind.RAW  # what to back up: BackupRequest's is_raw_kv and cf follow from it
+    start_version: int = 0  # 0: a full backup; else the versions after it (incremental)
     # --ratelimit is a per-store budget (bytes/s, 0 = unlimited): every upload of the store's agent
     # shares one stream at store_budget (what reaches S3 never exceeds it, whatever the concurrency);
     # rate_limit is the store's own Backup request limit, as TiKV applies it, per request

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from br_common.backupmeta.kind import BackupKind
 from br_common.checksum import Checksum
 from br_common.fleet.messages import FileInfo, HexBytes, KeyRange, Message, StorageSpec
 from br_common.kvproto import kvrpcpb_pb2, metapb_pb2
@@ -107,6 +108,7 @@ class DownloadTask(Message):
     region: RegionRef
     pieces: list[Piece]
     restore_ts: int  # RewriteRule.new_timestamp: every restored key gets this commit ts
+    kind: BackupKind = BackupKind.RAW  # what the backup holds: Download's is_raw_kv follows from it
     rate_limit: int = 0  # bytes/s per store (storage reads and SetDownloadSpeedLimit), 0 = unlimited
     storage: StorageSpec
 
@@ -115,6 +117,7 @@ class StagedPiece(Message):
     """What a store staged for a piece (Download's answer); the leader ingests these."""
 
     uuid: HexBytes
+    cf: str = "default"  # the column family of the piece's file (SSTMeta.cf_name at ingest)
     first_key: HexBytes = b""  # after rewrite, inclusive
     last_key: HexBytes = b""
     is_empty: bool = False

@@ -195,7 +195,7 @@ def test_agents_refuse_destinations_outside_their_allowlist_with_one_line(env: E
     try:
         for result, url in ((lock, evil), (backup, elsewhere)):
             result.get(timeout=60, propagate=False)
-            assert result.state == "FAILURE" and str(result.result).startswith(f"agent of store ") \
+            assert result.state == "FAILURE" and str(result.result).startswith("agent of store ") \
                 and f"refuses {url}: not in its allowed_destinations" in str(result.result)
     finally:
         lease.release()

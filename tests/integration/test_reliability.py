@@ -21,7 +21,7 @@ import boto3
 import grpc
 import pytest
 
-from br_common.backup_layout import BACKUPMETA
+from br_common.backupmeta.layout import BACKUPMETA
 from br_common.checksum import Checksum
 from br_common.fleet import redis_client
 from br_common.grpc_util import channel_options

@@ -1,6 +1,7 @@
 """RestoreBook: downloads on every peer before the leader ingests; redo, parts done, give up."""
 from __future__ import annotations
 
+from br_common.backupmeta import meta as backupmeta
 from br_common.checksum import Checksum
 from br_common.fleet.messages import KeyRange
 from br_common.fleet.restore_messages import DownloadResult, IngestResult, StagedPiece
@@ -20,7 +21,7 @@ def _parts(cut: KeyRange | None = None):
     f = brpb_pb2.File(name="1/a.sst", sha256=b"\x01" * 32, start_key=b"a", end_key=b"z", crc64xor=5,
                       total_kvs=2, total_bytes=20, cf="default", size=10)
     meta = brpb_pb2.BackupMeta(end_version=1, is_raw_kv=True, files=[f])
-    return rp.select_parts(rp.meta_files(meta), [cut or KeyRange()])
+    return rp.select_parts(backupmeta.files(meta), [cut or KeyRange()])
 
 
 def _ok(work, store: int, checksum: Checksum | None = None, empty: bool = False) -> DownloadResult:
@@ -68,7 +69,7 @@ def test_region_error_on_ingest_then_the_new_leader_ingests() -> None:
     work = rp.assign_regions(parts, [_region(7, b"", b"", leader=1)], "j")[0]
     book.add(work)
     for s in (1, 2, 3):
-        actions = book.downloaded(1, s, _ok(work, s))
+        book.downloaded(1, s, _ok(work, s))
     (redo,) = book.ingested(1, _ingest(work, "NotLeader", "region"))
     assert isinstance(redo, rp.Redo) and redo.ingest_only
     moved = rp.region_ref(_region(7, b"", b"", leader=3))

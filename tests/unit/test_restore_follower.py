@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from br_common.backupmeta import meta as backupmeta
 from br_common.fleet.messages import KeyRange
 from br_common.fleet.registry import AgentInfo
 from br_common.fleet.restore_messages import DownloadResult, IngestResult, StagedPiece
@@ -33,7 +34,7 @@ def _follower(pd: FakePD, parts) -> restore_follower.RestoreFollower:  # noqa: A
 
 def _parts():  # noqa: ANN202
     f = brpb_pb2.File(name="1/a.sst", sha256=b"\x01" * 32, start_key=b"a", end_key=b"z", cf="default", size=1)
-    return rp.select_parts(rp.meta_files(brpb_pb2.BackupMeta(end_version=1, is_raw_kv=True, files=[f])),
+    return rp.select_parts(backupmeta.files(brpb_pb2.BackupMeta(end_version=1, is_raw_kv=True, files=[f])),
                            [KeyRange()])
 
 

@@ -1,11 +1,12 @@
-"""Restore planning: meta checks, ranges, parts, split keys, region assignment, checksums."""
+"""Restore planning: ranges, parts, split keys, region assignment, checksums."""
 from __future__ import annotations
 
 import pytest
 
+from br_common.backupmeta import meta as backupmeta
 from br_common.checksum import Checksum
 from br_common.fleet.messages import KeyRange
-from br_common.kvproto import brpb_pb2, kvrpcpb_pb2, metapb_pb2
+from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
 from br_coordinator import restore_plan as rp
 
@@ -28,34 +29,6 @@ def _region(rid: int, start: bytes, end: bytes, stores: tuple[int, ...] = (1, 2,
     return RegionInfo(region, next(p for p in peers if p.store_id == leader))
 
 
-def test_check_meta_accepts_a_raw_backup() -> None:
-    rp.check_meta(_meta(_file("1/a.sst", b"a", b"m"), _file("2/b.sst", b"m", b"")))
-
-
-@pytest.mark.parametrize("mutate, words", [
-    (lambda m: setattr(m, "is_raw_kv", False), "not a raw KV backup"),
-    (lambda m: setattr(m, "api_version", kvrpcpb_pb2.V2), "API version V2"),
-    (lambda m: setattr(m, "end_version", 0), "no end_version"),
-    (lambda m: setattr(m.files[0], "sha256", b""), "no sha256"),
-    (lambda m: setattr(m.files[0], "name", "../x.sst"), "invalid file name"),
-    (lambda m: setattr(m.files[0], "cf", "write"), "column family"),
-    (lambda m: setattr(m.files[0], "end_key", b"a"), "inverted"),
-    (lambda m: m.files.append(_file("1/a.sst", b"x", b"y")), "twice"),
-    (lambda m: m.files.append(_file("1/c.sst", b"b", b"c")), "overlap"),
-])
-def test_check_meta_refuses_with_one_line(mutate, words: str) -> None:
-    meta = _meta(_file("1/a.sst", b"a", b"m"))
-    mutate(meta)
-    with pytest.raises(rp.PlanError, match=words) as err:
-        rp.check_meta(meta)
-    assert "\n" not in str(err.value)
-
-
-def test_file_outside_the_backup_ranges_is_refused() -> None:
-    with pytest.raises(rp.PlanError, match="outside the backup's ranges"):
-        rp.check_meta(_meta(_file("1/a.sst", b"a", b"z"), ranges=((b"a", b"m"),)))
-
-
 def test_restore_ranges_cut_to_the_wanted_range() -> None:
     backed_up = [KeyRange(start=b"a", end=b"f"), KeyRange(start=b"k", end=b"")]
     assert rp.restore_ranges(backed_up, None) == backed_up
@@ -68,7 +41,7 @@ def test_restore_ranges_cut_to_the_wanted_range() -> None:
 
 
 def test_parts_and_split_keys() -> None:
-    files = rp.meta_files(_meta(_file("a", b"a", b"f"), _file("b", b"f", b"p"), _file("c", b"p", b"")))
+    files = backupmeta.files(_meta(_file("a", b"a", b"f"), _file("b", b"f", b"p"), _file("c", b"p", b"")))
     parts = rp.select_parts(files, [KeyRange(start=b"c", end=b"r")])
     assert [(p.file.name, p.range.start, p.range.end, p.whole) for p in parts] == [
         ("a", b"c", b"f", False), ("b", b"f", b"p", True), ("c", b"p", b"r", False)]
@@ -78,7 +51,7 @@ def test_parts_and_split_keys() -> None:
 
 
 def test_assign_regions_one_region_per_part() -> None:
-    files = rp.meta_files(_meta(_file("a", b"a", b"f"), _file("b", b"f", b"")))
+    files = backupmeta.files(_meta(_file("a", b"a", b"f"), _file("b", b"f", b"")))
     parts = rp.select_parts(files, [KeyRange()])
     regions = [_region(1, b"", b"a"), _region(2, b"a", b"f", leader=2), _region(3, b"f", b"", stores=(1, 4, 5))]
     works = rp.assign_regions(parts, regions, "job1")
@@ -92,7 +65,7 @@ def test_assign_regions_one_region_per_part() -> None:
 
 
 def test_a_part_spanning_regions_is_cut_into_pieces() -> None:
-    parts = rp.select_parts(rp.meta_files(_meta(_file("a", b"a", b"z"))), [KeyRange()])
+    parts = rp.select_parts(backupmeta.files(_meta(_file("a", b"a", b"z"))), [KeyRange()])
     regions = [_region(1, b"", b"k"), _region(2, b"k", b"")]
     works = rp.assign_regions(parts, regions, "job1")
     pieces = [p for w in works for p in w.pieces]
@@ -102,13 +75,13 @@ def test_a_part_spanning_regions_is_cut_into_pieces() -> None:
 
 
 def test_a_hole_in_the_region_list_is_an_error() -> None:
-    parts = rp.select_parts(rp.meta_files(_meta(_file("a", b"a", b"z"))), [KeyRange()])
+    parts = rp.select_parts(backupmeta.files(_meta(_file("a", b"a", b"z"))), [KeyRange()])
     with pytest.raises(rp.PlanError, match="hole"):
         rp.assign_regions(parts, [_region(1, b"", b"k"), _region(2, b"m", b"")], "job1")
 
 
 def test_piece_uuids_are_stable_and_change_with_the_epoch() -> None:
-    parts = rp.select_parts(rp.meta_files(_meta(_file("a", b"a", b"z"))), [KeyRange()])
+    parts = rp.select_parts(backupmeta.files(_meta(_file("a", b"a", b"z"))), [KeyRange()])
     first = rp.assign_regions(parts, [_region(1, b"", b"")], "job1")[0].pieces[0].uuid
     again = rp.assign_regions(parts, [_region(1, b"", b"")], "job1")[0].pieces[0].uuid
     moved = rp.assign_regions(parts, [_region(1, b"", b"", version=2)], "job1")[0].pieces[0].uuid
@@ -128,7 +101,7 @@ def test_expected_checksums_per_range() -> None:
 
 
 def test_messages_round_trip_through_json() -> None:
-    parts = rp.select_parts(rp.meta_files(_meta(_file("a", b"\x00\xff", b"z"))), [KeyRange()])
+    parts = rp.select_parts(backupmeta.files(_meta(_file("a", b"\x00\xff", b"z"))), [KeyRange()])
     work = rp.assign_regions(parts, [_region(1, b"", b"")], "job1")[0]
     again = type(work).model_validate(work.model_dump(mode="json"))
     assert again == work

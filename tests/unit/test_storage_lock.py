@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from br_agent.storage_tasks import lock
+from br_common.backupmeta.layout import BACKUPMETA
 from br_common.fleet import messages as m
 from br_common.storage import open_storage
 
@@ -21,5 +22,5 @@ def test_lock_is_exclusive_but_recognises_its_own_earlier_attempt(tmp_path: Path
 
 def test_a_complete_backup_is_reported(tmp_path: Path) -> None:
     storage = open_storage(f"local://{tmp_path}")
-    storage.put_bytes(m.BACKUPMETA_NAME, b"meta")
+    storage.put_bytes(BACKUPMETA, b"meta")
     assert lock(storage, _task(tmp_path, "{}")).outcome == "complete"

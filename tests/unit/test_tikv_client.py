@@ -28,7 +28,6 @@ class Truth:
         bounds = [b""] + splits + [b""]
         self.regions = []
         for i in range(len(bounds) - 1):
-            store = i % stores + 1
             self.regions.append(metapb_pb2.Region(
                 id=i + 1, start_key=bounds[i], end_key=bounds[i + 1],
                 region_epoch=metapb_pb2.RegionEpoch(conf_ver=1, version=1),
