@@ -22,8 +22,10 @@ from celery import shared_task
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
 from br_agent.interruption import AttemptCancelled, end_as_revoked
+from br_agent.sst_files import SstError, sst_checksum
 from br_common.backupmeta.kind import rules
 from br_common.backupmeta.layout import BACKUPMETA, attempt_object_name
+from br_common.checksum import Checksum
 from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
@@ -180,6 +182,8 @@ class _Uploader:
             if skip:  # cancelled (job failed, interrupted, attempt resent): stop uploading now
                 raise AttemptCancelled(f"stopped: {skip}")
             _verify(path, info)
+            if self._task.checksum and rules(self._task.kind).checksum_of_file_pairs:
+                _verify_pairs(path, info, self._stage / ".scratch")
             if not self._storage.put_file_exclusive(key, path, info.sha256):
                 raise AgentTaskError(f"{key} already exists with other content: not overwritten")
         finally:
@@ -218,3 +222,15 @@ def _verify(path: Path, info: m.FileInfo) -> None:
             digest.update(chunk)
     if info.sha256 and digest.digest() != info.sha256:
         raise AgentTaskError(f"staged file {info.name} does not match its sha256")
+
+
+def _verify_pairs(path: Path, info: m.FileInfo, scratch: Path) -> None:
+    """--checksum: the pairs in the file are what the store counted (a real TiKV has no RawChecksum
+    at a ts, so this, not the live cluster, is what a raw backup is checked against)."""
+    want = Checksum(crc64xor=info.crc64xor, total_kvs=info.total_kvs, total_bytes=info.total_bytes)
+    try:
+        got = sst_checksum(path, scratch)
+    except SstError as exc:
+        raise AgentTaskError(f"staged file {info.name}: {exc}") from None
+    if got != want:
+        raise AgentTaskError(f"staged file {info.name} holds {got}, the store counted {want}: not uploaded")

@@ -2,9 +2,10 @@
 
 `br.restore.download` (every peer of a region): fetch each piece's file from storage with this
 host's credentials into a per-attempt staging dir, check size and sha256 against backupmeta
-(a changed or missing object stops the restore before anything of it is ingested), crop it to
-the piece's range when the piece is only part of the file, then ImportSST.Download it from the
-staging dir with RewriteRule.new_timestamp = the job's restore ts. Staged copies go right after
+(a changed or missing object stops the restore before anything of it is ingested), then
+ImportSST.Download it from the staging dir with the piece's range (the store cuts the file to it,
+as TiKV does; for a piece that is part of its file the agent counts the part's checksum) and
+RewriteRule.new_timestamp = the job's restore ts. Staged copies go right after
 Download and, whatever happens, in `finally`.
 
 `br.restore.ingest` (the region's leader): MultiIngest of what every peer downloaded (Ingest one
@@ -21,21 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
 from celery import shared_task
-from rocksdict import IngestExternalFileOptions, Options, Rdict, SstFileWriter
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
 from br_agent.interruption import end_as_revoked
+from br_agent.sst_files import SstError, sst_checksum
 from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
-from br_common.fleet.messages import KeyRange, parse
+from br_common.fleet.messages import parse
 from br_common.import_files import staged_ssts
 from br_common.kvproto import brpb_pb2, errorpb_pb2, import_sstpb_pb2
 from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
@@ -133,20 +132,26 @@ def run_download(context: AgentContext, task: rm.DownloadTask) -> rm.DownloadRes
 
 def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: ExternalStorage, stage: Path,
                     piece: rm.Piece) -> tuple[rm.StagedPiece, int]:
-    """Fetch + check, crop when only part of the file is wanted, Download; staged copies removed."""
-    fetched, cropped = stage / "src" / piece.file.name, stage / "crop" / f"{piece.uuid.hex()}.sst"
+    """Fetch + check, count a part's checksum, Download; the staged copy removed."""
+    fetched = stage / "src" / piece.file.name
     try:
         _fetch(storage, piece.file, fetched)
-        if piece.whole_file:
-            return _store_download(context, task, piece, fetched, None), piece.file.size
-        checksum = crop_sst(fetched, cropped, piece.range, stage / "scratch")
-        fetched.unlink()
-        if checksum.total_kvs == 0:
-            return rm.StagedPiece(uuid=piece.uuid, is_empty=True, checksum=checksum), piece.file.size
-        return _store_download(context, task, piece, cropped, checksum), piece.file.size
+        checksum = None if piece.whole_file else _part_checksum(fetched, piece, stage / "scratch")
+        if checksum is not None and checksum.total_kvs == 0:  # nothing of the file in this piece
+            return rm.StagedPiece(uuid=piece.uuid, cf=sst_cf(piece.file.cf), is_empty=True,
+                                  checksum=checksum), piece.file.size
+        return _store_download(context, task, piece, fetched, checksum), piece.file.size
     finally:
         fetched.unlink(missing_ok=True)
-        cropped.unlink(missing_ok=True)
+
+
+def _part_checksum(path: Path, piece: rm.Piece, scratch: Path) -> Checksum:
+    """What the store will stage of a piece that is part of its file (Download cuts the file to the
+    piece's range, as TiKV does): the expected checksum of that part, which backupmeta lacks."""
+    try:
+        return sst_checksum(path, scratch, piece.range)
+    except SstError as exc:
+        raise PieceError(str(exc), "integrity") from None
 
 
 def _fetch(storage: ExternalStorage, f: rm.FileInfo, dest: Path) -> None:
@@ -230,50 +235,6 @@ def _set_speed_limit(context: AgentContext, rate: int) -> None:
     except grpc.RpcError as exc:
         raise AgentTaskError(f"store {context.store_id} SetDownloadSpeedLimit: {exc.code().name}: "
                              f"{exc.details()}") from None
-
-
-# --- cropping -----------------------------------------------------------------------------------
-def crop_sst(source: Path, dest: Path, rng: KeyRange, scratch_parent: Path) -> Checksum:
-    """Write the pairs of `source` inside rng to `dest` (none: no file); their checksum.
-
-    rocksdict has no SST reader, so the file is ingested into a scratch DB and read from there.
-    """
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="crop-", dir=scratch_parent))
-    options = Options(raw_mode=True)
-    options.create_if_missing(True)
-    db = Rdict(str(scratch / "db"), options)
-    try:
-        ingest_options = IngestExternalFileOptions()
-        ingest_options.set_move_files(False)
-        try:
-            db.ingest_external_file([str(source)], ingest_options)
-        except Exception as exc:  # noqa: BLE001 - rocksdict raises plain Exception on a bad file
-            raise PieceError(f"cannot read SST {source.name}: {exc}", "integrity") from None
-        return _write_range(db, dest, rng)
-    finally:
-        db.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _write_range(db: Rdict, dest: Path, rng: KeyRange) -> Checksum:
-    checksum = Checksum()
-    writer: SstFileWriter | None = None
-    it = db.iter()
-    it.seek(rng.start)
-    while it.valid() and (not rng.end or it.key() < rng.end):
-        key, value = it.key(), it.value()
-        if writer is None:
-            writer = SstFileWriter(Options(raw_mode=True))
-            writer.open(str(dest))
-        writer[key] = value
-        checksum.add(key, value)
-        it.next()
-    del it
-    if writer is not None:
-        writer.finish()
-    return checksum
 
 
 # --- ingest -------------------------------------------------------------------------------------

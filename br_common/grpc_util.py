@@ -3,11 +3,6 @@ from __future__ import annotations
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # gRPC's 4 MiB default is too small for scans and file lists
 
-# metadata key carrying the read timestamp of RawGet/RawScan/RawChecksum on the devcluster;
-# kvproto's raw requests have no ts field, and a real TiKV ignores unknown metadata.
-READ_TS_METADATA = "x-br-read-ts"
-
-
 # gRPC's reconnect backoff grows to 120 s: after a PD or store restart, every client that saw it
 # down (stores, agents, br) would keep failing for up to two minutes although the server is back.
 # Capped at 2 s, a restarted server is picked up within about 2 s.

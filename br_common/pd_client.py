@@ -9,7 +9,7 @@ import grpc
 
 from br_common.addresses import parse_pd_addresses
 from br_common.grpc_tls import TLSConfig, open_channel
-from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
+from br_common.kvproto import metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from br_common.tso import compose
 
 SCAN_PAGE = 128
@@ -74,7 +74,6 @@ class PDClient:
                           f"{_rpc_reason(exc)}{hint}") from None
         previous = getattr(self, "_channel", None)
         self.address, self._channel, self._stub = address, channel, stub
-        self._dev = devclusterpb_pb2_grpc.DevPDStub(channel)
         self.cluster_id, self.members_seen = members.header.cluster_id, members
         if previous is not None:
             previous.close()
@@ -183,25 +182,6 @@ class PDClient:
         request = pdpb_pb2.UpdateServiceGCSafePointRequest(header=self._header(), service_id=service_id.encode(),
                                                            TTL=ttl_seconds, safe_point=safe_point)
         return self._call("UpdateServiceGCSafePoint", request).min_safe_point
-
-    # --- devcluster admin (not served by a real PD) ---------------------------------------
-    def transfer_leader(self, region_id: int, to_store_id: int) -> metapb_pb2.Region:
-        request = devclusterpb_pb2.TransferLeaderRequest(cluster_id=self.cluster_id, region_id=region_id,
-                                                         to_store_id=to_store_id)
-        return self._admin("TransferLeader", request)
-
-    def split_region(self, split_key: bytes) -> metapb_pb2.Region:
-        request = devclusterpb_pb2.SplitRegionRequest(cluster_id=self.cluster_id, split_key=split_key)
-        return self._admin("SplitRegion", request)
-
-    def _admin(self, method: str, request):  # noqa: ANN001
-        try:
-            response = getattr(self._dev, method)(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise PDError(f"PD {method} failed: {_rpc_reason(exc)}") from None
-        if response.error:
-            raise PDError(f"PD {method}: {response.error}")
-        return response.region
 
 
 def _region_info(response: pdpb_pb2.GetRegionResponse) -> RegionInfo | None:

@@ -1,7 +1,7 @@
 """Raw KV client routed by region through PD (a real PD/TiKV or br_devcluster's).
 
-Used by `br-devcluster load/checksum`, the tests and the backup coordinator's RawChecksum
-verification. Every request carries a kvrpcpb.Context (region id, epoch, leader peer); on a
+Used by br (the restore's empty-target check and RawChecksum verification), `br-devcluster
+load/checksum` and the tests. Every request carries a kvrpcpb.Context (region id, epoch, leader peer); on a
 region error or an unreachable store the region is re-resolved through PD and the request
 retried with capped exponential backoff, a bounded number of times.
 """
@@ -20,7 +20,6 @@ import grpc
 
 from br_common.checksum import Checksum
 from br_common.grpc_tls import open_channel
-from br_common.grpc_util import READ_TS_METADATA
 from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2, tikvpb_pb2_grpc
 from br_common.pd_client import PDClient, RegionInfo
 from br_common.redaction import show_key
@@ -128,7 +127,7 @@ def _overlaps(a: metapb_pb2.Region, b: metapb_pb2.Region) -> bool:
 
 
 class RawKVClient:
-    """Thread-safe raw KV over all regions; `ts` reads at a snapshot (None = each region's latest)."""
+    """Thread-safe raw KV over all regions (reads see each region's latest data, as in TiKV)."""
 
     def __init__(self, pd: PDClient, timeout: float = 60.0, max_attempts: int = 12,
                  backoff_base: float = 0.02, backoff_cap: float = 2.0) -> None:
@@ -141,6 +140,8 @@ class RawKVClient:
         self._lock = threading.Lock()
         self._addresses: dict[int, str] = {}
         self._channels: dict[str, tuple[grpc.Channel, tikvpb_pb2_grpc.TikvStub]] = {}
+        # extra gRPC metadata on every request (the devcluster's read ts: br_devcluster.snapshot_kv)
+        self.read_metadata: tuple[tuple[str, str], ...] = ()
 
     def close(self) -> None:
         with self._lock:
@@ -158,9 +159,8 @@ class RawKVClient:
     def put(self, key: bytes, value: bytes) -> None:
         self._call_at(key, "RawPut", lambda ctx, _r: kvrpcpb_pb2.RawPutRequest(context=ctx, key=key, value=value))
 
-    def get(self, key: bytes, ts: int | None = None) -> bytes | None:
-        _, response = self._call_at(key, "RawGet", lambda ctx, _r: kvrpcpb_pb2.RawGetRequest(context=ctx, key=key),
-                                    ts)
+    def get(self, key: bytes) -> bytes | None:
+        _, response = self._call_at(key, "RawGet", lambda ctx, _r: kvrpcpb_pb2.RawGetRequest(context=ctx, key=key))
         return None if response.not_found else response.value
 
     def delete(self, key: bytes) -> None:
@@ -176,7 +176,7 @@ class RawKVClient:
             add = request.pairs.add  # in place: ~3x cheaper than building KvPair objects first
             for key, value in chunk:
                 add(key=key, value=value)
-            response, reason = self._send(info, "RawBatchPut", request, None)
+            response, reason = self._send(info, "RawBatchPut", request)
             if response is not None:
                 continue
             self._backoff(attempt, f"RawBatchPut of {len(chunk)} pairs", reason)
@@ -200,23 +200,22 @@ class RawKVClient:
                 yield info, chunk
 
     # --- ranges -------------------------------------------------------------------------
-    def scan(self, start: bytes = b"", end: bytes = b"", limit: int = SCAN_PAGE, ts: int | None = None,
-             key_only: bool = False) -> list[Pair]:
+    def scan(self, start: bytes = b"", end: bytes = b"", limit: int = SCAN_PAGE, key_only: bool = False) -> list[Pair]:
         """Up to `limit` pairs of [start, end) in key order, across regions (end b"" = unbounded)."""
         out: list[Pair] = []
-        for pair in self.iter_scan(start, end, ts, key_only):
+        for pair in self.iter_scan(start, end, key_only=key_only):
             if len(out) >= limit:
                 break
             out.append(pair)
         return out
 
-    def iter_scan(self, start: bytes = b"", end: bytes = b"", ts: int | None = None, key_only: bool = False,
+    def iter_scan(self, start: bytes = b"", end: bytes = b"", key_only: bool = False,
                   page: int = SCAN_PAGE) -> Iterator[Pair]:
         """Every pair of [start, end), paged region by region."""
         _check_range(start, end)
         cursor = start
         while True:
-            info, response = self._call_at(cursor, "RawScan", _scan_builder(cursor, end, page, key_only), ts)
+            info, response = self._call_at(cursor, "RawScan", _scan_builder(cursor, end, page, key_only))
             for kv in response.kvs:
                 yield kv.key, kv.value
             if len(response.kvs) >= page:  # the region may hold more
@@ -227,23 +226,23 @@ class RawKVClient:
                 return
             cursor = region_end
 
-    def checksum(self, start: bytes = b"", end: bytes = b"", ts: int | None = None, workers: int = 4) -> Checksum:
+    def checksum(self, start: bytes = b"", end: bytes = b"", workers: int = 4) -> Checksum:
         """crc64xor/total_kvs/total_bytes of [start, end): one RawChecksum per region, merged."""
         _check_range(start, end)
         pieces = [_clip(start, end, info.region) for info in self.pd.scan_regions(start, end)] or [(start, end)]
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pieces)))) as pool:
-            sums = list(pool.map(lambda piece: self._checksum_piece(*piece, ts), pieces))
+            sums = list(pool.map(lambda piece: self._checksum_piece(*piece), pieces))
         total = Checksum()
         for part in sums:
             total = total.merge(part)
         return total
 
-    def _checksum_piece(self, start: bytes, end: bytes, ts: int | None) -> Checksum:
+    def _checksum_piece(self, start: bytes, end: bytes) -> Checksum:
         """Sequential walk over [start, end); a region split meanwhile just adds a step."""
         total = Checksum()
         cursor = start
         while True:
-            info, response = self._call_at(cursor, "RawChecksum", _checksum_builder(cursor, end), ts)
+            info, response = self._call_at(cursor, "RawChecksum", _checksum_builder(cursor, end))
             total = total.merge(Checksum(crc64xor=response.checksum, total_kvs=response.total_kvs,
                                          total_bytes=response.total_bytes))
             region_end = info.region.end_key
@@ -252,19 +251,19 @@ class RawKVClient:
             cursor = region_end
 
     # --- routing and retries -------------------------------------------------------------
-    def _call_at(self, key: bytes, method: str, build: Callable[[kvrpcpb_pb2.Context, metapb_pb2.Region], Any],
-                 ts: int | None = None) -> tuple[RegionInfo, Any]:
+    def _call_at(self, key: bytes, method: str,
+                 build: Callable[[kvrpcpb_pb2.Context, metapb_pb2.Region], Any]) -> tuple[RegionInfo, Any]:
         """Send to the leader of the region holding key; retry on region and transport errors."""
         attempt = 0
         while True:
             info = self.regions.locate(key)
-            response, reason = self._send(info, method, build(self._context(info), info.region), ts)
+            response, reason = self._send(info, method, build(self._context(info), info.region))
             if response is not None:
                 return info, response
             self._backoff(attempt, f"{method} at key {show_key(key)}", reason)
             attempt += 1
 
-    def _send(self, info: RegionInfo, method: str, request: Any, ts: int | None) -> tuple[Any | None, str]:
+    def _send(self, info: RegionInfo, method: str, request: Any) -> tuple[Any | None, str]:
         """(response, "") on success, (None, reason) when worth a retry; raises on the rest."""
         if info.leader is None:
             self.regions.invalidate(info.id)
@@ -272,7 +271,7 @@ class RawKVClient:
         store_id = info.leader.store_id
         address = self._address(store_id)
         try:
-            response = getattr(self._stub(address), method)(request, timeout=self.timeout, metadata=_metadata(ts))
+            response = getattr(self._stub(address), method)(request, timeout=self.timeout, metadata=self.read_metadata or None)
         except grpc.RpcError as exc:
             reason = f"store {store_id} at {address}: {exc.code().name}: {exc.details()}"
             if exc.code() not in RETRYABLE_CODES:
@@ -323,10 +322,6 @@ class RawKVClient:
                 entry = (channel, tikvpb_pb2_grpc.TikvStub(channel))
                 self._channels[address] = entry
             return entry[1]
-
-
-def _metadata(ts: int | None) -> tuple[tuple[str, str], ...] | None:
-    return None if ts is None else ((READ_TS_METADATA, str(ts)),)
 
 
 def _scan_builder(cursor: bytes, end: bytes, page: int, key_only: bool) -> Callable:

@@ -190,7 +190,12 @@ def common_parser() -> argparse.ArgumentParser:
                "(default 0: unlimited)")
     _flag(group, "--concurrency", default=4, type=_positive_int,
           help="the number of ranges in flight on each store (default 4)")
-    _bool_flag(group, "--checksum", default=True, help="run checksum at end of task")
+    _bool_flag(group, "--checksum", default=True,
+               help="run checksum at end of task. backup: each agent reads every file the store wrote and checks "
+                    "its pairs against the store's crc64xor/total_kvs/total_bytes before uploading it (TiKV's "
+                    "RawChecksum reads the live data, not backup_ts, so a raw backup cannot be compared with "
+                    "the cluster while it is written to); restore: RawChecksum of every restored range "
+                    "against backupmeta")
     s3 = parser.add_argument_group("S3 Flags (a parameter in the storage URL wins)")
     for name in FLAG_PARAMS:
         _flag(s3, f"--s3.{name}", dest=f"s3_{name.replace('-', '_')}", default=None, metavar="VALUE",

@@ -22,6 +22,7 @@ from br_devcluster import cluster, fleet
 from br_devcluster.cluster import ClusterError
 from br_devcluster.tls import tls_flags
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
+from br_devcluster.snapshot_kv import SnapshotKV
 
 KEY_FORMATS = ("raw", "hex", "escape")
 
@@ -200,7 +201,7 @@ def cmd_checksum(args: argparse.Namespace) -> int:
     start, end = parse_key(args.start, args.format), parse_key(args.end, args.format)
     if end and end < start:
         raise UsageError(f"--end {args.end!r} sorts before --start {args.start!r}")
-    with _pd_client(args) as pd, RawKVClient(pd) as client:
+    with _pd_client(args) as pd, SnapshotKV(pd) as client:
         ts = args.ts if args.ts is not None else pd.tso()
         result = client.checksum(start, end, ts=ts)
     print(f"range: [{format_key(start)}, {format_key(end)}) (hex)")

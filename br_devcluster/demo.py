@@ -20,10 +20,11 @@ from rich.table import Table
 
 from br_common.checksum import Checksum
 from br_common.pd_client import PDClient, PDError
-from br_common.tikv_client import RawKVClient, RawKVError
+from br_common.tikv_client import RawKVError
 from br_devcluster import cluster, fleet
 from br_devcluster.cluster import ClusterConfig, ClusterError, ClusterState
 from br_devcluster.load import parse_size
+from br_devcluster.snapshot_kv import SnapshotKV
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -141,7 +142,7 @@ def _backup_ts(log_file: Path) -> int:
 
 def _checksum(pd_address: str, ts: int | None) -> Checksum:
     with PDClient(pd_address) as pd:
-        return RawKVClient(pd).checksum(ts=ts if ts is not None else pd.tso())
+        return SnapshotKV(pd).checksum(ts=ts if ts is not None else pd.tso())
 
 
 def _compare(source: ClusterState, target: ClusterState, backup_ts: int, keep: bool) -> int:

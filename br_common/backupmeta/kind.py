@@ -20,10 +20,14 @@ class KindRules:
     is_raw_kv: bool
     request_cf: str  # BackupRequest.cf: raw backups name their CF; TiKV ignores it for txn backups
     file_cfs: tuple[str, ...]  # the CFs a backup file of this kind may hold ("" = TiKV's default)
+    # File.crc64xor/total_kvs/total_bytes count exactly the file's pairs (origin key, value), so the
+    # agent can check them by reading the file (TiKV's txn files count decoded entries instead)
+    checksum_of_file_pairs: bool
 
 
 RULES: dict[BackupKind, KindRules] = {
-    BackupKind.RAW: KindRules(label="raw KV", is_raw_kv=True, request_cf="default", file_cfs=("", "default")),
+    BackupKind.RAW: KindRules(label="raw KV", is_raw_kv=True, request_cf="default", file_cfs=("", "default"),
+                               checksum_of_file_pairs=True),
 }
 
 

@@ -192,6 +192,7 @@ class BackupRangeTask(Message):
     backup_ts: int
     kind: BackupKind = BackupKind.RAW  # what to back up: BackupRequest's is_raw_kv and cf follow from it
     start_version: int = 0  # 0: a full backup; else the versions after it (incremental)
+    checksum: bool = True  # --checksum: the agent checks every file's pairs against the store's numbers
     # --ratelimit is a per-store budget (bytes/s, 0 = unlimited): every upload of the store's agent
     # shares one stream at store_budget (what reaches S3 never exceeds it, whatever the concurrency);
     # rate_limit is the store's own Backup request limit, as TiKV applies it, per request

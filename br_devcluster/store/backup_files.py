@@ -15,6 +15,7 @@ from pathlib import Path
 from rocksdict import Options
 
 from br_common.checksum import Checksum
+from br_common.data_keys import data_key
 from br_common.kvproto import brpb_pb2
 from br_common.tso import physical_ms
 from br_devcluster.store.ratelimit import RateLimiter
@@ -57,7 +58,7 @@ def write_region_files(target: RegionBackup, pairs: Iterable[tuple[bytes, bytes]
                 builder = SstBuilder(target.root / name, options)
                 current, checksum = _new_file(target, name, file_start), Checksum()
                 files.append(current)
-            builder.add(key, value)
+            builder.add(data_key(key), value)  # TiKV's backup files hold data keys
             checksum.add(key, value)
             limiter.consume(len(key) + len(value))
             if checksum.total_bytes >= roll_bytes:

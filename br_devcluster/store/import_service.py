@@ -1,7 +1,8 @@
-"""import_sstpb.ImportSST: Download (read, check, rewrite, re-encode, stage) and Ingest.
+"""import_sstpb.ImportSST: Download (read, cut, rewrite, re-encode, stage) and Ingest.
 
-sst.range is in the rewritten key space, as TiKV reads it (TiKV undoes the rewrite to cut the
-file); every key after rewrite must lie in it (end inclusive unless end_key_exclusive).
+The file holds data keys (b"z" + key), as TiKV's backup files do. sst.range is in the rewritten
+key space (TiKV undoes the rewrite to cut the file): Download keeps the keys inside it (end
+inclusive unless end_key_exclusive) and stages nothing when none is (is_empty), as TiKV does.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from rocksdict import Options
 
+from br_common.data_keys import origin_key
 from br_common.kvproto import import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
 from br_common.redaction import show_key
 from br_devcluster.store import mvcc
@@ -82,10 +84,13 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
         limiter = self._state.download_limiter
         try:
             with read_sst(source, self._staging.scratch) as pairs:
-                for key, value in pairs:
-                    limiter.consume(len(key) + len(value))
-                    new_key = rewrite_key(key, rule)
-                    check_in_range(new_key, sst)
+                for stored, value in pairs:
+                    limiter.consume(len(stored) + len(value))
+                    new_key = rewrite_key(_origin_key(stored, source), rule)
+                    if before_range(new_key, sst):
+                        continue
+                    if after_range(new_key, sst):
+                        break
                     if builder is None:
                         builder = SstBuilder(self._staging.sst_path(staged), Options(raw_mode=True))
                         staged.first_key = new_key
@@ -155,9 +160,17 @@ def rewrite_key(key: bytes, rule: import_sstpb_pb2.RewriteRule) -> bytes:
     return rule.new_key_prefix + key[len(rule.old_key_prefix):]
 
 
-def check_in_range(key: bytes, sst: import_sstpb_pb2.SSTMeta) -> None:
-    start, end = sst.range.start, sst.range.end
-    inside = key >= start and (not end or (key < end if sst.end_key_exclusive else key <= end))
-    if not inside:
-        bound = ")" if sst.end_key_exclusive else "]"
-        raise StoreError(f"key {show_key(key)} is outside the SST range [{show_key(start)}, {show_key(end)}{bound} (hex)")
+def before_range(key: bytes, sst: import_sstpb_pb2.SSTMeta) -> bool:
+    return key < sst.range.start
+
+
+def after_range(key: bytes, sst: import_sstpb_pb2.SSTMeta) -> bool:
+    end = sst.range.end
+    return bool(end) and (key >= end if sst.end_key_exclusive else key > end)
+
+
+def _origin_key(stored: bytes, source: Path) -> bytes:
+    try:
+        return origin_key(stored)
+    except ValueError as exc:
+        raise StoreError(f"{source.name}: {exc}: not a TiKV backup file") from None

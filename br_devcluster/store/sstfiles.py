@@ -1,29 +1,19 @@
-"""Writing and reading SST files with rocksdict (raw mode).
+"""Writing SST files with rocksdict (raw mode); reading is br_common.sst_files.
 
-rocksdict has no SST reader: read_sst ingests a copy into a scratch DB and iterates that.
 Files are written under a temporary name and renamed, so a reader never sees half a file.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
 
-from rocksdict import (
-    DBCompressionType,
-    IngestExternalFileOptions,
-    Options,
-    Rdict,
-    SstFileWriter,
-)
+from rocksdict import DBCompressionType, Options, SstFileWriter
 
 from br_common.kvproto import brpb_pb2
+from br_common.sst_files import SstError, read_sst  # noqa: F401 - the devcluster reads SSTs as the agent does
 
 _COMPRESSION = {
     brpb_pb2.UNKNOWN: DBCompressionType.zstd,  # BR's default
@@ -31,10 +21,6 @@ _COMPRESSION = {
     brpb_pb2.SNAPPY: DBCompressionType.snappy,
     brpb_pb2.ZSTD: DBCompressionType.zstd,
 }
-
-
-class SstError(RuntimeError):
-    """An SST that cannot be read or written; the message names the file."""
 
 
 def sst_options(compression_type: int = brpb_pb2.ZSTD, level: int = 0) -> Options:
@@ -85,34 +71,3 @@ class SstBuilder:
 
     def abort(self) -> None:
         self._tmp.unlink(missing_ok=True)
-
-
-@contextmanager
-def read_sst(path: Path, scratch_parent: Path) -> Iterator[Iterator[tuple[bytes, bytes]]]:
-    """Yields an iterator over the file's (key, value) pairs in key order; cleans up after."""
-    scratch_parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="sst-read-", dir=scratch_parent))
-    db = None
-    try:
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        db = Rdict(str(scratch / "db"), options)
-        ingest = IngestExternalFileOptions()
-        ingest.set_move_files(False)
-        try:
-            db.ingest_external_file([str(path)], ingest)
-        except Exception as exc:  # rocksdict raises plain Exception for IO errors and corruption
-            raise SstError(f"cannot read SST {path}: {exc}") from None
-        yield _pairs(db)
-    finally:
-        if db is not None:
-            db.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _pairs(db: Rdict) -> Iterator[tuple[bytes, bytes]]:
-    it = db.iter()
-    it.seek_to_first()
-    while it.valid():
-        yield it.key(), it.value()
-        it.next()

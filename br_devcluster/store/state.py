@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from br_common.grpc_util import READ_TS_METADATA
+from br_devcluster.snapshot_kv import READ_TS_METADATA
 from br_common.pd_client import PDClient
 from br_devcluster.store import mvcc
 from br_devcluster.store.config import StoreConfig

@@ -14,7 +14,8 @@ from typing import TypeVar
 
 import grpc
 
-from br_common.grpc_util import READ_TS_METADATA, channel_options
+from br_common.grpc_util import channel_options
+from br_devcluster.snapshot_kv import READ_TS_METADATA
 from br_common.kvproto import kvrpcpb_pb2, tikvpb_pb2_grpc
 from br_common.pd_client import PDClient, RegionInfo
 from br_common.procs import free_port, spawn, stop_pid, wait_for_port

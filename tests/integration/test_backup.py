@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from br_devcluster import cluster
+from br_devcluster.admin import DevAdmin
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import start_redis
 from tests.fixtures.devcluster import DevCluster
@@ -99,9 +100,9 @@ def test_leader_transfer_and_split_during_backup(env: Env) -> None:
         target_store = others[0] if others else None
         time.sleep(0.5)
         mid = regions[5].region.start_key + b"\x80"
-        env.dc.pd.split_region(mid)
+        DevAdmin.of(env.dc.pd).split_region(mid)
         if target_store is not None:
-            env.dc.pd.transfer_leader(moved.id, target_store)
+            DevAdmin.of(env.dc.pd).transfer_leader(moved.id, target_store)
         assert proc.wait(timeout=180) == 0, (env.work / "br-moving.out").read_text()
     finally:
         if proc.poll() is None:

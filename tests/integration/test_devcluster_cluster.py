@@ -4,10 +4,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from br_common.grpc_util import READ_TS_METADATA, channel_options
+from br_common.grpc_util import channel_options
+from br_devcluster.snapshot_kv import READ_TS_METADATA
 from br_common.kvproto import (brpb_pb2, brpb_pb2_grpc, kvrpcpb_pb2, pdpb_pb2, pdpb_pb2_grpc, tikvpb_pb2_grpc)
 from br_common.pd_client import RegionInfo
 from br_common.tikv_client import RawKVClient, RawKVError
+from br_devcluster.admin import DevAdmin
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +38,7 @@ def test_region_errors_as_specified(two_replicas):
     assert not _stub(addresses[leader]).RawGet(get).HasField("region_error")
 
     # NotLeader naming the new leader after a transfer
-    dc.pd.transfer_leader(old.id, other)
+    DevAdmin.of(dc.pd).transfer_leader(old.id, other)
     answer = _stub(addresses[leader]).RawGet(get)
     assert answer.region_error.HasField("not_leader")
     assert answer.region_error.not_leader.leader.store_id == other
@@ -44,7 +46,7 @@ def test_region_errors_as_specified(two_replicas):
 
     # EpochNotMatch after a split, carrying the current region(s)
     moved = dc.pd.region(b"\x20")
-    dc.pd.split_region(b"\x10")
+    DevAdmin.of(dc.pd).split_region(b"\x10")
     stale = kvrpcpb_pb2.RawGetRequest(context=_ctx(moved, dc.cluster_id), key=b"\x20")
     answer = _stub(addresses[other]).RawGet(stale)
     assert answer.region_error.HasField("epoch_not_match")
@@ -77,8 +79,8 @@ def test_client_follows_leader_moves_with_a_stale_cache(two_replicas):
     before = dc.kv.checksum()
     for info in list(dc.pd.scan_regions()):
         other = next(p.store_id for p in info.region.peers if p.store_id != info.leader_store_id)
-        dc.pd.transfer_leader(info.id, other)
-    dc.pd.split_region(b"\x33")
+        DevAdmin.of(dc.pd).transfer_leader(info.id, other)
+    DevAdmin.of(dc.pd).split_region(b"\x33")
     assert dc.kv.checksum() == before  # cached leaders and epochs are all stale now
     assert dc.kv.scan(limit=1000) == sorted(pairs)
 

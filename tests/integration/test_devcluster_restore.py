@@ -8,6 +8,7 @@ import pytest
 from br_common.grpc_util import channel_options
 from br_common.kvproto import (brpb_pb2, brpb_pb2_grpc)
 from br_devcluster.load import KeyGen, LoadSpec
+from br_devcluster.admin import DevAdmin
 from tests.integration.test_backup_support import restore_files
 
 pytestmark = pytest.mark.integration
@@ -55,5 +56,5 @@ def test_backup_then_restore_into_other_layout_gives_same_checksum(devcluster_fa
     # every replica got the data: move every leader, checksum again
     for info in list(target.pd.scan_regions()):
         other = next(p.store_id for p in info.region.peers if p.store_id != info.leader_store_id)
-        target.pd.transfer_leader(info.id, other)
+        DevAdmin.of(target.pd).transfer_leader(info.id, other)
     assert target.kv.checksum() == expected

@@ -18,6 +18,7 @@ import pytest
 from br_common import procs
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from br_common.pd_client import PDClient, PDError
+from br_devcluster.admin import DevAdmin
 
 pytestmark = pytest.mark.integration
 
@@ -205,9 +206,9 @@ def test_split_regions_and_split_region(start_pd):
         assert left.region_epoch.version == right.region_epoch.version == old.region.region_epoch.version + 1
         assert [p.store_id for p in right.peers] == [p.store_id for p in old.region.peers]
         assert client.region(b"\x10").leader_store_id == old.leader_store_id
-        assert client.split_region(b"\x20").start_key == b"\x20"
+        assert DevAdmin.of(client).split_region(b"\x20").start_key == b"\x20"
         with pytest.raises(PDError, match="boundary"):
-            client.split_region(b"\x20")
+            DevAdmin.of(client).split_region(b"\x20")
 
 
 def test_sigterm_stops_cleanly(start_pd):
@@ -283,15 +284,15 @@ def test_transfer_leader_goes_through_the_current_leader(start_pd, fake_stores):
         region = client.region(b"")
         epoch = region.region.region_epoch
         target = next(s for s in ids if s != region.leader_store_id)
-        moved = client.transfer_leader(region.id, target)
+        moved = DevAdmin.of(client).transfer_leader(region.id, target)
         assert moved.region_epoch == epoch and client.region(b"").leader_store_id == target
         assert store.calls == [("transfer", region.id, target)]
-        assert client.transfer_leader(region.id, target).id == region.id  # already leader: no store call
+        assert DevAdmin.of(client).transfer_leader(region.id, target).id == region.id  # already leader: no store call
         assert len(store.calls) == 1
         with pytest.raises(PDError, match="no peer"):
-            client.transfer_leader(region.id, 999)
+            DevAdmin.of(client).transfer_leader(region.id, 999)
         with pytest.raises(PDError, match="not found"):
-            client.transfer_leader(424242, target)
+            DevAdmin.of(client).transfer_leader(424242, target)
 
 
 def test_transfer_leader_reports_an_unreachable_store(start_pd):
@@ -301,7 +302,7 @@ def test_transfer_leader_reports_an_unreachable_store(start_pd):
         region = client.region(b"")
         target = next(s for s in ids if s != region.leader_store_id)
         with pytest.raises(PDError, match="TransferLeader failed"):
-            client.transfer_leader(region.id, target)
+            DevAdmin.of(client).transfer_leader(region.id, target)
 
 
 def test_scatter_spreads_peers_and_leaders(start_pd, fake_stores):

@@ -27,9 +27,9 @@ from br_common.fleet import redis_client
 from br_common.grpc_util import channel_options
 from br_common.kvproto import brpb_pb2, devclusterpb_pb2, devclusterpb_pb2_grpc
 from br_common.pd_client import PDClient
-from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
 from br_devcluster.services.imds import AWS_CREDENTIAL_ENV
+from br_devcluster.snapshot_kv import SnapshotKV
 from tests.fixtures.devcluster import DevCluster
 from tests.fixtures.fault_proxy import FaultProxy
 from tests.integration.test_backup_support import AgentFleet
@@ -124,7 +124,7 @@ def _wipe(tdc: DevCluster) -> None:
 
 
 def _source_checksum(state: cluster.ClusterState, ts: int) -> Checksum:
-    with PDClient(state.pd_address) as pd, RawKVClient(pd) as kv:
+    with PDClient(state.pd_address) as pd, SnapshotKV(pd) as kv:
         return kv.checksum(ts=ts)
 
 

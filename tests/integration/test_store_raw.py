@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from br_common.checksum import Checksum
-from br_common.grpc_util import READ_TS_METADATA
+from br_devcluster.snapshot_kv import READ_TS_METADATA
 from br_common.kvproto import kvrpcpb_pb2
 from tests.integration._store_cluster import Cluster, context_of, read_ts, running_cluster
 

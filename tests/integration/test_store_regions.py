@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from br_common.kvproto import kvrpcpb_pb2, metapb_pb2
+from br_devcluster.admin import DevAdmin
 from tests.integration._store_cluster import Cluster, context_of, running_cluster
 
 pytestmark = pytest.mark.integration
@@ -30,14 +31,14 @@ def test_not_leader_after_transfer_and_value_on_new_leader(cluster: Cluster) -> 
     cluster.put(b"\x10moving", b"before transfer")
     info = cluster.pd.region(b"\x10moving")
     old, new = info.leader_store_id, other_store(info, info.leader_store_id)
-    cluster.pd.transfer_leader(info.id, new)
+    DevAdmin.of(cluster.pd).transfer_leader(info.id, new)
     response = raw_get(cluster, old, context_of(info), b"\x10moving")
     assert response.region_error.not_leader.region_id == info.id
     assert response.region_error.not_leader.leader.store_id == new
     assert cluster.get(b"\x10moving") == b"before transfer"  # served by the new leader
     cluster.put(b"\x10moving", b"after transfer")
     third = next(p.store_id for p in info.region.peers if p.store_id not in (old, new))
-    cluster.pd.transfer_leader(info.id, third)  # the third peer got both writes by replication
+    DevAdmin.of(cluster.pd).transfer_leader(info.id, third)  # the third peer got both writes by replication
     assert cluster.pd.region(b"\x10moving").leader_store_id == third
     assert cluster.get(b"\x10moving") == b"after transfer"
 
@@ -49,14 +50,14 @@ def test_every_replica_gets_writes(cluster: Cluster) -> None:
     cluster.delete(keys[0])
     info = cluster.pd.region(keys[0])
     for peer in info.region.peers:
-        cluster.pd.transfer_leader(info.id, peer.store_id)
+        DevAdmin.of(cluster.pd).transfer_leader(info.id, peer.store_id)
         assert [cluster.get(k) for k in keys] == [None, *keys[1:]]
 
 
 def test_epoch_not_match_after_split(cluster: Cluster) -> None:
     before = cluster.pd.region(b"\x30b")
     cluster.put(b"\x30b", b"v")
-    cluster.pd.split_region(b"\x30a")
+    DevAdmin.of(cluster.pd).split_region(b"\x30a")
     response = raw_get(cluster, before.leader_store_id, context_of(before), b"\x30b")
     current = cluster.pd.region_by_id(before.id)  # the left half keeps the id
     assert current.region.region_epoch.version == before.region.region_epoch.version + 1

@@ -11,6 +11,7 @@ from rocksdict import Options, SstFileWriter
 from br_agent import restore_tasks as rt
 from br_agent.context import AgentContext
 from br_common.checksum import Checksum
+from br_common.data_keys import data_key
 from br_common.fleet import restore_messages as rm
 from br_common.fleet.messages import FileInfo, KeyRange, StorageSpec
 from br_common.kvproto import errorpb_pb2, import_sstpb_pb2, metapb_pb2
@@ -81,7 +82,7 @@ def _sst(path: Path, pairs=PAIRS) -> None:
     writer = SstFileWriter(Options(raw_mode=True))
     writer.open(str(path))
     for k, v in pairs:
-        writer[k] = v
+        writer[data_key(k)] = v  # TiKV's backup files hold data keys
     writer.finish()
 
 
@@ -124,13 +125,15 @@ def test_whole_file_download_sends_the_verified_file(tmp_path: Path, backup) -> 
     assert not any(p.is_file() for p in ctx.staging_dir.rglob("*")), "staging must be empty afterwards"
 
 
-def test_a_cut_piece_is_cropped_and_counted(tmp_path: Path, backup) -> None:
+def test_a_cut_piece_is_counted_and_the_store_cuts_it(tmp_path: Path, backup) -> None:
     spec, info = backup
     ctx = FakeContext(tmp_path)
     rng = KeyRange(start=b"k010", end=b"k020")
     result = rt.run_download(ctx, _task(spec, info, rng))
     assert result.staged[0].checksum == Checksum().add_pairs(PAIRS[10:20])
-    assert ctx.stub.downloads[0].sst.range.start == b"k010"
+    (request,) = ctx.stub.downloads
+    assert (request.sst.range.start, request.sst.range.end, request.sst.end_key_exclusive) == (b"k010", b"k020", True)
+    assert hashlib.sha256(ctx.stub.seen_files[0]).digest() == info.sha256  # the whole file: TiKV cuts it
     empty = rt.run_download(FakeContext(tmp_path / "x"), _task(spec, info, KeyRange(start=b"k1", end=b"k2")))
     assert empty.staged[0].is_empty and empty.staged[0].checksum == Checksum()
 

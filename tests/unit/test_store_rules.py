@@ -9,7 +9,7 @@ from br_common.kvproto import devclusterpb_pb2, errorpb_pb2, import_sstpb_pb2, k
 from br_common.pd_client import PDError
 from br_devcluster.store.config import parse_args
 from br_devcluster.store.errors import InvalidArgument, RegionError, StoreError, rpc
-from br_devcluster.store.import_service import check_in_range, rewrite_key
+from br_devcluster.store.import_service import after_range, before_range, rewrite_key
 from br_devcluster.store.raw_service import checksum_ranges, scan_bounds
 from br_devcluster.store.regions import range_in_region
 from br_devcluster.store.replication import chunks
@@ -74,13 +74,11 @@ def meta(start: bytes, end: bytes, exclusive: bool = False) -> import_sstpb_pb2.
     return import_sstpb_pb2.SSTMeta(range=import_sstpb_pb2.Range(start=start, end=end), end_key_exclusive=exclusive)
 
 
-def test_check_in_range() -> None:
-    check_in_range(b"b", meta(b"a", b"b"))
-    check_in_range(b"zzz", meta(b"a", b""))
-    with pytest.raises(StoreError, match="outside"):
-        check_in_range(b"b", meta(b"a", b"b", exclusive=True))
-    with pytest.raises(StoreError, match="key 30 "):  # keys in messages are hex
-        check_in_range(b"0", meta(b"a", b""))
+def test_download_keeps_the_keys_inside_the_range() -> None:
+    assert not before_range(b"a", meta(b"a", b"b")) and not after_range(b"b", meta(b"a", b"b"))
+    assert after_range(b"b", meta(b"a", b"b", exclusive=True))
+    assert not after_range(b"zzz", meta(b"a", b""))
+    assert before_range(b"0", meta(b"a", b""))
 
 
 class FakeContext:

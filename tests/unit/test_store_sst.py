@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from br_common.checksum import Checksum
+from br_common.data_keys import origin_key
 from br_common.kvproto import brpb_pb2
 from br_common.tso import compose
 from br_devcluster.store.backup_files import RegionBackup, write_region_files
@@ -69,7 +70,9 @@ def test_region_files_roll_and_tile_the_range(tmp_path: Path) -> None:
         assert f.name == f"3/7_2_{digest}_1700000000000_default.sst"
         path = t.root / f.name
         assert f.sha256 == hashlib.sha256(path.read_bytes()).digest() and f.size == path.stat().st_size
-        pairs = read_all(path, tmp_path / "scratch")
+        stored = read_all(path, tmp_path / "scratch")
+        assert all(k.startswith(b"z") for k, _ in stored)  # data keys, as in TiKV's backup files
+        pairs = [(origin_key(k), v) for k, v in stored]
         assert all(f.start_key <= k < f.end_key for k, _ in pairs)
         own = Checksum().add_pairs(pairs)
         assert (f.crc64xor, f.total_kvs, f.total_bytes) == (own.crc64xor, own.total_kvs, own.total_bytes)

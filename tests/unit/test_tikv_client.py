@@ -12,10 +12,11 @@ import grpc
 import pytest
 
 from br_common.checksum import Checksum
-from br_common.grpc_util import READ_TS_METADATA
+from br_devcluster.snapshot_kv import READ_TS_METADATA
 from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2, tikvpb_pb2_grpc
 from br_common.pd_client import RegionInfo
 from br_common.tikv_client import RawKVClient, RawKVError, describe_region_error
+from br_devcluster.snapshot_kv import SnapshotKV
 from tests.doubles import FakePD
 
 
@@ -166,7 +167,7 @@ def fake():
         servers.append(server)
         stores[store_id] = store
     pd = TruthPD(truth)
-    client = RawKVClient(pd, timeout=5.0, max_attempts=5, backoff_base=0.001, backoff_cap=0.01)
+    client = SnapshotKV(pd, timeout=5.0, max_attempts=5, backoff_base=0.001, backoff_cap=0.01)
     yield truth, pd, stores, client
     client.close()
     for server in servers:
