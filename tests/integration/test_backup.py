@@ -77,6 +77,7 @@ def test_backup_under_writes_restores_to_the_checksum_at_backup_ts(env: Env, dev
     meta = env.meta("under-writes")
     backup_ts = meta.end_version
     assert summary_value(done.stdout, "backup_ts").startswith(str(backup_ts))
+    assert summary_value(done.stdout, "checksum") == f"{len(meta.files)} files checked against the store's counts"
     expected = env.dc.kv.checksum(ts=backup_ts)
     assert expected.total_kvs >= KEYS and files_checksum(meta) == expected
     assert meta.is_raw_kv and meta.cluster_id == env.dc.cluster_id and meta.br_version.startswith("br-fleet")
