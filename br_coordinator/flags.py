@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from br_common import key_format
 from br_common.addresses import parse_pd_addresses
 from br_common.fleet.broker import has_password
 from br_common.fleet.config import FleetSettings
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 COMPRESSIONS = ("lz4", "zstd", "snappy")
-KEY_FORMATS = ("raw", "escaped", "hex")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
@@ -73,18 +73,11 @@ def parse_backupts(value: str) -> int:
 
 
 def parse_key(value: str, fmt: str) -> bytes:
-    """A --start/--end key in BR's formats: raw (as typed), escaped (C escapes like \\x00), hex."""
-    if fmt == "raw":
-        return value.encode()
-    if fmt == "hex":
-        try:
-            return bytes.fromhex(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"key {value!r} is not hex (--format hex)") from None
+    """A --start/--end key in BR's formats (br_common.key_format): raw, escaped, hex."""
     try:
-        return value.encode("latin-1").decode("unicode_escape").encode("latin-1")
-    except (UnicodeError, ValueError):
-        raise argparse.ArgumentTypeError(f"key {value!r} is not a valid escaped string (--format escaped)") from None
+        return key_format.parse_key(value, fmt)
+    except key_format.KeyFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _non_negative_int(value: str) -> int:
@@ -265,7 +258,7 @@ def raw_parser(verb: str) -> argparse.ArgumentParser:
     group = parser.add_argument_group("Raw Flags")
     group.add_argument("--start", default="", help=f"{verb} raw kv start key, key is inclusive")
     group.add_argument("--end", default="", help=f"{verb} raw kv end key, key is exclusive (empty: to the end)")
-    group.add_argument("--format", default="hex", choices=["raw", "escaped", "escape", "hex"],
+    group.add_argument("--format", default="hex", choices=key_format.KEY_FORMATS,
                        help='start/end key format, support raw|escaped|hex (default "hex")')
     group.add_argument("--cf", default="default", help=f'{verb} specify cf, correspond to tikv cf (default "default")')
     return parser
@@ -273,9 +266,8 @@ def raw_parser(verb: str) -> argparse.ArgumentParser:
 
 def raw_range(args: argparse.Namespace, holders: str) -> KeyRange:
     """[--start, --end) of `raw`, checked; `holders` names what holds only the default cf."""
-    fmt = "escaped" if args.format == "escape" else args.format
     try:
-        start, end = parse_key(args.start, fmt), parse_key(args.end, fmt)
+        start, end = parse_key(args.start, args.format), parse_key(args.end, args.format)
     except argparse.ArgumentTypeError as exc:
         raise CommandError(str(exc)) from None
     if end and end <= start:

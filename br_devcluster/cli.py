@@ -6,7 +6,6 @@ that went wrong while doing the work (PD unreachable, a store error, a cluster t
 from __future__ import annotations
 
 import argparse
-import codecs
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from br_common import key_format
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient, RawKVError
 from br_devcluster import cluster, fleet
@@ -24,7 +24,6 @@ from br_devcluster.tls import tls_flags
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
 from br_devcluster.snapshot_kv import SnapshotKV
 
-KEY_FORMATS = ("raw", "hex", "escape")
 
 
 class UsageError(ValueError):
@@ -33,25 +32,10 @@ class UsageError(ValueError):
 
 # --- argument helpers ------------------------------------------------------------------------
 def parse_key(text: str, fmt: str) -> bytes:
-    """A key as BR's --format takes it: raw (UTF-8 text), hex ("0a0b" or "0x0a0b"), escape (C-style)."""
-    if fmt == "raw":
-        return text.encode()
-    if fmt == "hex":
-        digits = text[2:] if text[:2].lower() == "0x" else text
-        try:
-            return bytes.fromhex(digits)
-        except ValueError:
-            raise UsageError(f"invalid hex key {text!r}: use pairs of hex digits, e.g. 7480000a") from None
-    if fmt == "escape":
-        try:
-            return codecs.escape_decode(text.encode())[0]
-        except ValueError as exc:
-            raise UsageError(f"invalid escaped key {text!r}: {exc}") from None
-    raise UsageError(f"unknown key format {fmt!r}: use one of {', '.join(KEY_FORMATS)}")
-
-
-def format_key(key: bytes) -> str:
-    return key.hex() if key else '""'
+    try:
+        return key_format.parse_key(text, fmt)
+    except key_format.KeyFormatError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _size(text: str) -> int:
@@ -204,7 +188,7 @@ def cmd_checksum(args: argparse.Namespace) -> int:
     with _pd_client(args) as pd, SnapshotKV(pd) as client:
         ts = args.ts if args.ts is not None else pd.tso()
         result = client.checksum(start, end, ts=ts)
-    print(f"range: [{format_key(start)}, {format_key(end)}) (hex)")
+    print(f"range: [{key_format.format_key(start)}, {key_format.format_key(end)}) (hex)")
     print(f"ts: {ts}")
     print(f"crc64xor: {result.crc64xor:#018x}")
     print(f"total_kvs: {result.total_kvs}")
@@ -335,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "is read at the same snapshot). An empty END means the end of the key space.")
     p.add_argument("--start", default="", metavar="KEY", help="first key (default: the start of the key space)")
     p.add_argument("--end", default="", metavar="KEY", help="end key, exclusive (default: unbounded)")
-    p.add_argument("--format", choices=KEY_FORMATS, default="hex",
+    p.add_argument("--format", choices=key_format.KEY_FORMATS, default="hex",
                    help="how --start/--end are written, as BR's --format: raw text, hex, or C-style escape "
                         "like '\\x74\\x00' (default hex)")
     p.add_argument("--ts", type=int, metavar="TS", help="read timestamp (TSO); default: a fresh one from PD")

@@ -78,3 +78,12 @@ def test_help_reads_like_br(capsys: pytest.CaptureFixture) -> None:
                  "--compression", "--compression-level", "--backupts", "--timeago", "--gcttl", "--checksum",
                  "--log-file", "--log-level", "--broker", "--s3.endpoint", "--s3.region"):
         assert flag in text, flag
+
+
+def test_br_and_the_devcluster_parse_keys_alike() -> None:
+    """One key parser (br_common.key_format): what one accepts the other accepts, byte for byte."""
+    from br_devcluster import cli  # noqa: PLC0415
+
+    for text, fmt in (("0x7480000a", "hex"), ("7480000a", "hex"), (r"t\x80\x00", "escaped"), (r"t\x80", "escape"),
+                      ("abc", "raw")):
+        assert flags.parse_key(text, fmt) == cli.parse_key(text, fmt)

@@ -65,7 +65,7 @@ def test_checksum_range_end_before_start(capsys):
 
 def test_checksum_bad_hex_key(capsys):
     code, _, err = _run(capsys, "checksum", "--start", "zz", "--pd", "127.0.0.1:1")
-    assert code == 2 and "invalid hex key" in err
+    assert code == 2 and "is not hex" in err
 
 
 def test_pd_unreachable_is_one_line(capsys):
