@@ -26,8 +26,7 @@ from br_common.fleet.registry import AgentInfo
 from br_common.grpc_tls import TLSConfig, open_channel
 from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
 from br_common.sealing import SealedBox, SealingError, open_sealed
-from br_common.storage import ExternalStorage, LocalLocation, S3Credentials, S3Location, S3Storage, StorageOptions, \
-    open_storage, parse_storage_url
+from br_common.storage import ExternalStorage, Location, S3Storage, StorageOptions, open_storage, parse_storage_url
 
 log = logging.getLogger(__name__)
 
@@ -123,20 +122,21 @@ class AgentContext:
             self._storages[key] = storage
         return storage
 
-    def _with_credentials(self, location: S3Location | LocalLocation, box: SealedBox) -> S3Location:
-        if not isinstance(location, S3Location):
-            raise AgentTaskError("credentials were sent for a non-S3 storage")
+    def _with_credentials(self, location: Location, box: SealedBox) -> Location:
         if self.private_key is None or self.info.public_key not in box.parts:
             raise AgentTaskError(f"the credentials for {location.redacted()} were not sealed to agent "
                                  f"{self.instance}; rerun the command to reseal them to the live agents")
         try:
             plaintext = open_sealed(box, self.info.public_key, self.private_key)
-            credentials = S3Credentials.from_revealed(plaintext)
-        except (SealingError, ValueError):
+        except SealingError:
             raise AgentTaskError(f"cannot open the credentials sealed to agent {self.instance}") from None
+        try:
+            opened = location.with_revealed_credentials(plaintext)
+        except ValueError as exc:  # not S3 credentials, or a storage that takes none
+            raise AgentTaskError(f"the credentials sealed to agent {self.instance}: {exc}") from None
         with self._lock:
-            self._secrets.update(credentials.secret_values())
-        return location.with_credentials(credentials)
+            self._secrets.update(opened.secret_values())
+        return opened
 
     def scrub(self, text: str) -> str:
         """Belt and braces: no secret this agent holds survives into an error or a log line."""

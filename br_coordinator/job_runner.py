@@ -27,7 +27,7 @@ from br_common.fleet.broker import broker_problem
 from br_common.fleet.config import FleetSettings
 from br_common.fleet.jobs import JobSpec, JobState, JobStore, Lease
 from br_common.pd_client import PDClient, PDError
-from br_common.storage import LocalLocation, S3Location, parse_storage_url
+from br_common.storage import Location, parse_storage_url
 from br_common.tikv_client import RawKVError
 from br_common.tso import physical_ms
 from br_coordinator import flags, logging_setup
@@ -38,7 +38,6 @@ log = logging.getLogger("br")
 
 LEASE_TTL_MS = 30_000
 
-Location = S3Location | LocalLocation
 
 
 # --- small helpers both verbs print with ---------------------------------------------------------
@@ -103,7 +102,7 @@ def connections(args: argparse.Namespace, warn_credentials: bool = False,
 
 
 def _warn_about_credentials(location: Location, send: bool) -> None:
-    has_keys = isinstance(location, S3Location) and location.credentials is not None
+    has_keys = location.has_credentials
     if has_keys and not send:
         log.warning("the storage URL carries keys but --send-credentials-to-tikv is false: the agents use their "
                     "own credentials (instance profile) and the keys are not used")

@@ -12,32 +12,22 @@ from br_common.fleet.destinations import refusal
 from br_common.fleet.messages import StorageSpec
 from br_common.fleet.registry import AgentInfo
 from br_common.sealing import SealedBox, seal
-from br_common.storage import LocalLocation, S3Location
+from br_common.storage import Location
 from br_coordinator.errors import CommandError
 
 log = logging.getLogger(__name__)
 
 
-def clean_url(location: S3Location | LocalLocation) -> str:
-    """The URL agents open: every parameter but the credentials (safe in Redis and Flower)."""
-    if isinstance(location, S3Location):
-        return location.without_credentials().redacted()
-    return location.root_uri()
-
-
 class StorageSpecs:
-    def __init__(self, location: S3Location | LocalLocation, send_credentials: bool) -> None:
+    def __init__(self, location: Location, send_credentials: bool) -> None:
         self.location = location
-        self.url = clean_url(location)
-        self.send_credentials = send_credentials and isinstance(location, S3Location) \
-            and location.credentials is not None
+        self.url = location.clean_url()  # every parameter but the credentials (safe in Redis and Flower)
+        self.send_credentials = send_credentials and location.has_credentials
         self._box: SealedBox | None = None
         self._recipients: frozenset[str] = frozenset()
 
     def secrets(self) -> list[str]:
-        if isinstance(self.location, S3Location) and self.location.credentials is not None:
-            return self.location.credentials.secret_values()
-        return []
+        return self.location.secret_values()
 
     def for_agents(self, agents: list[AgentInfo]) -> StorageSpec:
         if not self.send_credentials:
@@ -46,9 +36,8 @@ class StorageSpecs:
         if not keys:
             raise CommandError("--send-credentials-to-tikv: no live br-agent published a public key to seal to")
         if self._box is None or not keys <= self._recipients:
-            assert isinstance(self.location, S3Location) and self.location.credentials is not None
             recipients = keys | self._recipients
-            self._box = seal(self.location.credentials.reveal(), {k: bytes.fromhex(k) for k in recipients})
+            self._box = seal(self.location.revealed_credentials(), {k: bytes.fromhex(k) for k in recipients})
             self._recipients = recipients
             log.info("sealed the storage credentials to %d agent keys", len(recipients))
         return StorageSpec(url=self.url, sealed=self._box)

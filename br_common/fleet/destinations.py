@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
 
-from br_common.storage.url import LocalLocation, S3Location, parse_storage_url
+from br_common.storage.schemes import parse_storage_url
+from br_common.storage.url import Location
 
 _REFUSAL_RE = re.compile(r"^agent of store \d+ refuses ")
 
 
-def parse_entry(entry: str) -> S3Location | LocalLocation:
+def parse_entry(entry: str) -> Location:
     """An allowlist entry: s3://bucket[/prefix][?endpoint=URL] or local:///path (ValueError)."""
     location = parse_storage_url(entry)
-    if isinstance(location, S3Location):
-        if location.credentials is not None:
-            raise ValueError(f"{_short(entry)}: an allowed destination must not carry keys")
-        plain = S3Location(bucket=location.bucket, prefix=location.prefix, endpoint=location.endpoint)
-        if location != plain:
-            raise ValueError(f"{_short(entry)}: an allowed destination takes no parameter but endpoint")
+    problem = location.allowlist_problem()
+    if problem:
+        raise ValueError(f"{_short(entry)}: {problem}")
     return location
 
 
@@ -43,7 +40,7 @@ def allows(entries: list[str], url: str) -> bool:
         target = parse_storage_url(url)
     except ValueError:
         return False
-    return any(_covers(_entry_or_none(e), target) for e in entries)
+    return any(entry.covers(target) for entry in map(_entry_or_none, entries) if entry is not None)
 
 
 def refusal(store_id: int, url: str, entries: list[str]) -> str:
@@ -56,34 +53,11 @@ def is_refusal(message: str) -> bool:
     return bool(_REFUSAL_RE.match(message))
 
 
-def _entry_or_none(entry: str) -> S3Location | LocalLocation | None:
+def _entry_or_none(entry: str) -> Location | None:
     try:
         return parse_entry(entry)
     except ValueError:
         return None  # the agent validated its entries at startup; a bad one covers nothing
-
-
-def _covers(entry: S3Location | LocalLocation | None, target: S3Location | LocalLocation) -> bool:
-    if isinstance(entry, S3Location) and isinstance(target, S3Location):
-        return entry.bucket == target.bucket and _under(entry.prefix, target.prefix) \
-            and _endpoint(entry.endpoint) == _endpoint(target.endpoint)
-    if isinstance(entry, LocalLocation) and isinstance(target, LocalLocation):
-        return _under(entry.path.strip("/"), target.path.strip("/"))
-    return False
-
-
-def _under(prefix: str, path: str) -> bool:
-    """`a/b` covers a/b and a/b/c, not a/bc; '' covers everything (both already normalized)."""
-    return not prefix or path == prefix or path.startswith(prefix + "/")
-
-
-def _endpoint(endpoint: str | None) -> tuple[str, str, int, str] | None:
-    """Scheme, host, port and path, so http://Host:80/ and http://host are the same server."""
-    if endpoint is None:
-        return None
-    parts = urlsplit(endpoint)
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
 
 
 def _short(entry: str) -> str:

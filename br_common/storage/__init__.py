@@ -19,23 +19,19 @@ from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError
     check_prefix
 from br_common.storage.local import LocalStorage
 from br_common.storage.options import StorageOptions
-from br_common.storage.ratelimit import TokenBucket
 from br_common.storage.s3 import S3Storage
-from br_common.storage.url import LocalLocation, S3Credentials, S3Flags, S3Location, StorageLocation, \
-    location_from_pb, parse_storage_url
+from br_common.storage.schemes import location_from_pb, parse_storage_url, scheme_of
+from br_common.storage.url import Location, LocalLocation, S3Credentials, S3Flags, S3Location, StorageLocation
 
 __all__ = [
-    "ExternalStorage", "LocalLocation", "LocalStorage", "ObjectNotFound", "S3Credentials", "S3Flags", "S3Location",
+    "ExternalStorage", "Location", "LocalLocation", "LocalStorage", "ObjectNotFound", "S3Credentials", "S3Flags", "S3Location",
     "S3Storage", "StorageError", "StorageLocation", "StorageOptions", "StoredObject", "check_key", "check_prefix",
     "location_from_pb", "open_storage", "parse_storage_url",
 ]
 
 
-def open_storage(target: str | S3Location | LocalLocation, *, flags: S3Flags | None = None,
+def open_storage(target: str | Location, *, flags: S3Flags | None = None,
                  options: StorageOptions | None = None) -> ExternalStorage:
     """A storage for a URL string (parsed with `flags`, URL parameters win) or a parsed location."""
     location = parse_storage_url(target, flags) if isinstance(target, str) else target
-    options = options or StorageOptions()
-    if isinstance(location, LocalLocation):
-        return LocalStorage(location, TokenBucket(options.rate_limit) if options.rate_limit else None)
-    return S3Storage(location, options)
+    return scheme_of(location).storage().open(location, options or StorageOptions())

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class StorageError(Exception):
@@ -48,6 +48,12 @@ def check_prefix(prefix: str) -> str:
 
 class ExternalStorage(ABC):
     """Where backups live. Implementations are thread-safe; close() releases pools and threads."""
+
+    @classmethod
+    def open(cls, location: Any, options: Any) -> "ExternalStorage":
+        """The storage of a parsed location (br_common.storage.schemes names the class per scheme);
+        backends implement it, wrappers such as the agent's MeteredStorage do not."""
+        raise NotImplementedError(f"{cls.__name__} is not a storage backend")
 
     @abstractmethod
     def put_file(self, key: str, path: str | Path) -> None:

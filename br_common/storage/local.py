@@ -18,6 +18,7 @@ from typing import BinaryIO
 from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key, \
     check_prefix
 from br_common.storage.ratelimit import TokenBucket, copy_stream
+from br_common.storage.options import StorageOptions
 from br_common.storage.url import LocalLocation
 
 TMP_MARK = ".br-tmp-"
@@ -28,6 +29,10 @@ class LocalStorage(ExternalStorage):
         self.location = location
         self.root = Path(location.path)
         self._bucket = rate_limit
+
+    @classmethod
+    def open(cls, location: LocalLocation, options: StorageOptions) -> "LocalStorage":
+        return cls(location, TokenBucket(options.rate_limit) if options.rate_limit else None)
 
     def uri(self, key: str = "") -> str:
         return f"{self.location.root_uri().rstrip('/')}/{key}" if key else self.location.root_uri()

@@ -29,6 +29,10 @@ CONFLICT_RETRIES = 5  # AWS answers 409 ConditionalRequestConflict while a racin
 
 
 class S3Storage(ExternalStorage):
+    @classmethod
+    def open(cls, location: S3Location, options: StorageOptions) -> "S3Storage":
+        return cls(location, options)
+
     def __init__(self, location: S3Location, options: StorageOptions | None = None) -> None:
         self.location = location
         self.options = options or StorageOptions()

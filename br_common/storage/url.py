@@ -1,4 +1,5 @@
-"""BR storage URLs: `s3://bucket/prefix?params`, `local:///abs/path` (or a bare absolute path).
+"""BR storage URLs: `s3://bucket/prefix?params`, `local:///abs/path` (or a bare absolute path):
+the location models and each scheme's parser (dispatch by scheme: br_common.storage.schemes).
 
 Parsing is strict: an unknown parameter, a missing bucket or half a key pair is a one-line
 ValueError naming the parameter and never echoing a value (values may be secrets).
@@ -199,6 +200,40 @@ class S3Location(BaseModel):
     def root_uri(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
+    # --- what every location answers (br_common.storage.schemes) ---------------------------------
+    @property
+    def has_credentials(self) -> bool:
+        return self.credentials is not None
+
+    def clean_url(self) -> str:
+        """The URL agents open: every parameter but the credentials (safe in Redis and Flower)."""
+        return self.without_credentials().redacted()
+
+    def secret_values(self) -> list[str]:
+        return self.credentials.secret_values() if self.credentials is not None else []
+
+    def revealed_credentials(self) -> bytes:
+        """The URL's keys, to be sealed to the agents (br_common.sealing); never logged."""
+        if self.credentials is None:
+            raise ValueError("the storage URL carries no credentials")
+        return self.credentials.reveal()
+
+    def with_revealed_credentials(self, plaintext: bytes) -> S3Location:
+        return self.with_credentials(S3Credentials.from_revealed(plaintext))
+
+    def allowlist_problem(self) -> str:
+        """Why this location cannot be an agent's allowed destination ("" = it can)."""
+        if self.credentials is not None:
+            return "an allowed destination must not carry keys"
+        if self != S3Location(bucket=self.bucket, prefix=self.prefix, endpoint=self.endpoint):
+            return "an allowed destination takes no parameter but endpoint"
+        return ""
+
+    def covers(self, target: object) -> bool:
+        """As an allowlist entry: same server and bucket, target's prefix under ours on a '/' boundary."""
+        return isinstance(target, S3Location) and self.bucket == target.bucket \
+            and path_under(self.prefix, target.prefix) and _endpoint(self.endpoint) == _endpoint(target.endpoint)
+
     def redacted(self) -> str:
         """The URL for logs and messages: every credential is '***'."""
         params = self._params(reveal=False)
@@ -269,39 +304,58 @@ class LocalLocation(BaseModel):
     def redacted(self) -> str:
         return self.root_uri()
 
+    # --- what every location answers (br_common.storage.schemes) ---------------------------------
+    @property
+    def has_credentials(self) -> bool:
+        return False
+
+    def clean_url(self) -> str:
+        return self.root_uri()
+
+    def secret_values(self) -> list[str]:
+        return []
+
+    def revealed_credentials(self) -> bytes:
+        raise ValueError("a local storage has no credentials")
+
+    def with_revealed_credentials(self, plaintext: bytes) -> LocalLocation:
+        raise ValueError("credentials were sent for a local storage")
+
+    def allowlist_problem(self) -> str:
+        return ""
+
+    def covers(self, target: object) -> bool:
+        return isinstance(target, LocalLocation) and path_under(self.path.strip("/"), target.path.strip("/"))
+
     def to_pb(self, *, with_credentials: bool = False) -> brpb_pb2.StorageBackend:
         return brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=self.path))
 
 
-StorageLocation = Annotated[S3Location | LocalLocation, Field(discriminator="kind")]
-_LOCATION_ADAPTER: TypeAdapter[S3Location | LocalLocation] = TypeAdapter(StorageLocation)
+Location = S3Location | LocalLocation  # a new backend adds its location here and in schemes.py
+StorageLocation = Annotated[Location, Field(discriminator="kind")]
+_LOCATION_ADAPTER: TypeAdapter[Location] = TypeAdapter(StorageLocation)
 
 
-def parse_storage_url(url: str, flags: S3Flags | None = None) -> S3Location | LocalLocation:
-    """Parse a storage URL, merging `--s3.*` flags (URL parameters win). ValueError on bad input."""
-    url = url.strip()
-    if not url:
-        raise ValueError("the storage URL is empty: use s3://bucket/prefix or local:///absolute/path")
-    if url.startswith("/"):
-        return _local(url, flags)
-    scheme, sep, _ = url.partition("://")
-    if not sep:
-        raise ValueError("the storage must be s3://bucket/prefix, local:///absolute/path or an absolute path")
-    scheme = scheme.lower()
-    if scheme in ("local", "file"):
-        return _parse_local_url(url, flags)
-    if scheme == "s3":
-        return _parse_s3_url(url, flags)
-    raise ValueError(f"unsupported storage scheme {scheme!r}: use s3:// or local://")
+def path_under(prefix: str, path: str) -> bool:
+    """`a/b` covers a/b and a/b/c, not a/bc; '' covers everything (both already normalized)."""
+    return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
-def location_from_pb(backend: brpb_pb2.StorageBackend) -> S3Location | LocalLocation:
-    """The inverse of to_pb (credentials included when the message carries them)."""
-    which = backend.WhichOneof("backend")
-    if which == "local":
-        return _validated({"kind": "local", "path": backend.local.path})
-    if which != "s3":
-        raise ValueError(f"unsupported storage backend {which or 'unset'!r}: use s3 or local")
+def _endpoint(endpoint: str | None) -> tuple[str, str, int, str] | None:
+    """Scheme, host, port and path, so http://Host:80/ and http://host are the same server."""
+    if endpoint is None:
+        return None
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def local_from_pb(backend: brpb_pb2.StorageBackend) -> LocalLocation:
+    return _validated({"kind": "local", "path": backend.local.path})  # type: ignore[return-value]
+
+
+def s3_from_pb(backend: brpb_pb2.StorageBackend) -> S3Location:
+    """The inverse of S3Location.to_pb (credentials included when the message carries them)."""
     s3 = backend.s3
     data: dict[str, object] = {"kind": "s3", "bucket": s3.bucket, "prefix": s3.prefix,
                                "force_path_style": s3.force_path_style, "region": s3.region or DEFAULT_REGION}
@@ -311,7 +365,12 @@ def location_from_pb(backend: brpb_pb2.StorageBackend) -> S3Location | LocalLoca
             data[field] = getattr(s3, field)
     if s3.access_key or s3.secret_access_key:
         data["credentials"] = _credentials(s3.access_key, s3.secret_access_key, s3.session_token or None)
-    return _validated(data)
+    return _validated(data)  # type: ignore[return-value]
+
+
+def local_path(path: str, flags: S3Flags | None) -> LocalLocation:
+    """A bare absolute path is a local storage (as in BR)."""
+    return _local(path, flags)
 
 
 def _local(path: str, flags: S3Flags | None) -> LocalLocation:
@@ -320,7 +379,7 @@ def _local(path: str, flags: S3Flags | None) -> LocalLocation:
     return _validated({"kind": "local", "path": path})  # type: ignore[return-value]
 
 
-def _parse_local_url(url: str, flags: S3Flags | None) -> LocalLocation:
+def parse_local_url(url: str, flags: S3Flags | None) -> LocalLocation:
     parts = urlsplit(url)
     if parts.netloc:
         raise ValueError("a local storage URL needs an absolute path: local:///absolute/path")
@@ -329,7 +388,7 @@ def _parse_local_url(url: str, flags: S3Flags | None) -> LocalLocation:
     return _local(unquote(parts.path), flags)
 
 
-def _parse_s3_url(url: str, flags: S3Flags | None) -> S3Location:
+def parse_s3_url(url: str, flags: S3Flags | None) -> S3Location:
     if "#" in url:
         raise ValueError("the storage URL contains '#': percent-encode it as %23 in parameter values")
     rest = url.partition("://")[2]
@@ -408,7 +467,7 @@ def _parse_bool(value: str) -> bool:
     raise ValueError("force-path-style must be true or false")
 
 
-def _validated(data: dict[str, object]) -> S3Location | LocalLocation:
+def _validated(data: dict[str, object]) -> Location:
     """Validate through pydantic, turning its multi-line error (which may quote input) into one line."""
     try:
         return _LOCATION_ADAPTER.validate_python(data)

@@ -16,7 +16,8 @@ import pytest
 
 from br_common.storage import S3Credentials, StorageError, open_storage
 from br_common.storage.s3_session import make_session
-from br_common.storage.url import S3Location, parse_storage_url
+from br_common.storage.schemes import parse_storage_url
+from br_common.storage.url import S3Location
 from br_devcluster.services import bucket_policy, create_user, enforce_iam, instance_profile_env
 from tests.fixtures.services import S3Endpoint
 

@@ -1,10 +1,8 @@
-"""The S3 backend against real servers (SeaweedFS and moto): round trips, multipart, atomic
-create, listing, integrity headers, Object Lock and the seed's minimum IAM policies."""
+"""The S3 backend against real servers (SeaweedFS and moto): multipart, integrity headers,
+Object Lock and the seed's minimum IAM policies (the shared promises: test_storage_contract)."""
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from br_common.storage import ObjectNotFound, S3Storage, StorageError, StorageOptions, open_storage
+from br_common.storage import S3Storage, StorageError, StorageOptions, open_storage
 from br_common.storage.options import MiB
 from br_devcluster.services import admin_client, bucket_policy, create_lock_bucket, create_user, enforce_iam
 from tests.fixtures.services import S3Endpoint
@@ -66,17 +64,6 @@ def has_integrity_header(headers: dict[str, str]) -> bool:
         or "x-amz-trailer" in headers
 
 
-def test_small_round_trip(storage: S3Storage, tmp_path: Path):
-    storage.put_bytes("backupmeta", b"meta+data")
-    src = tmp_path / "small.sst"
-    src.write_bytes(b"sst" * 1000)
-    storage.put_file("1/1_2_ab_3_default.sst", src)
-    assert storage.get_bytes("backupmeta") == b"meta+data"
-    storage.get_file("1/1_2_ab_3_default.sst", tmp_path / "dl" / "a.sst")
-    assert (tmp_path / "dl" / "a.sst").read_bytes() == src.read_bytes()
-    storage.put_bytes("backupmeta", b"v2")
-    assert storage.get_bytes("backupmeta") == b"v2"
-
 
 def test_multipart_round_trip_with_checksummed_parts(storage: S3Storage, server: S3Endpoint, big_file: Path,
                                                      tmp_path: Path):
@@ -105,51 +92,8 @@ def test_every_put_carries_a_checksum(storage: S3Storage, tmp_path: Path):
     assert all("x-amz-checksum-crc32" in h for _, h in writes)  # http endpoint: header, not trailer
 
 
-def test_create_exclusive(storage: S3Storage):
-    assert storage.create_exclusive("backup.lock", b"job-1") is True
-    assert storage.create_exclusive("backup.lock", b"job-2") is False
-    assert storage.get_bytes("backup.lock") == b"job-1"
-    assert storage.holds("backup.lock", b"job-1") and not storage.holds("backup.lock", b"job-2")
-    assert not storage.holds("backup.loc", b"job-1")  # a prefix of the key is not the key
 
 
-def test_concurrent_creates_exactly_one_wins(storage: S3Storage):
-    for round_ in range(8):
-        barrier = threading.Barrier(2)
-        results: list[tuple[bool, bytes]] = []
-
-        def create(payload: bytes) -> None:
-            barrier.wait()
-            results.append((storage.create_exclusive(f"lock-{round_}", payload), payload))
-
-        threads = [threading.Thread(target=create, args=(f"writer-{i}".encode(),)) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        winners = [payload for won, payload in results if won]
-        assert len(winners) == 1, results
-        assert storage.get_bytes(f"lock-{round_}") == winners[0]
-
-
-def test_exists_and_list(storage: S3Storage):
-    for key in ("1/a", "1/ab", "10/c", "2/b", "backupmeta"):
-        storage.put_bytes(key, key.encode())
-    assert storage.exists("1/a") and storage.exists("backupmeta")
-    assert not storage.exists("1") and not storage.exists("nope")
-    assert [(o.key, o.size) for o in storage.list()] == [("1/a", 3), ("1/ab", 4), ("10/c", 4), ("2/b", 3),
-                                                         ("backupmeta", 10)]
-    assert [o.key for o in storage.list("1/")] == ["1/a", "1/ab"]
-    assert [o.key for o in storage.list("1")] == ["1/a", "1/ab", "10/c"]
-    assert list(storage.list("9/")) == []
-
-
-def test_missing_object(storage: S3Storage, tmp_path: Path):
-    with pytest.raises(ObjectNotFound, match="does not exist"):
-        storage.get_bytes("nope")
-    with pytest.raises(ObjectNotFound):
-        storage.get_file("nope", tmp_path / "nope")
-    assert not (tmp_path / "nope").exists()
 
 
 def test_missing_bucket(server: S3Endpoint):
@@ -248,18 +192,3 @@ def test_rejected_secret_is_never_echoed(moto_s3: S3Endpoint):
     text = str(info.value)
     assert secret not in text and "AKIAWRONGWRONG" not in text and "\n" not in text
     assert "credentials were rejected" in text or "access denied" in text
-
-
-@pytest.mark.parametrize("size", [1000, 12 << 20])  # one PUT; a multipart upload (parts of 8 MiB)
-def test_exclusive_uploads_never_overwrite(storage: S3Storage, tmp_path: Path, size: int):
-    """put_file_exclusive: created; the same bytes again (a retry whose answer was lost) is fine;
-    other bytes are refused and the object keeps the first bytes (If-None-Match on the PUT or on
-    CompleteMultipartUpload)."""
-    first, other = tmp_path / "first.sst", tmp_path / "other.sst"
-    first.write_bytes(os.urandom(size))
-    other.write_bytes(os.urandom(size))
-    digest = hashlib.sha256(first.read_bytes()).digest()
-    assert storage.put_file_exclusive("2/attempt/x.sst", first, digest)
-    assert storage.put_file_exclusive("2/attempt/x.sst", first, digest)
-    assert not storage.put_file_exclusive("2/attempt/x.sst", other, hashlib.sha256(other.read_bytes()).digest())
-    assert storage.get_bytes("2/attempt/x.sst") == first.read_bytes()

@@ -1,14 +1,11 @@
-"""The local backend (a directory): atomic writes, exclusive create, listing, errors."""
+"""The local backend (a directory): overwrite, atomic writes, errors (the shared promises: test_storage_contract)."""
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import pytest
 
-from br_common.storage import LocalStorage, ObjectNotFound, StorageError, StorageOptions, StoredObject, \
-    open_storage
+from br_common.storage import LocalStorage, ObjectNotFound, StorageError, StorageOptions, open_storage
 from br_common.storage.local import TMP_MARK
 
 
@@ -19,17 +16,6 @@ def storage(tmp_path: Path) -> LocalStorage:
     return opened
 
 
-def test_round_trip_bytes_and_files(storage: LocalStorage, tmp_path: Path):
-    storage.put_bytes("backupmeta", b"meta")
-    src = tmp_path / "src.sst"
-    src.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
-    storage.put_file("1/2_3_abc_4_default.sst", src)
-    assert storage.get_bytes("backupmeta") == b"meta"
-    dest = tmp_path / "out" / "deep" / "copy.sst"
-    storage.get_file("1/2_3_abc_4_default.sst", dest)
-    assert dest.read_bytes() == src.read_bytes()
-    assert storage.uri("1/x") == f"local://{tmp_path}/root/1/x"
-
 
 def test_overwrite(storage: LocalStorage):
     storage.put_bytes("k", b"one")
@@ -37,43 +23,7 @@ def test_overwrite(storage: LocalStorage):
     assert storage.get_bytes("k") == b"two"
 
 
-def test_create_exclusive(storage: LocalStorage):
-    assert storage.create_exclusive("backup.lock", b"job-1") is True
-    assert storage.create_exclusive("backup.lock", b"job-2") is False
-    assert storage.get_bytes("backup.lock") == b"job-1"
-    assert [o.key for o in storage.list()] == ["backup.lock"]  # no temp file left behind
 
-
-def test_concurrent_creates_exactly_one_wins(storage: LocalStorage):
-    for round_ in range(20):
-        barrier = threading.Barrier(4)
-        results: list[tuple[bool, bytes]] = []
-
-        def create(i: int) -> None:
-            barrier.wait()
-            payload = f"writer-{i}".encode()
-            results.append((storage.create_exclusive(f"lock-{round_}", payload), payload))
-
-        threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        winners = [payload for won, payload in results if won]
-        assert len(winners) == 1
-        assert storage.get_bytes(f"lock-{round_}") == winners[0]
-
-
-def test_exists_and_list(storage: LocalStorage):
-    for key, data in [("2/b", b"22"), ("1/a", b"1"), ("1/ab", b"333"), ("10/c", b""), ("backupmeta", b"m")]:
-        storage.put_bytes(key, data)
-    assert storage.exists("1/a") and not storage.exists("1") and not storage.exists("nope")
-    assert list(storage.list()) == [StoredObject("1/a", 1), StoredObject("1/ab", 3), StoredObject("10/c", 0),
-                                    StoredObject("2/b", 2), StoredObject("backupmeta", 1)]
-    assert [o.key for o in storage.list("1/")] == ["1/a", "1/ab"]
-    assert [o.key for o in storage.list("1")] == ["1/a", "1/ab", "10/c"]  # a string prefix
-    assert [o.key for o in storage.list("1/a")] == ["1/a", "1/ab"]
-    assert list(storage.list("9/")) == []
 
 
 def test_list_on_missing_root_is_empty(tmp_path: Path):
@@ -146,17 +96,3 @@ def test_rate_limited_local_storage_round_trips(tmp_path: Path):
     limited = open_storage(str(tmp_path / "r"), options=StorageOptions(rate_limit=64 * 1024 * 1024))
     limited.put_bytes("k", b"data" * 1000)
     assert limited.get_bytes("k") == b"data" * 1000
-
-
-def test_exclusive_upload_never_overwrites(tmp_path: Path) -> None:
-    import hashlib  # noqa: PLC0415
-
-    storage = open_storage(f"local://{tmp_path / 'store'}")
-    first, other = tmp_path / "a.sst", tmp_path / "b.sst"
-    first.write_bytes(b"first")
-    other.write_bytes(b"other")
-    digest = hashlib.sha256(b"first").digest()
-    assert storage.put_file_exclusive("1/att/x.sst", first, digest)
-    assert storage.put_file_exclusive("1/att/x.sst", first, digest)  # a retry of the same bytes
-    assert not storage.put_file_exclusive("1/att/x.sst", other, hashlib.sha256(b"other").digest())
-    assert storage.get_bytes("1/att/x.sst") == b"first"

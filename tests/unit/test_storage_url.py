@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from br_common.kvproto import brpb_pb2
-from br_common.storage.url import LocalLocation, S3Credentials, S3Flags, S3Location, location_from_pb, \
-    parse_storage_url
+from br_common.storage.schemes import location_from_pb, parse_storage_url
+from br_common.storage.url import LocalLocation, S3Credentials, S3Flags, S3Location
 
 SECRET = "wJalr+XUtnFEMI/K7MDENG+bPxRfiCY"  # '+' and '/' must survive
 SECRET_Q = "wJalr+XUtnFEMI%2FK7MDENG+bPxRfiCY"
