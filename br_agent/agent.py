@@ -153,8 +153,11 @@ def _serve(context: AgentContext, settings: FleetSettings, config: AgentSettings
         worker.start()
         return worker.exitcode or 0
     finally:
+        stopping = time.monotonic()
         heartbeat.stop()
         set_context(None)
         context.close()
         pd.close()
+        log.info("br-agent %s stopped (%.1fs to close its heartbeat, storages and channels)", context.instance,
+                 time.monotonic() - stopping)
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from celery import shared_task
 
-from br_agent.context import AgentContext, AgentTaskError, get_context
-from br_agent.interruption import AttemptCancelled, end_as_revoked
+from br_agent.context import AgentContext, AgentTaskError
+from br_agent.interruption import AttemptCancelled
 from br_agent.sst_files import SstError, sst_checksum
+from br_agent.task_base import Report, agent_task
 from br_common.backupmeta.kind import rules
 from br_common.backupmeta.layout import BACKUPMETA, attempt_object_name
 from br_common.checksum import Checksum
@@ -37,37 +36,7 @@ log = logging.getLogger(__name__)
 UPLOADS_IN_FLIGHT = 2  # the store writes the next region while the previous one uploads
 HASH_CHUNK = 1 << 20
 
-Report = Callable[[m.TaskProgress], None]
-
-
-@shared_task(name=m.BACKUP_RANGE, bind=True)
-def backup_range(self, payload: dict) -> dict:  # noqa: ANN001 - Celery's bound task
-    task = m.parse(m.BackupRangeTask, payload)
-    context = get_context()
-    task_id = self.request.id  # the request is thread-local: upload threads need the id itself
-
-    def report(progress: m.TaskProgress) -> None:
-        self.update_state(task_id=task_id, state="PROGRESS", meta=progress.model_dump(mode="json"))
-
-    try:
-        result = run_backup(context, task, report)
-    except AttemptCancelled as exc:
-        end_as_revoked(self, str(exc))
-    except AgentTaskError as exc:
-        raise AgentTaskError(context.scrub(str(exc))) from None
-    except Exception as exc:  # noqa: BLE001 - anything else: one safe line, not a traceback with locals
-        log.exception("backup task %s failed", task.attempt)
-        raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
-    if result.skipped:
-        end_as_revoked(self, result.skipped)
-    return result.model_dump(mode="json")
-
-
 def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
-    skip = context.jobs(task.job_id).skip_reason(task.attempt)
-    if skip:
-        log.info("skipping backup attempt %s: %s", task.attempt, skip)
-        return _result(context, task, skipped=skip)
     if task.store_id != context.store_id:
         raise AgentTaskError(f"task for store {task.store_id} reached the agent of store {context.store_id}")
     # --ratelimit is the store's budget: every upload of this agent shares one stream at that rate
@@ -75,13 +44,16 @@ def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -
     if storage.exists(BACKUPMETA):  # the storage, not the broker, says whether the backup is finished
         log.warning("refusing backup attempt %s: %s already holds a complete backup", task.attempt,
                     storage.uri())
-        return _result(context, task, skipped=f"{storage.uri()} already holds a complete backup (backupmeta)")
+        raise AttemptCancelled(f"{storage.uri()} already holds a complete backup (backupmeta)")
     report(m.TaskProgress(agent=context.instance))
     stage = context.staging(task.job_id, task.attempt)
     try:
         return _backup_into(context, task, storage, stage, report)
     finally:
         context.drop_staging(stage)
+
+
+backup_range = agent_task(m.BACKUP_RANGE, m.BackupRangeTask)(run_backup)
 
 
 def _backup_into(context: AgentContext, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,

@@ -26,15 +26,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
-from celery import shared_task
 
-from br_agent.context import AgentContext, AgentTaskError, get_context
-from br_agent.interruption import end_as_revoked
+from br_agent.context import AgentContext, AgentTaskError
 from br_agent.sst_files import SstError, sst_checksum
+from br_agent.task_base import Report, agent_task
 from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
-from br_common.fleet.messages import parse
 from br_common.import_files import staged_ssts
 from br_common.kvproto import brpb_pb2, errorpb_pb2, import_sstpb_pb2
 from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
@@ -55,61 +53,8 @@ class PieceError(Exception):
         self.kind = kind
 
 
-# --- tasks ------------------------------------------------------------------------------------
-@shared_task(name=rm.DOWNLOAD, bind=True)
-def download(self, payload: dict) -> dict:  # noqa: ANN001 - Celery's bound task
-    task = parse(rm.DownloadTask, payload)
-    context = get_context()
-    return _withdrawn_if_skipped(self, _guarded(context, lambda: run_download(context, task),
-                                                f"download attempt {task.attempt}"))
-
-
-@shared_task(name=rm.INGEST, bind=True)
-def ingest(self, payload: dict) -> dict:  # noqa: ANN001
-    task = parse(rm.IngestTask, payload)
-    context = get_context()
-    return _withdrawn_if_skipped(self, _guarded(context, lambda: run_ingest(context, task),
-                                                f"ingest attempt {task.attempt}"))
-
-
-def _withdrawn_if_skipped(celery_task, result: dict) -> dict:  # noqa: ANN001
-    """A skipped attempt (withdrawn by the coordinator) ends as REVOKED (br_agent.interruption)."""
-    if result.get("skipped"):
-        end_as_revoked(celery_task, result["skipped"])
-    return result
-
-
-@shared_task(name=rm.DISCARD)
-def discard(payload: dict) -> dict:
-    task = parse(rm.DiscardTask, payload)
-    context = get_context()
-    return _guarded(context, lambda: run_discard(context, task), "discard of staged imports")
-
-
-@shared_task(name=rm.CHECK_OBJECTS)
-def check_objects(payload: dict) -> dict:
-    task = parse(rm.CheckObjectsTask, payload)
-    context = get_context()
-    return _guarded(context, lambda: run_check_objects(context, task), "object check")
-
-
-def _guarded(context: AgentContext, run, what: str) -> dict:  # noqa: ANN001 - a thunk returning a model
-    """One safe line instead of a traceback with locals; no secret survives into the error."""
-    try:
-        return run().model_dump(mode="json")
-    except AgentTaskError as exc:
-        raise AgentTaskError(context.scrub(str(exc))) from None
-    except Exception as exc:  # noqa: BLE001
-        log.exception("%s failed", what)
-        raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
-
-
 # --- download ---------------------------------------------------------------------------------
-def run_download(context: AgentContext, task: rm.DownloadTask) -> rm.DownloadResult:
-    skip = context.jobs(task.job_id).skip_reason(task.attempt)
-    if skip:
-        log.info("skipping restore download %s: %s", task.attempt, skip)
-        return _download_result(context, task, skipped=skip)
+def run_download(context: AgentContext, task: rm.DownloadTask, _report: Report | None = None) -> rm.DownloadResult:
     _check_target(context, task.cluster_id, task.store_id)
     storage = context.open_storage(task.storage, rate_limit=task.rate_limit)
     _set_speed_limit(context, task.rate_limit)
@@ -238,11 +183,7 @@ def _set_speed_limit(context: AgentContext, rate: int) -> None:
 
 
 # --- ingest -------------------------------------------------------------------------------------
-def run_ingest(context: AgentContext, task: rm.IngestTask) -> rm.IngestResult:
-    skip = context.jobs(task.job_id).skip_reason(task.attempt)
-    if skip:
-        log.info("skipping restore ingest %s: %s", task.attempt, skip)
-        return _ingest_result(context, task, skipped=skip)
+def run_ingest(context: AgentContext, task: rm.IngestTask, _report: Report | None = None) -> rm.IngestResult:
     _check_target(context, task.cluster_id, task.store_id)
     metas = [_sst_meta(task.region, s.uuid, s.first_key, s.last_key, exclusive=False, cf=s.cf, length=s.length)
              for s in task.ssts if not s.is_empty]
@@ -298,7 +239,7 @@ def _ingest_result(context: AgentContext, task: rm.IngestTask, **fields: object)
 
 
 # --- discard ------------------------------------------------------------------------------------
-def run_discard(context: AgentContext, task: rm.DiscardTask) -> rm.DiscardResult:
+def run_discard(context: AgentContext, task: rm.DiscardTask, _report: Report | None = None) -> rm.DiscardResult:
     """The coordinator sends this once no task of the job can ingest these uuids any more."""
     _check_target(context, task.cluster_id, task.store_id)
     import_dir = context.store_import_dir
@@ -315,7 +256,8 @@ def run_discard(context: AgentContext, task: rm.DiscardTask) -> rm.DiscardResult
 
 
 # --- storage side -------------------------------------------------------------------------------
-def run_check_objects(context: AgentContext, task: rm.CheckObjectsTask) -> rm.CheckObjectsResult:
+def run_check_objects(context: AgentContext, task: rm.CheckObjectsTask,
+                      _report: Report | None = None) -> rm.CheckObjectsResult:
     """Every object listed with its recorded size: one listing per top-level name ("1", "2", ...)."""
     storage = context.open_storage(task.storage)
     listed: dict[str, int] = {}
@@ -350,3 +292,10 @@ def _check_target(context: AgentContext, cluster_id: int, store_id: int) -> None
                              "cluster's queues, so it was sent to the wrong one")
     if store_id != context.store_id:
         raise AgentTaskError(f"task for store {store_id} reached the agent of store {context.store_id}")
+
+
+# --- the Celery tasks (br_agent.task_base: parse, withdrawn attempts end as REVOKED, one-line errors)
+download = agent_task(rm.DOWNLOAD, rm.DownloadTask)(run_download)
+ingest = agent_task(rm.INGEST, rm.IngestTask)(run_ingest)
+discard = agent_task(rm.DISCARD, rm.DiscardTask)(run_discard)
+check_objects = agent_task(rm.CHECK_OBJECTS, rm.CheckObjectsTask)(run_check_objects)

@@ -11,39 +11,19 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
-
-from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_agent.context import AgentContext, AgentTaskError
+from br_agent.task_base import Report, agent_task
 from br_common.backupmeta import meta
 from br_common.backupmeta.layout import BACKUPMETA, LOCK
 from br_common.fleet import messages as m
-from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
+from br_common.storage import ExternalStorage, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 
-def _guarded(run):  # noqa: ANN001, ANN202 - decorator for the task bodies below
-    """Expected failures become one scrubbed line (Flower and the coordinator show it)."""
-    def wrapper(payload: dict) -> dict:
-        context = get_context()
-        try:
-            return run(context, payload)
-        except (AgentTaskError, StorageError, m.MessageError, meta.MetaError) as exc:
-            raise AgentTaskError(context.scrub(str(exc))) from None
-        except Exception as exc:  # noqa: BLE001
-            log.exception("storage task failed")
-            raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
-    wrapper.__name__ = run.__name__
-    wrapper.__doc__ = run.__doc__
-    return wrapper
-
-
-@shared_task(name=m.ACQUIRE_LOCK)
-@_guarded
-def acquire_lock(context: AgentContext, payload: dict) -> dict:
-    task = m.parse(m.AcquireLockTask, payload)
-    storage = context.open_storage(task.storage)
-    return lock(storage, task).model_dump(mode="json")
+def run_acquire_lock(context: AgentContext, task: m.AcquireLockTask,
+                     _report: Report | None = None) -> m.AcquireLockResult:
+    return lock(context.open_storage(task.storage), task)
 
 
 def lock(storage: ExternalStorage, task: m.AcquireLockTask) -> m.AcquireLockResult:
@@ -59,10 +39,8 @@ def lock(storage: ExternalStorage, task: m.AcquireLockTask) -> m.AcquireLockResu
     return m.AcquireLockResult(outcome="locked", detail=f"{storage.uri(LOCK)} exists")
 
 
-@shared_task(name=m.WRITE_BACKUPMETA)
-@_guarded
-def write_backupmeta(context: AgentContext, payload: dict) -> dict:
-    task = m.parse(m.WriteBackupMetaTask, payload)
+def run_write_backupmeta(context: AgentContext, task: m.WriteBackupMetaTask,
+                         _report: Report | None = None) -> m.WriteBackupMetaResult:
     skip = context.jobs(task.job_id).skip_reason("")
     if skip:  # a late redelivery must not write anything
         raise AgentTaskError(f"not writing backupmeta: {skip}")
@@ -72,17 +50,15 @@ def write_backupmeta(context: AgentContext, payload: dict) -> dict:
     log.info("job %s: backupmeta %s (%d bytes)", task.job_id, "written" if written else "already there",
              len(task.backupmeta))
     return m.WriteBackupMetaResult(outcome="written" if written else "exists", name=storage.uri(BACKUPMETA),
-                                   size=len(task.backupmeta)).model_dump(mode="json")
+                                   size=len(task.backupmeta))
 
 
-@shared_task(name=m.READ_BACKUPMETA)
-@_guarded
-def read_backupmeta(context: AgentContext, payload: dict) -> dict:
-    task = m.parse(m.ReadBackupMetaTask, payload)
+def run_read_backupmeta(context: AgentContext, task: m.ReadBackupMetaTask,
+                        _report: Report | None = None) -> m.ReadBackupMetaResult:
     storage = context.open_storage(task.storage)
     data = read_meta_bytes(storage)
     meta.parse(data, storage.uri(BACKUPMETA))  # the rules br plans by: a bad one never leaves the agent
-    return m.ReadBackupMetaResult(backupmeta=data, size=len(data)).model_dump(mode="json")
+    return m.ReadBackupMetaResult(backupmeta=data, size=len(data))
 
 
 def read_meta_bytes(storage: ExternalStorage) -> bytes:
@@ -93,3 +69,8 @@ def read_meta_bytes(storage: ExternalStorage) -> bytes:
             raise AgentTaskError(f"the backup at {storage.uri()} is unfinished ({LOCK} but no "
                                  f"{BACKUPMETA}): rerun the same `br backup` command to finish it") from None
         raise AgentTaskError(f"no backup at {storage.uri()}: {BACKUPMETA} not found") from None
+
+
+acquire_lock = agent_task(m.ACQUIRE_LOCK, m.AcquireLockTask)(run_acquire_lock)
+write_backupmeta = agent_task(m.WRITE_BACKUPMETA, m.WriteBackupMetaTask)(run_write_backupmeta)
+read_backupmeta = agent_task(m.READ_BACKUPMETA, m.ReadBackupMetaTask)(run_read_backupmeta)

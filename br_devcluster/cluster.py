@@ -27,6 +27,7 @@ from br_common import procs
 from br_common.grpc_tls import TLSConfig
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import PDClient, PDError
+from br_devcluster.services import seaweedfs
 from br_devcluster.tls import client_tls, make_certificates, node_tls, tls_flags
 
 STATE_FILE = "cluster.json"
@@ -290,11 +291,16 @@ def _port_freed(port: int, timeout: float = 5.0) -> bool:
     return True
 
 
+# seconds a SIGTERMed process gets before SIGKILL, by role (default 10 s)
+STOP_TIMEOUT = {"s3": seaweedfs.STOP_SECONDS}
+
+
 def _stop(entry: ProcessEntry, kill: bool = False) -> None:
     """Stop by PID and wait until its port is released, so a restart can bind it again."""
     if kill:
         os.kill(entry.pid, signal.SIGKILL)
-    procs.stop_pid(entry.pid, timeout=5.0 if kill else 10.0)  # also reaps it when it is our child
+    timeout = 5.0 if kill else STOP_TIMEOUT.get(entry.role, 10.0)
+    procs.stop_pid(entry.pid, timeout=timeout)  # also reaps it when it is our child
     if entry.port is not None:
         _port_freed(entry.port)
 

@@ -15,6 +15,10 @@ from br_devcluster.services._launch import HOST, pick_port, start_and_wait
 from br_devcluster.services.handle import ServiceError, ServiceHandle
 from br_devcluster.services.s3_admin import create_bucket
 
+# `weed mini` stops its S3 gateway at once but now and then never finishes stopping its filer
+# (SIGKILL after the timeout): the objects are written by then, so a few seconds are enough.
+STOP_SECONDS = 3.0
+
 LISTENERS = ("master", "volume", "filer", "s3", "admin")
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "S3_BUCKET")
 
@@ -45,7 +49,7 @@ def start_seaweedfs(work_dir: Path, *, bucket: str | None = None, s3_config: Pat
     pid = start_and_wait("seaweedfs", args, log_path, ports["s3"], env=env, cwd=work_dir)
     handle = ServiceHandle(name="seaweedfs", pid=pid, address=f"{HOST}:{ports['s3']}",
                            url=f"http://{HOST}:{ports['s3']}", log_path=log_path, args=args,
-                           data_dir=work_dir, stop_timeout=15.0)
+                           data_dir=work_dir, stop_timeout=STOP_SECONDS)
     if bucket:
         try:
             create_bucket(handle.url, bucket, access_key=access_key, secret_key=secret_key)

@@ -10,6 +10,8 @@ from rocksdict import Options, SstFileWriter
 
 from br_agent import restore_tasks as rt
 from br_agent.context import AgentContext
+from br_agent.interruption import AttemptCancelled
+from br_agent.task_base import stop_if_withdrawn
 from br_common.checksum import Checksum
 from br_common.data_keys import data_key
 from br_common.fleet import restore_messages as rm
@@ -153,11 +155,13 @@ def test_a_changed_or_missing_object_is_an_integrity_error(tmp_path: Path, backu
     assert not any(p.is_file() for p in ctx.staging_dir.rglob("*"))
 
 
-def test_skipped_when_the_job_says_so(tmp_path: Path, backup) -> None:
+def test_a_withdrawn_attempt_does_not_run(tmp_path: Path, backup) -> None:
+    """Every agent task checks this before its run function (br_agent.task_base): REVOKED, not run."""
     spec, info = backup
     ctx = FakeContext(tmp_path, skip="job j is done")
-    assert rt.run_download(ctx, _task(spec, info)).skipped == "job j is done"
-    assert ctx.stub.downloads == []
+    with pytest.raises(AttemptCancelled, match="job j is done"):
+        stop_if_withdrawn(ctx, _task(spec, info))
+    stop_if_withdrawn(ctx, rm.DiscardTask(job_id="j", cluster_id=1, store_id=2, uuids=[]))  # no attempt: runs
 
 
 def _ingest_task() -> rm.IngestTask:

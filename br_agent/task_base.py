@@ -1,0 +1,73 @@
+"""One shape for every agent task: parse the message, run the attempt only while the coordinator
+still wants it, run a plain function, and turn every failure into one scrubbed line.
+
+    def run_download(context: AgentContext, task: rm.DownloadTask, report: Report) -> rm.DownloadResult:
+        ...
+    download = agent_task(rm.DOWNLOAD, rm.DownloadTask)(run_download)
+
+A task message with a job_id and an attempt is an attempt of a job: if the job ended or the
+attempt was resent elsewhere (JobStore.skip_reason), or the run function raises AttemptCancelled
+midway, the task ends as REVOKED (br_agent.interruption), never as FAILURE. Run functions get
+the context and the parsed message and return their result model; unit tests call them directly.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery import Task, shared_task
+from pydantic import BaseModel
+
+from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_agent.interruption import AttemptCancelled, end_as_revoked
+from br_common.backupmeta.meta import MetaError
+from br_common.fleet.messages import MessageError, parse
+from br_common.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Report = Callable[[BaseModel], None]  # publishes a PROGRESS state (Flower, the coordinator's bars)
+Run = Callable[[AgentContext, Any, Report], BaseModel]
+# failures whose message is already one line for the operator; anything else is logged with its traceback
+EXPECTED_ERRORS = (AgentTaskError, StorageError, MessageError, MetaError)
+
+
+def agent_task(name: str, model: type[M]) -> Callable[[Run], Task]:
+    def register(run: Run) -> Task:
+        @shared_task(name=name, bind=True)
+        def task(self: Task, payload: dict) -> dict:
+            context = get_context()
+            try:
+                message = parse(model, payload)
+                stop_if_withdrawn(context, message)
+                result = run(context, message, _reporter(self))
+            except AttemptCancelled as exc:
+                end_as_revoked(self, str(exc))
+            except EXPECTED_ERRORS as exc:
+                raise AgentTaskError(context.scrub(str(exc))) from None
+            except Exception as exc:  # noqa: BLE001 - one safe line, not a traceback with locals
+                log.exception("task %s failed", name)
+                raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
+            return result.model_dump(mode="json")
+        return task
+    return register
+
+
+def stop_if_withdrawn(context: AgentContext, message: BaseModel) -> None:
+    """An attempt of a job runs only while its job wants it (a late redelivery does nothing)."""
+    job_id, attempt = getattr(message, "job_id", None), getattr(message, "attempt", None)
+    if job_id is None or attempt is None:
+        return
+    skip = context.jobs(job_id).skip_reason(attempt)
+    if skip:
+        raise AttemptCancelled(skip)
+
+
+def _reporter(celery_task: Task) -> Report:
+    task_id = celery_task.request.id  # the request is thread-local: upload threads need the id itself
+
+    def report(progress: BaseModel) -> None:
+        celery_task.update_state(task_id=task_id, state="PROGRESS", meta=progress.model_dump(mode="json"))
+    return report
