@@ -28,12 +28,13 @@ from pathlib import Path
 import grpc
 
 from br_agent.context import AgentContext, AgentTaskError
+from br_agent.interruption import AttemptCancelled
 from br_agent.sst_files import SstError, sst_checksum
 from br_agent.task_base import Report, agent_task
 from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
-from br_common.import_files import staged_ssts
+from br_common.import_files import staged_ssts, staged_ssts_of_job
 from br_common.kvproto import brpb_pb2, errorpb_pb2, import_sstpb_pb2
 from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
 from br_common.tikv_client import describe_region_error
@@ -66,6 +67,7 @@ def run_download(context: AgentContext, task: rm.DownloadTask, _report: Report |
             item, size = _download_piece(context, task, storage, stage, piece)
             staged.append(item)
             fetched += size
+            _unstage_if_withdrawn(context, task, staged)
     except PieceError as exc:
         log.warning("restore download %s: %s", task.attempt, exc)
         return _download_result(context, task, staged=staged, bytes_downloaded=fetched,
@@ -88,6 +90,18 @@ def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: Exter
         return _store_download(context, task, piece, fetched, checksum), piece.file.size
     finally:
         fetched.unlink(missing_ok=True)
+
+
+def _unstage_if_withdrawn(context: AgentContext, task: rm.DownloadTask, staged: list[rm.StagedPiece]) -> None:
+    """A download that outlived its attempt (the coordinator died and a rerun took over, or the job
+    ended) removes what it staged: nobody will ingest it (a dead run's work landing late)."""
+    skip = context.jobs(task.job_id).skip_reason(task.attempt)
+    if not skip:
+        return
+    if context.store_import_dir is not None:
+        for path in staged_ssts(context.store_import_dir, [s.uuid for s in staged]):
+            path.unlink(missing_ok=True)
+    raise AttemptCancelled(f"{skip}: its staged pieces removed")
 
 
 def _part_checksum(path: Path, piece: rm.Piece, scratch: Path) -> Checksum:
@@ -247,7 +261,8 @@ def run_discard(context: AgentContext, task: rm.DiscardTask, _report: Report | N
         return rm.DiscardResult(store_id=context.store_id, skipped="store_import_dir is not set on this agent: "
                                 "TiKV drops them once their region changes")
     removed = 0
-    for path in staged_ssts(import_dir, task.uuids):
+    paths = set(staged_ssts(import_dir, task.uuids)) | set(staged_ssts_of_job(import_dir, task.job_tag))
+    for path in sorted(paths):
         path.unlink(missing_ok=True)
         removed += 1
     if removed:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 SST_SUFFIX = ".sst"
 _PREFIX_LENGTH = len("00000000-0000-0000-0000-000000000000_")  # a hyphenated uuid and its separator
+JOB_TAG_BYTES = 4  # a restore's uuids start with its job's tag (br_coordinator.restore_plan.piece_uuid)
 
 
 def staged_sst_prefix(uuid: bytes) -> str:
@@ -23,6 +24,14 @@ def staged_sst_prefix(uuid: bytes) -> str:
 
 def staged_sst_name(uuid: bytes, region_id: int, conf_ver: int, version: int, cf: str) -> str:
     return f"{staged_sst_prefix(uuid)}{region_id}_{conf_ver}_{version}_{cf or 'default'}{SST_SUFFIX}"
+
+
+def staged_ssts_of_job(import_dir: Path, tag: bytes) -> list[Path]:
+    """Every staged SST whose uuid starts with a job's tag (the first 8 hex digits of the uuid)."""
+    if len(tag) != JOB_TAG_BYTES or not import_dir.is_dir():
+        return []
+    return [p for p in import_dir.iterdir()
+            if p.name.endswith(SST_SUFFIX) and p.name.startswith(tag.hex()) and p.is_file()]
 
 
 def staged_ssts(import_dir: Path, uuids: Iterable[bytes]) -> list[Path]:

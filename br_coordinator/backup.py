@@ -4,7 +4,8 @@ Order (each step's why in its function): job lease (one runner per identical com
 job record (resume: same backup_ts, completed ranges skipped) -> backup_ts checked against the
 GC safe point and held by a service safe point -> backup.lock via an agent (atomic) -> per-store
 range tasks until the key space is covered exactly once (with --checksum each agent checks
-every file against the store's counts) -> backupmeta written LAST via an agent -> summary. The coordinator opens no storage itself.
+every file against the store's counts) -> backupmeta written LAST via an agent -> summary.
+The coordinator opens no storage itself.
 """
 from __future__ import annotations
 

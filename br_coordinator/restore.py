@@ -216,14 +216,16 @@ class Restore:
             config=RestoreFollowConfig(concurrency=self.args.concurrency),
             on_part=lambda done: self._part_done(done),
             on_progress=lambda done_bytes, done_parts: progress.update(done_parts, len(parts), done_bytes))
+        completed = False
         try:
             stats = follower.run(works)
+            completed = True
         except BaseException:
             follower.cancel_all()
             raise
         finally:
             progress.close()
-            discarded = follower.discard_unconsumed(DISCARD_TIMEOUT)
+            discarded = follower.discard_unconsumed(DISCARD_TIMEOUT, completed)
             if discarded:
                 log.info("removed %d staged SSTs that this run will not ingest from the stores", discarded)
         return stats

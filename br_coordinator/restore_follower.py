@@ -104,15 +104,20 @@ class RestoreFollower:
         self.cancelled += [f.result for f in self.in_flight.values()]
         self.in_flight.clear()
 
-    def discard_unconsumed(self, timeout: float) -> int:
+    def discard_unconsumed(self, timeout: float, completed: bool = False) -> int:
         """However the restore ends: each store's agent removes what was staged there and will never
-        be ingested (a rerun stages its pieces afresh). Best effort within `timeout`, never raising
-        (the restore's own outcome is what the operator must see); returns how many staged SSTs the
-        agents removed. What this misses, TiKV drops once the region changes."""
+        be ingested (a rerun stages its pieces afresh); once the job completed, every store also drops
+        whatever any run of the job staged (a killed run's pieces under an epoch that changed since).
+        Best effort within `timeout`, never raising (the restore's own outcome is what the operator
+        must see); returns how many staged SSTs the agents removed."""
         deadline = time.monotonic() + timeout
         self._wait_cancelled(deadline)  # a withdrawn download already running still stages its pieces
+        unconsumed = self.book.unconsumed()
+        tag = plan.job_tag(self.jobs.job_id) if completed else b""
         try:
-            sent = [self._send_discard(store_id, uuids) for store_id, uuids in sorted(self.book.unconsumed().items())]
+            # completed: every store with a live agent (one without cannot have staged anything)
+            stores = {a.store_id for a in self.registry.alive(self.pd.cluster_id)} if completed else set(unconsumed)
+            sent = [self._send_discard(store_id, unconsumed.get(store_id, set()), tag) for store_id in sorted(stores)]
         except Exception as exc:  # noqa: BLE001 - the broker is gone: nothing to send through
             log.warning("staged imports not discarded: %s", exc)
             return 0
@@ -134,9 +139,9 @@ class RestoreFollower:
         except Exception as exc:  # noqa: BLE001 - the broker is gone: discard what can be
             log.warning("could not follow the withdrawn tasks: %s", exc)
 
-    def _send_discard(self, store_id: int, uuids: set[bytes]) -> tuple[int, AsyncResult]:
+    def _send_discard(self, store_id: int, uuids: set[bytes], tag: bytes) -> tuple[int, AsyncResult]:
         task = rm.DiscardTask(job_id=self.jobs.job_id, cluster_id=self.pd.cluster_id, store_id=store_id,
-                              uuids=sorted(uuids))
+                              uuids=sorted(uuids), job_tag=tag)
         shadow = f"restore discard job={self.jobs.job_id} store={store_id} {len(uuids)} staged"
         return store_id, send(self.app, rm.DISCARD, task, queue=store_queue(self.pd.cluster_id, store_id),
                               shadow=shadow)

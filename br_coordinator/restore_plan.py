@@ -14,6 +14,7 @@ br_agent.restore_tasks). Keys are bytes; an empty end key means "unbounded".
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from br_common.checksum import Checksum
 from br_common.fleet.keyranges import contains, intersect
 from br_common.fleet.messages import FileInfo, KeyRange
+from br_common.import_files import JOB_TAG_BYTES
 from br_common.fleet.restore_messages import (DownloadResult, FilePart, IngestResult, PeerRef, Piece, RegionRef,
                                               RegionWork, StagedPiece)
 from br_common.pd_client import RegionInfo
@@ -87,9 +89,16 @@ def region_ref(info: RegionInfo) -> RegionRef:
 
 
 def piece_uuid(job_id: str, file_name: str, region: RegionRef, rng: KeyRange) -> bytes:
-    """Deterministic: a resent task stages the same file, a new region epoch a new one."""
+    """Deterministic: a resent task stages the same file, a new region epoch a new one. The first
+    bytes are the job's tag, so that whatever a killed run staged under an epoch that changed since
+    can still be found and removed once the job completes (import_files.staged_ssts_of_job)."""
     name = f"{job_id}/{file_name}/{region.id}/{region.conf_ver}.{region.version}/{rng.start.hex()}"
-    return uuid.uuid5(_UUID_NAMESPACE, name).bytes
+    tag = job_tag(job_id)
+    return tag + uuid.uuid5(_UUID_NAMESPACE, name).bytes[len(tag):]
+
+
+def job_tag(job_id: str) -> bytes:
+    return hashlib.sha256(job_id.encode()).digest()[:JOB_TAG_BYTES]
 
 
 def assign_regions(parts: Sequence[FilePart], regions: Sequence[RegionInfo], job_id: str) -> list[RegionWork]:

@@ -166,6 +166,9 @@ class DiscardTask(Message):
     cluster_id: int
     store_id: int
     uuids: list[HexBytes]
+    # sent once the restore completed: also every staged SST of the job (uuids starting with this
+    # tag), whatever run staged it; nothing of a completed job may stay staged
+    job_tag: HexBytes = b""
 
 
 class DiscardResult(Message):

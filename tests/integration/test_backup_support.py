@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from br_common.checksum import Checksum
 from br_common.fleet import redis_client
 from br_common.fleet.registry import Registry
 from br_common.grpc_util import channel_options
-from br_common.kvproto import brpb_pb2, import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
+from br_common.kvproto import brpb_pb2, devclusterpb_pb2, devclusterpb_pb2_grpc, import_sstpb_pb2, \
+    import_sstpb_pb2_grpc, kvrpcpb_pb2
 from br_common.pd_client import PDClient
 from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen
+from tests.fixtures import br_runner
 from tests.fixtures.devcluster import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,6 +71,24 @@ class Writer(threading.Thread):
         self.join(timeout=30)
         self.kv.close()
         self.pd.close()
+
+
+def wipe(dc: DevCluster) -> None:
+    """Empty a devcluster (the devcluster's admin DropRange on every store), so that another test
+    can restore into it; regions stay as they are."""
+    for address in dc.store_addresses().values():
+        with grpc.insecure_channel(address, options=channel_options()) as channel:
+            devclusterpb_pb2_grpc.DevStoreStub(channel).DropRange(
+                devclusterpb_pb2.DropRangeRequest(cluster_id=dc.cluster_id, start_key=b"", end_key=b""), timeout=30)
+    assert dc.kv.scan(limit=1) == []
+
+
+def forget_jobs(broker: str) -> None:
+    """Drop every job record, lease and checkpoint from a broker database (agents' heartbeats stay)."""
+    client = redis_client(broker)
+    keys = list(client.scan_iter(match="br:job:*"))
+    if keys:
+        client.delete(*keys)
 
 
 class AgentFleet:
@@ -138,19 +159,20 @@ class AgentFleet:
         proc.wait(timeout=10)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            procs.stop_pid(proc.pid)
+        """All at once: a Celery worker's warm shutdown takes about a second."""
+        with ThreadPoolExecutor(max_workers=max(1, len(self.procs))) as pool:
+            list(pool.map(lambda proc: procs.stop_pid(proc.pid), self.procs.values()))
         self.procs.clear()
 
 
 def run_br(*args: str, broker: str, env: dict[str, str] | None = None, timeout: float = 180.0,
            log_file: Path | None = None) -> subprocess.CompletedProcess:
     """`br ...` as the operator runs it (no AWS credentials in its environment)."""
-    full = [sys.executable, "-m", "br_coordinator.cli", *args, "--broker", broker]
+    full = [*args, "--broker", broker]
     if log_file is not None:
         full += ["--log-file", str(log_file)]
     clean = {k: v for k, v in (env or os.environ).items() if not k.startswith("AWS_")}
-    return subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=clean, cwd=REPO)
+    return br_runner.run_br(full, env=clean, timeout=timeout)
 
 
 def start_br(*args: str, broker: str, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -79,7 +79,7 @@ def test_up_on_a_taken_port_fails_clearly_and_leaves_nothing_running(data_dir):
         failed = _run(data_dir, "up", expect=1)
         assert "port" in failed.stderr and "in use" in failed.stderr
     assert not any(cluster.is_running(e) for e in cluster.load_state(data_dir).processes)
-    assert "restarted" in _run(data_dir, "up").stdout  # once the port is free again
+    assert "restarted" in _run(data_dir, "up", "--no-fleet").stdout  # once the port is free again
 
 
 def test_up_reports_a_process_that_dies_at_start(data_dir):

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -26,6 +25,7 @@ from br_common.fleet.queues import storage_queue, store_queue
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import start_flower, start_redis
+from tests.fixtures import br_runner
 from tests.fixtures.devcluster import DevCluster
 from tests.integration.test_backup_support import REPO, AgentFleet, read_backupmeta, run_br, s3_admin, start_br
 
@@ -239,9 +239,8 @@ def test_flower_dashboard_in_headless_chromium_shows_every_agent_online(env: Env
 
 
 def _status(env: Env, *extra: str, pd: str | None = None, broker: str | None = None) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "br_coordinator.cli", "fleet", "status", "--pd", pd or env.dc.pd_address,
-            "--broker", broker or env.broker, *extra]
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=REPO)
+    return br_runner.run_br(["fleet", "status", "--pd", pd or env.dc.pd_address, "--broker", broker or env.broker,
+                             *extra])
 
 
 def test_fleet_status_shows_every_agent_and_flags_a_stopped_one(env: Env) -> None:

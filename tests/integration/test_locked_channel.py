@@ -34,6 +34,7 @@ from br_common.fleet.queues import storage_queue
 from br_common.fleet.registry import Registry
 from br_common.fleet.signing import HEADER, Signer
 from br_devcluster import cluster
+from tests.fixtures.br_runner import run_br
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -182,8 +183,7 @@ def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channel]:
 
 
 def _br(channel: Channel, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "br_coordinator.cli", *args], capture_output=True, text=True,
-                          timeout=180, env=env or channel.br_env(), cwd=REPO)
+    return run_br(args, env=env or channel.br_env())
 
 
 def _redis_values(client: redis.Redis) -> bytes:

@@ -21,6 +21,7 @@ import pytest
 
 from br_common.pd_client import PDClient
 from br_devcluster import cluster
+from tests.fixtures.br_runner import run_br
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +53,7 @@ class Fleet:
         return f"s3://{self.vars['BUCKET']}/{name}?endpoint={self.vars['S3_ENDPOINT']}"
 
     def br(self, *args: str, expect: int | None = 0, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "br_coordinator.cli", *args], capture_output=True, text=True,
-                                env=_env({"BR_BROKER": self.vars["BR_BROKER"]}), timeout=timeout)
+        result = run_br(args, env=_env({"BR_BROKER": self.vars["BR_BROKER"]}), timeout=timeout)
         if expect is not None:
             assert result.returncode == expect, f"br {args}: {result.returncode}\n{result.stdout}\n{result.stderr}"
         assert "Traceback" not in result.stderr

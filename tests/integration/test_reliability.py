@@ -18,21 +18,20 @@ import urllib.request
 from pathlib import Path
 
 import boto3
-import grpc
 import pytest
 
 from br_common.backupmeta.layout import BACKUPMETA
 from br_common.checksum import Checksum
 from br_common.fleet import redis_client
-from br_common.grpc_util import channel_options
-from br_common.kvproto import brpb_pb2, devclusterpb_pb2, devclusterpb_pb2_grpc
+from br_common.kvproto import brpb_pb2
 from br_common.pd_client import PDClient
 from br_devcluster import cluster
 from br_devcluster.services.imds import AWS_CREDENTIAL_ENV
 from br_devcluster.snapshot_kv import SnapshotKV
 from tests.fixtures.devcluster import DevCluster
 from tests.fixtures.fault_proxy import FaultProxy
-from tests.integration.test_backup_support import AgentFleet
+from tests.integration.test_backup_support import AgentFleet, wipe
+from tests.fixtures.br_runner import run_br
 
 pytestmark = pytest.mark.integration
 
@@ -83,8 +82,7 @@ def _storage(state: cluster.ClusterState, prefix: str, endpoint: str | None = No
 
 
 def _br(state: cluster.ClusterState, *args: str, log: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "br_coordinator.cli", *args, "--broker", state.fleet.broker_url,
-                           "--log-file", str(log)], capture_output=True, text=True, env=_env(), timeout=timeout)
+    return run_br([*args, "--broker", state.fleet.broker_url, "--log-file", str(log)], env=_env(), timeout=timeout)
 
 
 def _start_br(state: cluster.ClusterState, *args: str, log: Path) -> subprocess.Popen:
@@ -114,15 +112,6 @@ def _wait_uploads(state: cluster.ClusterState, data_dir: Path, prefix: str, coun
     _wait(lambda: uploaded() >= count, timeout)
 
 
-def _wipe(tdc: DevCluster) -> None:
-    """Empty the target (the devcluster's admin DropRange on every store) for the next restore."""
-    for address in tdc.store_addresses().values():
-        with grpc.insecure_channel(address, options=channel_options()) as channel:
-            devclusterpb_pb2_grpc.DevStoreStub(channel).DropRange(
-                devclusterpb_pb2.DropRangeRequest(cluster_id=tdc.cluster_id, start_key=b"", end_key=b""), timeout=30)
-    assert tdc.kv.scan(limit=1) == []
-
-
 def _source_checksum(state: cluster.ClusterState, ts: int) -> Checksum:
     with PDClient(state.pd_address) as pd, SnapshotKV(pd) as kv:
         return kv.checksum(ts=ts)
@@ -133,7 +122,7 @@ def assert_restore_equals_source(dc, target, prefix: str, tmp_path: Path) -> Non
     staged file or staged import is left behind, on either side."""
     state, data_dir = dc
     tdc, agents = target
-    _wipe(tdc)
+    wipe(tdc)
     meta = brpb_pb2.BackupMeta()
     meta.ParseFromString(_s3(state, data_dir).get_object(Bucket=state.fleet.bucket,
                                                         Key=f"{prefix}/{BACKUPMETA}")["Body"].read())

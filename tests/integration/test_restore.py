@@ -1,7 +1,7 @@
 """`br restore` over real processes: devclusters, Redis, SeaweedFS S3, a br-agent per store, `br`.
 
 One source cluster is backed up once, while writes go on, to SeaweedFS; every test restores
-(a copy of) that backup into fresh target clusters. Each cluster's agents use their own Redis
+(a copy of) that backup into an emptied target cluster of the shape it asks for (TargetPool). Each cluster's agents use their own Redis
 database here (sharing one works too: queues are per cluster, see test_two_clusters).
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import start_redis
 from tests.fixtures.devcluster import DevCluster
-from tests.integration.test_backup_support import HOST_ENV, AgentFleet, Writer, loaded_cluster, read_backupmeta, \
-    run_br, s3_admin, start_br, summary_value
+from tests.integration.test_backup_support import HOST_ENV, AgentFleet, Writer, forget_jobs, loaded_cluster, \
+    read_backupmeta, run_br, s3_admin, start_br, summary_value, wipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -89,29 +90,72 @@ def source(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[S
         redis.stop()
 
 
+class TargetPool:
+    """Target clusters by shape (stores, replicas, regions), each with its agents on a Redis database
+    of its own. A test takes one emptied (no keys, no job records) and gives it back at its end, so
+    the module starts one cluster per shape rather than one per test."""
+
+    def __init__(self, source: Source, work: Path) -> None:
+        self.source, self.work = source, work
+        self._free: dict[tuple[int, int, int], list[Target]] = {}
+        self._all: list[tuple[Path, Target]] = []
+        self._dbs = iter(range(1, 16))  # Redis has databases 0..15; 0 is the source's
+
+    def take(self, stores: int = 1, replicas: int = 1, regions: int = 2) -> Target:
+        free = self._free.setdefault((stores, replicas, regions), [])
+        target = free.pop() if free else self._start(stores, replicas, regions)
+        wipe(target.dc)
+        forget_jobs(target.broker)
+        return target
+
+    def give_back(self, target: Target, shape: tuple[int, int, int]) -> None:
+        if all(proc.poll() is None for proc in target.agents.procs.values()):
+            self._free[shape].append(target)
+
+    def close(self) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(self._all))) as pool:
+            list(pool.map(lambda started: self._stop(*started), self._all))
+
+    @staticmethod
+    def _stop(data_dir: Path, target: Target) -> None:
+        target.agents.stop_all()
+        target.dc.kv.close()
+        target.dc.pd.close()
+        cluster.down(data_dir)
+
+    def _start(self, stores: int, replicas: int, regions: int) -> Target:
+        data_dir = self.work / f"target-{len(self._all)}"
+        config = cluster.ClusterConfig(stores=stores, replicas=replicas, regions=regions)
+        dc = DevCluster(data_dir, cluster.up(data_dir, config).state)
+        broker = f"{self.source.redis_base}/{next(self._dbs)}"
+        target = Target(dc, broker, AgentFleet(dc, broker, data_dir / "agents", env=HOST_ENV))
+        self._all.append((data_dir, target))
+        target.agents.start_all()
+        return target
+
+
+@pytest.fixture(scope="module")
+def targets(source: Source, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetPool]:
+    pool = TargetPool(source, tmp_path_factory.mktemp("targets"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def target_factory(source: Source, devcluster_factory, tmp_path: Path) -> Iterator[Callable[..., Target]]:  # noqa: ANN001
-    """A fresh target cluster with its agents on a Redis database of its own."""
-    fleets: list[AgentFleet] = []
+def target_factory(targets: TargetPool) -> Iterator[Callable[..., Target]]:
+    """An emptied target cluster of the asked shape, given back to the pool after the test."""
+    taken: list[tuple[Target, tuple[int, int, int]]] = []
 
-    def make(stores: int = 1, replicas: int = 1, regions: int = 2) -> Target:
-        dc = devcluster_factory(stores=stores, replicas=replicas, regions=regions)
-        broker = f"{source.redis_base}/{1 + _next_db()}"
-        agents = AgentFleet(dc, broker, tmp_path / f"agents-{len(fleets)}", env=HOST_ENV)
-        fleets.append(agents)
-        agents.start_all()
-        return Target(dc, broker, agents)
+    def take(stores: int = 1, replicas: int = 1, regions: int = 2) -> Target:
+        target = targets.take(stores, replicas, regions)
+        taken.append((target, (stores, replicas, regions)))
+        return target
 
-    yield make
-    for agents in fleets:
-        agents.stop_all()
-
-
-_DB = iter(range(15))
-
-
-def _next_db() -> int:
-    return next(_DB)  # Redis has databases 0..15; 0 is the source's
+    yield take
+    for target, shape in taken:
+        targets.give_back(target, shape)
 
 
 def _restore(source: Source, target: Target, *extra: str, verb: str = "full", prefix: str | None = None):  # noqa: ANN202

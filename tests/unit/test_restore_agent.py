@@ -228,3 +228,24 @@ def test_discard_removes_the_staged_ssts_of_those_uuids_by_tikv_name(tmp_path: P
     context.store_import_dir = import_dir
     assert rt.run_discard(context, task).removed == 2
     assert sorted(p.name for p in import_dir.iterdir()) == [".temp", staged_sst_name(kept, 7, 1, 3, "default")]
+
+
+def test_a_completed_job_drops_every_staged_sst_of_the_job_whatever_run_staged_it(tmp_path: Path) -> None:
+    """A killed run staged pieces under an epoch that changed since: the completed job's discard
+    finds them by the job tag its uuids start with (restore_plan.piece_uuid), and only them."""
+    from br_common.import_files import staged_sst_name
+    from br_coordinator.restore_plan import job_tag, piece_uuid
+
+    import_dir = tmp_path / "import"
+    import_dir.mkdir()
+    region = _region()
+    ours = piece_uuid("job-a", "1/a.sst", region, KeyRange(start=b"k"))
+    other = piece_uuid("job-b", "1/a.sst", region, KeyRange(start=b"k"))
+    assert ours[:4] == job_tag("job-a") and other[:4] != ours[:4]
+    for uuid in (ours, other):
+        (import_dir / staged_sst_name(uuid, 7, 1, 3, "default")).write_bytes(b"sst")
+    context = FakeContext(tmp_path)
+    context.store_import_dir = import_dir
+    task = rm.DiscardTask(job_id="job-a", cluster_id=1, store_id=2, uuids=[], job_tag=job_tag("job-a"))
+    assert rt.run_discard(context, task).removed == 1
+    assert [p.name for p in import_dir.iterdir()] == [staged_sst_name(other, 7, 1, 3, "default")]
