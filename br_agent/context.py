@@ -23,6 +23,7 @@ from br_common.fleet import destinations
 from br_common.fleet.jobs import JobStore
 from br_common.fleet.messages import StorageSpec
 from br_common.fleet.registry import AgentInfo
+from br_common.fleet.task_errors import TaskError, TaskRefusedError
 from br_common.grpc_tls import TLSConfig, open_channel
 from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
 from br_common.sealing import SealedBox, SealingError, open_sealed
@@ -31,7 +32,7 @@ from br_common.storage import ExternalStorage, Location, S3Storage, StorageOptio
 log = logging.getLogger(__name__)
 
 
-class AgentTaskError(Exception):
+class AgentTaskError(TaskError):
     """A task failed for a reason the coordinator should show as is (one line, no secrets)."""
 
 
@@ -107,7 +108,7 @@ class AgentContext:
         if not self.info.allows(spec.url):
             log.warning("refused a task: %s", destinations.refusal(self.store_id, spec.url,
                                                                    self.info.allowed_destinations))
-            raise AgentTaskError(destinations.refusal(self.store_id, spec.url, self.info.allowed_destinations))
+            raise TaskRefusedError(destinations.refusal(self.store_id, spec.url, self.info.allowed_destinations))
         sealed = spec.sealed.model_dump_json() if spec.sealed is not None else ""
         key = (spec.url, sealed, rate_limit)
         with self._lock:

@@ -31,7 +31,7 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from br_common.fleet.destinations import is_refusal
+from br_common.fleet.task_errors import failure_kind
 from br_common.storage import ratelimit
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,6 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
 def _outcome(state: str | None, retval: Any) -> str:
     if state == "SUCCESS":
         return "success"
-    if isinstance(retval, BaseException) and is_refusal(str(retval)):
+    if failure_kind(retval) == "refused":
         return "refused"
     return (state or "unknown").lower()

@@ -23,6 +23,7 @@ from br_agent.context import AgentContext, AgentTaskError, get_context
 from br_agent.interruption import AttemptCancelled, end_as_revoked
 from br_common.backupmeta.meta import MetaError
 from br_common.fleet.messages import MessageError, parse
+from br_common.fleet.task_errors import TaskError
 from br_common.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ M = TypeVar("M", bound=BaseModel)
 Report = Callable[[BaseModel], None]  # publishes a PROGRESS state (Flower, the coordinator's bars)
 Run = Callable[[AgentContext, Any, Report], BaseModel]
 # failures whose message is already one line for the operator; anything else is logged with its traceback
-EXPECTED_ERRORS = (AgentTaskError, StorageError, MessageError, MetaError)
+EXPECTED_ERRORS = (TaskError, StorageError, MessageError, MetaError)
 
 
 def agent_task(name: str, model: type[M]) -> Callable[[Run], Task]:
@@ -45,8 +46,9 @@ def agent_task(name: str, model: type[M]) -> Callable[[Run], Task]:
                 result = run(context, message, _reporter(self))
             except AttemptCancelled as exc:
                 end_as_revoked(self, str(exc))
-            except EXPECTED_ERRORS as exc:
-                raise AgentTaskError(context.scrub(str(exc))) from None
+            except EXPECTED_ERRORS as exc:  # its class travels too: a refusal stays a refusal
+                kind = type(exc) if isinstance(exc, TaskError) else AgentTaskError
+                raise kind(context.scrub(str(exc))) from None
             except Exception as exc:  # noqa: BLE001 - one safe line, not a traceback with locals
                 log.exception("task %s failed", name)
                 raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None

@@ -271,7 +271,8 @@ class RawKVClient:
         store_id = info.leader.store_id
         address = self._address(store_id)
         try:
-            response = getattr(self._stub(address), method)(request, timeout=self.timeout, metadata=self.read_metadata or None)
+            response = getattr(self._stub(address), method)(request, timeout=self.timeout,
+                                                            metadata=self.read_metadata or None)
         except grpc.RpcError as exc:
             reason = f"store {store_id} at {address}: {exc.code().name}: {exc.details()}"
             if exc.code() not in RETRYABLE_CODES:

@@ -27,10 +27,10 @@ from pydantic import Field
 
 from br_common.fleet import messages as m
 from br_common.fleet.app import send
-from br_common.fleet.destinations import is_refusal
 from br_common.fleet.jobs import JobStore, Lease, RangeRecord
 from br_common.fleet.queues import store_queue
 from br_common.fleet.registry import Registry
+from br_common.fleet.task_errors import failure_kind
 from br_common.pd_client import PDClient, PDError
 from br_coordinator.errors import CommandError
 from br_coordinator.following import RUNNING_STATES, AgentWatch, FollowConfig, backoff, cancel_attempts, \
@@ -164,7 +164,7 @@ class BackupFollower:
             if state == "SUCCESS":
                 self._succeeded(flight, flight.result.result)
             elif state in ("FAILURE", "REVOKED"):
-                self._failed(flight, error_text(flight.result))
+                self._failed(flight, error_text(flight.result), failure_kind(flight.result.result))
             elif self._lost(flight, state) and self.watch.still_lost(flight.result, flight.agents_at_send):
                 self.totals.resent_lost += 1
                 self._abandon(flight, f"agent lost while the task was {state.lower()}", count=False)
@@ -191,8 +191,8 @@ class BackupFollower:
                      gap.reason)
             self._retry(Work(gap.range, flight.work.attempts, flight.work.last_error), gap.reason)
 
-    def _failed(self, flight: InFlight, error: str) -> None:
-        if is_refusal(error):  # the agent's configuration, not the range: retrying cannot help
+    def _failed(self, flight: InFlight, error: str, kind: str = "retryable") -> None:
+        if kind == "refused":  # the agent's configuration, not the range: retrying cannot help
             raise CommandError(error)
         log.warning("backup of %s on store %d failed: %s", flight.planned.range.label(), flight.planned.store_id,
                     error)

@@ -21,10 +21,10 @@ from celery.result import AsyncResult
 from br_common.fleet import messages as m
 from br_common.fleet import restore_messages as rm
 from br_common.fleet.app import send
-from br_common.fleet.destinations import is_refusal
 from br_common.fleet.jobs import JobStore, Lease
 from br_common.fleet.queues import store_queue
 from br_common.fleet.registry import Registry
+from br_common.fleet.task_errors import failure_kind
 from br_common.pd_client import PDClient, PDError
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
@@ -86,6 +86,11 @@ class RestoreFollower:
         self.watch = AgentWatch(self.registry, self.pd, self.config)
 
     def run(self, works: list[rm.RegionWork]) -> FollowStats:
+        # a killed run's downloads may still be running: withdrawn, they stage nothing more that
+        # stays (br_agent.restore_tasks removes what such a download staged), as backup does
+        cancelled = self.jobs.cancel_earlier_attempts()
+        if cancelled:
+            log.info("cancelled %d attempts of earlier runs of job %s", cancelled, self.jobs.job_id)
         self.stats.regions = len(works)
         for work in works:
             self._apply(self.book.add(work))
@@ -231,6 +236,7 @@ class RestoreFollower:
         shadow = f"restore {kind} job={self.jobs.job_id} store={action.store_id} region={region.id} " \
                  f"{len(action.work.pieces)} files"
         queue = store_queue(self.pd.cluster_id, action.store_id)
+        self.jobs.note_sent(attempt)
         result = send(self.app, name, payload, queue=queue, shadow=shadow, task_id=attempt)
         self.in_flight[attempt] = Flight(attempt, kind, action.work_id, action.store_id, result, agents)
 
@@ -252,7 +258,7 @@ class RestoreFollower:
                 self._apply(self._succeeded(flight, flight.result.result))
                 flight.result.forget()
             elif state in ("FAILURE", "REVOKED"):
-                self._failed(flight, error_text(flight.result))
+                self._failed(flight, error_text(flight.result), failure_kind(flight.result.result))
             elif self._lost(flight, state) and self.watch.still_lost(flight.result, flight.agents_at_send):
                 del self.in_flight[attempt]
                 self.jobs.cancel_attempt(attempt)
@@ -261,8 +267,8 @@ class RestoreFollower:
                             self.book.work(flight.work_id).region.id, flight.kind, flight.store_id)
                 self._apply(self.book.task_failed(flight.work_id, f"agent of store {flight.store_id} lost"))
 
-    def _failed(self, flight: Flight, error: str) -> None:
-        if is_refusal(error):  # the agent's configuration, not the region: retrying cannot help
+    def _failed(self, flight: Flight, error: str, kind: str = "retryable") -> None:
+        if kind == "refused":  # the agent's configuration, not the region: retrying cannot help
             raise CommandError(error)
         del self.in_flight[flight.attempt]
         self.jobs.cancel_attempt(flight.attempt)

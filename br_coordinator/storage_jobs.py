@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from br_common.fleet import messages as m
 from br_common.fleet.app import send
-from br_common.fleet.destinations import is_refusal
 from br_common.fleet.queues import storage_queue
 from br_common.fleet.registry import Registry
+from br_common.fleet.task_errors import failure_kind
 from br_coordinator.errors import CommandError
 from br_coordinator.following import work_lost
 
@@ -42,7 +42,7 @@ def call_storage(app: Celery, registry: Registry, cluster_id: int, name: str, pa
                 return m.parse(result_model, value)
             if state in ("FAILURE", "REVOKED"):
                 error = str(result.result)
-                raise CommandError(error if is_refusal(error) else f"{shadow}: {error}")
+                raise CommandError(error if failure_kind(result.result) == "refused" else f"{shadow}: {error}")
             if work_lost(state, result.info, agents, {a.instance: a for a in registry.alive(cluster_id)}):
                 break
             time.sleep(POLL)

@@ -5,6 +5,7 @@
     allows(["s3://bkt/tidb"], "s3://bkt/tidb2")                        # False: '/' boundary
     allows(["s3://bkt/tidb"], "s3://bkt/tidb?endpoint=http://evil:9000")  # False: AWS only
     refusal(2, url, entries)  -> "agent of store 2 refuses <url>: not in its allowed_destinations [...]"
+                                 (the agent raises it as a TaskRefusedError: br_common.fleet.task_errors)
 
 Why the endpoint counts: a task naming an allowed bucket and prefix on ANOTHER server would
 otherwise send the store's data wherever the task says. An entry without `endpoint` therefore
@@ -15,13 +16,9 @@ coordinator (early, from the agents' heartbeats) use this module, so they cannot
 from __future__ import annotations
 
 import json
-import re
 
 from br_common.storage.schemes import parse_storage_url
 from br_common.storage.url import Location
-
-_REFUSAL_RE = re.compile(r"^agent of store \d+ refuses ")
-
 
 def parse_entry(entry: str) -> Location:
     """An allowlist entry: s3://bucket[/prefix][?endpoint=URL] or local:///path (ValueError)."""
@@ -46,11 +43,6 @@ def allows(entries: list[str], url: str) -> bool:
 def refusal(store_id: int, url: str, entries: list[str]) -> str:
     """The one line an agent fails a refused task with (and the coordinator shows as is)."""
     return f"agent of store {store_id} refuses {url}: not in its allowed_destinations {json.dumps(entries)}"
-
-
-def is_refusal(message: str) -> bool:
-    """A task error that retrying cannot fix (the agent's configuration must change)."""
-    return bool(_REFUSAL_RE.match(message))
 
 
 def _entry_or_none(entry: str) -> Location | None:

@@ -12,6 +12,7 @@ from br_common.fleet import messages as m
 from br_common.fleet.jobs import JobSpec, JobStore, Lease
 from br_common.fleet.keyranges import tiling_problem
 from br_common.fleet.registry import AgentInfo, Registry
+from br_common.fleet.task_errors import TaskRefusedError
 from br_coordinator.errors import CommandError
 from br_coordinator.follower import BackupFollower, FollowerConfig
 from br_coordinator.planner import PlannedTask
@@ -139,7 +140,7 @@ def test_an_allowlist_refusal_fails_at_once_with_the_agents_line() -> None:
     def worker(payload: dict, queue: str, result: FakeResult) -> None:
         sent.append(queue)
         line = 'agent of store 1 refuses s3://b/p: not in its allowed_destinations ["s3://bkt/tidb"]'
-        result.state, result.result = "FAILURE", RuntimeError(line)
+        result.state, result.result = "FAILURE", TaskRefusedError(line)
 
     follower, _, _, _ = _setup(worker, FakePD.from_bounds([], [1]), [_agent(1, 1)], max_attempts=5)
     with pytest.raises(CommandError) as caught:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from br_common.fleet.destinations import allows, is_refusal, parse_entry, refusal
+from br_common.fleet.destinations import allows, parse_entry, refusal
+from br_common.fleet.task_errors import TaskError, TaskRefusedError, failure_kind
 
 MINIO = "http://minio.internal:9000"
 
@@ -57,4 +58,5 @@ def test_bad_entries_are_one_line_errors_without_secrets(entry: str, words: str)
 def test_refusal_line() -> None:
     line = refusal(2, "s3://bkt/x", ["s3://bkt/tidb"])
     assert line == 'agent of store 2 refuses s3://bkt/x: not in its allowed_destinations ["s3://bkt/tidb"]'
-    assert is_refusal(line) and not is_refusal(f"upload failed: {line}")
+    assert failure_kind(TaskRefusedError(line)) == "refused"  # decided by the type, never by the words
+    assert failure_kind(TaskError(line)) == failure_kind(RuntimeError(line)) == failure_kind(line) == "retryable"

@@ -10,6 +10,7 @@ from br_common.backupmeta import meta as backupmeta
 from br_common.fleet.messages import KeyRange
 from br_common.fleet.registry import AgentInfo
 from br_common.fleet.restore_messages import DownloadResult, IngestResult, StagedPiece
+from br_common.fleet.task_errors import TaskRefusedError
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
 from br_coordinator import restore_follower, restore_plan as rp
@@ -103,7 +104,7 @@ def test_an_allowlist_refusal_stops_the_restore_at_once_with_the_agents_line() -
     follower = _follower(pd, parts)
     follower.book.add(rp.assign_regions(parts, pd.regions, "j")[0])
     line = 'agent of store 1 refuses s3://b/p: not in its allowed_destinations ["s3://bkt/tidb"]'
-    failed = SimpleNamespace(state="FAILURE", result=RuntimeError(line), info=None)
+    failed = SimpleNamespace(state="FAILURE", result=TaskRefusedError(line), info=None)
     follower.in_flight["x"] = restore_follower.Flight("x", "download", 1, 1, failed, {"h/100/b"})
     with pytest.raises(CommandError) as caught:
         follower._poll()
