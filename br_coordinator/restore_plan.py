@@ -9,8 +9,8 @@
     ingest_store(work)                                # ... then the leader ingests
 
 A part normally lies inside one region after the split; if PD split it again meanwhile it is
-cut into several pieces (the agent crops such a piece before Download, see
-br_agent.restore_tasks). Keys are bytes; an empty end key means "unbounded".
+cut into several pieces (Download cuts the file to a piece's range, as TiKV does; the agent
+counts the piece's checksum, see br_agent.restore_tasks). Keys are bytes; an empty end key means "unbounded".
 """
 from __future__ import annotations
 
@@ -361,7 +361,7 @@ def _piece_checksum(piece: Piece, staged: StagedPiece | None) -> Checksum:
     if piece.whole_file:
         return file_checksum(piece.file)
     if staged is None or staged.checksum is None:
-        return Checksum()  # empty crop; a missing count shows up in verification
+        return Checksum()  # nothing of the file in the piece; a missing count shows up in verification
     return staged.checksum
 
 

@@ -8,10 +8,11 @@
     def download(payload: dict) -> dict:
         task = parse(DownloadTask, payload)
 
-Flow per target region: every peer's agent runs DOWNLOAD (fetch, check sha256/size, crop if the
-piece is only part of the file, ImportSST.Download), then the leader's agent runs INGEST
-(MultiIngest). When the restore ends, however it ends, each store's agent runs DISCARD for what
-was staged there and never ingested. CHECK_OBJECTS runs on `br.<cluster>.storage` before anything is touched. Bytes as hex;
+Flow per target region: every peer's agent runs DOWNLOAD (fetch, check sha256/size, count the
+checksum of a piece that is only part of its file, ImportSST.Download with the piece's range: the
+store cuts the file to it), then the leader's agent runs INGEST (MultiIngest). When the restore
+ends, however it ends, each store's agent runs DISCARD for what was staged there and never
+ingested. CHECK_OBJECTS runs on `br.<cluster>.storage` before anything is touched. Bytes as hex;
 nothing here holds a secret.
 """
 from __future__ import annotations
@@ -122,7 +123,7 @@ class StagedPiece(Message):
     last_key: HexBytes = b""
     is_empty: bool = False
     length: int = 0
-    checksum: Checksum | None = None  # of a cropped piece (the agent counted it); None = the whole file
+    checksum: Checksum | None = None  # of a piece that is part of its file (the agent counted it); None = whole
 
 
 class DownloadResult(Message):
