@@ -6,6 +6,7 @@ file itself is left untouched). Keys come back as stored: TiKV's files hold data
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,10 +30,11 @@ def read_sst(path: Path, scratch_parent: Path) -> Iterator[Iterator[tuple[bytes,
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         db = Rdict(str(scratch / "db"), options)
+        source, move = _linked(path, scratch)
         ingest = IngestExternalFileOptions()
-        ingest.set_move_files(False)
+        ingest.set_move_files(move)
         try:
-            db.ingest_external_file([str(path)], ingest)
+            db.ingest_external_file([str(source)], ingest)
         except Exception as exc:  # noqa: BLE001 - rocksdict raises plain Exception for IO errors and corruption
             raise SstError(f"cannot read SST {path}: {exc}") from None
         yield _pairs(db)
@@ -40,6 +42,17 @@ def read_sst(path: Path, scratch_parent: Path) -> Iterator[Iterator[tuple[bytes,
         if db is not None:
             db.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _linked(path: Path, scratch: Path) -> tuple[Path, bool]:
+    """A hard link the scratch DB may take over (no copy of the file's bytes), else the file itself
+    to be copied (another filesystem, or a missing file: ingest reports that)."""
+    link = scratch / "input.sst"
+    try:
+        os.link(path, link)
+    except OSError:
+        return path, False
+    return link, True
 
 
 def _pairs(db: Rdict) -> Iterator[tuple[bytes, bytes]]:
