@@ -14,6 +14,7 @@ import hashlib
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from pathlib import Path
 
 import grpc
@@ -127,6 +128,10 @@ class _Uploader:
         self._stage = stage
         self._report = report
         self._pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="br-upload")
+        # --checksum reads each file back while it uploads (CPU beside I/O): a file that fails the
+        # check fails the task and is never recorded, its object left under the attempt's own name
+        self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="br-check")
+        self._check_pairs = task.checksum and rules(task.kind).checksum_of_file_pairs
         self._futures: list[tuple[str, Future]] = []  # (the store's file name, its upload)
         self._lock = threading.Lock()
         self.bytes_done = 0
@@ -144,21 +149,28 @@ class _Uploader:
             return {name: future.result() for name, future in self._futures}
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._checks.shutdown(wait=True, cancel_futures=True)
 
     def _upload(self, info: m.FileInfo) -> m.FileInfo:
         name = _checked_name(info.name, self._context.store_id)
         path = self._stage / name
         key = attempt_object_name(name, self._task.attempt)  # fenced: see br_common.backupmeta.layout
+        check: Future | None = None
         try:
             skip = self._context.jobs(self._task.job_id).skip_reason(self._task.attempt)
             if skip:  # cancelled (job failed, interrupted, attempt resent): stop uploading now
                 raise AttemptCancelled(f"stopped: {skip}")
             _verify(path, info)
-            if self._task.checksum and rules(self._task.kind).checksum_of_file_pairs:
-                _verify_pairs(path, info, self._stage / ".scratch")
-            if not self._storage.put_file_exclusive(key, path, info.sha256):
+            if self._check_pairs:
+                check = self._checks.submit(_verify_pairs, path, info, self._stage / ".scratch")
+            uploaded = self._storage.put_file_exclusive(key, path, info.sha256)
+            if check is not None:
+                check.result()  # raises: the task fails before this file is recorded anywhere
+            if not uploaded:
                 raise AgentTaskError(f"{key} already exists with other content: not overwritten")
         finally:
+            if check is not None:
+                wait_for([check])  # it reads the file: remove it only after
             path.unlink(missing_ok=True)
         info = info.model_copy(update={"name": key})
         with self._lock:
@@ -205,4 +217,4 @@ def _verify_pairs(path: Path, info: m.FileInfo, scratch: Path) -> None:
     except SstError as exc:
         raise AgentTaskError(f"staged file {info.name}: {exc}") from None
     if got != want:
-        raise AgentTaskError(f"staged file {info.name} holds {got}, the store counted {want}: not uploaded")
+        raise AgentTaskError(f"staged file {info.name} holds {got}, the store counted {want}: not recorded")

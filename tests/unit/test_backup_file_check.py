@@ -40,7 +40,7 @@ def test_a_file_whose_pairs_match_the_store_counts_passes(tmp_path: Path) -> Non
 
 def test_a_file_that_differs_from_the_store_counts_is_not_uploaded(tmp_path: Path) -> None:
     path = _sst(tmp_path / "f.sst", [(data_key(k), v) for k, v in PAIRS[:-1]])  # one pair short
-    with pytest.raises(AgentTaskError, match="the store counted .*: not uploaded"):
+    with pytest.raises(AgentTaskError, match="the store counted .*: not recorded"):
         backup_tasks._verify_pairs(path, _info(Checksum().add_pairs(PAIRS)), tmp_path / "scratch")
 
 
