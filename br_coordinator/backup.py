@@ -31,6 +31,7 @@ from br_coordinator import flags
 from br_coordinator.errors import CommandError
 from br_coordinator.follower import BackupFollower, FollowerConfig
 from br_coordinator.following import check_agents
+from br_coordinator.job_options import BackupOptions
 from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
 from br_coordinator.gc_keeper import GCKeeper
 from br_coordinator.planner import PlannedTask
@@ -70,21 +71,20 @@ def run_raw(args: argparse.Namespace) -> int:
 # --- the job ------------------------------------------------------------------------------------
 @dataclass
 class Backup:
-    args: argparse.Namespace
-    whole: m.KeyRange
-    kind: BackupKind
+    options: BackupOptions
     conn: Connections
 
     def __post_init__(self) -> None:
+        self.whole, self.kind = self.options.whole, self.options.kind
         self.specs, self.settings, self.pd = self.conn.specs, self.conn.settings, self.conn.pd
         self.app = make_app(self.settings.broker, self.settings)
         self.registry = Registry(self.conn.redis)
         self._call_storage = partial(call_storage, self.app, self.registry, self.pd.cluster_id)
         spec = JobSpec(kind="backup", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
                        ranges=[self.whole], options={"backup_kind": self.kind.value,
-                                                     "compression": self.args.compression,
-                                                     "compression_level": self.args.compression_level,
-                                                     "backupts": self.args.backupts})
+                                                     "compression": self.options.compression,
+                                                     "compression_level": self.options.compression_level,
+                                                     "backupts": self.options.backupts})
         self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
@@ -108,8 +108,8 @@ class Backup:
         backup_ts = self._backup_ts(state)
         log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
                  backup_ts, ts_time(backup_ts))
-        with GCKeeper(self.pd, self.job_id, backup_ts, self.args.gcttl, keep_for=self.args.checkpoint_gcttl):
-            self.runner.resumable_for = self.args.checkpoint_gcttl  # from here on the safe point outlives a failure
+        with GCKeeper(self.pd, self.job_id, backup_ts, self.options.gcttl, keep_for=self.options.checkpoint_gcttl):
+            self.runner.resumable_for = self.options.checkpoint_gcttl  # from here on the safe point outlives a failure
             if not state.lock_acquired:
                 self._lock()
             records = self._follow(backup_ts)
@@ -141,13 +141,13 @@ class Backup:
     def _new_backup_ts(self) -> int:
         """--backupts, --timeago before now, or now; never after PD's current time."""
         now = self.pd.tso()
-        if self.args.backupts:
-            ts = self.args.backupts
+        if self.options.backupts:
+            ts = self.options.backupts
             if ts > now:  # BR accepts it, and then holds data as of when it ran, not as of the ts it names
                 raise CommandError(f"--backupts {ts} ({ts_time(ts)}) is after PD's current time {ts_time(now)}: "
                                    f"a backup can only hold what is already committed; use a past ts or omit it")
             return ts
-        ts = from_unix_seconds(physical_ms(now) / 1000 - self.args.timeago) if self.args.timeago else now
+        ts = from_unix_seconds(physical_ms(now) / 1000 - self.options.timeago) if self.options.timeago else now
         if ts > now:
             raise CommandError("--timeago must not be negative")
         return ts
@@ -169,7 +169,7 @@ class Backup:
     def _follow(self, backup_ts: int) -> list[RangeRecord]:
         done = self.jobs.ranges()
         todo = subtract(self.whole, [r.range for r in done])
-        config = FollowerConfig(concurrency=self.args.concurrency)
+        config = FollowerConfig(concurrency=self.options.concurrency, max_attempts=self.options.max_attempts)
         progress = JobProgress(f"backup {self.job_id}")
         follower = BackupFollower(self.app, self.pd, self.registry, self.jobs, self.lease,
                                   lambda attempt, task: self._range_task(attempt, task, backup_ts), config,
@@ -195,10 +195,9 @@ class Backup:
     def _range_task(self, attempt: str, task: PlannedTask, backup_ts: int) -> m.BackupRangeTask:
         return m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
                                  store_id=task.store_id, range=task.range, backup_ts=backup_ts, kind=self.kind,
-                                 checksum=self.args.checksum,
-                                 rate_limit=flags.rate_limit_bytes(self.args),
-                                 store_budget=flags.rate_limit_bytes(self.args), compression=self.args.compression,
-                                 compression_level=self.args.compression_level, storage=self._storage_spec())
+                                 checksum=self.options.checksum, rate_limit=self.options.rate_limit,
+                                 store_budget=self.options.rate_limit, compression=self.options.compression,
+                                 compression_level=self.options.compression_level, storage=self._storage_spec())
 
     def _storage_spec(self) -> m.StorageSpec:
         return self.specs.for_agents(self.registry.alive(self.pd.cluster_id))
@@ -228,7 +227,7 @@ class Backup:
             ("backup_ts", f"{meta.end_version} ({ts_time(meta.end_version)})"),
             ("files", str(len(meta.files))), ("size", f"{human_bytes(size)} ({size} bytes in SST files)"),
             ("kvs", f"{kvs} ({human_bytes(raw)} of keys and values)"),
-            ("checksum", f"{len(meta.files)} files checked against the store's counts" if self.args.checksum
+            ("checksum", f"{len(meta.files)} files checked against the store's counts" if self.options.checksum
                          else "skipped (--checksum=false)"),
             ("duration", f"{elapsed:.1f}s"),
             ("throughput", f"{human_bytes(raw / elapsed if elapsed else 0)}/s of data, "
@@ -239,8 +238,9 @@ class Backup:
 def run(args: argparse.Namespace, whole: m.KeyRange, kind: BackupKind) -> int:
     if args.storage and args.backupts and args.timeago:
         raise CommandError("--backupts and --timeago are exclusive")
+    options = BackupOptions.from_args(args, whole, kind)
     with connections(args, warn_credentials=True) as conn:
-        return Backup(args, whole, kind, conn).run()
+        return Backup(options, conn).run()
 
 
 def _cluster_version(pd: PDClient) -> str:

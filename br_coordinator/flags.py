@@ -2,7 +2,7 @@
 
     parser = subparsers.add_parser("full", parents=[flags.common_parser(), flags.backup_parser()])
     args = parser.parse_args(...)
-    flags.s3_flags(args) -> S3Flags; flags.rate_limit_bytes(args); flags.resolve_broker(args)
+    flags.s3_flags(args) -> S3Flags; flags.resolve_broker(args) (job options: br_coordinator.job_options)
 
 Boolean flags behave as Go's pflag: `--checksum` = true, `--checksum=false` turns it off.
 """
@@ -291,11 +291,6 @@ def tls_config(args: argparse.Namespace) -> TLSConfig:
 def s3_flags(args: argparse.Namespace) -> S3Flags:
     return S3Flags(**{name.replace("-", "_"): getattr(args, f"s3_{name.replace('-', '_')}")
                       for name in FLAG_PARAMS})
-
-
-def rate_limit_bytes(args: argparse.Namespace) -> int:
-    """--ratelimit is MiB/s per store; the store's requests take bytes/s."""
-    return args.ratelimit * MiB
 
 
 def resolve_broker(args: argparse.Namespace) -> str:

@@ -31,6 +31,7 @@ from br_coordinator import flags
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
 from br_coordinator.following import check_agents
+from br_coordinator.job_options import RestoreOptions
 from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
 from br_coordinator.restore_follower import FollowStats, RestoreFollowConfig, RestoreFollower
@@ -38,9 +39,6 @@ from br_coordinator.storage_jobs import call_storage
 
 log = logging.getLogger("br.restore")
 
-SPLIT_BATCH = 1024  # split keys per SplitRegions call
-DISCARD_TIMEOUT = 15.0  # seconds to wait for the agents to drop what this run staged and never ingested
-SPEC_REFRESH = 1.0  # seconds a StorageSpec (sealed to the agents alive then) is reused
 
 
 # --- CLI ----------------------------------------------------------------------------------------
@@ -83,18 +81,19 @@ def run_raw(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace, wanted: m.KeyRange | None) -> int:
+    options = RestoreOptions.from_args(args, wanted)
     with connections(args, errors=(plan.PlanError,)) as conn:
-        return Restore(args, wanted, conn).run()
+        return Restore(options, conn).run()
 
 
 # --- the job ------------------------------------------------------------------------------------
 @dataclass
 class Restore:
-    args: argparse.Namespace
-    wanted: m.KeyRange | None
+    options: RestoreOptions
     conn: Connections
 
     def __post_init__(self) -> None:
+        self.wanted = self.options.wanted
         self.specs, self.settings, self.pd = self.conn.specs, self.conn.settings, self.conn.pd
         self.app = make_app(self.settings.broker, self.settings)
         self.registry = Registry(self.conn.redis)
@@ -165,7 +164,7 @@ class Restore:
                 found = kv.scan(r.start, r.end, limit=1, key_only=True)
                 if not found:
                     continue
-                if self.args.allow_non_empty:
+                if self.options.allow_non_empty:
                     log.warning("the target holds keys in %s (e.g. %r): restoring over them (--allow-non-empty)",
                                 r.label(), found[0][0])
                     continue
@@ -190,8 +189,9 @@ class Restore:
         if not parts:
             return []
         keys = plan.split_keys(parts)
-        for i in range(0, len(keys), SPLIT_BATCH):
-            self.pd.split_regions(keys[i:i + SPLIT_BATCH])
+        batch = self.options.split_batch
+        for i in range(0, len(keys), batch):
+            self.pd.split_regions(keys[i:i + batch])
         regions = self._regions(ranges)
         failed = self.pd.scatter_regions([r.id for r in regions], group=f"br-restore-{self.job_id}")
         if failed:
@@ -213,7 +213,7 @@ class Restore:
             app=self.app, pd=self.pd, registry=self.registry, jobs=self.jobs, lease=self.lease, book=book,
             make_download=lambda attempt, store, work: self._download_task(attempt, store, work, restore_ts),
             make_ingest=lambda attempt, store, work, ssts: self._ingest_task(attempt, store, work, ssts),
-            config=RestoreFollowConfig(concurrency=self.args.concurrency),
+            config=RestoreFollowConfig(concurrency=self.options.concurrency),
             on_part=lambda done: self._part_done(done),
             on_progress=lambda done_bytes, done_parts: progress.update(done_parts, len(parts), done_bytes))
         completed = False
@@ -225,7 +225,7 @@ class Restore:
             raise
         finally:
             progress.close()
-            discarded = follower.discard_unconsumed(DISCARD_TIMEOUT, completed)
+            discarded = follower.discard_unconsumed(self.options.discard_timeout, completed)
             if discarded:
                 log.info("removed %d staged SSTs that this run will not ingest from the stores", discarded)
         return stats
@@ -233,7 +233,7 @@ class Restore:
     def _download_task(self, attempt: str, store_id: int, work: rm.RegionWork, restore_ts: int) -> rm.DownloadTask:
         return rm.DownloadTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
                                store_id=store_id, region=work.region, pieces=work.pieces, restore_ts=restore_ts,
-                               kind=self.kind, rate_limit=flags.rate_limit_bytes(self.args),
+                               kind=self.kind, rate_limit=self.options.rate_limit,
                                storage=self._storage_spec())
 
     def _ingest_task(self, attempt: str, store_id: int, work: rm.RegionWork,
@@ -251,14 +251,14 @@ class Restore:
     def _storage_spec(self) -> m.StorageSpec:
         """Sealed to the live agents (with -c); one registry read per second, not one per task."""
         now = time.monotonic()
-        if self._spec is None or now - self._spec[0] > SPEC_REFRESH:
+        if self._spec is None or now - self._spec[0] > self.options.spec_refresh:
             self._spec = (now, self.specs.for_agents(self.registry.alive(self.pd.cluster_id)))
         return self._spec[1]
 
     # --- after ---------------------------------------------------------------------------------------
     def _verify(self, ranges: list[m.KeyRange]) -> bool:
         """RawChecksum of every restored range == XOR/sums of its files (backupmeta's numbers)."""
-        if not self.args.checksum:
+        if not self.options.checksum:
             log.warning("--checksum=false: the restore is not verified")
             return False
         restored = [(r.range, Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))

@@ -5,9 +5,12 @@ import argparse
 
 import pytest
 
+from br_common.backupmeta.kind import BackupKind
+from br_common.fleet.messages import KeyRange
 from br_common.tso import compose
 from br_coordinator import flags
 from br_coordinator.cli import main
+from br_coordinator.job_options import BackupOptions
 from br_coordinator.run import parse_args
 
 
@@ -32,7 +35,9 @@ def test_booleans_behave_like_pflag() -> None:
 def test_s3_flags_and_rate_limit() -> None:
     args = _parse("--s3.region", "eu-west-1", "--s3.storage-class", "STANDARD_IA", "--ratelimit", "128")
     assert flags.s3_flags(args).given() == {"region": "eu-west-1", "storage-class": "STANDARD_IA"}
-    assert flags.rate_limit_bytes(args) == 128 * 1024 * 1024
+    options = BackupOptions.from_args(args, KeyRange(), BackupKind.RAW)
+    assert options.rate_limit == 128 * 1024 * 1024 and options.checksum and options.gcttl == 300
+    assert options.checkpoint_gcttl == 4320 and options.compression == "zstd" and options.concurrency == 4
 
 
 def test_durations_timestamps_and_keys() -> None:
