@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from br_agent import metrics
 from br_agent.metered_storage import MeteredStorage
+from br_agent.storage_cache import StorageCache
 from br_common.fleet import destinations
 from br_common.fleet.jobs import JobStore
 from br_common.fleet.messages import StorageSpec
@@ -47,7 +48,7 @@ class AgentContext:
     tls: TLSConfig = field(default_factory=TLSConfig)  # the store's gRPC (clusters with enable_tls)
     store_import_dir: Path | None = None  # TiKV's import directory on this host (None: not ours to clean)
     _channel: grpc.Channel | None = None
-    _storages: dict[tuple[str, str, int], ExternalStorage] = field(default_factory=dict)
+    storages: StorageCache = field(default_factory=StorageCache)
     _secrets: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -110,18 +111,13 @@ class AgentContext:
                                                                    self.info.allowed_destinations))
             raise TaskRefusedError(destinations.refusal(self.store_id, spec.url, self.info.allowed_destinations))
         sealed = spec.sealed.model_dump_json() if spec.sealed is not None else ""
-        key = (spec.url, sealed, rate_limit)
-        with self._lock:
-            storage = self._storages.get(key)
-        if storage is not None:
-            return storage
+        return self.storages.get((spec.url, sealed, rate_limit), lambda: self._open(spec, rate_limit))
+
+    def _open(self, spec: StorageSpec, rate_limit: int) -> ExternalStorage:
         location = parse_storage_url(spec.url)
         if spec.sealed is not None:
             location = self._with_credentials(location, spec.sealed)
-        storage = _metered(open_storage(location, options=StorageOptions(rate_limit=rate_limit or None)))
-        with self._lock:
-            self._storages[key] = storage
-        return storage
+        return _metered(open_storage(location, options=StorageOptions(rate_limit=rate_limit or None)))
 
     def _with_credentials(self, location: Location, box: SealedBox) -> Location:
         if self.private_key is None or self.info.public_key not in box.parts:
@@ -148,11 +144,9 @@ class AgentContext:
         return text
 
     def close(self) -> None:
+        self.storages.close()
         with self._lock:
-            storages, self._storages = list(self._storages.values()), {}
             channel, self._channel = self._channel, None
-        for storage in storages:
-            storage.close()
         if channel is not None:
             channel.close()
 

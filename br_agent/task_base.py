@@ -52,6 +52,8 @@ def agent_task(name: str, model: type[M]) -> Callable[[Run], Task]:
             except Exception as exc:  # noqa: BLE001 - one safe line, not a traceback with locals
                 log.exception("task %s failed", name)
                 raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
+            finally:
+                context.storages.release_held()  # idle ones close after a while (StorageCache)
             return result.model_dump(mode="json")
         return task
     return register
