@@ -30,7 +30,7 @@ import grpc
 from br_agent.context import AgentContext, AgentTaskError
 from br_agent.interruption import AttemptCancelled
 from br_agent.sst_files import SstError, sst_checksum
-from br_agent.task_base import Report, agent_task
+from br_agent.task_base import Report, agent_task, stop_if_withdrawn
 from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
@@ -95,13 +95,13 @@ def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: Exter
 def _unstage_if_withdrawn(context: AgentContext, task: rm.DownloadTask, staged: list[rm.StagedPiece]) -> None:
     """A download that outlived its attempt (the coordinator died and a rerun took over, or the job
     ended) removes what it staged: nobody will ingest it (a dead run's work landing late)."""
-    skip = context.jobs(task.job_id).skip_reason(task.attempt)
-    if not skip:
-        return
-    if context.store_import_dir is not None:
-        for path in staged_ssts(context.store_import_dir, [s.uuid for s in staged]):
-            path.unlink(missing_ok=True)
-    raise AttemptCancelled(f"{skip}: its staged pieces removed")
+    try:
+        stop_if_withdrawn(context, task)
+    except AttemptCancelled as exc:
+        if context.store_import_dir is not None:
+            for path in staged_ssts(context.store_import_dir, [s.uuid for s in staged]):
+                path.unlink(missing_ok=True)
+        raise AttemptCancelled(f"{exc}: its staged pieces removed") from None
 
 
 def _part_checksum(path: Path, piece: rm.Piece, scratch: Path) -> Checksum:

@@ -34,7 +34,7 @@ from br_common.fleet.task_errors import failure_kind
 from br_common.pd_client import PDClient, PDError
 from br_coordinator.errors import CommandError
 from br_coordinator.following import RUNNING_STATES, AgentWatch, FollowConfig, backoff, cancel_attempts, \
-    check_lease, error_text
+    cancel_earlier_runs, check_lease, error_text
 from br_coordinator.planner import PlannedTask, plan_range
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,7 @@ class BackupFollower:
 
     # --- main loop ----------------------------------------------------------------------------
     def run(self, todo: list[m.KeyRange]) -> Totals:
-        cancelled = self.jobs.cancel_earlier_attempts()
-        if cancelled:
-            log.info("cancelled %d attempts of earlier runs of job %s", cancelled, self.jobs.job_id)
+        cancel_earlier_runs(self.jobs)
         self.pending.extend(Work(r) for r in todo)
         while self.pending or self.in_flight or any(self.ready.values()):
             check_lease(self.lease, self.jobs.job_id)

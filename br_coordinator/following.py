@@ -47,6 +47,14 @@ def check_lease(lease: Lease, job_id: str) -> None:
         raise CommandError(f"lost the lease of job {job_id} (another coordinator took it?)")
 
 
+def cancel_earlier_runs(jobs: JobStore) -> None:
+    """At the start of a run: the attempts earlier runs of the job sent are withdrawn (their
+    coordinator is gone; a task of theirs still running stops, or removes what it staged)."""
+    cancelled = jobs.cancel_earlier_attempts()
+    if cancelled:
+        log.info("cancelled %d attempts of earlier runs of job %s", cancelled, jobs.job_id)
+
+
 def cancel_attempts(jobs: JobStore, attempts: list[str], app: Celery | None = None) -> None:
     """On failure/interrupt: agents skip the attempts they have not started (and stop a backup
     between files), and a late redelivery of one does nothing. With `app`, Celery's revoke is

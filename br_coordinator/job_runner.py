@@ -39,7 +39,6 @@ log = logging.getLogger("br")
 LEASE_TTL_MS = 30_000
 
 
-
 # --- small helpers both verbs print with ---------------------------------------------------------
 def one_line(exc: BaseException) -> str:
     """The first line of an error: what the job record keeps as its failure message."""

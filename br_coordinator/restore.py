@@ -40,7 +40,6 @@ from br_coordinator.storage_jobs import call_storage
 log = logging.getLogger("br.restore")
 
 
-
 # --- CLI ----------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
     restore = subparsers.add_parser("restore", help="restore a TiKV cluster from a backup",

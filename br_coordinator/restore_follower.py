@@ -28,7 +28,8 @@ from br_common.fleet.task_errors import failure_kind
 from br_common.pd_client import PDClient, PDError
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
-from br_coordinator.following import AgentWatch, FollowConfig, backoff, cancel_attempts, check_lease, error_text
+from br_coordinator.following import AgentWatch, FollowConfig, backoff, cancel_attempts, cancel_earlier_runs, \
+    check_lease, error_text
 
 log = logging.getLogger("br.restore")
 
@@ -86,11 +87,7 @@ class RestoreFollower:
         self.watch = AgentWatch(self.registry, self.pd, self.config)
 
     def run(self, works: list[rm.RegionWork]) -> FollowStats:
-        # a killed run's downloads may still be running: withdrawn, they stage nothing more that
-        # stays (br_agent.restore_tasks removes what such a download staged), as backup does
-        cancelled = self.jobs.cancel_earlier_attempts()
-        if cancelled:
-            log.info("cancelled %d attempts of earlier runs of job %s", cancelled, self.jobs.job_id)
+        cancel_earlier_runs(self.jobs)  # a killed run's download still running removes what it staged
         self.stats.regions = len(works)
         for work in works:
             self._apply(self.book.add(work))

@@ -25,8 +25,8 @@ from br_common.storage.url import Location, LocalLocation, S3Credentials, S3Flag
 
 __all__ = [
     "ExternalStorage", "Location", "LocalLocation", "LocalStorage", "ObjectNotFound", "S3Credentials", "S3Flags",
-    "S3Location", "S3Storage", "StorageError", "StorageLocation", "StorageOptions", "StoredObject", "check_key", "check_prefix",
-    "location_from_pb", "open_storage", "parse_storage_url",
+    "S3Location", "S3Storage", "StorageError", "StorageLocation", "StorageOptions", "StoredObject", "check_key",
+    "check_prefix", "location_from_pb", "open_storage", "parse_storage_url",
 ]
 
 

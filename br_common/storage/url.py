@@ -370,10 +370,6 @@ def s3_from_pb(backend: brpb_pb2.StorageBackend) -> S3Location:
 
 def local_path(path: str, flags: S3Flags | None) -> LocalLocation:
     """A bare absolute path is a local storage (as in BR)."""
-    return _local(path, flags)
-
-
-def _local(path: str, flags: S3Flags | None) -> LocalLocation:
     if flags is not None and flags.given():
         raise ValueError("--s3.* flags apply only to s3:// storage")
     return _validated({"kind": "local", "path": path})  # type: ignore[return-value]
@@ -385,7 +381,7 @@ def parse_local_url(url: str, flags: S3Flags | None) -> LocalLocation:
         raise ValueError("a local storage URL needs an absolute path: local:///absolute/path")
     if parts.query or parts.fragment:
         raise ValueError("a local storage URL takes no parameters")
-    return _local(unquote(parts.path), flags)
+    return local_path(unquote(parts.path), flags)
 
 
 def parse_s3_url(url: str, flags: S3Flags | None) -> S3Location:
