@@ -29,14 +29,17 @@ from br_common.pd_client import PDClient, PDError
 from br_common.tso import from_unix_seconds, physical_ms
 from br_coordinator import flags
 from br_coordinator.errors import CommandError
-from br_coordinator.follower import BackupFollower, FollowerConfig
-from br_coordinator.following import check_agents
+from br_coordinator.follow.agents import FollowConfig, check_agents
+from br_coordinator.follow.backup_book import LANE, BackupBook, BackupTotals
+from br_coordinator.follow.book import Send
+from br_coordinator.follow.engine import FollowEngine, Outgoing
+from br_coordinator.follow.resolvers import BackupResolver
 from br_coordinator.job_options import BackupOptions
 from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
 from br_coordinator.gc_keeper import GCKeeper
-from br_coordinator.planner import PlannedTask
+from br_coordinator.backup_plan import PlannedTask
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
-from br_coordinator.storage_jobs import call_storage
+from br_coordinator.follow.storage_book import call_storage
 
 log = logging.getLogger("br.backup")
 
@@ -79,7 +82,7 @@ class Backup:
         self.specs, self.settings, self.pd = self.conn.specs, self.conn.settings, self.conn.pd
         self.app = make_app(self.settings.broker, self.settings)
         self.registry = Registry(self.conn.redis)
-        self._call_storage = partial(call_storage, self.app, self.registry, self.pd.cluster_id)
+        self._call_storage = partial(call_storage, self.app, self.pd, self.registry)
         spec = JobSpec(kind="backup", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
                        ranges=[self.whole], options={"backup_kind": self.kind.value,
                                                      "compression": self.options.compression,
@@ -169,35 +172,40 @@ class Backup:
     def _follow(self, backup_ts: int) -> list[RangeRecord]:
         done = self.jobs.ranges()
         todo = subtract(self.whole, [r.range for r in done])
-        config = FollowerConfig(concurrency=self.options.concurrency, max_attempts=self.options.max_attempts)
+        totals = BackupTotals(done_regions=len(done), bytes_done=sum(f.size for r in done for f in r.files))
+        book = BackupBook(todo, self.options.max_attempts, totals)
         progress = JobProgress(f"backup {self.job_id}")
-        follower = BackupFollower(self.app, self.pd, self.registry, self.jobs, self.lease,
-                                  lambda attempt, task: self._range_task(attempt, task, backup_ts), config,
-                                  on_progress=progress.update)
-        follower.totals.done_regions = len(done)
-        follower.totals.bytes_done = sum(f.size for r in done for f in r.files)
+        engine = FollowEngine(self.app, self.pd, self.registry, book,
+                              lambda attempt, send: self._range_task(attempt, send, backup_ts),
+                              FollowConfig(concurrency=self.options.concurrency), BackupResolver(self.pd, book),
+                              self.jobs, self.lease, on_progress=lambda p: progress.update(*p))
         if done:
             log.info("resuming: %d ranges already backed up, %d pieces to go", len(done), len(todo))
         try:
-            totals = follower.run(todo)
+            stats = engine.run()
         except BaseException:
-            follower.cancel_all()
+            engine.cancel_all()
             raise
         finally:
             progress.close()
-        log.info("all ranges backed up: %d retries, %d resent after a lost agent", totals.retries, totals.resent_lost)
+        log.info("all ranges backed up: %d retries, %d resent after a lost agent", stats.retries, stats.resent_lost)
         records = self.jobs.ranges()
         problem = tiling_problem(self.whole, [r.range for r in records])
         if problem:
             raise CommandError(f"the backed-up ranges do not cover {self.whole.label()} exactly once: {problem}")
         return records
 
-    def _range_task(self, attempt: str, task: PlannedTask, backup_ts: int) -> m.BackupRangeTask:
-        return m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
-                                 store_id=task.store_id, range=task.range, backup_ts=backup_ts, kind=self.kind,
-                                 checksum=self.options.checksum, rate_limit=self.options.rate_limit,
-                                 store_budget=self.options.rate_limit, compression=self.options.compression,
-                                 compression_level=self.options.compression_level, storage=self._storage_spec())
+    def _range_task(self, attempt: str, send: Send, backup_ts: int) -> Outgoing:
+        assert send.lane == LANE and isinstance(send.body, PlannedTask)
+        task = send.body
+        message = m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
+                                    store_id=task.store_id, range=task.range, backup_ts=backup_ts, kind=self.kind,
+                                    checksum=self.options.checksum, rate_limit=self.options.rate_limit,
+                                    store_budget=self.options.rate_limit, compression=self.options.compression,
+                                    compression_level=self.options.compression_level, storage=self._storage_spec())
+        shadow = (f"backup job={self.job_id} store={task.store_id} {task.range.label()} "
+                  f"{task.regions} region{'s' if task.regions != 1 else ''}")
+        return Outgoing(m.BACKUP_RANGE, message, shadow)
 
     def _storage_spec(self) -> m.StorageSpec:
         return self.specs.for_agents(self.registry.alive(self.pd.cluster_id))

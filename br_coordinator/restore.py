@@ -6,7 +6,7 @@ record (resume: same restore ts, restored file parts skipped) -> backupmeta read
 an agent (the coordinator opens no storage) -> target must be empty in the restored ranges ->
 every object listed with its recorded size -> one restore ts from PD for the whole job ->
 split at every file boundary, scatter -> per-region download on every peer, then ingest on the
-leader (RestoreFollower) -> checksum of every range against backupmeta -> summary.
+leader (follow.engine with follow.restore_book) -> checksum of every range against backupmeta -> summary.
 """
 from __future__ import annotations
 
@@ -30,12 +30,16 @@ from br_common.tikv_client import RawKVClient
 from br_coordinator import flags
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
-from br_coordinator.following import check_agents
+from br_coordinator.follow.agents import FollowConfig, check_agents
+from br_coordinator.follow.book import Send
+from br_coordinator.follow.engine import FollowEngine, FollowStats, Outgoing
+from br_coordinator.follow.resolvers import RestoreResolver
+from br_coordinator.follow.restore_book import DOWNLOAD, Ingest, RestoreBook
+from br_coordinator.follow.storage_book import call_storage
+from br_coordinator.restore_discard import StagedDiscard, discard_unconsumed
 from br_coordinator.job_options import RestoreOptions
 from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
-from br_coordinator.restore_follower import FollowStats, RestoreFollowConfig, RestoreFollower
-from br_coordinator.storage_jobs import call_storage
 
 log = logging.getLogger("br.restore")
 
@@ -96,7 +100,7 @@ class Restore:
         self.specs, self.settings, self.pd = self.conn.specs, self.conn.settings, self.conn.pd
         self.app = make_app(self.settings.broker, self.settings)
         self.registry = Registry(self.conn.redis)
-        self._call_storage = partial(call_storage, self.app, self.registry, self.pd.cluster_id)
+        self._call_storage = partial(call_storage, self.app, self.pd, self.registry)
         spec = JobSpec(kind="restore", cluster_id=self.pd.cluster_id, storage_url=self.specs.url,
                        ranges=[self.wanted or m.KeyRange()], options={"full": self.wanted is None})
         # a restore holds no GC safe point: a rerun resumes it for as long as its record is kept
@@ -130,10 +134,10 @@ class Restore:
         self._check_objects(todo)
         restore_ts = self.jobs.fix_job_ts(self.pd.tso())  # the first run's ts wins: re-ingest is harmless
         regions = self._prepare_regions(todo, ranges)
-        stats = self._follow(todo, regions, restore_ts)
+        book, stats = self._follow(todo, regions, restore_ts)
         verified = self._verify(ranges)
         self.jobs.finish("done")
-        self._summary(meta, parts, restore_ts, stats, verified, resumed=resuming)
+        self._summary(meta, parts, restore_ts, book, stats, verified, resumed=resuming)
         return 0
 
     # --- before any change ---------------------------------------------------------------------------
@@ -204,48 +208,49 @@ class Restore:
         return [info for r in ranges for info in self.pd.scan_regions(r.start, r.end)]
 
     # --- the work ----------------------------------------------------------------------------------
-    def _follow(self, parts: list[rm.FilePart], regions: list[RegionInfo], restore_ts: int) -> FollowStats:
-        works = plan.assign_regions(parts, regions, self.job_id)
-        book = plan.RestoreBook(parts)
+    def _follow(self, parts: list[rm.FilePart], regions: list[RegionInfo],
+                restore_ts: int) -> tuple[RestoreBook, FollowStats]:
+        book = RestoreBook(parts, plan.assign_regions(parts, regions, self.job_id))
         progress = JobProgress(f"restore {self.job_id}", unit="files")
-        follower = RestoreFollower(
-            app=self.app, pd=self.pd, registry=self.registry, jobs=self.jobs, lease=self.lease, book=book,
-            make_download=lambda attempt, store, work: self._download_task(attempt, store, work, restore_ts),
-            make_ingest=lambda attempt, store, work, ssts: self._ingest_task(attempt, store, work, ssts),
-            config=RestoreFollowConfig(concurrency=self.options.concurrency),
-            on_part=lambda done: self._part_done(done),
-            on_progress=lambda done_bytes, done_parts: progress.update(done_parts, len(parts), done_bytes))
+        config = FollowConfig(concurrency=self.options.concurrency, poll_interval=0.05)  # short tasks: answer quickly
+        engine = FollowEngine(self.app, self.pd, self.registry, book,
+                              lambda attempt, send: self._region_task(attempt, send, restore_ts), config,
+                              RestoreResolver(self.pd, book, self.job_id), self.jobs, self.lease,
+                              on_progress=lambda p: progress.update(*p))
         completed = False
         try:
-            stats = follower.run(works)
+            stats = engine.run()
             completed = True
         except BaseException:
-            follower.cancel_all()
+            engine.cancel_all()
             raise
         finally:
             progress.close()
-            discarded = follower.discard_unconsumed(self.options.discard_timeout, completed)
+            discarded = discard_unconsumed(StagedDiscard(self.app, self.pd, self.registry, self.job_id), engine,
+                                           book, self.options.discard_timeout, completed)
             if discarded:
                 log.info("removed %d staged SSTs that this run will not ingest from the stores", discarded)
-        return stats
+        return book, stats
 
-    def _download_task(self, attempt: str, store_id: int, work: rm.RegionWork, restore_ts: int) -> rm.DownloadTask:
-        return rm.DownloadTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
-                               store_id=store_id, region=work.region, pieces=work.pieces, restore_ts=restore_ts,
-                               kind=self.kind, rate_limit=self.options.rate_limit,
-                               storage=self._storage_spec())
-
-    def _ingest_task(self, attempt: str, store_id: int, work: rm.RegionWork,
-                     ssts: list[rm.StagedPiece]) -> rm.IngestTask:
-        return rm.IngestTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
-                             store_id=store_id, region=work.region, ssts=ssts)
-
-    def _part_done(self, done: plan.PartDone) -> None:
-        """The checkpoint: the part's range, and the file with the checksum of what was restored."""
-        restored = done.file.model_copy(update={"crc64xor": done.checksum.crc64xor,
-                                                "total_kvs": done.checksum.total_kvs,
-                                                "total_bytes": done.checksum.total_bytes})
-        self.jobs.add_range(RangeRecord(range=done.range, files=[restored]))
+    def _region_task(self, attempt: str, send: Send, restore_ts: int) -> Outgoing:
+        """A region's download on one peer's store, or its ingest on the leader's."""
+        if send.lane == DOWNLOAD:
+            work = send.body
+            assert isinstance(work, rm.RegionWork) and send.store_id is not None
+            message: rm.DownloadTask | rm.IngestTask = rm.DownloadTask(
+                job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id, store_id=send.store_id,
+                region=work.region, pieces=work.pieces, restore_ts=restore_ts, kind=self.kind,
+                rate_limit=self.options.rate_limit, storage=self._storage_spec())
+            name = rm.DOWNLOAD
+        else:
+            assert isinstance(send.body, Ingest) and send.store_id is not None
+            work = send.body.work
+            message = rm.IngestTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
+                                    store_id=send.store_id, region=work.region, ssts=send.body.ssts)
+            name = rm.INGEST
+        shadow = f"restore {send.lane} job={self.job_id} store={send.store_id} region={work.region.id} " \
+                 f"{len(work.pieces)} files"
+        return Outgoing(name, message, shadow)
 
     def _storage_spec(self) -> m.StorageSpec:
         """Sealed to the live agents (with -c); one registry read per second, not one per task."""
@@ -271,8 +276,8 @@ class Restore:
         log.info("checksum verified over %d ranges", len(ranges))
         return True
 
-    def _summary(self, meta: brpb_pb2.BackupMeta, parts: list[rm.FilePart], restore_ts: int, stats: FollowStats,
-                 verified: bool, resumed: bool) -> None:
+    def _summary(self, meta: brpb_pb2.BackupMeta, parts: list[rm.FilePart], restore_ts: int, book: RestoreBook,
+                 stats: FollowStats, verified: bool, resumed: bool) -> None:
         elapsed = time.monotonic() - self.started
         size = sum(p.file.size for p in parts)
         kvs = sum(f.total_kvs for r in self.jobs.ranges() for f in r.files)
@@ -281,10 +286,10 @@ class Restore:
             ("backup_ts", f"{meta.end_version} ({ts_time(meta.end_version)})"),
             ("restore_ts", f"{restore_ts} ({ts_time(restore_ts)})"),
             ("files", str(len(parts))), ("size", f"{human_bytes(size)} ({size} bytes in SST files)"),
-            ("kvs", str(kvs)), ("regions", str(stats.regions)),
+            ("kvs", str(kvs)), ("regions", str(book.regions)),
             ("checksum", "verified" if verified else "skipped (--checksum=false)"),
             ("duration", f"{elapsed:.1f}s"),
-            ("throughput", f"{human_bytes(stats.bytes_downloaded / elapsed if elapsed else 0)}/s from storage "
+            ("throughput", f"{human_bytes(book.bytes_downloaded / elapsed if elapsed else 0)}/s from storage "
                            f"({stats.retries} retries, {stats.resent_lost} resent after a lost agent)"),
         ])
 

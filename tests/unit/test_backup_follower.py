@@ -1,4 +1,4 @@
-"""The follower on fakes (fakeredis, a scripted 'Celery'): re-resolving region errors, exact
+"""The follow engine with BackupBook on fakes (fakeredis, a scripted 'Celery'): re-resolving region errors, exact
 coverage, lost agents resent at once with the old attempt ignored, bounded retries."""
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ from br_common.fleet.keyranges import tiling_problem
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.fleet.task_errors import TaskRefusedError
 from br_coordinator.errors import CommandError
-from br_coordinator.follower import BackupFollower, FollowerConfig
-from br_coordinator.planner import PlannedTask
+from br_coordinator.backup_plan import PlannedTask
+from br_coordinator.follow.agents import FollowConfig
+from br_coordinator.follow.backup_book import BackupBook
+from br_coordinator.follow.book import Send
+from br_coordinator.follow.engine import FollowEngine, Outgoing
+from br_coordinator.follow.resolvers import BackupResolver
 from tests.doubles import FakePD
 
 
@@ -58,13 +62,21 @@ def _setup(worker: Callable, pd: FakePD, agents: list[AgentInfo], **config: obje
     for agent in agents:
         registry.publish(agent, ttl=60)
 
-    def make_task(attempt: str, task: PlannedTask) -> m.BackupRangeTask:
-        return m.BackupRangeTask(job_id=jobs.job_id, attempt=attempt, cluster_id=1, store_id=task.store_id,
-                                 range=task.range, backup_ts=10, storage=m.StorageSpec(url="s3://b/p"))
+    def make_task(attempt: str, send: Send) -> Outgoing:
+        task: PlannedTask = send.body
+        return Outgoing(m.BACKUP_RANGE, m.BackupRangeTask(
+            job_id=jobs.job_id, attempt=attempt, cluster_id=1, store_id=task.store_id, range=task.range,
+            backup_ts=10, storage=m.StorageSpec(url="s3://b/p")), "backup")
 
-    settings = FollowerConfig(poll_interval=0.0, backoff_base=0.0, registry_refresh=0.0, **config)
+    max_attempts = config.pop("max_attempts", 10)
+    settings = FollowConfig(poll_interval=0.0, backoff_base=0.0, registry_refresh=0.0, **config)
     app = FakeApp(worker)
-    return BackupFollower(app, pd, registry, jobs, lease, make_task, settings), app, jobs, registry
+
+    def follower(todo: list[m.KeyRange]) -> FollowEngine:
+        book = BackupBook(todo, max_attempts)
+        return FollowEngine(app, pd, registry, book, make_task, settings, BackupResolver(pd, book), jobs, lease)
+
+    return follower, app, jobs, registry
 
 
 def _ok(task: m.BackupRangeTask, agent: str = "h/1/bbbbbbbb", uncovered: list[m.UncoveredRange] = ()) -> dict:
@@ -89,7 +101,7 @@ def test_region_errors_are_re_resolved_until_covered_exactly_once() -> None:
 
     pd.moved = False
     follower, app, jobs, _ = _setup(worker, pd, [_agent(1, 1), _agent(2, 2), _agent(3, 3)])
-    totals = follower.run([m.KeyRange()])
+    totals = follower([m.KeyRange()]).run()
     ranges = [r.range for r in jobs.ranges()]
     assert tiling_problem(m.KeyRange(), ranges) == ""
     assert [q for q, _ in app.sent].count("br.1.store.3") == 1  # [b, d) went to the new leader as one task
@@ -110,7 +122,7 @@ def test_lost_agent_work_is_resent_at_once_and_the_old_result_ignored() -> None:
             result.state, result.result = "SUCCESS", _ok(task, agent="h/2/bbbbbbbb")
 
     follower, app, jobs, registry = _setup(worker, pd, [_agent(1, 1)])
-    totals = follower.run([m.KeyRange()])
+    totals = follower([m.KeyRange()]).run()
     assert totals.resent_lost == 1 and len(app.sent) == 2
     first_attempt = app.sent[0][1]["attempt"]
     assert "superseded" in jobs.skip_reason(first_attempt)  # a late redelivery does nothing
@@ -124,14 +136,14 @@ def test_bounded_retries_fail_naming_the_range_and_the_error() -> None:
 
     follower, _, _, _ = _setup(worker, FakePD.from_bounds([], [1]), [_agent(1, 1)], max_attempts=3)
     with pytest.raises(CommandError, match=r"range \[-inf..\+inf\) failed after 3 attempts; last error: disk full"):
-        follower.run([m.KeyRange()])
+        follower([m.KeyRange()]).run()
 
 
 def test_a_store_without_agent_is_named() -> None:
     follower, _, _, _ = _setup(lambda *a: None, FakePD.from_bounds([], [7]), [_agent(1, 1)], agent_wait=0.0)
     with pytest.raises(CommandError, match=r"no br-agent for store 7 \(queue br.1.store.7\): start br-agent on the "
                                            r"host of 10.0.0.7:20160"):
-        follower.run([m.KeyRange()])
+        follower([m.KeyRange()]).run()
 
 
 def test_an_allowlist_refusal_fails_at_once_with_the_agents_line() -> None:
@@ -144,6 +156,21 @@ def test_an_allowlist_refusal_fails_at_once_with_the_agents_line() -> None:
 
     follower, _, _, _ = _setup(worker, FakePD.from_bounds([], [1]), [_agent(1, 1)], max_attempts=5)
     with pytest.raises(CommandError) as caught:
-        follower.run([m.KeyRange()])
+        follower([m.KeyRange()]).run()
     assert str(caught.value).startswith("agent of store 1 refuses s3://b/p: not in its allowed_destinations")
     assert len(sent) == 1  # not retried
+
+
+def test_a_storage_call_is_resent_when_its_agent_is_lost_then_gives_up() -> None:
+    from br_coordinator.follow.book import Fail
+    from br_coordinator.follow.storage_book import StorageCallBook
+
+    book = StorageCallBook(m.WriteBackupMetaResult, "backupmeta job=j", resends=1)
+    (first,) = book.start()
+    assert first.store_id is None  # the storage queue: any agent of the cluster
+    (again,) = book.lost(first, "agent lost")
+    (fail,) = book.lost(again, "agent lost")
+    assert isinstance(fail, Fail) and fail.reason == "backupmeta job=j: the agents running it kept disappearing"
+    answer = {"outcome": "written", "name": "backupmeta", "size": 3}
+    assert book.succeeded(again, answer) == [] and book.done
+    assert book.result == m.WriteBackupMetaResult(**answer)

@@ -5,7 +5,7 @@ from br_common.fleet.keyranges import tiling_problem
 from br_common.fleet.messages import KeyRange
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import RegionInfo
-from br_coordinator.planner import plan
+from br_coordinator.backup_plan import plan
 
 
 def _regions(bounds: list[bytes], leaders: list[int]) -> list[RegionInfo]:

@@ -1,4 +1,4 @@
-"""following: the up-front agent checks both verbs make, and the lost-work check."""
+"""follow.agents: the up-front agent checks both verbs make, and the lost-work check."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from br_common.fleet.registry import AgentInfo
 from br_common.fleet.signing import Signer
 from br_common.storage import parse_storage_url
 from br_coordinator.errors import CommandError
-from br_coordinator.following import check_agents, work_lost
+from br_coordinator.follow.agents import check_agents, work_lost
 from br_coordinator.storage_spec import StorageSpecs
 
 SIGNER = Signer(ed25519.Ed25519PrivateKey.generate())

@@ -8,6 +8,15 @@ from br_common.fleet.restore_messages import DownloadResult, IngestResult, Stage
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
 from br_coordinator import restore_plan as rp
+from br_coordinator.follow.book import Checkpoint, Fail, Resolve
+from br_coordinator.follow.restore_book import INGEST, RestoreBook
+
+
+def _restored(action: object) -> Checksum:
+    """The checksum a part's checkpoint records (what was restored of it)."""
+    assert isinstance(action, Checkpoint)
+    f = action.record.files[0]
+    return Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes)
 
 
 def _region(rid: int, start: bytes, end: bytes, stores=(1, 2, 3), leader: int = 1, version: int = 1) -> RegionInfo:
@@ -38,7 +47,7 @@ def _ingest(work, error: str = "", kind: str = "") -> IngestResult:
 
 def test_every_peer_downloads_then_the_leader_ingests_once() -> None:
     parts = _parts()
-    book = rp.RestoreBook(parts)
+    book = RestoreBook(parts)
     work = rp.assign_regions(parts, [_region(7, b"", b"", leader=2)], "j")[0]
     sends = book.add(work)
     assert sorted(a.store_id for a in sends) == [1, 2, 3]
@@ -46,86 +55,86 @@ def test_every_peer_downloads_then_the_leader_ingests_once() -> None:
     assert book.downloaded(1, 3, _ok(work, 3)) == []
     assert book.downloaded(1, 3, _ok(work, 3)) == []  # duplicate of a resent task
     (ingest,) = book.downloaded(1, 2, _ok(work, 2))
-    assert isinstance(ingest, rp.SendIngest) and ingest.store_id == 2 and len(ingest.ssts) == 1
+    assert ingest.lane == INGEST and ingest.store_id == 2 and len(ingest.body.ssts) == 1
     (done,) = book.ingested(1, _ingest(work))
-    assert isinstance(done, rp.PartDone) and done.checksum == Checksum(crc64xor=5, total_kvs=2, total_bytes=20)
+    assert _restored(done) == Checksum(crc64xor=5, total_kvs=2, total_bytes=20)
     assert book.done
 
 
 def test_an_integrity_error_fails_before_any_ingest() -> None:
     parts = _parts()
-    book = rp.RestoreBook(parts)
+    book = RestoreBook(parts)
     work = rp.assign_regions(parts, [_region(7, b"", b"")], "j")[0]
     book.add(work)
     bad = DownloadResult(job_id="j", attempt="x", store_id=2, agent="a", region_id=7, error="1/a.sst changed",
                          error_kind="integrity")
     (fail,) = book.downloaded(1, 2, bad)
-    assert isinstance(fail, rp.Fail) and "1/a.sst" in fail.reason
+    assert isinstance(fail, Fail) and "1/a.sst" in fail.reason
 
 
 def test_region_error_on_ingest_then_the_new_leader_ingests() -> None:
     parts = _parts()
-    book = rp.RestoreBook(parts)
+    book = RestoreBook(parts)
     work = rp.assign_regions(parts, [_region(7, b"", b"", leader=1)], "j")[0]
     book.add(work)
     for s in (1, 2, 3):
         book.downloaded(1, s, _ok(work, s))
     (redo,) = book.ingested(1, _ingest(work, "NotLeader", "region"))
-    assert isinstance(redo, rp.Redo) and redo.ingest_only
+    assert isinstance(redo, Resolve) and book.redo_of(1)[1]
     moved = rp.region_ref(_region(7, b"", b"", leader=3))
     assert work.region.same_placement(moved)
     (ingest,) = book.reingest(1, moved)
     assert ingest.store_id == 3
-    assert isinstance(book.ingested(1, _ingest(work))[0], rp.PartDone)
+    assert isinstance(book.ingested(1, _ingest(work))[0], Checkpoint)
 
 
 def test_redo_after_a_split_cuts_the_part_and_sums_the_crops() -> None:
     parts = _parts()
-    book = rp.RestoreBook(parts)
+    book = RestoreBook(parts)
     work = rp.assign_regions(parts, [_region(7, b"", b"")], "j")[0]
     book.add(work)
     (redo,) = book.downloaded(1, 1, DownloadResult(job_id="j", attempt="x", store_id=1, agent="a", region_id=7,
                                                    error="EpochNotMatch", error_kind="region"))
-    assert not redo.ingest_only and not book.done
-    new = rp.reassign(redo.work.pieces, [_region(7, b"", b"m", version=2), _region(8, b"m", b"", version=2)], "j")
+    assert isinstance(redo, Resolve) and not book.redo_of(1)[1] and not book.done
+    new = rp.reassign(book.redo_of(1)[0].pieces, [_region(7, b"", b"m", version=2), _region(8, b"m", b"", version=2)], "j")
     sends = book.replace(1, new)
-    assert len(sends) == 6 and not book.is_current(1)
+    assert len(sends) == 6 and book.task_failed(1, "late result of a superseded work") == []
     halves = {2: Checksum(crc64xor=1, total_kvs=1, total_bytes=9), 3: Checksum(crc64xor=4, total_kvs=1, total_bytes=11)}
     done = []
     for work_id, w in ((2, new[0]), (3, new[1])):
         for s in (1, 2, 3):
             book.downloaded(work_id, s, _ok(w, s, checksum=halves[work_id]))
         done += book.ingested(work_id, _ingest(w))
-    assert len(done) == 1 and done[0].checksum == Checksum(crc64xor=5, total_kvs=2, total_bytes=20)
+    assert len(done) == 1 and _restored(done[0]) == Checksum(crc64xor=5, total_kvs=2, total_bytes=20)
     assert book.done
 
 
 def test_empty_pieces_finish_without_ingest() -> None:
     parts = _parts(KeyRange(start=b"b", end=b"c"))
-    book = rp.RestoreBook(parts)
+    book = RestoreBook(parts)
     work = rp.assign_regions(parts, [_region(7, b"", b"", stores=(1,))], "j")[0]
     book.add(work)
     (done,) = book.downloaded(1, 1, _ok(work, 1, checksum=Checksum(), empty=True))
-    assert isinstance(done, rp.PartDone) and done.checksum == Checksum()
+    assert _restored(done) == Checksum()
 
 
 def test_gives_up_after_max_tries() -> None:
     parts = _parts()
-    book = rp.RestoreBook(parts, max_tries=2)
+    book = RestoreBook(parts, max_tries=2)
     work = rp.assign_regions(parts, [_region(7, b"", b"", stores=(1,))], "j")[0]
     book.add(work)
-    assert isinstance(book.task_failed(1, "lost")[0], rp.Redo)
+    assert isinstance(book.task_failed(1, "lost")[0], Resolve)
     book.replace(1, [work])
     book.task_failed(2, "lost again")
     (fail,) = book.replace(2, [work])
-    assert isinstance(fail, rp.Fail) and "gave up after 2 attempts" in fail.reason
+    assert isinstance(fail, Fail) and "gave up after 2 attempts" in fail.reason
 
 
 def test_what_no_finished_work_ingested_is_left_to_discard_per_store() -> None:
     """A superseded work's pieces (new regions: new uuids) and an unfinished work's are unconsumed;
     a finished work's are not, even when a superseded work shared a uuid with it."""
     parts = _parts()
-    book = rp.RestoreBook(parts)
+    book = RestoreBook(parts)
     work = rp.assign_regions(parts, [_region(7, b"", b"", stores=(1, 2))], "j")[0]
     book.add(work)
     assert book.unconsumed() == {1: {work.pieces[0].uuid}, 2: {work.pieces[0].uuid}}  # maybe staged already
@@ -139,7 +148,7 @@ def test_what_no_finished_work_ingested_is_left_to_discard_per_store() -> None:
     book.ingested(2, _ingest(left))
     old, new_right = work.pieces[0].uuid, right.pieces[0].uuid
     assert book.unconsumed() == {1: {old}, 2: {old, new_right}, 3: {new_right}}
-    same = rp.RestoreBook(parts)  # a redo into the same region keeps its uuid: ingested, nothing left
+    same = RestoreBook(parts)  # a redo into the same region keeps its uuid: ingested, nothing left
     same.add(work)
     same.task_failed(1, "agent lost")
     same.replace(1, [work])

@@ -1,4 +1,5 @@
-"""RestoreFollower without processes: re-resolving after region errors, spotting lost work."""
+"""The follow engine with RestoreBook and its resolver, without processes: re-resolving after
+region errors, spotting lost work."""
 from __future__ import annotations
 
 import threading
@@ -13,7 +14,12 @@ from br_common.fleet.restore_messages import DownloadResult, IngestResult, Stage
 from br_common.fleet.task_errors import TaskRefusedError
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
-from br_coordinator import restore_follower, restore_plan as rp
+from br_coordinator import restore_plan as rp
+from br_coordinator.follow.agents import FollowConfig
+from br_coordinator.follow.book import Resolve, Send
+from br_coordinator.follow.engine import Flight, FollowEngine
+from br_coordinator.follow.resolvers import RestoreResolver
+from br_coordinator.follow.restore_book import INGEST, RestoreBook
 from br_coordinator.errors import CommandError
 from tests.doubles import FakePD
 
@@ -25,12 +31,15 @@ def _region(rid: int, start: bytes, end: bytes, leader: int = 1, version: int = 
     return RegionInfo(region, next(p for p in peers if p.store_id == leader))
 
 
-def _follower(pd: FakePD, parts) -> restore_follower.RestoreFollower:  # noqa: ANN001
+def _follower(pd: FakePD, parts) -> FollowEngine:  # noqa: ANN001
     jobs = SimpleNamespace(job_id="j", cancelled=[], cancel_attempt=lambda a: jobs.cancelled.append(a))
-    return restore_follower.RestoreFollower(
-        app=None, pd=pd, registry=None, jobs=jobs, lease=SimpleNamespace(lost=threading.Event()),
-        book=rp.RestoreBook(parts), make_download=None, make_ingest=None,
-        config=restore_follower.RestoreFollowConfig(), on_part=lambda done: None, on_progress=lambda b, p: None)
+    book = RestoreBook(parts)
+    return FollowEngine(None, pd, None, book, None, FollowConfig(), RestoreResolver(pd, book, "j"), jobs,
+                        SimpleNamespace(lost=threading.Event()))
+
+
+def _flight(attempt: str, result: object) -> Flight:
+    return Flight(Send(1, 1, "download"), attempt, result, {"h/100/b"})
 
 
 def _parts():  # noqa: ANN202
@@ -52,8 +61,8 @@ def test_a_moved_leader_only_needs_a_new_ingest() -> None:
     (redo,) = follower.book.ingested(1, IngestResult(job_id="j", attempt="b", store_id=1, agent="x", region_id=7,
                                                      error="NotLeader", error_kind="region"))
     pd.regions = [_region(7, b"", b"", leader=2)]
-    (ingest,) = follower._resolve(redo)
-    assert isinstance(ingest, rp.SendIngest) and ingest.store_id == 2
+    (ingest,) = follower.resolver(redo)
+    assert ingest.lane == INGEST and ingest.store_id == 2
 
 
 def test_a_split_region_gets_new_work_on_every_current_peer() -> None:
@@ -63,9 +72,12 @@ def test_a_split_region_gets_new_work_on_every_current_peer() -> None:
     work = rp.assign_regions(parts, pd.regions, "j")[0]
     follower.book.add(work)
     pd.regions = [_region(7, b"", b"m", version=2), _region(9, b"m", b"", leader=2, version=2, stores=(2, 3))]
-    actions = follower._resolve(rp.Redo(1, work, "EpochNotMatch", ingest_only=True))
-    assert sorted((a.work.region.id, a.store_id) for a in actions) == [(7, 1), (7, 2), (9, 2), (9, 3)]
-    assert {p.range.end for a in actions for p in a.work.pieces} == {b"m", b"z"}
+    follower.book.ingested(1, IngestResult(job_id="j", attempt="b", store_id=1, agent="x", region_id=7,
+                                           error="EpochNotMatch", error_kind="region"))
+    follower.book.task_failed(1, "EpochNotMatch")
+    actions = follower.resolver(Resolve(1, "EpochNotMatch"))
+    assert sorted((a.body.region.id, a.store_id) for a in actions) == [(7, 1), (7, 2), (9, 2), (9, 3)]
+    assert {p.range.end for a in actions for p in a.body.pieces} == {b"m", b"z"}
 
 
 def test_a_region_without_leader_is_retried_later() -> None:
@@ -75,8 +87,9 @@ def test_a_region_without_leader_is_retried_later() -> None:
     work = rp.assign_regions(parts, pd.regions, "j")[0]
     follower.book.add(work)
     pd.regions = [RegionInfo(pd.regions[0].region, None)]
-    (again,) = follower._resolve(rp.Redo(1, work, "NotLeader", ingest_only=False))
-    assert isinstance(again, rp.Redo) and "no leader" in again.reason
+    follower.book.task_failed(1, "NotLeader")
+    (again,) = follower.resolver(Resolve(1, "NotLeader"))
+    assert isinstance(again, Resolve) and "no leader" in again.reason
 
 
 def _agent(pid: int) -> AgentInfo:
@@ -88,11 +101,11 @@ def test_started_work_of_a_vanished_agent_is_lost() -> None:
     follower = _follower(FakePD([]), _parts())
     follower.watch.agents = {a.instance: a for a in [_agent(100)]}
     started = SimpleNamespace(info={"hostname": "br-agent-store1@h", "pid": 100})
-    flight = restore_follower.Flight("x", "download", 1, 1, started, {"h/100/b"})
+    flight = _flight("x", started)
     assert not follower._lost(flight, "STARTED")
     follower.watch.agents = {a.instance: a for a in [_agent(200)]}  # restarted: a new pid
     assert follower._lost(flight, "STARTED")
-    queued = restore_follower.Flight("y", "download", 1, 1, SimpleNamespace(info=None), {"h/100/b"})
+    queued = _flight("y", SimpleNamespace(info=None))
     assert follower._lost(queued, "PENDING")  # every agent that could take it is gone
     queued.agents_at_send.add("h/200/b")
     assert not follower._lost(queued, "PENDING")
@@ -105,7 +118,7 @@ def test_an_allowlist_refusal_stops_the_restore_at_once_with_the_agents_line() -
     follower.book.add(rp.assign_regions(parts, pd.regions, "j")[0])
     line = 'agent of store 1 refuses s3://b/p: not in its allowed_destinations ["s3://bkt/tidb"]'
     failed = SimpleNamespace(state="FAILURE", result=TaskRefusedError(line), info=None)
-    follower.in_flight["x"] = restore_follower.Flight("x", "download", 1, 1, failed, {"h/100/b"})
+    follower.in_flight["x"] = _flight("x", failed)
     with pytest.raises(CommandError) as caught:
         follower._poll()
     assert str(caught.value) == line
@@ -117,7 +130,7 @@ def test_any_other_failure_is_redone_not_fatal() -> None:
     follower = _follower(pd, parts)
     follower.book.add(rp.assign_regions(parts, pd.regions, "j")[0])
     failed = SimpleNamespace(state="FAILURE", result=RuntimeError("disk full"), info=None)
-    follower.in_flight["x"] = restore_follower.Flight("x", "download", 1, 1, failed, {"h/100/b"})
+    follower.in_flight["x"] = _flight("x", failed)
     follower._poll()
     assert not follower.in_flight and follower.jobs.cancelled == ["x"]
-    assert [reason for _, redo in follower.redos for reason in [redo.reason]] == ["download on store 1: disk full"]
+    assert [redo.reason for _, redo in follower.resolves] == ["download on store 1: disk full"]

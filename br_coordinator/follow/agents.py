@@ -1,6 +1,6 @@
-"""What the backup and restore followers (and storage_jobs) share while tasks are in flight:
-the live agents (a cached registry read), the lost-work check, backoff, and the one-line
-messages for a store without agent and a failed task.
+"""The fleet as the follow engine sees it: the live agents (a cached registry read), the checks a
+job makes before it changes anything, the lost-work check, backoff, withdrawing attempts, and the
+one-line messages for a store without agent and a failed task.
 
 Lost work: a task STARTED by an agent instance that is no longer alive (killed; a restarted
 agent is a new instance) will never finish, and one still queued after every agent alive at
@@ -20,7 +20,7 @@ from celery.result import AsyncResult
 from pydantic import BaseModel, Field
 
 from br_common.fleet.jobs import JobStore, Lease
-from br_common.fleet.queues import store_queue
+from br_common.fleet.queues import storage_queue, store_queue
 from br_common.fleet.registry import AgentInfo, Registry
 from br_common.fleet.signing import Signer, signing_problem
 from br_common.pd_client import PDClient, PDError
@@ -33,12 +33,15 @@ RUNNING_STATES = ("STARTED", "PROGRESS", "RETRY")
 
 
 class FollowConfig(BaseModel):
-    concurrency: int = Field(4, ge=1)  # tasks in flight per store (per kind, for restore)
-    backoff_base: float = 0.2
+    """The follow engine's knobs (one per job, built from the verb's options)."""
+
+    concurrency: int = Field(4, ge=1)  # tasks in flight per store and lane (restore: downloads, ingests)
+    backoff_base: float = 0.2  # seconds before the first retry of a piece; doubles per attempt
     backoff_cap: float = 5.0
-    poll_interval: float = 0.2
+    poll_interval: float = 0.2  # how often task states are read from the result backend
     agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
     registry_refresh: float = 1.0
+    timeout: float | None = None  # the whole follow (storage calls); None: as long as work goes on
 
 
 def check_lease(lease: Lease, job_id: str) -> None:
@@ -82,7 +85,10 @@ def error_text(result: AsyncResult) -> str:
     return str(error)
 
 
-def no_agent_message(pd: PDClient, store_id: int) -> str:
+def no_agent_message(pd: PDClient, store_id: int | None) -> str:
+    if store_id is None:
+        return (f"no br-agent is alive to run storage tasks (queue {storage_queue(pd.cluster_id)}): "
+                f"start br-agent")
     try:
         address = pd.store(store_id).address or "?"
     except PDError:
@@ -133,7 +139,7 @@ class AgentWatch:
     config: FollowConfig
     agents: dict[str, AgentInfo] = field(default_factory=dict)  # by instance
     _read_at: float = 0.0
-    _no_agent_since: dict[int, float] = field(default_factory=dict)
+    _no_agent_since: dict[int | None, float] = field(default_factory=dict)
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -141,9 +147,10 @@ class AgentWatch:
             self.agents = {a.instance: a for a in self.registry.alive(self.pd.cluster_id)}
             self._read_at = now
 
-    def of_store(self, store_id: int) -> list[AgentInfo]:
-        """The store's live agents; none for longer than `agent_wait` fails the job, naming it."""
-        live = [a for a in self.agents.values() if a.store_id == store_id]
+    def of_store(self, store_id: int | None) -> list[AgentInfo]:
+        """The store's live agents (None: every agent of the cluster, for its storage queue); none
+        for longer than `agent_wait` fails the job, naming the store."""
+        live = [a for a in self.agents.values() if store_id is None or a.store_id == store_id]
         if live:
             self._no_agent_since.pop(store_id, None)
             return live
