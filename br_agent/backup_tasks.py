@@ -19,7 +19,9 @@ from pathlib import Path
 
 import grpc
 
-from br_agent.context import AgentContext, AgentTaskError
+from br_agent.context import AgentTaskError
+from br_agent.environment import BackupEnv
+from br_common.fleet.task_errors import TaskFatalError
 from br_agent.interruption import AttemptCancelled
 from br_agent.sst_files import SstError, sst_checksum
 from br_agent.task_base import Report, agent_task
@@ -37,9 +39,9 @@ log = logging.getLogger(__name__)
 UPLOADS_IN_FLIGHT = 2  # the store writes the next region while the previous one uploads
 HASH_CHUNK = 1 << 20
 
-def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
+def run_backup(context: BackupEnv, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
     if task.store_id != context.store_id:
-        raise AgentTaskError(f"task for store {task.store_id} reached the agent of store {context.store_id}")
+        raise TaskFatalError(f"task for store {task.store_id} reached the agent of store {context.store_id}")
     # --ratelimit is the store's budget: every upload of this agent shares one stream at that rate
     storage = context.open_storage(task.storage, rate_limit=task.store_budget)
     if storage.exists(BACKUPMETA):  # the storage, not the broker, says whether the backup is finished
@@ -57,7 +59,7 @@ def run_backup(context: AgentContext, task: m.BackupRangeTask, report: Report) -
 backup_range = agent_task(m.BACKUP_RANGE, m.BackupRangeTask)(run_backup)
 
 
-def _backup_into(context: AgentContext, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,
+def _backup_into(context: BackupEnv, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,
                  report: Report) -> m.BackupRangeResult:
     uploader = _Uploader(context, task, storage, stage, report)
     covered: list[m.CoveredRange] = []
@@ -68,7 +70,7 @@ def _backup_into(context: AgentContext, task: m.BackupRangeTask, storage: Extern
         for response in call:
             piece = m.KeyRange(start=response.start_key, end=response.end_key)
             if response.HasField("error"):
-                failed.append(m.UncoveredRange(range=piece, reason=_describe_error(response.error)))
+                failed.append(_error_range(piece, response.error))
                 continue
             covered.append(m.CoveredRange(range=piece, files=uploader.submit(response.files)))
     except grpc.RpcError as exc:
@@ -92,13 +94,14 @@ def _request(task: m.BackupRangeTask, stage: Path) -> brpb_pb2.BackupRequest:
         dst_api_version=kvrpcpb_pb2.V1, unique_id=task.attempt)
 
 
-def _describe_error(error: brpb_pb2.Error) -> str:
+def _error_range(piece: m.KeyRange, error: brpb_pb2.Error) -> m.UncoveredRange:
+    """A store's error response for a piece, with its kind (what the coordinator does about it)."""
     if error.HasField("region_error"):
-        return describe_region_error(error.region_error)
+        return m.UncoveredRange(range=piece, reason=describe_region_error(error.region_error), error_kind="region")
     if error.HasField("cluster_id_error"):
-        raise AgentTaskError(f"cluster id mismatch: the store is in cluster {error.cluster_id_error.current}, "
+        raise TaskFatalError(f"cluster id mismatch: the store is in cluster {error.cluster_id_error.current}, "
                              f"the backup is of cluster {error.cluster_id_error.request}")
-    return error.msg or "unknown store error"
+    return m.UncoveredRange(range=piece, reason=error.msg or "unknown store error", error_kind="retryable")
 
 
 def _uncovered(whole: m.KeyRange, covered: list[m.CoveredRange], failed: list[m.UncoveredRange],
@@ -106,13 +109,16 @@ def _uncovered(whole: m.KeyRange, covered: list[m.CoveredRange], failed: list[m.
     """Every gap in the covered pieces, with the reason of the error response overlapping it."""
     out = []
     for gap in subtract(whole, [c.range for c in covered]):
-        reasons = [f.reason for f in failed if intersect(f.range, gap) is not None]
-        reason = reasons[0] if reasons else stream_error or "the store did not report this range"
-        out.append(m.UncoveredRange(range=gap, reason=reason))
+        errors = [f for f in failed if intersect(f.range, gap) is not None]
+        if errors:
+            out.append(errors[0].model_copy(update={"range": gap}))
+        else:
+            out.append(m.UncoveredRange(range=gap, reason=stream_error or "the store did not report this range",
+                                        error_kind="retryable"))
     return out
 
 
-def _result(context: AgentContext, task: m.BackupRangeTask, **fields: object) -> m.BackupRangeResult:
+def _result(context: BackupEnv, task: m.BackupRangeTask, **fields: object) -> m.BackupRangeResult:
     return m.BackupRangeResult(job_id=task.job_id, attempt=task.attempt, store_id=context.store_id,
                                agent=context.instance, **fields)
 
@@ -120,7 +126,7 @@ def _result(context: AgentContext, task: m.BackupRangeTask, **fields: object) ->
 class _Uploader:
     """Checks and uploads staged files on a small pool; the stream keeps flowing meanwhile."""
 
-    def __init__(self, context: AgentContext, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,
+    def __init__(self, context: BackupEnv, task: m.BackupRangeTask, storage: ExternalStorage, stage: Path,
                  report: Report) -> None:
         self._context = context
         self._task = task

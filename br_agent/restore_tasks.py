@@ -27,13 +27,15 @@ from pathlib import Path
 
 import grpc
 
-from br_agent.context import AgentContext, AgentTaskError
+from br_agent.context import AgentTaskError
+from br_agent.environment import RestoreEnv
 from br_agent.interruption import AttemptCancelled
 from br_agent.sst_files import SstError, sst_checksum
 from br_agent.task_base import Report, agent_task, stop_if_withdrawn
 from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
+from br_common.fleet.task_errors import ErrorKind, TaskFatalError
 from br_common.import_files import staged_ssts, staged_ssts_of_job
 from br_common.kvproto import brpb_pb2, errorpb_pb2, import_sstpb_pb2
 from br_common.storage import ExternalStorage, ObjectNotFound, StorageError
@@ -47,15 +49,15 @@ FATAL_STORAGE_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMa
 
 
 class PieceError(Exception):
-    """One piece failed; kind tells the coordinator what to do (see restore_messages.ErrorKind)."""
+    """One piece failed; kind tells the coordinator what to do (task_errors.ErrorKind)."""
 
-    def __init__(self, message: str, kind: rm.ErrorKind) -> None:
+    def __init__(self, message: str, kind: ErrorKind) -> None:
         super().__init__(message)
         self.kind = kind
 
 
 # --- download ---------------------------------------------------------------------------------
-def run_download(context: AgentContext, task: rm.DownloadTask, _report: Report | None = None) -> rm.DownloadResult:
+def run_download(context: RestoreEnv, task: rm.DownloadTask, _report: Report | None = None) -> rm.DownloadResult:
     _check_target(context, task.cluster_id, task.store_id)
     storage = context.open_storage(task.storage, rate_limit=task.rate_limit)
     _set_speed_limit(context, task.rate_limit)
@@ -77,7 +79,7 @@ def run_download(context: AgentContext, task: rm.DownloadTask, _report: Report |
     return _download_result(context, task, staged=staged, bytes_downloaded=fetched)
 
 
-def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: ExternalStorage, stage: Path,
+def _download_piece(context: RestoreEnv, task: rm.DownloadTask, storage: ExternalStorage, stage: Path,
                     piece: rm.Piece) -> tuple[rm.StagedPiece, int]:
     """Fetch + check, count a part's checksum, Download; the staged copy removed."""
     fetched = stage / "src" / piece.file.name
@@ -92,7 +94,7 @@ def _download_piece(context: AgentContext, task: rm.DownloadTask, storage: Exter
         fetched.unlink(missing_ok=True)
 
 
-def _unstage_if_withdrawn(context: AgentContext, task: rm.DownloadTask, staged: list[rm.StagedPiece]) -> None:
+def _unstage_if_withdrawn(context: RestoreEnv, task: rm.DownloadTask, staged: list[rm.StagedPiece]) -> None:
     """A download that outlived its attempt (the coordinator died and a rerun took over, or the job
     ended) removes what it staged: nobody will ingest it (a dead run's work landing late)."""
     try:
@@ -122,7 +124,7 @@ def _fetch(storage: ExternalStorage, f: rm.FileInfo, dest: Path) -> None:
         raise PieceError(f"backup file {storage.uri(f.name)} is missing from storage: restore stopped "
                          "before ingesting it", "integrity") from None
     except StorageError as exc:
-        kind: rm.ErrorKind = "integrity" if exc.code in FATAL_STORAGE_CODES else "retry"
+        kind: ErrorKind = "integrity" if exc.code in FATAL_STORAGE_CODES else "retryable"
         raise PieceError(str(exc), kind) from None
     size = dest.stat().st_size
     if size != f.size:
@@ -141,7 +143,7 @@ def _sha256(path: Path) -> bytes:
     return digest.digest()
 
 
-def _store_download(context: AgentContext, task: rm.DownloadTask, piece: rm.Piece, path: Path,
+def _store_download(context: RestoreEnv, task: rm.DownloadTask, piece: rm.Piece, path: Path,
                     checksum: Checksum | None) -> rm.StagedPiece:
     """ImportSST.Download from the local staging dir (the store runs on this host)."""
     request = import_sstpb_pb2.DownloadRequest(
@@ -154,7 +156,7 @@ def _store_download(context: AgentContext, task: rm.DownloadTask, piece: rm.Piec
     try:
         response = context.import_stub().Download(request, timeout=RPC_TIMEOUT)
     except grpc.RpcError as exc:
-        raise PieceError(f"store {context.store_id} Download: {exc.code().name}: {exc.details()}", "retry") from None
+        raise PieceError(f"store {context.store_id} Download: {exc.code().name}: {exc.details()}", "retryable") from None
     if response.HasField("error") and (response.error.message or response.error.HasField("store_error")):
         raise _store_error("Download", response.error.store_error, response.error.message)
     return rm.StagedPiece(uuid=piece.uuid, cf=sst_cf(piece.file.cf), first_key=response.range.start,
@@ -172,7 +174,7 @@ def _sst_meta(region: rm.RegionRef, uuid: bytes, start: bytes, end: bytes, exclu
 def _store_error(method: str, err: errorpb_pb2.Error, message: str) -> PieceError:
     if _is_region_error(err):
         return PieceError(f"{method}: {describe_region_error(err)}", "region")
-    return PieceError(f"{method}: {message or err.message or 'unknown store error'}", "retry")
+    return PieceError(f"{method}: {message or err.message or 'unknown store error'}", "retryable")
 
 
 def _is_region_error(err: errorpb_pb2.Error) -> bool:
@@ -180,13 +182,13 @@ def _is_region_error(err: errorpb_pb2.Error) -> bool:
                                          "server_is_busy", "stale_command", "store_not_match"))
 
 
-def _download_result(context: AgentContext, task: rm.DownloadTask, **fields: object) -> rm.DownloadResult:
+def _download_result(context: RestoreEnv, task: rm.DownloadTask, **fields: object) -> rm.DownloadResult:
     return rm.DownloadResult(job_id=task.job_id, attempt=task.attempt, store_id=context.store_id,
                              agent=context.instance, region_id=task.region.id, **fields)
 
 
 # --- rate limits --------------------------------------------------------------------------------
-def _set_speed_limit(context: AgentContext, rate: int) -> None:
+def _set_speed_limit(context: RestoreEnv, rate: int) -> None:
     """Pass --ratelimit on to the store (bounds Download's reads there); 0 lifts the limit."""
     try:
         context.import_stub().SetDownloadSpeedLimit(
@@ -197,7 +199,7 @@ def _set_speed_limit(context: AgentContext, rate: int) -> None:
 
 
 # --- ingest -------------------------------------------------------------------------------------
-def run_ingest(context: AgentContext, task: rm.IngestTask, _report: Report | None = None) -> rm.IngestResult:
+def run_ingest(context: RestoreEnv, task: rm.IngestTask, _report: Report | None = None) -> rm.IngestResult:
     _check_target(context, task.cluster_id, task.store_id)
     metas = [_sst_meta(task.region, s.uuid, s.first_key, s.last_key, exclusive=False, cf=s.cf, length=s.length)
              for s in task.ssts if not s.is_empty]
@@ -210,12 +212,12 @@ def run_ingest(context: AgentContext, task: rm.IngestTask, _report: Report | Non
 
 
 class _IngestFailed(PieceError):
-    def __init__(self, message: str, kind: rm.ErrorKind, leader: rm.PeerRef | None = None) -> None:
+    def __init__(self, message: str, kind: ErrorKind, leader: rm.PeerRef | None = None) -> None:
         super().__init__(message, kind)
         self.leader = leader
 
 
-def _multi_ingest(context: AgentContext, task: rm.IngestTask, metas: list[import_sstpb_pb2.SSTMeta]) -> None:
+def _multi_ingest(context: RestoreEnv, task: rm.IngestTask, metas: list[import_sstpb_pb2.SSTMeta]) -> None:
     stub = context.import_stub()
     ctx = task.region.context(task.cluster_id)
     try:
@@ -224,7 +226,7 @@ def _multi_ingest(context: AgentContext, task: rm.IngestTask, metas: list[import
     except grpc.RpcError as exc:
         if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
             raise _IngestFailed(f"store {context.store_id} MultiIngest: {exc.code().name}: {exc.details()}",
-                                "retry") from None
+                                "retryable") from None
         responses = [_ingest_one(stub, ctx, meta, context.store_id) for meta in metas]
     for response in responses:
         if response.HasField("error"):
@@ -235,25 +237,25 @@ def _ingest_one(stub, ctx, meta: import_sstpb_pb2.SSTMeta, store_id: int):  # no
     try:
         return stub.Ingest(import_sstpb_pb2.IngestRequest(context=ctx, sst=meta), timeout=RPC_TIMEOUT)
     except grpc.RpcError as exc:
-        raise _IngestFailed(f"store {store_id} Ingest: {exc.code().name}: {exc.details()}", "retry") from None
+        raise _IngestFailed(f"store {store_id} Ingest: {exc.code().name}: {exc.details()}", "retryable") from None
 
 
 def _ingest_error(err: errorpb_pb2.Error) -> _IngestFailed:
     if not _is_region_error(err):
-        return _IngestFailed(f"Ingest: {err.message or 'unknown store error'}", "retry")
+        return _IngestFailed(f"Ingest: {err.message or 'unknown store error'}", "retryable")
     leader = None
     if err.HasField("not_leader") and err.not_leader.leader.store_id:
         leader = rm.PeerRef(id=err.not_leader.leader.id, store_id=err.not_leader.leader.store_id)
     return _IngestFailed(f"Ingest: {describe_region_error(err)}", "region", leader)
 
 
-def _ingest_result(context: AgentContext, task: rm.IngestTask, **fields: object) -> rm.IngestResult:
+def _ingest_result(context: RestoreEnv, task: rm.IngestTask, **fields: object) -> rm.IngestResult:
     return rm.IngestResult(job_id=task.job_id, attempt=task.attempt, store_id=context.store_id,
                            agent=context.instance, region_id=task.region.id, **fields)
 
 
 # --- discard ------------------------------------------------------------------------------------
-def run_discard(context: AgentContext, task: rm.DiscardTask, _report: Report | None = None) -> rm.DiscardResult:
+def run_discard(context: RestoreEnv, task: rm.DiscardTask, _report: Report | None = None) -> rm.DiscardResult:
     """The coordinator sends this once no task of the job can ingest these uuids any more."""
     _check_target(context, task.cluster_id, task.store_id)
     import_dir = context.store_import_dir
@@ -271,7 +273,7 @@ def run_discard(context: AgentContext, task: rm.DiscardTask, _report: Report | N
 
 
 # --- storage side -------------------------------------------------------------------------------
-def run_check_objects(context: AgentContext, task: rm.CheckObjectsTask,
+def run_check_objects(context: RestoreEnv, task: rm.CheckObjectsTask,
                       _report: Report | None = None) -> rm.CheckObjectsResult:
     """Every object listed with its recorded size: one listing per top-level name ("1", "2", ...)."""
     storage = context.open_storage(task.storage)
@@ -299,14 +301,14 @@ def _list_prefixes(names: Iterable[str]) -> list[str]:
     return out
 
 
-def _check_target(context: AgentContext, cluster_id: int, store_id: int) -> None:
+def _check_target(context: RestoreEnv, cluster_id: int, store_id: int) -> None:
     """Never stage or ingest into another cluster's store: store ids repeat across clusters."""
     if cluster_id != context.cluster_id:
-        raise AgentTaskError(f"a restore task for cluster {cluster_id} reached the agent of store "
+        raise TaskFatalError(f"a restore task for cluster {cluster_id} reached the agent of store "
                              f"{context.store_id} of cluster {context.cluster_id}: agents consume only their "
                              "cluster's queues, so it was sent to the wrong one")
     if store_id != context.store_id:
-        raise AgentTaskError(f"task for store {store_id} reached the agent of store {context.store_id}")
+        raise TaskFatalError(f"task for store {store_id} reached the agent of store {context.store_id}")
 
 
 # --- the Celery tasks (br_agent.task_base: parse, withdrawn attempts end as REVOKED, one-line errors)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from br_agent.context import AgentContext, AgentTaskError
+from br_agent.context import AgentTaskError
+from br_agent.environment import TaskEnv
+from br_common.fleet.task_errors import TaskFatalError
 from br_agent.task_base import Report, agent_task
 from br_common.backupmeta import meta
 from br_common.backupmeta.layout import BACKUPMETA, LOCK
@@ -21,7 +23,7 @@ from br_common.storage import ExternalStorage, ObjectNotFound
 log = logging.getLogger(__name__)
 
 
-def run_acquire_lock(context: AgentContext, task: m.AcquireLockTask,
+def run_acquire_lock(context: TaskEnv, task: m.AcquireLockTask,
                      _report: Report | None = None) -> m.AcquireLockResult:
     return lock(context.open_storage(task.storage), task)
 
@@ -39,7 +41,7 @@ def lock(storage: ExternalStorage, task: m.AcquireLockTask) -> m.AcquireLockResu
     return m.AcquireLockResult(outcome="locked", detail=f"{storage.uri(LOCK)} exists")
 
 
-def run_write_backupmeta(context: AgentContext, task: m.WriteBackupMetaTask,
+def run_write_backupmeta(context: TaskEnv, task: m.WriteBackupMetaTask,
                          _report: Report | None = None) -> m.WriteBackupMetaResult:
     skip = context.jobs(task.job_id).skip_reason("")
     if skip:  # a late redelivery must not write anything
@@ -53,7 +55,7 @@ def run_write_backupmeta(context: AgentContext, task: m.WriteBackupMetaTask,
                                    size=len(task.backupmeta))
 
 
-def run_read_backupmeta(context: AgentContext, task: m.ReadBackupMetaTask,
+def run_read_backupmeta(context: TaskEnv, task: m.ReadBackupMetaTask,
                         _report: Report | None = None) -> m.ReadBackupMetaResult:
     storage = context.open_storage(task.storage)
     data = read_meta_bytes(storage)
@@ -66,9 +68,9 @@ def read_meta_bytes(storage: ExternalStorage) -> bytes:
         return storage.get_bytes(BACKUPMETA)
     except ObjectNotFound:
         if storage.exists(LOCK):
-            raise AgentTaskError(f"the backup at {storage.uri()} is unfinished ({LOCK} but no "
+            raise TaskFatalError(f"the backup at {storage.uri()} is unfinished ({LOCK} but no "
                                  f"{BACKUPMETA}): rerun the same `br backup` command to finish it") from None
-        raise AgentTaskError(f"no backup at {storage.uri()}: {BACKUPMETA} not found") from None
+        raise TaskFatalError(f"no backup at {storage.uri()}: {BACKUPMETA} not found") from None
 
 
 acquire_lock = agent_task(m.ACQUIRE_LOCK, m.AcquireLockTask)(run_acquire_lock)

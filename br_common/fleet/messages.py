@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
 from br_common.backupmeta.kind import BackupKind
+from br_common.fleet.task_errors import ErrorKind
 from br_common.kvproto import brpb_pb2
 from br_common.redaction import show_key
 from br_common.sealing import SealedBox
@@ -57,6 +58,16 @@ class Message(BaseModel):
     """Base: unknown fields are an error (a typo must not silently drop data)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskResult(Message):
+    """The envelope of every task's result: what it did, or why it did not (error and its kind,
+    task_errors.ErrorKind; empty = done), or that it did nothing because the coordinator no longer
+    wanted it (skipped). A task whose whole attempt fails raises a typed TaskError instead."""
+
+    error: str = ""
+    error_kind: ErrorKind | Literal[""] = ""
+    skipped: str = ""
 
 
 class MessageError(ValueError):
@@ -211,13 +222,14 @@ class CoveredRange(Message):
 
 
 class UncoveredRange(Message):
-    """A piece left to redo (region error, store error, stream cut), with why."""
+    """A piece left to redo (region error, store error, stream cut), with why and its kind."""
 
     range: KeyRange
     reason: str
+    error_kind: ErrorKind = "region"
 
 
-class BackupRangeResult(Message):
+class BackupRangeResult(TaskResult):
     """covered + uncovered tile the task's range exactly (the agent guarantees it)."""
 
     job_id: str
@@ -227,7 +239,6 @@ class BackupRangeResult(Message):
     covered: list[CoveredRange] = Field(default_factory=list)
     uncovered: list[UncoveredRange] = Field(default_factory=list)
     bytes_uploaded: int = 0
-    skipped: str = ""  # non-empty: the agent did no work (job finished, attempt superseded)
 
 
 # --- storage-side jobs -------------------------------------------------------------------------
@@ -237,7 +248,7 @@ class AcquireLockTask(Message):
     lock_body: str  # JSON text stored in backup.lock: job id and version, the same on every attempt
 
 
-class AcquireLockResult(Message):
+class AcquireLockResult(TaskResult):
     outcome: Literal["acquired", "locked", "complete"]
     detail: str = ""
 
@@ -248,7 +259,7 @@ class WriteBackupMetaTask(Message):
     backupmeta: HexBytes  # serialized backup.BackupMeta
 
 
-class WriteBackupMetaResult(Message):
+class WriteBackupMetaResult(TaskResult):
     outcome: Literal["written", "exists"]  # exists: a backupmeta was there (never overwritten)
     name: str
     size: int
@@ -258,6 +269,6 @@ class ReadBackupMetaTask(Message):
     storage: StorageSpec
 
 
-class ReadBackupMetaResult(Message):
+class ReadBackupMetaResult(TaskResult):
     backupmeta: HexBytes  # serialized backup.BackupMeta, already parsed and checked by the agent
     size: int

@@ -17,13 +17,12 @@ nothing here holds a secret.
 """
 from __future__ import annotations
 
-from typing import Literal
 
 from pydantic import Field
 
 from br_common.backupmeta.kind import BackupKind
 from br_common.checksum import Checksum
-from br_common.fleet.messages import FileInfo, HexBytes, KeyRange, Message, StorageSpec
+from br_common.fleet.messages import FileInfo, HexBytes, KeyRange, Message, StorageSpec, TaskResult
 from br_common.kvproto import kvrpcpb_pb2, metapb_pb2
 
 DOWNLOAD = "br.restore.download"
@@ -31,11 +30,6 @@ INGEST = "br.restore.ingest"
 DISCARD = "br.restore.discard"
 CHECK_OBJECTS = "br.storage.restore_check_objects"
 
-# what went wrong, so the coordinator knows what to do next
-#   integrity: an object is missing or differs from backupmeta -> stop the restore, name it
-#   region:    the region changed (NotLeader, EpochNotMatch, ...) -> re-resolve through PD, redo
-#   retry:     anything else worth another attempt (store busy/unreachable, staged copy gone)
-ErrorKind = Literal["", "integrity", "region", "retry"]
 
 
 class FilePart(Message):
@@ -126,7 +120,7 @@ class StagedPiece(Message):
     checksum: Checksum | None = None  # of a piece that is part of its file (the agent counted it); None = whole
 
 
-class DownloadResult(Message):
+class DownloadResult(TaskResult):
     job_id: str
     attempt: str
     store_id: int
@@ -134,9 +128,6 @@ class DownloadResult(Message):
     region_id: int
     staged: list[StagedPiece] = Field(default_factory=list)
     bytes_downloaded: int = 0
-    error: str = ""
-    error_kind: ErrorKind = ""
-    skipped: str = ""
 
 
 class IngestTask(Message):
@@ -148,16 +139,13 @@ class IngestTask(Message):
     ssts: list[StagedPiece]
 
 
-class IngestResult(Message):
+class IngestResult(TaskResult):
     job_id: str
     attempt: str
     store_id: int
     agent: str
     region_id: int
-    error: str = ""
-    error_kind: ErrorKind = ""
     leader: PeerRef | None = None  # a NotLeader hint
-    skipped: str = ""
 
 
 class DiscardTask(Message):
@@ -172,10 +160,9 @@ class DiscardTask(Message):
     job_tag: HexBytes = b""
 
 
-class DiscardResult(Message):
+class DiscardResult(TaskResult):
     store_id: int
-    removed: int = 0
-    skipped: str = ""  # why nothing was removed (no store_import_dir on this agent)
+    removed: int = 0  # skipped: why nothing was removed (no store_import_dir on this agent)
 
 
 class ObjectRef(Message):
@@ -188,5 +175,5 @@ class CheckObjectsTask(Message):
     objects: list[ObjectRef]
 
 
-class CheckObjectsResult(Message):
+class CheckObjectsResult(TaskResult):
     problems: list[str] = Field(default_factory=list)  # one line per missing or resized object

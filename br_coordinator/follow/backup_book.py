@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from br_common.fleet import messages as m
 from br_common.fleet.jobs import RangeRecord
 from br_coordinator.backup_plan import PlannedTask
-from br_coordinator.follow.book import Action, Book, Checkpoint, Fail, Progress, Resolve, Send
+from br_common.fleet.task_errors import STOPS_THE_JOB
+from br_coordinator.follow.book import Action, Book, Checkpoint, Fail, Progress, Resolve, Send, stopping
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class BackupBook(Book):
             return self._retry(piece, str(exc))
         if result.skipped:
             return self._retry(piece, f"agent skipped the task: {result.skipped}")
+        if stopping(result):
+            return stopping(result)
         actions: list[Action] = []
         for covered in result.covered:
             actions.append(Checkpoint(RangeRecord(range=covered.range, files=covered.files)))
@@ -68,6 +71,8 @@ class BackupBook(Book):
             self.totals.files_done += len(covered.files)
             self.totals.bytes_done += sum(f.size for f in covered.files)
         for gap in result.uncovered:
+            if gap.error_kind in STOPS_THE_JOB:
+                return [Fail(f"backup of range {gap.range.label()} on store {result.store_id}: {gap.reason}")]
             log.info("range %s uncovered on store %d: %s; re-resolving", gap.range.label(), result.store_id,
                      gap.reason)
             actions += self._retry(_Piece(gap.range, piece.attempts, piece.last_error), gap.reason)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from br_common.fleet.jobs import RangeRecord
+from br_common.fleet.messages import TaskResult
+from br_common.fleet.task_errors import STOPS_THE_JOB
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,10 @@ class Book(ABC):
     @abstractmethod
     def progress(self) -> Progress:
         ...
+
+
+def stopping(result: TaskResult) -> list[Action]:
+    """A result whose envelope says no retry can help (refused, integrity, fatal) stops the job."""
+    if result.error and result.error_kind in STOPS_THE_JOB:
+        return [Fail(result.error)]
+    return []

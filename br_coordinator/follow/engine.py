@@ -5,8 +5,8 @@ Every `poll_interval`:
 * queued sends go to their store's queue (`br.<cluster>.store.<id>`, or the cluster's storage
   queue), at most `concurrency` in flight per store and lane, each under a fresh attempt id that
   the job records (`note_sent`) so a later run can withdraw it;
-* task states are read: SUCCESS and FAILURE go to the book; an agent's refusal (its configuration,
-  not the work: retrying cannot help) stops the job at once with the agent's line;
+* task states are read: SUCCESS and FAILURE go to the book; a failure of a kind no retry can help
+  (task_errors.STOPS_THE_JOB: refused, integrity, fatal) stops the job at once with the agent's line;
 * lost work (follow.agents.AgentWatch): a task STARTED by an agent instance that left the
   registry, or still queued after every agent alive at send time has gone, is withdrawn (a late
   redelivery does nothing) and handed to the book as lost.
@@ -29,7 +29,7 @@ from br_common.fleet.app import send
 from br_common.fleet.jobs import JobStore, Lease
 from br_common.fleet.queues import storage_queue, store_queue
 from br_common.fleet.registry import Registry
-from br_common.fleet.task_errors import failure_kind
+from br_common.fleet.task_errors import STOPS_THE_JOB, failure_kind
 from br_common.pd_client import PDClient
 from br_coordinator.errors import CommandError
 from br_coordinator.follow.agents import RUNNING_STATES, AgentWatch, FollowConfig, backoff, cancel_attempts, \
@@ -227,7 +227,7 @@ class FollowEngine:
 
     def _failed(self, flight: Flight) -> None:
         error = error_text(flight.result)
-        if failure_kind(flight.result.result) == "refused":  # the agent's configuration: retrying cannot help
+        if failure_kind(flight.result.result) in STOPS_THE_JOB:  # refused, integrity, fatal: no retry can help
             raise CommandError(error)
         self._forget(flight.attempt)
         self._apply(self.book.failed(flight.send, error))

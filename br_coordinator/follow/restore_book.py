@@ -17,7 +17,7 @@ from br_common.fleet.jobs import RangeRecord
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.fleet.restore_messages import DownloadResult, FilePart, IngestResult, Piece, RegionRef, RegionWork, \
     StagedPiece
-from br_coordinator.follow.book import Action, Book, Checkpoint, Fail, Progress, Resolve, Send
+from br_coordinator.follow.book import Action, Book, Checkpoint, Fail, Progress, Resolve, Send, stopping
 from br_coordinator.restore_plan import download_stores, file_checksum, ingest_store
 
 DOWNLOAD, INGEST = "download", "ingest"
@@ -75,6 +75,8 @@ class RestoreBook(Book):
             return self.task_failed(send.work_id, str(exc))
         if result.skipped:
             return self.task_failed(send.work_id, f"agent skipped the task: {result.skipped}")
+        if stopping(result):
+            return stopping(result)
         if isinstance(result, DownloadResult):
             self.bytes_downloaded += result.bytes_downloaded
             return self.downloaded(send.work_id, send.store_id or 0, result)
@@ -124,8 +126,8 @@ class RestoreBook(Book):
         state = self._works[work_id]
         if state.phase != DOWNLOAD or store_id not in state.waiting:
             return []  # a duplicate (resent task) result
-        if result.error_kind == "integrity":
-            return [Fail(result.error)]
+        if stopping(result):
+            return stopping(result)
         if result.error:
             return self._redo(work_id, f"download on store {store_id}: {result.error}", ingest_only=False)
         state.waiting.discard(store_id)

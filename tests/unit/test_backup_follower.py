@@ -12,7 +12,7 @@ from br_common.fleet import messages as m
 from br_common.fleet.jobs import JobSpec, JobStore, Lease
 from br_common.fleet.keyranges import tiling_problem
 from br_common.fleet.registry import AgentInfo, Registry
-from br_common.fleet.task_errors import TaskRefusedError
+from br_common.fleet.task_errors import TaskFatalError, TaskIntegrityError, TaskRefusedError
 from br_coordinator.errors import CommandError
 from br_coordinator.backup_plan import PlannedTask
 from br_coordinator.follow.agents import FollowConfig
@@ -146,13 +146,14 @@ def test_a_store_without_agent_is_named() -> None:
         follower([m.KeyRange()]).run()
 
 
-def test_an_allowlist_refusal_fails_at_once_with_the_agents_line() -> None:
+@pytest.mark.parametrize("error", [TaskRefusedError, TaskFatalError, TaskIntegrityError])
+def test_a_failure_no_retry_can_help_fails_at_once_with_the_agents_line(error: type[Exception]) -> None:
     sent = []
 
     def worker(payload: dict, queue: str, result: FakeResult) -> None:
         sent.append(queue)
         line = 'agent of store 1 refuses s3://b/p: not in its allowed_destinations ["s3://bkt/tidb"]'
-        result.state, result.result = "FAILURE", TaskRefusedError(line)
+        result.state, result.result = "FAILURE", error(line)
 
     follower, _, _, _ = _setup(worker, FakePD.from_bounds([], [1]), [_agent(1, 1)], max_attempts=5)
     with pytest.raises(CommandError) as caught:
@@ -174,3 +175,18 @@ def test_a_storage_call_is_resent_when_its_agent_is_lost_then_gives_up() -> None
     answer = {"outcome": "written", "name": "backupmeta", "size": 3}
     assert book.succeeded(again, answer) == [] and book.done
     assert book.result == m.WriteBackupMetaResult(**answer)
+
+
+def test_a_gap_whose_kind_stops_the_job_is_not_retried() -> None:
+    sent = []
+
+    def worker(payload: dict, queue: str, result: FakeResult) -> None:
+        task = m.parse(m.BackupRangeTask, payload)
+        sent.append(task.attempt)
+        gap = m.UncoveredRange(range=task.range, reason="the store cannot read its data", error_kind="fatal")
+        result.state, result.result = "SUCCESS", _ok(task, uncovered=[gap])
+
+    follower, _, _, _ = _setup(worker, FakePD.from_bounds([], [1]), [_agent(1, 1)])
+    with pytest.raises(CommandError, match=r"on store 1: the store cannot read its data"):
+        follower([m.KeyRange()]).run()
+    assert len(sent) == 1

@@ -187,7 +187,7 @@ def test_ingest_region_errors_carry_the_leader_hint(tmp_path: Path) -> None:
     assert result.error_kind == "region" and result.leader == rm.PeerRef(id=73, store_id=3)
     ctx.stub.ingest_error = errorpb_pb2.Error(message="SST 05 is not downloaded on this store")
     result = rt.run_ingest(ctx, _ingest_task())
-    assert result.error_kind == "retry" and "not downloaded" in result.error
+    assert result.error_kind == "retryable" and "not downloaded" in result.error
 
 
 def test_check_objects_names_missing_and_resized(tmp_path: Path, backup) -> None:
@@ -205,9 +205,9 @@ def test_a_task_for_another_cluster_is_refused(tmp_path: Path, backup) -> None:
     spec, info = backup
     ctx = FakeContext(tmp_path)
     ctx.cluster_id = 99
-    with pytest.raises(rt.AgentTaskError, match="cluster 1 reached the agent of store 2 of cluster 99"):
+    with pytest.raises(rt.TaskFatalError, match="cluster 1 reached the agent of store 2 of cluster 99"):
         rt.run_download(ctx, _task(spec, info))
-    with pytest.raises(rt.AgentTaskError, match="cluster 1"):
+    with pytest.raises(rt.TaskFatalError, match="cluster 1"):
         rt.run_ingest(ctx, _ingest_task())
     assert ctx.stub.downloads == [] and ctx.stub.ingests == []
 
