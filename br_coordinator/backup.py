@@ -46,21 +46,14 @@ log = logging.getLogger("br.backup")
 
 # --- CLI ----------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
-    backup = subparsers.add_parser("backup", help="backup a TiKV cluster",
-                                   description="backup a TiKV cluster to S3 (or a local directory every agent "
-                                               "reaches), through the br-agent beside each store")
-    commands = backup.add_subparsers(dest="backup_command", metavar="<command>", title="Available Commands")
-    commands.required = True
-    parents = [flags.common_parser(), flags.backup_parser()]
-    full = commands.add_parser("full", parents=parents, help="backup the whole key space",
-                               description="backup the whole (raw) key space of the cluster",
-                               epilog='Example: br backup full --pd "${PDIP}:2379" '
-                                      '--storage "s3://${Bucket}/${Folder}" --ratelimit 128 --log-file backup.log')
-    full.set_defaults(func=run_full, job_log=True)
-    raw = commands.add_parser("raw", parents=[*parents, flags.raw_parser("backup")],
-                              help="backup a raw kv range from TiKV cluster",
-                              description="(experimental) backup a raw kv range from TiKV cluster")
-    raw.set_defaults(func=run_raw, job_log=True)
+    backup = flags.JobVerb.add(subparsers, "backup", "backup a TiKV cluster",
+                               "backup a TiKV cluster to S3 (or a local directory every agent reaches), through "
+                               "the br-agent beside each store", [flags.common_parser(), flags.backup_parser()])
+    backup.command("full", run_full, "backup the whole key space", "backup the whole (raw) key space of the cluster",
+                   epilog='Example: br backup full --pd "${PDIP}:2379" --storage "s3://${Bucket}/${Folder}" '
+                          '--ratelimit 128 --log-file backup.log')
+    backup.command("raw", run_raw, "backup a raw kv range from TiKV cluster",
+                   "(experimental) backup a raw kv range from TiKV cluster", [flags.raw_parser("backup")])
 
 
 def run_full(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -162,6 +164,29 @@ def connection_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     connection_flags(parser.add_argument_group("Global Flags"))
     return parser
+
+
+@dataclass
+class JobVerb:
+    """`br backup` / `br restore`: a verb whose commands (full, raw, ...) share its flags, and each
+    writes a log file of its own (job_log)."""
+
+    commands: argparse._SubParsersAction
+    parents: list[argparse.ArgumentParser]
+
+    @classmethod
+    def add(cls, subparsers: argparse._SubParsersAction, verb: str, help: str, description: str,  # noqa: A002
+            parents: list[argparse.ArgumentParser]) -> JobVerb:
+        parser = subparsers.add_parser(verb, help=help, description=description)
+        commands = parser.add_subparsers(dest=f"{verb}_command", metavar="<command>", title="Available Commands")
+        commands.required = True
+        return cls(commands, parents)
+
+    def command(self, name: str, func: Callable[[argparse.Namespace], int], help: str,  # noqa: A002
+                description: str, extra: Sequence[argparse.ArgumentParser] = (), epilog: str | None = None) -> None:
+        command = self.commands.add_parser(name, parents=[*self.parents, *extra], help=help,
+                                           description=description, epilog=epilog)
+        command.set_defaults(func=func, job_log=True)
 
 
 def common_parser() -> argparse.ArgumentParser:

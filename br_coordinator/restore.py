@@ -46,22 +46,16 @@ log = logging.getLogger("br.restore")
 
 # --- CLI ----------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
-    restore = subparsers.add_parser("restore", help="restore a TiKV cluster from a backup",
-                                    description="restore a backup from S3 (or a local directory every agent "
-                                                "reaches) into a TiKV cluster, through the br-agent beside "
-                                                "each store")
-    commands = restore.add_subparsers(dest="restore_command", metavar="<command>", title="Available Commands")
-    commands.required = True
-    parents = [flags.common_parser(), _restore_parser()]
-    full = commands.add_parser("full", parents=parents, help="restore all the backed-up key space",
-                               description="restore every range of a (raw) backup",
-                               epilog='Example: br restore full --pd "${PDIP}:2379" '
-                                      '--storage "s3://${Bucket}/${Folder}" --ratelimit 128 --log-file restore.log')
-    full.set_defaults(func=run_full, job_log=True)
-    raw = commands.add_parser("raw", parents=[*parents, flags.raw_parser("restore")],
-                              help="restore a raw kv range to TiKV cluster",
-                              description="(experimental) restore the part of a raw backup inside [--start, --end)")
-    raw.set_defaults(func=run_raw, job_log=True)
+    restore = flags.JobVerb.add(subparsers, "restore", "restore a TiKV cluster from a backup",
+                                "restore a backup from S3 (or a local directory every agent reaches) into a TiKV "
+                                "cluster, through the br-agent beside each store",
+                                [flags.common_parser(), _restore_parser()])
+    restore.command("full", run_full, "restore all the backed-up key space", "restore every range of a (raw) backup",
+                    epilog='Example: br restore full --pd "${PDIP}:2379" --storage "s3://${Bucket}/${Folder}" '
+                           '--ratelimit 128 --log-file restore.log')
+    restore.command("raw", run_raw, "restore a raw kv range to TiKV cluster",
+                    "(experimental) restore the part of a raw backup inside [--start, --end)",
+                    [flags.raw_parser("restore")])
 
 
 def _restore_parser() -> argparse.ArgumentParser:

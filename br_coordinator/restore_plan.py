@@ -17,14 +17,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from br_common.checksum import Checksum
 from br_common.fleet.keyranges import contains, intersect
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.import_files import JOB_TAG_BYTES
-from br_common.fleet.restore_messages import (DownloadResult, FilePart, IngestResult, PeerRef, Piece, RegionRef,
-                                              RegionWork, StagedPiece)
+from br_common.fleet.restore_messages import FilePart, PeerRef, Piece, RegionRef, RegionWork
 from br_common.pd_client import RegionInfo
 
 _UUID_NAMESPACE = uuid.UUID("6f1b7c52-3b0e-4c51-9a57-0f6c9e0c2b11")  # fixed: uuids stay stable across runs

@@ -13,9 +13,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from br_common.grpc_tls import TLSConfig
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class ServerConfig(BaseModel):
+    """What every devcluster server (PD, store) is started with."""
+
+    data_dir: Path
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    log_file: Path | None = None
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def tls(self) -> TLSConfig:
+        """With a cert the server speaks TLS (with a CA it requires clients' certificates); a store
+        also talks TLS to PD and its peers with it."""
+        return TLSConfig(ca=self.tls_ca, cert=self.tls_cert, key=self.tls_key)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -49,12 +49,11 @@ def _field_name(param: str) -> str:
     return param.replace("-", "_")
 
 
-class S3Flags(BaseModel):
-    """Values of the `--s3.*` flags; None means the flag was not given."""
+class S3ObjectOptions(BaseModel):
+    """How objects are written and whose role reads them: the options a URL parameter and an
+    `--s3.*` flag both set (None: not set)."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    endpoint: str | None = None
-    region: str | None = None
     storage_class: str | None = None
     sse: str | None = None
     sse_kms_key_id: str | None = None
@@ -63,6 +62,13 @@ class S3Flags(BaseModel):
     role_arn: str | None = None
     external_id: str | None = None
     profile: str | None = None
+
+
+class S3Flags(S3ObjectOptions):
+    """Values of the `--s3.*` flags; None means the flag was not given."""
+
+    endpoint: str | None = None
+    region: str | None = None
 
     @classmethod
     def from_mapping(cls, flags: Mapping[str, str | None]) -> S3Flags:
@@ -111,9 +117,8 @@ class S3Credentials(BaseModel):
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 
 
-class S3Location(BaseModel):
+class S3Location(S3ObjectOptions):
     """An S3 (or S3-compatible) backup location; keys live under `prefix` in `bucket`."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["s3"] = "s3"
     bucket: str
@@ -121,14 +126,6 @@ class S3Location(BaseModel):
     endpoint: str | None = None
     region: str = DEFAULT_REGION
     force_path_style: bool = True
-    storage_class: str | None = None
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-    acl: str | None = None
-    provider: str | None = None
-    role_arn: str | None = None
-    external_id: str | None = None
-    profile: str | None = None
     credentials: S3Credentials | None = None
 
     @field_validator("bucket")

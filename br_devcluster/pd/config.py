@@ -2,32 +2,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from br_common.grpc_tls import TLSConfig
-from br_devcluster.cli_args import OneLineParser, validated
+from br_devcluster.cli_args import OneLineParser, ServerConfig, validated
 from br_devcluster.pd.layout import KEY_SPACE
 
 
-class PDConfig(BaseModel):
-    data_dir: Path
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
+class PDConfig(ServerConfig):
     initial_stores: int = Field(1, ge=1)
     initial_regions: int = Field(1, ge=1, le=KEY_SPACE)
     max_replicas: int = Field(1, ge=1)
     gc_life_time: float = Field(600.0, ge=0)
-    log_file: Path | None = None
-    tls_ca: str = ""
-    tls_cert: str = ""
-    tls_key: str = ""
-
-    @property
-    def tls(self) -> TLSConfig:
-        """With a cert: the server speaks TLS (and with a CA requires clients' certificates)."""
-        return TLSConfig(ca=self.tls_ca, cert=self.tls_cert, key=self.tls_key)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> PDConfig:

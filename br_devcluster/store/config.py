@@ -4,26 +4,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from br_common.grpc_tls import TLSConfig
-from br_devcluster.cli_args import OneLineParser, validated
+from br_devcluster.cli_args import OneLineParser, ServerConfig, validated
 
 PROG = "python -m br_devcluster.store"
 
 
-class StoreConfig(BaseModel):
+class StoreConfig(ServerConfig):
     pd: str = Field(min_length=3)
-    data_dir: Path
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
     gc_interval: float = Field(30.0, gt=0)
     # staged SSTs of failed or superseded downloads are never ingested: removed once this old
     staged_ttl: float = Field(3600.0, gt=0)
-    log_file: Path | None = None
-    tls_ca: str = ""
-    tls_cert: str = ""
-    tls_key: str = ""
 
     @field_validator("pd")
     @classmethod
@@ -33,11 +25,6 @@ class StoreConfig(BaseModel):
         if not host or not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT")
         return address
-
-    @property
-    def tls(self) -> TLSConfig:
-        """Served and used: the store speaks TLS, and talks TLS to PD and its peers, with this cert."""
-        return TLSConfig(ca=self.tls_ca, cert=self.tls_cert, key=self.tls_key)
 
     @property
     def address(self) -> str:
