@@ -18,7 +18,7 @@ from br_coordinator.run import parse_args
 def test_pd_lists_are_parsed_and_checked() -> None:
     assert parse_pd_addresses("a:2379, http://b:2379,a:2379,") == ["a:2379", "b:2379"]
     assert parse_host_port("https://10.0.0.1:02379/") == "10.0.0.1:2379"
-    for bad in ("host:99999", "host", ":2379", "host:0", ""):
+    for bad in ("host:99999", "host", ":2379", "host:0", "", "a:1,b:99999", "a:1,:2", "a:1,b:-1", "a:65536"):
         with pytest.raises(ValueError):
             parse_pd_addresses(bad)
 
