@@ -129,3 +129,31 @@ def test_staging_dir_must_be_writable(tmp_path: Path, capsys: pytest.CaptureFixt
     blocker.write_text("")
     code, _, err = _check(["--staging-dir", str(blocker)], capsys)
     assert code == 1 and "is not a directory" in err
+
+
+@pytest.mark.parametrize("case", ["missing", "ours", "a file", "another user's"])
+def test_check_config_and_the_start_judge_the_staging_dir_alike(
+        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--check-config passes exactly the staging dirs the start accepts (one check: br_agent.staging_dir):
+    a directory of another user (it would hold the agent's sealing key) fails both."""
+    import os  # noqa: PLC0415
+
+    from br_agent import agent  # noqa: PLC0415
+
+    staging = tmp_path / "staging" / "store1"
+    if case != "missing":
+        staging.parent.mkdir()
+        staging.mkdir() if case != "a file" else staging.write_text("")
+    if case == "another user's":
+        monkeypatch.setattr(os, "geteuid", lambda: staging.stat().st_uid + 1)
+    code, _, err = _check(["--staging-dir", str(staging)], capsys)
+    try:
+        agent._own_staging_dir(staging)
+        started = ""
+    except agent.AgentError as exc:
+        started = str(exc)
+    if case in ("missing", "ours"):
+        assert code == 0 and started == "" and staging.is_dir()
+    else:
+        assert code == 1 and err == f"br-agent: error: {started}\n"
+        assert ("belongs to another user" if case == "another user's" else "is not a directory") in started
