@@ -213,6 +213,7 @@ class _WorkState:
     waiting: set[int]
     staged: dict[int, list[StagedPiece]] = field(default_factory=dict)
     phase: str = "download"  # download -> ingest -> done | superseded
+    last_error: str = ""  # why the last try failed: the give-up line says it (e.g. a full staging disk)
 
 
 class RestoreBook:
@@ -242,11 +243,11 @@ class RestoreBook:
     def _works_open(self) -> bool:
         return any(s.phase in ("download", "ingest") for s in self._works.values())
 
-    def add(self, work: RegionWork, tries: int = 0) -> list[Action]:
+    def add(self, work: RegionWork, tries: int = 0, last_error: str = "") -> list[Action]:
         if tries >= self.max_tries:
-            return [Fail(f"region {work.region.id} {_label(work)}: gave up after {tries} attempts")]
+            return [Fail(_gave_up(work, tries, last_error))]
         work_id, self._next_id = self._next_id, self._next_id + 1
-        self._works[work_id] = _WorkState(work, tries, set(download_stores(work)))
+        self._works[work_id] = _WorkState(work, tries, set(download_stores(work)), last_error=last_error)
         for piece in work.pieces:
             self._outstanding[_part_key(piece)].add(piece.uuid)
         return [SendDownload(work_id, s, work) for s in download_stores(work)]
@@ -321,7 +322,7 @@ class RestoreBook:
         state.work = state.work.model_copy(update={"region": region})
         state.tries += 1
         if state.tries >= self.max_tries:
-            return [Fail(f"region {region.id} {_label(state.work)}: gave up after {state.tries} attempts")]
+            return [Fail(_gave_up(state.work, state.tries, state.last_error))]
         return self._to_ingest(work_id, state)
 
     def replace(self, work_id: int, works: Iterable[RegionWork]) -> list[Action]:
@@ -332,12 +333,12 @@ class RestoreBook:
             self._outstanding[_part_key(piece)].discard(piece.uuid)
         actions: list[Action] = []
         for work in works:
-            actions += self.add(work, state.tries + 1)
+            actions += self.add(work, state.tries + 1, state.last_error)
         return actions
 
     def _redo(self, work_id: int, reason: str, ingest_only: bool) -> list[Action]:
         state = self._works[work_id]
-        state.phase = "redo"
+        state.phase, state.last_error = "redo", reason
         return [Redo(work_id, state.work, reason, ingest_only)]
 
     def _finish(self, work_id: int, state: _WorkState) -> list[Action]:
@@ -351,6 +352,11 @@ class RestoreBook:
             if not self._outstanding[key]:
                 actions.append(PartDone(self._files[key], self._parts[key], self._sums[key]))
         return actions
+
+
+def _gave_up(work: RegionWork, tries: int, last_error: str) -> str:
+    return f"region {work.region.id} {_label(work)}: gave up after {tries} attempts" + \
+        (f"; the last: {last_error}" if last_error else "")
 
 
 def _part_key(piece: Piece) -> tuple[str, bytes]:
