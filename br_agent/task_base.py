@@ -66,7 +66,9 @@ def no_space_left(context: AgentContext, exc: BaseException) -> str:
     """"" unless exc, or an error it came from (a StorageError wraps the OSError), is a full disk
     (ENOSPC); else the one line the operator must read last: where, and what to do."""
     cause: BaseException | None = exc
-    while cause is not None:
+    seen: set[int] = set()  # a chain may loop back on itself
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
         if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
             where = cause.filename if isinstance(cause.filename, str) else context.staging_dir  # a write: no name
             return (f"no space left on {where}: the staging dir {context.staging_dir} of store {context.store_id}'s "
