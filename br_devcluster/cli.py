@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from br_common import key_format
+from br_common.gc_safe_point import require_after_safe_point
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient, RawKVError
 from br_devcluster import cluster, fleet
@@ -186,6 +187,8 @@ def cmd_checksum(args: argparse.Namespace) -> int:
     if end and end < start:
         raise UsageError(f"--end {args.end!r} sorts before --start {args.start!r}")
     with _pd_client(args) as pd, SnapshotKV(pd) as client:
+        if args.ts is not None:  # the stores answer below the GC safe point as TiKV does (with what is left)
+            require_after_safe_point(pd, args.ts, "--ts", "use a later --ts, or none for a fresh one")
         ts = args.ts if args.ts is not None else pd.tso()
         result = client.checksum(start, end, ts=ts)
     print(f"range: [{key_format.format_key(start)}, {key_format.format_key(end)}) (hex)")
