@@ -77,7 +77,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     data_dir = _data_dir(args)
-    result = cluster.up(data_dir, config, timeout=args.timeout)
+    before = cluster.load_state(data_dir)
+    running_before = {e.name for e in before.processes if cluster.is_running(e)} if before else set()
+    result = cluster.up(data_dir, config, timeout=args.timeout)  # stops what it started if it fails
     state = result.state
     if not result.started:
         print(f"devcluster in {data_dir} is already running")
@@ -93,9 +95,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_fleet:
         try:
             state = _fleet_up(args, data_dir, state)
-        except ClusterError:
-            if result.started:  # nothing this call started stays running when it fails
-                cluster.down(data_dir)
+        except BaseException:  # whatever failed (Ctrl-C too): nothing this call started stays running
+            cluster.roll_back(data_dir, running_before, {e.name for e in state.processes})
             raise
     for entry in state.processes:
         print(f"  {entry.name:<10} pid {entry.pid:<8} {entry.address:<21} log {entry.log_path}")
@@ -347,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"br-devcluster {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
+        print(f"br-devcluster {args.command}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
