@@ -51,3 +51,16 @@ def test_devcluster_checksum_at_a_ts_below_the_safe_point_is_one_line_and_reads_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"br-devcluster checksum: --ts {SAFE_POINT - 1} (")
     assert "not after the GC safe point" in err and "use a later --ts" in err and reads == []
+
+
+def test_the_demo_compares_the_source_at_its_backup_ts_only_while_it_is_readable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from br_devcluster import demo  # noqa: PLC0415
+
+    reads: list[int] = []
+    monkeypatch.setattr(demo, "PDClient", lambda address: contextlib.nullcontext(FakePD(safe_point=SAFE_POINT)))
+    monkeypatch.setattr(demo, "SnapshotKV", lambda pd: SimpleNamespace(checksum=lambda ts: reads.append(ts)))
+    with pytest.raises(demo.DemoError, match="^backup ts .* is not after the GC safe point"):
+        demo._checksum("127.0.0.1:2379", SAFE_POINT)
+    demo._checksum("127.0.0.1:2379", SAFE_POINT + 1)
+    assert reads == [SAFE_POINT + 1]
