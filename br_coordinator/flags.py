@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from br_common import key_format
@@ -201,9 +201,9 @@ def common_parser() -> argparse.ArgumentParser:
                "the budget, all its uploads (or downloads, for restore) share one stream at that rate, so what "
                "a store moves to or from storage never exceeds it; the store's own backup reads are limited per "
                "request as in BR, and run ahead of the uploads by at most --concurrency ranges "
-               "(default 0: unlimited)")
+               "(default 0: unlimited; at most 1048576)")
     _flag(group, "--concurrency", default=4, type=int_in("--concurrency", 1, MAX_CONCURRENCY),
-          help="the number of ranges in flight on each store (default 4)")
+          help="the number of ranges in flight on each store (default 4; 1 to 1024)")
     _bool_flag(group, "--checksum", default=True,
                help="run checksum at end of task. backup: each agent reads every file the store wrote and checks "
                     "its pairs against the store's crc64xor/total_kvs/total_bytes before uploading it (TiKV's "
@@ -247,20 +247,21 @@ def backup_parser() -> argparse.ArgumentParser:
                        help="backup sst file compression algorithm, value can be one of 'lz4|zstd|snappy' "
                             '(default "zstd")')
     group.add_argument("--compression-level", type=int_in("--compression-level", *COMPRESSION_LEVELS), default=0,
-                       help="compression level used for sst file compression (default 0: the algorithm's default)")
+                       help="compression level used for sst file compression (default 0: the algorithm's default; "
+                            "-131072 to 22)")
     group.add_argument("--backupts", type=parse_backupts, metavar="TS",
                        help="the backup ts support TSO or datetime, e.g. '400036290571534337', '2018-05-11 01:42:23'")
     group.add_argument("--timeago", type=parse_timeago, metavar="DURATION",
                        help="the history version of the backup task, e.g. 1m, 1h. Do not exceed GCSafePoint")
     group.add_argument("--gcttl", type=int_in("--gcttl", 1, MAX_TTL_SECONDS), default=300, metavar="SECONDS",
                        help="the TTL (in seconds) that PD holds for BR's GC safepoint while the backup runs; "
-                            "refreshed every TTL/3 (default 300)")
+                            "refreshed every TTL/3 (default 300; at most a year)")
     group.add_argument("--checkpoint-gcttl", type=int_in("--checkpoint-gcttl", 1, MAX_TTL_SECONDS), default=4320,
                        metavar="SECONDS",
                        help="how long the GC safe point of an interrupted or failed backup is kept, so that "
                             "rerunning the same command resumes it even after PD's gc_life_time; removed at once "
                             "when the backup completes or is abandoned (br fleet abandon) (default 4320, BR's "
-                            "checkpoint TTL)")
+                            "checkpoint TTL; at most a year)")
     return parser
 
 
