@@ -27,13 +27,13 @@ from br_common.fleet.registry import Registry
 from br_common.gc_safe_point import StaleReadError, require_after_safe_point
 from br_common.kvproto import brpb_pb2
 from br_common.pd_client import PDClient, PDError
-from br_common.tso import from_unix_seconds, physical_ms
+from br_common.tso import from_unix_seconds, physical_ms, ts_time
 from br_coordinator import flags
 from br_coordinator.errors import CommandError
 from br_coordinator.follower import BackupFollower, FollowerConfig
 from br_coordinator.following import check_agents
 from br_coordinator.job_options import BackupOptions
-from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
+from br_coordinator.job_runner import Connections, JobRunner, connections
 from br_coordinator.gc_keeper import GCKeeper
 from br_coordinator.planner import PlannedTask
 from br_coordinator.progress import JobProgress, human_bytes, print_summary

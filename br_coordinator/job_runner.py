@@ -28,7 +28,6 @@ from br_common.fleet.jobs import JobSpec, JobState, JobStore, Lease
 from br_common.pd_client import PDClient, PDError
 from br_common.storage import Location, parse_storage_url
 from br_common.tikv_client import RawKVError
-from br_common.tso import ts_time  # noqa: F401 - the verbs print with it from here
 from br_coordinator import flags, logging_setup
 from br_coordinator.errors import CommandError
 from br_coordinator.storage_spec import StorageSpecs

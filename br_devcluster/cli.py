@@ -20,7 +20,6 @@ from br_common.gc_safe_point import require_after_safe_point
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient, RawKVError
 from br_devcluster import cluster, fleet
-from br_devcluster.cluster import ClusterError
 from br_devcluster.tls import tls_flags
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
 from br_devcluster.snapshot_kv import SnapshotKV
