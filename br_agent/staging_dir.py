@@ -3,12 +3,15 @@
 check-config passes exactly the staging dirs the start accepts.
 
 The staging dir holds the agent's sealing key: one created by another user (a predictable name in
-a shared /tmp) could hand us their key, so it must belong to the agent's user.
+a shared /tmp) could hand us their key, so it must belong to the agent's user, and a key already
+in it must be private and whole (br_common.sealing.key_file_problem).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from br_common.sealing import key_file_problem
 
 
 def problem(path: Path) -> str:
@@ -32,7 +35,8 @@ def _existing(path: Path) -> str:
                 "key: use a directory of this user (staging_dir, --staging-dir)")
     if not os.access(path, os.W_OK | os.X_OK):
         return f"staging_dir: {path} is not writable by this user"
-    return ""
+    key = key_file_problem(path)
+    return f"staging_dir: {key}" if key else ""
 
 
 def prepare(path: Path) -> str:

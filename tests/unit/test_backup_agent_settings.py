@@ -134,11 +134,13 @@ def test_staging_dir_must_be_writable(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 1 and "is not a directory" in err
 
 
-@pytest.mark.parametrize("case", ["missing", "ours", "a file", "another user's"])
+@pytest.mark.parametrize("case", ["missing", "ours", "a file", "another user's", "a key others can read",
+                                  "a truncated key"])
 def test_check_config_and_the_start_judge_the_staging_dir_alike(
         case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """--check-config passes exactly the staging dirs the start accepts (one check: br_agent.staging_dir):
-    a directory of another user (it would hold the agent's sealing key) fails both."""
+    a directory of another user (it would hold the agent's sealing key), or a key in it that others can read
+    or that is not whole, fails both."""
     import os  # noqa: PLC0415
 
     from br_agent import agent  # noqa: PLC0415
@@ -149,6 +151,10 @@ def test_check_config_and_the_start_judge_the_staging_dir_alike(
         staging.mkdir() if case != "a file" else staging.write_text("")
     if case == "another user's":
         monkeypatch.setattr(os, "geteuid", lambda: staging.stat().st_uid + 1)
+    if "key" in case:
+        key = staging / "seal.key"
+        key.write_bytes(b"k" * (32 if case == "a key others can read" else 5))
+        key.chmod(0o644 if case == "a key others can read" else 0o600)
     code, _, err = _check(["--staging-dir", str(staging)], capsys)
     try:
         agent._own_staging_dir(staging)
@@ -159,4 +165,6 @@ def test_check_config_and_the_start_judge_the_staging_dir_alike(
         assert code == 0 and started == "" and staging.is_dir()
     else:
         assert code == 1 and err == f"br-agent: error: {started}\n"
-        assert ("belongs to another user" if case == "another user's" else "is not a directory") in started
+        words = {"another user's": "belongs to another user", "a file": "is not a directory",
+                 "a key others can read": "seal.key is readable by others", "a truncated key": "expected 32 raw bytes"}
+        assert words[case] in started
