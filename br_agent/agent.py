@@ -10,14 +10,13 @@ Redis database without taking each other's tasks (store ids repeat across cluste
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 import redis
 from celery.utils.nodenames import host_format
 
-from br_agent import metrics
+from br_agent import metrics, staging_dir
 from br_agent.context import AgentContext, set_context
 from br_agent.settings import AgentSettings
 from br_common.fleet import redis_client
@@ -124,12 +123,9 @@ def _context(config: AgentSettings, settings: FleetSettings, pd: PDClient, store
 
 
 def _own_staging_dir(staging: Path) -> None:
-    """The staging dir holds the sealing key: one created by another user (a predictable name in a
-    shared /tmp) could hand us their key, so it must be ours."""
-    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if staging.stat().st_uid != os.geteuid():
-        raise AgentError(f"staging dir {staging} belongs to another user (uid {staging.stat().st_uid}): "
-                         f"use a directory of this user (staging_dir, --staging-dir)")
+    found = staging_dir.prepare(staging)  # the check --check-config runs (br_agent.staging_dir)
+    if found:
+        raise AgentError(found)
 
 
 def _serve(context: AgentContext, settings: FleetSettings, config: AgentSettings, pd: PDClient,

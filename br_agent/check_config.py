@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
+from br_agent import staging_dir
 from br_agent.settings import AgentSettings, sources
 from br_common.fleet.broker import BrokerError
 from br_common.fleet.config import FleetSettings
@@ -33,7 +34,8 @@ def problems(settings: AgentSettings) -> list[str]:
     except BrokerError as exc:
         found.append(f"broker: {exc}")
     found += _tls_files(settings.broker)
-    found += _staging(settings.resolved_staging_dir())
+    staging = staging_dir.problem(settings.resolved_staging_dir())  # the very check the start runs
+    found += [staging] if staging else []
     found += _import_dir(settings.store_import_dir)
     return found
 
@@ -94,13 +96,3 @@ def _import_dir(path: Path | None) -> list[str]:
     if not path.is_dir():
         return [f"store_import_dir: {path} is not a directory (TiKV's <data-dir>/import)"]
     return [] if os.access(path, os.W_OK | os.X_OK) else [f"store_import_dir: {path} is not writable by this user"]
-
-
-def _staging(path: Path) -> list[str]:
-    if path.exists():
-        if not path.is_dir():
-            return [f"staging_dir: {path} is not a directory"]
-        return [] if os.access(path, os.W_OK | os.X_OK) else [f"staging_dir: {path} is not writable by this user"]
-    parent = next(p for p in path.parents if p.exists())
-    return [] if os.access(parent, os.W_OK | os.X_OK) else \
-        [f"staging_dir: {path} does not exist and {parent} is not writable by this user"]

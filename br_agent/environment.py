@@ -33,6 +33,8 @@ class TaskEnv(Protocol):
 class StagingEnv(TaskEnv, Protocol):
     """Tasks that have the store write or read files on this host."""
 
+    staging_dir: Path
+
     def staging(self, *parts: str) -> Path: ...
 
     def drop_staging(self, path: Path) -> None: ...

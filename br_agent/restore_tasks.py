@@ -31,7 +31,7 @@ from br_agent.context import AgentTaskError
 from br_agent.environment import RestoreEnv
 from br_agent.interruption import AttemptCancelled
 from br_agent.sst_files import SstError, sst_checksum
-from br_agent.task_base import Report, agent_task, stop_if_withdrawn
+from br_agent.task_base import Report, agent_task, no_space_left, stop_if_withdrawn
 from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
 from br_common.fleet import restore_messages as rm
@@ -84,7 +84,7 @@ def _download_piece(context: RestoreEnv, task: rm.DownloadTask, storage: Externa
     """Fetch + check, count a part's checksum, Download; the staged copy removed."""
     fetched = stage / "src" / piece.file.name
     try:
-        _fetch(storage, piece.file, fetched)
+        _fetch(context, storage, piece.file, fetched)
         checksum = None if piece.whole_file else _part_checksum(fetched, piece, stage / "scratch")
         if checksum is not None and checksum.total_kvs == 0:  # nothing of the file in this piece
             return rm.StagedPiece(uuid=piece.uuid, cf=sst_cf(piece.file.cf), is_empty=True,
@@ -115,7 +115,7 @@ def _part_checksum(path: Path, piece: rm.Piece, scratch: Path) -> Checksum:
         raise PieceError(str(exc), "integrity") from None
 
 
-def _fetch(storage: ExternalStorage, f: rm.FileInfo, dest: Path) -> None:
+def _fetch(context: RestoreEnv, storage: ExternalStorage, f: rm.FileInfo, dest: Path) -> None:
     """Download and check one backup file; a missing or changed object is an integrity error.
     (--ratelimit is the storage's own: AgentContext.open_storage.)"""
     try:
@@ -125,7 +125,7 @@ def _fetch(storage: ExternalStorage, f: rm.FileInfo, dest: Path) -> None:
                          "before ingesting it", "integrity") from None
     except StorageError as exc:
         kind: ErrorKind = "integrity" if exc.code in FATAL_STORAGE_CODES else "retryable"
-        raise PieceError(str(exc), kind) from None
+        raise PieceError(no_space_left(context, exc) or str(exc), kind) from None
     size = dest.stat().st_size
     if size != f.size:
         raise PieceError(f"backup file {storage.uri(f.name)} has {size} bytes, backupmeta says {f.size}: "

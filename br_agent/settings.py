@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from br_common.addresses import parse_host_port, parse_pd_addresses
 from br_common.fleet.broker import BrokerURL, resolve
 from br_common.fleet.config import DEFAULT_BROKER
 from br_common.fleet.destinations import parse_entry
@@ -102,6 +103,16 @@ class AgentSettings(BaseSettings):
             "this agent runs; an unsigned, tampered, expired or foreign-signed task is then refused and logged; "
             "empty = signing off, every task is run (with a warning at startup)",
         flags=("--trusted-coordinator-key",), metavar="FILE", shown="[] (signing off)")
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, address: str) -> str:
+        return parse_host_port(address, "store address")  # ValueError (host, port 1-65535): pydantic names the field
+
+    @field_validator("pd")
+    @classmethod
+    def _check_pd(cls, addresses: str) -> str:
+        return ",".join(parse_pd_addresses(addresses))  # every entry, as br checks its --pd
 
     @field_validator("allowed_destinations")
     @classmethod

@@ -12,6 +12,7 @@ the context and the parsed message and return their result model; unit tests cal
 """
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from celery import Task, shared_task
 from pydantic import BaseModel
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
+from br_agent.environment import StagingEnv
 from br_agent.interruption import AttemptCancelled, end_as_revoked
 from br_common.backupmeta.meta import MetaError
 from br_common.fleet.messages import MessageError, parse
@@ -48,15 +50,33 @@ def agent_task(name: str, model: type[M]) -> Callable[[Run], Task]:
                 end_as_revoked(self, str(exc))
             except EXPECTED_ERRORS as exc:  # its class travels too: a refusal stays a refusal
                 kind = type(exc) if isinstance(exc, TaskError) else AgentTaskError
-                raise kind(context.scrub(str(exc))) from None
+                raise kind(context.scrub(no_space_left(context, exc) or str(exc))) from None
             except Exception as exc:  # noqa: BLE001 - one safe line, not a traceback with locals
-                log.exception("task %s failed", name)
-                raise AgentTaskError(context.scrub(f"{type(exc).__name__}: {exc}")) from None
+                full = no_space_left(context, exc)
+                if not full:
+                    log.exception("task %s failed", name)
+                raise AgentTaskError(context.scrub(full or f"{type(exc).__name__}: {exc}")) from None
             finally:
                 context.storages.release_held()  # idle ones close after a while (StorageCache)
             return result.model_dump(mode="json")
         return task
     return register
+
+
+def no_space_left(context: StagingEnv, exc: BaseException) -> str:
+    """"" unless exc, or an error it came from (a StorageError wraps the OSError), is a full disk
+    (ENOSPC); else the one line the operator must read last: where, and what to do."""
+    cause: BaseException | None = exc
+    seen: set[int] = set()  # a chain may loop back on itself
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            where = cause.filename if isinstance(cause.filename, str) else context.staging_dir  # a write: no name
+            return (f"no space left on {where}: the staging dir {context.staging_dir} of store {context.store_id}'s "
+                    "agent is on a full disk; free space there or set the agent's staging_dir (--staging-dir) to a "
+                    "larger disk, then rerun the same command")
+        cause = cause.__cause__ or cause.__context__
+    return ""
 
 
 def stop_if_withdrawn(context: AgentContext, message: BaseModel) -> None:

@@ -86,13 +86,26 @@ def load_or_create_private_key(state_dir: Path) -> X25519PrivateKey:
     path = Path(state_dir) / KEY_FILE
     if not path.exists():
         _create_key_file(path)
+    problem = key_file_problem(state_dir)
+    if problem:
+        raise SealingError(problem)
+    return X25519PrivateKey.from_private_bytes(path.read_bytes())
+
+
+def key_file_problem(state_dir: Path) -> str:
+    """"" when state_dir/seal.key is absent (it gets created) or usable, else why not (one line):
+    the agent's start and `br-agent --check-config` judge it alike."""
+    path = Path(state_dir) / KEY_FILE
+    if not path.exists():
+        return ""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise SealingError(f"{path} is readable by others (mode {mode:o}): chmod 600 it")
-    raw = path.read_bytes()
-    if len(raw) != 32:
-        raise SealingError(f"{path} is not an X25519 private key (expected 32 raw bytes)")
-    return X25519PrivateKey.from_private_bytes(raw)
+        return f"{path} is readable by others (mode {mode:o}): chmod 600 it"
+    if not os.access(path, os.R_OK):
+        return f"{path} is not readable by this user"
+    if path.stat().st_size != 32:
+        return f"{path} is not an X25519 private key (expected 32 raw bytes)"
+    return ""
 
 
 def _create_key_file(path: Path) -> None:

@@ -24,9 +24,10 @@ from br_common.fleet.config import fleet_version
 from br_common.fleet.jobs import JobSpec, JobState, RangeRecord
 from br_common.fleet.keyranges import subtract, tiling_problem
 from br_common.fleet.registry import Registry
+from br_common.gc_safe_point import StaleReadError, require_after_safe_point
 from br_common.kvproto import brpb_pb2
 from br_common.pd_client import PDClient, PDError
-from br_common.tso import from_unix_seconds, physical_ms
+from br_common.tso import from_unix_seconds, physical_ms, ts_time
 from br_coordinator import flags
 from br_coordinator.errors import CommandError
 from br_coordinator.follow.agents import FollowConfig, check_agents
@@ -35,7 +36,7 @@ from br_coordinator.follow.book import Send
 from br_coordinator.follow.engine import FollowEngine, Outgoing
 from br_coordinator.follow.resolvers import BackupResolver
 from br_coordinator.job_options import BackupOptions
-from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
+from br_coordinator.job_runner import Connections, JobRunner, connections
 from br_coordinator.gc_keeper import GCKeeper
 from br_coordinator.backup_plan import PlannedTask
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
@@ -127,11 +128,11 @@ class Backup:
             ts = state.job_ts
         else:
             ts = self._new_backup_ts()
-        safe_point = self.pd.gc_safe_point()
-        if ts <= safe_point:
-            raise CommandError(f"backup ts {ts} ({ts_time(ts)}) is not after the GC safe point {safe_point} "
-                               f"({ts_time(safe_point)}): its versions may be gone; use a later --backupts/--timeago"
-                               + (" or a new storage path" if state.job_ts else ""))
+        hint = "use a later --backupts/--timeago" + (" or a new storage path" if state.job_ts else "")
+        try:
+            require_after_safe_point(self.pd, ts, "backup ts", hint)
+        except StaleReadError as exc:
+            raise CommandError(str(exc)) from None
         return self.jobs.fix_job_ts(ts)
 
     def _new_backup_ts(self) -> int:

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from br_common.grpc_tls import TLSConfig
 
 MiB = 1024 * 1024
+# ranges of the numeric flags (see int_in)
+MAX_RATE_LIMIT_MIB = 1 << 20  # 1 TiB/s per store: anything above is a typo; x MiB fits uint64 rate_limit
+MAX_CONCURRENCY = 1024  # ranges in flight per store (uint32 concurrency); more only queues on the store
+MAX_TTL_SECONDS = 365 * 24 * 3600  # PD's int64 TTL; holding GC back for over a year is a mistake
+MAX_TIMEAGO_HOURS = 10 * 365 * 24  # ten years
+COMPRESSION_LEVELS = (-(1 << 17), 22)  # zstd's range (int32 compression_level); 0: the algorithm's default
 COMPRESSIONS = ("lz4", "zstd", "snappy")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -58,20 +64,32 @@ def parse_duration(value: str) -> float:
 
 
 def parse_backupts(value: str) -> int:
-    """A TSO ("400036290571534337") or a local datetime ("2018-05-11 01:42:23") -> TSO."""
-    text = value.strip()
+    """A TSO ("400036290571534337") or a local datetime ("2018-05-11 01:42:23") -> TSO (a uint64)."""
+    ts = _backupts(value.strip())
+    if not 0 < ts < 1 << 64:
+        raise argparse.ArgumentTypeError(f"--backupts {value!r} is out of range: a TSO is 1 to {(1 << 64) - 1}, "
+                                         "a datetime after 1970")
+    return ts
+
+
+def _backupts(text: str) -> int:
     if text.isdigit():
-        ts = int(text)
-        if ts <= 0 or ts >= 1 << 64:
-            raise argparse.ArgumentTypeError(f"--backupts {value!r} is out of range")
-        return ts
+        return int(text)
     for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"):
         try:
             moment = datetime.strptime(text, fmt)
         except ValueError:
             continue
         return compose(int(moment.timestamp() * 1000), 0)
-    raise argparse.ArgumentTypeError(f"invalid --backupts {value!r}: use a TSO or 'YYYY-MM-DD HH:MM:SS'")
+    raise argparse.ArgumentTypeError(f"invalid --backupts {text!r}: use a TSO or 'YYYY-MM-DD HH:MM:SS'")
+
+
+def parse_timeago(value: str) -> float:
+    """--timeago: a duration of at most MAX_TIMEAGO_HOURS (a longer one is a typo, and no TSO is that old)."""
+    seconds = parse_duration(value)
+    if seconds > MAX_TIMEAGO_HOURS * 3600:
+        raise argparse.ArgumentTypeError(f"--timeago {value} is out of range: allowed 0s to {MAX_TIMEAGO_HOURS}h")
+    return seconds
 
 
 def parse_key(value: str, fmt: str) -> bytes:
@@ -82,21 +100,22 @@ def parse_key(value: str, fmt: str) -> bytes:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value} must not be negative")
-    return number
+def int_in(flag: str, low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], else one line naming the flag and its range.
+    The bounds are what the flag's protobuf field can carry and what makes sense, so a value that
+    would overflow (or wrap) fails here, before anything is written."""
+    shown_unit = f" {unit}" if unit else ""
 
-
-def _positive_int(value: str) -> int:
-    number = _non_negative_int(value)
-    if number == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {value!r} is not an integer") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{flag} {value}{shown_unit} is out of range: allowed {low} to {high}"
+                                             f"{shown_unit}")
+        return number
+    return parse
 
 
 class BRArgumentParser(argparse.ArgumentParser):
@@ -200,14 +219,15 @@ def common_parser() -> argparse.ArgumentParser:
                help="whether to send the storage URL's credentials to the agents, sealed to each agent's "
                     "public key. BR's default is true; br-fleet's is false, on purpose: without it the agents "
                     "use their host's own credentials (EC2 instance profile) and keys never travel")
-    _flag(group, "--ratelimit", default=0, type=_rate_limit, metavar="MiB/s",
+    _flag(group, "--ratelimit", default=0, type=int_in("--ratelimit", 0, MAX_RATE_LIMIT_MIB, "MiB/s"),
+          metavar="MiB/s",
           help="the rate limit of the task, MiB/s per store, whatever --concurrency: the store's agent owns "
                "the budget, all its uploads (or downloads, for restore) share one stream at that rate, so what "
                "a store moves to or from storage never exceeds it; the store's own backup reads are limited per "
                "request as in BR, and run ahead of the uploads by at most --concurrency ranges "
-               "(default 0: unlimited)")
-    _flag(group, "--concurrency", default=4, type=_positive_int,
-          help="the number of ranges in flight on each store (default 4)")
+               "(default 0: unlimited; at most 1048576)")
+    _flag(group, "--concurrency", default=4, type=int_in("--concurrency", 1, MAX_CONCURRENCY),
+          help="the number of ranges in flight on each store (default 4; 1 to 1024)")
     _bool_flag(group, "--checksum", default=True,
                help="run checksum at end of task. backup: each agent reads every file the store wrote and checks "
                     "its pairs against the store's crc64xor/total_kvs/total_bytes before uploading it (TiKV's "
@@ -219,16 +239,6 @@ def common_parser() -> argparse.ArgumentParser:
         _flag(s3, f"--s3.{name}", dest=f"s3_{name.replace('-', '_')}", default=None, metavar="VALUE",
               help=_S3_HELP.get(name, f"the S3 {name}"))
     return parser
-
-
-MAX_RATE_LIMIT_MIB = 1 << 20  # 1 TiB/s per store: anything above is a typo
-
-
-def _rate_limit(value: str) -> int:
-    number = _non_negative_int(value)
-    if number > MAX_RATE_LIMIT_MIB:
-        raise argparse.ArgumentTypeError(f"--ratelimit {value} MiB/s is out of range (at most {MAX_RATE_LIMIT_MIB})")
-    return number
 
 
 def parse_pd(value: str) -> str:
@@ -260,20 +270,22 @@ def backup_parser() -> argparse.ArgumentParser:
     group.add_argument("--compression", default="zstd", choices=COMPRESSIONS,
                        help="backup sst file compression algorithm, value can be one of 'lz4|zstd|snappy' "
                             '(default "zstd")')
-    group.add_argument("--compression-level", type=int, default=0,
-                       help="compression level used for sst file compression (default 0: the algorithm's default)")
+    group.add_argument("--compression-level", type=int_in("--compression-level", *COMPRESSION_LEVELS), default=0,
+                       help="compression level used for sst file compression (default 0: the algorithm's default; "
+                            "-131072 to 22)")
     group.add_argument("--backupts", type=parse_backupts, metavar="TS",
                        help="the backup ts support TSO or datetime, e.g. '400036290571534337', '2018-05-11 01:42:23'")
-    group.add_argument("--timeago", type=parse_duration, metavar="DURATION",
+    group.add_argument("--timeago", type=parse_timeago, metavar="DURATION",
                        help="the history version of the backup task, e.g. 1m, 1h. Do not exceed GCSafePoint")
-    group.add_argument("--gcttl", type=_positive_int, default=300, metavar="SECONDS",
+    group.add_argument("--gcttl", type=int_in("--gcttl", 1, MAX_TTL_SECONDS), default=300, metavar="SECONDS",
                        help="the TTL (in seconds) that PD holds for BR's GC safepoint while the backup runs; "
-                            "refreshed every TTL/3 (default 300)")
-    group.add_argument("--checkpoint-gcttl", type=_positive_int, default=4320, metavar="SECONDS",
+                            "refreshed every TTL/3 (default 300; at most a year)")
+    group.add_argument("--checkpoint-gcttl", type=int_in("--checkpoint-gcttl", 1, MAX_TTL_SECONDS), default=4320,
+                       metavar="SECONDS",
                        help="how long the GC safe point of an interrupted or failed backup is kept, so that "
                             "rerunning the same command resumes it even after PD's gc_life_time; removed at once "
                             "when the backup completes or is abandoned (br fleet abandon) (default 4320, BR's "
-                            "checkpoint TTL)")
+                            "checkpoint TTL; at most a year)")
     return parser
 
 

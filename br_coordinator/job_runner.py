@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from datetime import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from br_common.fleet.jobs import JobSpec, JobState, JobStore, Lease
 from br_common.pd_client import PDClient, PDError
 from br_common.storage import Location, parse_storage_url
 from br_common.tikv_client import RawKVError
-from br_common.tso import physical_ms
 from br_coordinator import flags, logging_setup
 from br_coordinator.errors import CommandError
 from br_coordinator.storage_spec import StorageSpecs
@@ -44,12 +42,6 @@ def one_line(exc: BaseException) -> str:
     """The first line of an error: what the job record keeps as its failure message."""
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def ts_time(ts: int) -> str:
-    """A TSO timestamp as local wall-clock time with its zone, for operators reading summaries and errors."""
-    moment = datetime.fromtimestamp(physical_ms(ts) / 1000).astimezone()
-    return moment.isoformat(sep=" ", timespec="seconds")
 
 
 def storage_location(args: argparse.Namespace) -> Location:

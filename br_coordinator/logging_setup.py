@@ -121,6 +121,18 @@ def setup(level: str, log_file: str | Path | None, quiet_console: bool, secrets:
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
+def open_error(path: str | Path, exc: OSError) -> str:
+    """Why the log file cannot be opened and what to do, in one line (no traceback: issue 14)."""
+    where = Path(path)
+    if where.is_dir():
+        fix = "it is a directory: name a file, e.g. --log-file backup.log"
+    elif not where.parent.is_dir():
+        fix = f"create the directory {where.parent} first, or choose another --log-file"
+    else:
+        fix = "make it writable by this user, or choose another --log-file"
+    return f"cannot open the log file {path}: {exc.strerror or exc}; {fix}"
+
+
 def job_started() -> None:
     """A job got past its input checks: on a terminal, say where its default log file is (as BR does)."""
     if _notice.unannounced() and sys.stderr.isatty():

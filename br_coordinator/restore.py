@@ -27,6 +27,7 @@ from br_common.fleet.registry import Registry
 from br_common.kvproto import brpb_pb2
 from br_common.pd_client import RegionInfo
 from br_common.tikv_client import RawKVClient
+from br_common.tso import ts_time
 from br_coordinator import flags
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
@@ -38,7 +39,7 @@ from br_coordinator.follow.restore_book import DOWNLOAD, Ingest, RestoreBook
 from br_coordinator.follow.storage_book import call_storage
 from br_coordinator.restore_discard import StagedDiscard, discard_unconsumed
 from br_coordinator.job_options import RestoreOptions
-from br_coordinator.job_runner import Connections, JobRunner, connections, ts_time
+from br_coordinator.job_runner import Connections, JobRunner, connections
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
 
 log = logging.getLogger("br.restore")

@@ -80,7 +80,7 @@ def run(argv: list[str]) -> int:
     try:
         _start_logging(args)
     except OSError as exc:
-        print(f"br: error: cannot open the log file {args.log_file}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"br: error: {logging_setup.open_error(args.log_file, exc)}", file=sys.stderr)
         return 1
     try:
         if getattr(args, "storage", None) is not None:

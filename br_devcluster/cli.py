@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from br_common import key_format
+from br_common.gc_safe_point import require_after_safe_point
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVClient, RawKVError
 from br_devcluster import cluster, fleet
-from br_devcluster.cluster import ClusterError
 from br_devcluster.tls import tls_flags
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
 from br_devcluster.snapshot_kv import SnapshotKV
@@ -76,7 +76,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     data_dir = _data_dir(args)
-    result = cluster.up(data_dir, config, timeout=args.timeout)
+    before = cluster.load_state(data_dir)
+    running_before = {e.name for e in before.processes if cluster.is_running(e)} if before else set()
+    result = cluster.up(data_dir, config, timeout=args.timeout)  # stops what it started if it fails
     state = result.state
     if not result.started:
         print(f"devcluster in {data_dir} is already running")
@@ -92,9 +94,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_fleet:
         try:
             state = _fleet_up(args, data_dir, state)
-        except ClusterError:
-            if result.started:  # nothing this call started stays running when it fails
-                cluster.down(data_dir)
+        except BaseException:  # whatever failed (Ctrl-C too): nothing this call started stays running
+            cluster.roll_back(data_dir, running_before, {e.name for e in state.processes})
             raise
     for entry in state.processes:
         print(f"  {entry.name:<10} pid {entry.pid:<8} {entry.address:<21} log {entry.log_path}")
@@ -186,6 +187,8 @@ def cmd_checksum(args: argparse.Namespace) -> int:
     if end and end < start:
         raise UsageError(f"--end {args.end!r} sorts before --start {args.start!r}")
     with _pd_client(args) as pd, SnapshotKV(pd) as client:
+        if args.ts is not None:  # the stores answer below the GC safe point as TiKV does (with what is left)
+            require_after_safe_point(pd, args.ts, "--ts", "use a later --ts, or none for a fresh one")
         ts = args.ts if args.ts is not None else pd.tso()
         result = client.checksum(start, end, ts=ts)
     print(f"range: [{key_format.format_key(start)}, {key_format.format_key(end)}) (hex)")
@@ -344,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"br-devcluster {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
+        print(f"br-devcluster {args.command}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -226,11 +226,13 @@ def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEF
                 state.cluster_id = wait_ready(state, expect_regions=created, timeout=timeout)
             if created:
                 _name_stores_by_id(state)
-        except (ClusterError, PDError) as exc:
+        except BaseException as exc:  # whatever failed (Ctrl-C too): nothing this call started stays running
             for name in reversed(started):
                 procs.stop_pid(state.entry(name).pid)
             save_state(data_dir, state)
-            raise ClusterError(str(exc)) from None
+            if isinstance(exc, (ClusterError, PDError)):
+                raise ClusterError(str(exc)) from None
+            raise
         save_state(data_dir, state)
         return UpResult(state=state, started=started, created=created)
 
@@ -494,11 +496,29 @@ def down(data_dir: Path) -> DownResult:
     with locked(data_dir):
         state = _require_state(data_dir)
         running = {entry.name: is_running(entry) for entry in state.processes}
-        waves = sorted(reversed(state.processes), key=_stop_wave)  # unknown roles first, stable order
-        for _, wave in itertools.groupby(waves, key=_stop_wave):
-            to_stop = [e for e in wave if running[e.name]]
-            with ThreadPoolExecutor(max_workers=max(1, len(to_stop))) as pool:
-                list(pool.map(_stop, to_stop))
+        _stop_in_waves([e for e in state.processes if running[e.name]])
         return DownResult(stopped=[ProcessStatus(name=e.name, role=e.role, pid=e.pid, address=e.address,
                                                  running=running[e.name], log_path=e.log_path)
                                    for e in reversed(state.processes)])
+
+
+def _stop_in_waves(entries: list[ProcessEntry]) -> None:
+    waves = sorted(reversed(entries), key=_stop_wave)  # unknown roles first, stable order
+    for _, wave in itertools.groupby(waves, key=_stop_wave):
+        to_stop = list(wave)
+        with ThreadPoolExecutor(max_workers=max(1, len(to_stop))) as pool:
+            list(pool.map(_stop, to_stop))
+
+
+def roll_back(data_dir: Path, running_before: set[str], rows_before: set[str]) -> None:
+    """Undo a failed `up`: stop every process it started (what was running before keeps running) and
+    forget the rows it added, so the next `up` starts those components afresh instead of restarting
+    half of them beside new ones."""
+    with locked(data_dir):
+        state = _require_state(data_dir)
+        _stop_in_waves([e for e in state.processes if e.name not in running_before and is_running(e)])
+        kept = [e for e in state.processes if e.name in rows_before]
+        if len(kept) < len(state.processes):
+            state.fleet = None  # it named components whose rows are gone: the next `up` starts the fleet again
+        state.processes = kept
+        save_state(data_dir, state)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from br_common.checksum import Checksum
+from br_common.gc_safe_point import StaleReadError, require_after_safe_point
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVError
 from br_devcluster import cluster, fleet
@@ -142,6 +143,11 @@ def _backup_ts(log_file: Path) -> int:
 
 def _checksum(pd_address: str, ts: int | None) -> Checksum:
     with PDClient(pd_address) as pd:
+        if ts is not None:  # the stores answer below the GC safe point with what is left, as TiKV does
+            try:
+                require_after_safe_point(pd, ts, "backup ts", "the source cannot be compared at it any more")
+            except StaleReadError as exc:
+                raise DemoError(str(exc)) from None
         return SnapshotKV(pd).checksum(ts=ts if ts is not None else pd.tso())
 
 

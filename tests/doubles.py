@@ -16,8 +16,9 @@ class FakePD:
     Tests change `regions` to play splits, leader moves and merges between calls."""
 
     def __init__(self, regions: Iterable[RegionInfo] = (), stores: Iterable[metapb_pb2.Store] = (),
-                 cluster_id: int = 1, address: str = "10.0.1.11:2379") -> None:
+                 cluster_id: int = 1, address: str = "10.0.1.11:2379", safe_point: int = 0) -> None:
         self.regions = list(regions)
+        self.safe_point = safe_point
         self._stores = list(stores)
         self.cluster_id = cluster_id
         self.address = address
@@ -42,6 +43,9 @@ class FakePD:
 
     def scan_regions(self, start: bytes = b"", end: bytes = b"") -> list[RegionInfo]:
         return [r for r in self.regions if _overlaps(r.region, start, end)]
+
+    def gc_safe_point(self) -> int:
+        return self.safe_point
 
     def stores(self) -> list[metapb_pb2.Store]:
         return self._stores

@@ -39,6 +39,7 @@ class _WorkState:
     staged: dict[int, list[StagedPiece]] = field(default_factory=dict)
     phase: str = DOWNLOAD  # download -> ingest -> done | redo -> superseded (or back to ingest)
     ingest_only: bool = False  # while redo: the staged copies may still fit (only the leader moved)
+    last_error: str = ""  # why the last try failed: the give-up line says it (e.g. a full staging disk)
 
 
 class RestoreBook(Book):
@@ -92,11 +93,11 @@ class RestoreBook(Book):
         return Progress(self.parts_done, len(self._parts), self.part_bytes)
 
     # --- the work's life -----------------------------------------------------------------------------
-    def add(self, work: RegionWork, tries: int = 0) -> list[Action]:
+    def add(self, work: RegionWork, tries: int = 0, last_error: str = "") -> list[Action]:
         if tries >= self.max_tries:
-            return [Fail(f"region {work.region.id} {_label(work)}: gave up after {tries} attempts")]
+            return [Fail(_gave_up(work, tries, last_error))]
         work_id, self._next_id = self._next_id, self._next_id + 1
-        self._works[work_id] = _WorkState(work, tries, set(download_stores(work)))
+        self._works[work_id] = _WorkState(work, tries, set(download_stores(work)), last_error=last_error)
         for piece in work.pieces:
             self._outstanding[_part_key(piece)].add(piece.uuid)
         return [Send(work_id, s, DOWNLOAD, work) for s in download_stores(work)]
@@ -165,7 +166,7 @@ class RestoreBook(Book):
         state.work = state.work.model_copy(update={"region": region})
         state.tries += 1
         if state.tries >= self.max_tries:
-            return [Fail(f"region {region.id} {_label(state.work)}: gave up after {state.tries} attempts")]
+            return [Fail(_gave_up(state.work, state.tries, state.last_error))]
         return self._to_ingest(work_id, state)
 
     def replace(self, work_id: int, works: Iterable[RegionWork]) -> list[Action]:
@@ -178,7 +179,7 @@ class RestoreBook(Book):
         self.regions += len(works) - 1
         actions: list[Action] = []
         for work in works:
-            actions += self.add(work, state.tries + 1)
+            actions += self.add(work, state.tries + 1, state.last_error)
         return actions
 
     # --- helpers ----------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ class RestoreBook(Book):
 
     def _redo(self, work_id: int, reason: str, ingest_only: bool) -> list[Action]:
         state = self._works[work_id]
-        state.phase, state.ingest_only = "redo", ingest_only
+        state.phase, state.ingest_only, state.last_error = "redo", ingest_only, reason
         return [Resolve(work_id, reason, backoff=state.tries + 1)]
 
     def _finish(self, work_id: int, state: _WorkState) -> list[Action]:
@@ -218,6 +219,11 @@ class RestoreBook(Book):
         restored = file.model_copy(update={"crc64xor": checksum.crc64xor, "total_kvs": checksum.total_kvs,
                                            "total_bytes": checksum.total_bytes})
         return Checkpoint(RangeRecord(range=self._parts[key], files=[restored]))
+
+
+def _gave_up(work: RegionWork, tries: int, last_error: str) -> str:
+    return f"region {work.region.id} {_label(work)}: gave up after {tries} attempts" + \
+        (f"; the last: {last_error}" if last_error else "")
 
 
 def _part_key(piece: Piece) -> tuple[str, bytes]:

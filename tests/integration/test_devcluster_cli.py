@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from br_common import procs
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 
@@ -90,3 +91,50 @@ def test_up_reports_a_process_that_dies_at_start(data_dir):
     failed = _run(data_dir, "up", expect=1)
     assert "pd did not start" in failed.stderr and "bad state file" in failed.stderr
     assert not any(cluster.is_running(e) for e in cluster.load_state(data_dir).processes)
+
+
+def test_up_failing_on_a_store_port_stops_the_pd_it_started(data_dir):
+    state = cluster._new_state(data_dir, cluster.ClusterConfig(stores=1, regions=1))
+    data_dir.mkdir(parents=True)
+    cluster.save_state(data_dir, state)
+    with socket.socket() as squatter:  # PD starts, then store-1's port is taken
+        squatter.bind(("127.0.0.1", state.entry("store-1").port))
+        squatter.listen()
+        failed = _run(data_dir, "up", "--no-fleet", expect=1)
+    assert "store-1" in failed.stderr and "in use" in failed.stderr
+    assert not any(cluster.is_running(e) for e in cluster.load_state(data_dir).processes)
+
+
+def test_up_failing_after_pd_stores_and_redis_stops_all_it_started(data_dir, monkeypatch, capsys):
+    """A failure after PD, the stores and Redis started (here the IMDS credentials step raises): every
+    process this `up` started is stopped and the error is one line; what ran before keeps running, and
+    the next `up` starts the fleet afresh."""
+    from br_devcluster import cli, fleet  # noqa: PLC0415 - in-process: the fault is injected
+
+    def broken(*_args):
+        raise RuntimeError("injected failure")
+
+    redis_pids = []
+    start_redis = fleet.start_redis
+
+    def recorded_redis(*args):
+        handle = start_redis(*args)
+        redis_pids.append(handle.pid)
+        return handle
+
+    monkeypatch.setattr(fleet, "start_redis", recorded_redis)
+    monkeypatch.setattr(fleet, "_role_credentials", broken)
+    argv = ["up", "--stores", "1", "--regions", "1", "--no-flower", "--data-dir", str(data_dir)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == "br-devcluster up: unexpected RuntimeError: injected failure\n"
+    state = cluster.load_state(data_dir)
+    assert [e.role for e in state.processes] == ["pd", "store"] and state.fleet is None  # Redis's row dropped
+    assert not any(cluster.is_running(e) for e in state.processes)
+    assert len(redis_pids) == 1 and not procs.pid_alive(redis_pids[0])
+
+    assert "restarted" in _run(data_dir, "up", "--no-fleet").stdout
+    assert cli.main(argv) == 1  # PD and the store were running before this `up`: they stay
+    assert all(cluster.is_running(e) for e in cluster.load_state(data_dir).processes)
+    assert [e.role for e in cluster.load_state(data_dir).processes] == ["pd", "store"]
+    assert len(redis_pids) == 2 and not procs.pid_alive(redis_pids[1])

@@ -157,9 +157,17 @@ def test_flags_are_never_abbreviated_and_bad_values_are_one_line(fleet):
     for argv in (["backup", "full", "--pd", fleet.pd, "-s", fleet.storage("x"), "--check=false"],
                  ["backup", "full", "--stor", fleet.storage("x")],
                  ["backup", "full", "--pd", "127.0.0.1:99999", "-s", fleet.storage("x")],
-                 ["backup", "full", "--ratelimit", str(1 << 70), "-s", fleet.storage("x")]):
+                 ["backup", "full", "--ratelimit", str(1 << 70), "-s", fleet.storage("x")],
+                 ["restore", "full", "--concurrency", str(1 << 32), "-s", fleet.storage("x")],
+                 ["backup", "full", "--compression-level", str(1 << 31), "-s", fleet.storage("x")]):
         result = fleet.br(*argv, expect=2)
-        assert re.match(r"br( backup full)?: error: ", result.stderr.strip().splitlines()[-1]), result.stderr
+        assert re.match(r"br( backup full| restore full)?: error: ", result.stderr.strip().splitlines()[-1]), \
+            result.stderr
+    assert "allowed 1 to 1024" in result.stderr or "allowed -131072 to 22" in result.stderr
+    no_dir = fleet.br("backup", "full", "--pd", fleet.pd, "-s", fleet.storage("x"), "--log-file",
+                      "/nonexistent-dir/b.log", expect=1)
+    assert no_dir.stderr == ("br: error: cannot open the log file /nonexistent-dir/b.log: No such file or directory; "
+                             "create the directory /nonexistent-dir first, or choose another --log-file\n")
     future = fleet.br("backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("future"),
                       "--backupts", str(int(time.time() * 1000 + 3_600_000) << 18), expect=1)
     assert "after PD's current time" in future.stderr

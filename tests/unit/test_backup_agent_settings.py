@@ -106,6 +106,9 @@ def test_check_config_warns_about_an_empty_allowlist(tmp_path: Path, capsys: pyt
     (["--allow-destination", "s3://bkt/p?region=eu"], "no parameter but endpoint"),
     (["--metrics-address", "localhost"], "metrics_address"),
     (["--metrics-port", "70000"], "metrics_port"),
+    (["--pd", "10.0.0.1:2379,host:99999"], "pd: invalid PD address 'host:99999': port 99999 is outside 1-65535"),
+    (["--pd", ":2379"], "pd: invalid PD address ':2379'"),
+    (["--store", "10.0.0.2:0"], "store: invalid store address '10.0.0.2:0': port 0 is outside 1-65535"),
     (["--log-level", "loud"], "log_level: must be one of"),
     (["--broker", "http://redis:6379"], "broker: must be a redis:// or rediss:// URL"),
     (["--broker-password-file", "/nonexistent/pw"], "broker_password_file: cannot read"),
@@ -129,3 +132,39 @@ def test_staging_dir_must_be_writable(tmp_path: Path, capsys: pytest.CaptureFixt
     blocker.write_text("")
     code, _, err = _check(["--staging-dir", str(blocker)], capsys)
     assert code == 1 and "is not a directory" in err
+
+
+@pytest.mark.parametrize("case", ["missing", "ours", "a file", "another user's", "a key others can read",
+                                  "a truncated key"])
+def test_check_config_and_the_start_judge_the_staging_dir_alike(
+        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--check-config passes exactly the staging dirs the start accepts (one check: br_agent.staging_dir):
+    a directory of another user (it would hold the agent's sealing key), or a key in it that others can read
+    or that is not whole, fails both."""
+    import os  # noqa: PLC0415
+
+    from br_agent import agent  # noqa: PLC0415
+
+    staging = tmp_path / "staging" / "store1"
+    if case != "missing":
+        staging.parent.mkdir()
+        staging.mkdir() if case != "a file" else staging.write_text("")
+    if case == "another user's":
+        monkeypatch.setattr(os, "geteuid", lambda: staging.stat().st_uid + 1)
+    if "key" in case:
+        key = staging / "seal.key"
+        key.write_bytes(b"k" * (32 if case == "a key others can read" else 5))
+        key.chmod(0o644 if case == "a key others can read" else 0o600)
+    code, _, err = _check(["--staging-dir", str(staging)], capsys)
+    try:
+        agent._own_staging_dir(staging)
+        started = ""
+    except agent.AgentError as exc:
+        started = str(exc)
+    if case in ("missing", "ours"):
+        assert code == 0 and started == "" and staging.is_dir()
+    else:
+        assert code == 1 and err == f"br-agent: error: {started}\n"
+        words = {"another user's": "belongs to another user", "a file": "is not a directory",
+                 "a key others can read": "seal.key is readable by others", "a truncated key": "expected 32 raw bytes"}
+        assert words[case] in started

@@ -92,3 +92,37 @@ def test_br_and_the_devcluster_parse_keys_alike() -> None:
     for text, fmt in (("0x7480000a", "hex"), ("7480000a", "hex"), (r"t\x80\x00", "escaped"), (r"t\x80", "escape"),
                       ("abc", "raw")):
         assert flags.parse_key(text, fmt) == cli.parse_key(text, fmt)
+
+
+@pytest.mark.parametrize("verb, flag, value, allowed", [
+    ("backup", "--ratelimit", str(1 << 70), "allowed 0 to 1048576 MiB/s"),
+    ("restore", "--ratelimit", "-1", "allowed 0 to 1048576 MiB/s"),
+    ("backup", "--concurrency", str(1 << 32), "allowed 1 to 1024"),
+    ("restore", "--concurrency", "0", "allowed 1 to 1024"),
+    ("backup", "--gcttl", str(1 << 63), "allowed 1 to 31536000"),
+    ("backup", "--checkpoint-gcttl", "0", "allowed 1 to 31536000"),
+    ("backup", "--compression-level", str(1 << 31), "allowed -131072 to 22"),
+    ("backup", "--backupts", str(1 << 64), "a TSO is 1 to 18446744073709551615"),
+    ("backup", "--backupts", "9999-12-31 23:59:59", "a TSO is 1 to"),
+    ("backup", "--backupts", "1960-01-01 00:00:00", "a datetime after 1970"),
+    ("backup", "--timeago", "9" * 400 + "h", "allowed 0s to 87600h"),
+    ("backup", "--concurrency", "four", "is not an integer"),
+])
+def test_numeric_flags_are_range_checked_before_anything_runs(verb: str, flag: str, value: str, allowed: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """Every numeric flag fits its protobuf field (uint64 rate_limit in bytes/s, uint32 concurrency, int32
+    compression_level, uint64 TSO): a value that would overflow or wrap is refused by the parser, whose
+    error line names the flag and its range."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "full", "-s", "local:///nonexistent/x", flag, value])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {flag}" in last and allowed in last and "Traceback" not in last, last
+
+
+def test_numeric_flags_at_their_bounds_are_accepted() -> None:
+    args = _parse("--ratelimit", str(flags.MAX_RATE_LIMIT_MIB), "--concurrency", str(flags.MAX_CONCURRENCY),
+                  "--gcttl", str(flags.MAX_TTL_SECONDS), "--compression-level", "-131072", "--timeago", "87600h")
+    options = BackupOptions.from_args(args, KeyRange(), BackupKind.RAW)
+    assert options.rate_limit == 1 << 40 and options.rate_limit < 1 << 64 and options.concurrency < 1 << 32
+    assert _parse("--backupts", str((1 << 64) - 1)).backupts == (1 << 64) - 1

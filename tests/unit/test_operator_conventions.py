@@ -18,7 +18,7 @@ from br_coordinator.run import parse_args
 def test_pd_lists_are_parsed_and_checked() -> None:
     assert parse_pd_addresses("a:2379, http://b:2379,a:2379,") == ["a:2379", "b:2379"]
     assert parse_host_port("https://10.0.0.1:02379/") == "10.0.0.1:2379"
-    for bad in ("host:99999", "host", ":2379", "host:0", ""):
+    for bad in ("host:99999", "host", ":2379", "host:0", "", "a:1,b:99999", "a:1,:2", "a:1,b:-1", "a:65536"):
         with pytest.raises(ValueError):
             parse_pd_addresses(bad)
 
@@ -71,3 +71,16 @@ def test_json_log_lines_and_zone() -> None:
     entry = json.loads(logging_setup.JSONFormatter().format(record))
     assert entry["message"] == "hello world" and entry["level"] == "INFO" and entry["logger"] == "br"
     assert entry["time"][-6] in "+-" and entry["time"][-3] == ":"  # 2026/12/02 20:40:01.123 +00:00
+
+
+@pytest.mark.parametrize("where, fix", [("missing/dir/b.log", "create the directory"), ("", "it is a directory")])
+def test_an_unopenable_log_file_is_one_line_and_nothing_runs(tmp_path, where: str, fix: str,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    from br_coordinator.cli import main  # noqa: PLC0415
+
+    log_file = tmp_path / where
+    assert main(["--log-file", str(log_file), "backup", "full", "-s", f"local://{tmp_path}/backup"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"br: error: cannot open the log file {log_file}") and fix in err
+    assert not list(tmp_path.iterdir())  # nothing written: no backup dir, no log file

@@ -249,3 +249,43 @@ def test_a_completed_job_drops_every_staged_sst_of_the_job_whatever_run_staged_i
     task = rm.DiscardTask(job_id="job-a", cluster_id=1, store_id=2, uuids=[], job_tag=job_tag("job-a"))
     assert rt.run_discard(context, task).removed == 1
     assert [p.name for p in import_dir.iterdir()] == [staged_sst_name(other, 7, 1, 3, "default")]
+
+
+def test_a_full_staging_disk_says_so_and_what_to_do(tmp_path: Path, backup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC while the backup file is written to the staging dir: the piece's error (which the
+    restore's last line repeats: RestoreBook's give-up line) names the path and the fix."""
+    import errno  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from br_common.storage import local  # noqa: PLC0415
+
+    def disk_full(src, dst, *_args) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write() into the temp file raises it
+
+    monkeypatch.setattr(local, "copy_stream", disk_full)
+    spec, info = backup
+    ctx = FakeContext(tmp_path)
+    result = rt.run_download(ctx, _task(spec, info))
+    assert result.error.startswith(f"no space left on {ctx.staging_dir}: ")
+    assert f"staging dir {ctx.staging_dir} of store 2's agent" in result.error and "--staging-dir" in result.error
+    assert result.error_kind == "retryable" and ctx.stub.downloads == []
+    assert not any(p.is_file() for p in ctx.staging_dir.rglob("*"))
+
+
+def test_no_space_left_is_found_behind_any_wrapper(tmp_path: Path) -> None:
+    """The line every agent task ends with on a full disk (br_agent.task_base), whatever raised it."""
+    import errno  # noqa: PLC0415
+
+    from br_agent.task_base import no_space_left  # noqa: PLC0415
+    from br_common.storage import StorageError  # noqa: PLC0415
+
+    ctx = FakeContext(tmp_path)
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise StorageError("upload s3://b/k failed: No space left on device") from exc
+    except StorageError as wrapped:
+        assert no_space_left(ctx, wrapped).startswith(f"no space left on {ctx.staging_dir}: ")
+    assert no_space_left(ctx, OSError(errno.EACCES, "Permission denied")) == ""
+    assert no_space_left(ctx, ValueError("x")) == ""

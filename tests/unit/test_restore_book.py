@@ -128,6 +128,7 @@ def test_gives_up_after_max_tries() -> None:
     book.task_failed(2, "lost again")
     (fail,) = book.replace(2, [work])
     assert isinstance(fail, Fail) and "gave up after 2 attempts" in fail.reason
+    assert fail.reason.endswith("; the last: lost again")  # the restore's last line says why (e.g. a full disk)
 
 
 def test_what_no_finished_work_ingested_is_left_to_discard_per_store() -> None:
