@@ -114,7 +114,7 @@ LockResultLockedWithConflict: PessimisticLockKeyResultType
 LockResultFailed: PessimisticLockKeyResultType
 
 class Context(_message.Message):
-    __slots__ = ("region_id", "region_epoch", "peer", "term", "priority", "isolation_level", "not_fill_cache", "sync_log", "max_execution_duration_ms", "task_id", "api_version", "request_source", "cluster_id")
+    __slots__ = ("region_id", "region_epoch", "peer", "term", "priority", "isolation_level", "not_fill_cache", "sync_log", "resolved_locks", "max_execution_duration_ms", "task_id", "api_version", "committed_locks", "request_source", "cluster_id")
     REGION_ID_FIELD_NUMBER: _ClassVar[int]
     REGION_EPOCH_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -123,9 +123,11 @@ class Context(_message.Message):
     ISOLATION_LEVEL_FIELD_NUMBER: _ClassVar[int]
     NOT_FILL_CACHE_FIELD_NUMBER: _ClassVar[int]
     SYNC_LOG_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_LOCKS_FIELD_NUMBER: _ClassVar[int]
     MAX_EXECUTION_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_LOCKS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_SOURCE_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     region_id: int
@@ -136,12 +138,14 @@ class Context(_message.Message):
     isolation_level: IsolationLevel
     not_fill_cache: bool
     sync_log: bool
+    resolved_locks: _containers.RepeatedScalarFieldContainer[int]
     max_execution_duration_ms: int
     task_id: int
     api_version: APIVersion
+    committed_locks: _containers.RepeatedScalarFieldContainer[int]
     request_source: str
     cluster_id: int
-    def __init__(self, region_id: _Optional[int] = ..., region_epoch: _Optional[_Union[_metapb_pb2.RegionEpoch, _Mapping]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., term: _Optional[int] = ..., priority: _Optional[_Union[CommandPri, str]] = ..., isolation_level: _Optional[_Union[IsolationLevel, str]] = ..., not_fill_cache: _Optional[bool] = ..., sync_log: _Optional[bool] = ..., max_execution_duration_ms: _Optional[int] = ..., task_id: _Optional[int] = ..., api_version: _Optional[_Union[APIVersion, str]] = ..., request_source: _Optional[str] = ..., cluster_id: _Optional[int] = ...) -> None: ...
+    def __init__(self, region_id: _Optional[int] = ..., region_epoch: _Optional[_Union[_metapb_pb2.RegionEpoch, _Mapping]] = ..., peer: _Optional[_Union[_metapb_pb2.Peer, _Mapping]] = ..., term: _Optional[int] = ..., priority: _Optional[_Union[CommandPri, str]] = ..., isolation_level: _Optional[_Union[IsolationLevel, str]] = ..., not_fill_cache: _Optional[bool] = ..., sync_log: _Optional[bool] = ..., resolved_locks: _Optional[_Iterable[int]] = ..., max_execution_duration_ms: _Optional[int] = ..., task_id: _Optional[int] = ..., api_version: _Optional[_Union[APIVersion, str]] = ..., committed_locks: _Optional[_Iterable[int]] = ..., request_source: _Optional[str] = ..., cluster_id: _Optional[int] = ...) -> None: ...
 
 class KeyRange(_message.Message):
     __slots__ = ("start_key", "end_key")
