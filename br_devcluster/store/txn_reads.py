@@ -1,0 +1,114 @@
+"""Snapshot-isolation reads of TiKV's transactional layout: KvGet, KvBatchGet, KvScan (both
+directions) and KvScanLock, as pure functions over a TxnReader (no region checks here: the
+service passes the region's raw-key bounds, which scans are clamped to).
+
+A read at ts sees the newest Put/Delete committed at or before ts; a lock of another txn that
+might commit at or before ts is reported as KeyError.locked (TiKV's PointGetter/ForwardScanner
+with check_ts_conflict_si); Context.resolved_locks lists txns the reader may ignore.
+"""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.txn_codec import decode_bytes, encode_bytes
+from br_devcluster.store.txn_reader import (
+    CF_LOCK, CF_WRITE, TxnReader, lock_blocks_read, lock_info, locked_error,
+)
+
+
+def _blocking_lock(reader: TxnReader, raw_key: bytes, ts: int, context: pb.Context) -> pb.KeyError | None:
+    if context.isolation_level == pb.RC:
+        return None  # read committed ignores locks
+    lock = reader.load_lock(raw_key)
+    if lock is not None and lock_blocks_read(lock, raw_key, ts, context.resolved_locks):
+        return locked_error(lock, raw_key)
+    return None
+
+
+def read_key(reader: TxnReader, raw_key: bytes, ts: int,
+             context: pb.Context) -> tuple[pb.KeyError | None, bytes | None, int]:
+    """(error, value or None when absent, commit ts of the value) of one key at ts."""
+    error = _blocking_lock(reader, raw_key, ts, context)
+    if error is not None:
+        return error, None, 0
+    found = reader.visible_write(raw_key, ts)
+    if found is None:
+        return None, None, 0
+    return None, reader.value_of(raw_key, found[1]), found[0]
+
+
+def kv_get(reader: TxnReader, req: pb.GetRequest) -> pb.GetResponse:
+    error, value, commit_ts = read_key(reader, req.key, req.version, req.context)
+    if error is not None:
+        return pb.GetResponse(error=error)
+    if value is None:
+        return pb.GetResponse(not_found=True)
+    return pb.GetResponse(value=value, commit_ts=commit_ts if req.need_commit_ts else 0)
+
+
+def kv_batch_get(reader: TxnReader, req: pb.BatchGetRequest) -> pb.BatchGetResponse:
+    """Found keys as pairs, a locked key as a pair carrying its error, absent keys left out."""
+    response = pb.BatchGetResponse()
+    for raw_key in req.keys:
+        error, value, commit_ts = read_key(reader, raw_key, req.version, req.context)
+        if error is not None:
+            response.pairs.add(key=raw_key, error=error)
+        elif value is not None:
+            response.pairs.add(key=raw_key, value=value, commit_ts=commit_ts if req.need_commit_ts else 0)
+    return response
+
+
+def scan_bounds(req: pb.ScanRequest, lower: bytes, upper: bytes | None) -> tuple[bytes, bytes | None]:
+    """The raw range [low, high) a scan covers, clamped to the region's [lower, upper).
+    Forward scans cover [start_key, end_key); reverse ones [end_key, start_key)."""
+    low, high = (req.end_key, req.start_key) if req.reverse else (req.start_key, req.end_key)
+    low = max(low, lower)
+    if not high or (upper and upper < high):
+        high = upper or b""
+    return low, high or None
+
+
+def kv_scan(reader: TxnReader, req: pb.ScanRequest, lower: bytes = b"",
+            upper: bytes | None = None) -> pb.ScanResponse:
+    """Up to limit entries (a locked key counts, as a pair with its error), key order or reverse."""
+    low, high = scan_bounds(req, lower, upper)
+    response = pb.ScanResponse()
+    if high is not None and high <= low:
+        return response
+    for raw_key in _user_keys(reader, low, high, req.reverse):
+        if req.limit and len(response.pairs) >= req.limit:
+            break
+        error, value, _ = read_key(reader, raw_key, req.version, req.context)
+        if error is not None:
+            response.pairs.add(key=raw_key, error=error)
+        elif value is not None:
+            response.pairs.add(key=raw_key, value=b"" if req.key_only else value)
+    return response
+
+
+def _user_keys(reader: TxnReader, low: bytes, high: bytes | None, reverse: bool) -> Iterator[bytes]:
+    """Every raw key in [low, high) that has a lock or a write record, once, in scan order."""
+    start, end = encode_bytes(low), encode_bytes(high) if high is not None else None
+    locked = (key for key, _ in reader.cfs.iterate(CF_LOCK, start, end, reverse))
+    written = (key[:-8] for key, _ in reader.cfs.iterate(CF_WRITE, start, end, reverse))
+    previous = None
+    for encoded in heapq.merge(locked, written, reverse=reverse):
+        if encoded != previous:
+            previous = encoded
+            yield decode_bytes(encoded)[0]
+
+
+def kv_scan_lock(reader: TxnReader, req: pb.ScanLockRequest, lower: bytes = b"",
+                 upper: bytes | None = None) -> pb.ScanLockResponse:
+    """Locks with start ts <= max_version in [start_key, end_key) of the region, up to limit."""
+    low = max(req.start_key, lower)
+    high = req.end_key if req.end_key and (not upper or req.end_key < upper) else upper
+    response = pb.ScanLockResponse()
+    for raw_key, lock in reader.locks(low, high):
+        if req.limit and len(response.locks) >= req.limit:
+            break
+        if lock.ts <= req.max_version:
+            response.locks.append(lock_info(lock, raw_key))
+    return response
