@@ -16,7 +16,7 @@ from typing import NamedTuple
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.tso import physical_ms
 from br_common.txn_codec import (
-    TS_MAX, Lock, LockType, Write, WriteType, decode_bytes, encode_bytes, is_short_value,
+    TS_MAX, Lock, LockType, Write, WriteType, encode_bytes, is_short_value,
 )
 from br_devcluster.store.txn_reader import (
     CF_DEFAULT, CF_LOCK, CF_WRITE, CommitRecord, DeleteRange, Modify, TxnReader, abort_error,
@@ -169,7 +169,7 @@ def _prewrite_key(reader: TxnReader, batch: TxnBatch, req: pb.PrewriteRequest, i
     lock = reader.load_lock(raw_key)
     if lock is not None and lock.ts != start_ts:
         return locked_error(lock, raw_key)
-    if lock is not None and not (lock.lock_type == LockType.PESSIMISTIC and action == _CHECK):
+    if lock is not None and lock.lock_type != LockType.PESSIMISTIC:
         return None  # this txn's lock is already there: a retried prewrite
     if lock is None and action == _CHECK:
         return _missing_pessimistic_lock(reader, raw_key, start_ts)
@@ -468,19 +468,9 @@ def gc(reader: TxnReader, safe_point: int, lower: bytes = b"", upper: bytes | No
     """Drop what no read at ts >= safe_point can see, for the keys in [lower, upper): below the
     safe point keep only the newest Put (a newest Delete goes too), with their default values."""
     batch = TxnBatch()
-    for raw_key in _written_keys(reader, lower, upper):
+    for raw_key in reader.user_keys(lower, upper, cfs=(CF_WRITE,)):
         _gc_key(reader, batch, raw_key, safe_point)
     return batch.modifies
-
-
-def _written_keys(reader: TxnReader, lower: bytes, upper: bytes | None):
-    end = encode_bytes(upper) if upper else None
-    previous = None
-    for key, _ in reader.cfs.iterate(CF_WRITE, encode_bytes(lower), end):
-        encoded = key[:-8]
-        if encoded != previous:
-            previous = encoded
-            yield decode_bytes(encoded)[0]
 
 
 def _gc_key(reader: TxnReader, batch: TxnBatch, raw_key: bytes, safe_point: int) -> None:

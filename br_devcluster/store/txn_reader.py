@@ -10,6 +10,7 @@ The engine adapter adds and strips the prefix. Semantics follow tikv src/storage
 """
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -176,6 +177,23 @@ class TxnReader:
         if value is None:
             raise TxnDataError(f"default CF value of {raw_key!r} at start_ts {write.start_ts} is missing")
         return value
+
+    def user_keys(self, lower: bytes, upper: bytes | None, reverse: bool = False,
+                  cfs: tuple[str, ...] = (CF_LOCK, CF_WRITE)) -> Iterator[bytes]:
+        """Every raw key in [lower, upper) with a lock or a write record (per cfs), once, in order."""
+        start, end = encode_bytes(lower), encode_bytes(upper) if upper else None
+        streams = [self._encoded_keys(cf, start, end, reverse) for cf in cfs]
+        previous = None
+        for encoded in heapq.merge(*streams, reverse=reverse):
+            if encoded != previous:
+                previous = encoded
+                yield decode_bytes(encoded)[0]
+
+    def _encoded_keys(self, cf: str, start: bytes, end: bytes | None, reverse: bool) -> Iterator[bytes]:
+        """The enc(key) part of each engine key of cf (write/default keys carry a ts)."""
+        cut = 0 if cf == CF_LOCK else _TS_LEN
+        for key, _ in self.cfs.iterate(cf, start, end, reverse):
+            yield key[:len(key) - cut]
 
     def locks(self, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, Lock]]:
         """(raw key, Lock) for raw keys in [lower, upper), in key order (upper b"" or None: unbounded)."""

@@ -8,14 +8,8 @@ with check_ts_conflict_si); Context.resolved_locks lists txns the reader may ign
 """
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterator
-
 from br_common.kvproto import kvrpcpb_pb2 as pb
-from br_common.txn_codec import decode_bytes, encode_bytes
-from br_devcluster.store.txn_reader import (
-    CF_LOCK, CF_WRITE, TxnReader, lock_blocks_read, lock_info, locked_error,
-)
+from br_devcluster.store.txn_reader import TxnReader, lock_blocks_read, lock_info, locked_error
 
 
 def _blocking_lock(reader: TxnReader, raw_key: bytes, ts: int, context: pb.Context) -> pb.KeyError | None:
@@ -49,12 +43,12 @@ def kv_get(reader: TxnReader, req: pb.GetRequest) -> pb.GetResponse:
 
 
 def kv_batch_get(reader: TxnReader, req: pb.BatchGetRequest) -> pb.BatchGetResponse:
-    """Found keys as pairs, a locked key as a pair carrying its error, absent keys left out."""
+    """Found keys as pairs, a locked key as a pair carrying only its error, absent keys left out."""
     response = pb.BatchGetResponse()
     for raw_key in req.keys:
         error, value, commit_ts = read_key(reader, raw_key, req.version, req.context)
         if error is not None:
-            response.pairs.add(key=raw_key, error=error)
+            response.pairs.add(error=error)
         elif value is not None:
             response.pairs.add(key=raw_key, value=value, commit_ts=commit_ts if req.need_commit_ts else 0)
     return response
@@ -72,32 +66,21 @@ def scan_bounds(req: pb.ScanRequest, lower: bytes, upper: bytes | None) -> tuple
 
 def kv_scan(reader: TxnReader, req: pb.ScanRequest, lower: bytes = b"",
             upper: bytes | None = None) -> pb.ScanResponse:
-    """Up to limit entries (a locked key counts, as a pair with its error), key order or reverse."""
+    """Up to limit entries (limit 0: none, as TiKV), in key order or reverse; a locked key counts,
+    as a pair carrying only its error (TiKV's extract_kv_pairs sets no key on it)."""
     low, high = scan_bounds(req, lower, upper)
     response = pb.ScanResponse()
-    if high is not None and high <= low:
+    if req.limit == 0 or (high is not None and high <= low):
         return response
-    for raw_key in _user_keys(reader, low, high, req.reverse):
-        if req.limit and len(response.pairs) >= req.limit:
+    for raw_key in reader.user_keys(low, high, req.reverse):
+        if len(response.pairs) >= req.limit:
             break
         error, value, _ = read_key(reader, raw_key, req.version, req.context)
         if error is not None:
-            response.pairs.add(key=raw_key, error=error)
+            response.pairs.add(error=error)
         elif value is not None:
             response.pairs.add(key=raw_key, value=b"" if req.key_only else value)
     return response
-
-
-def _user_keys(reader: TxnReader, low: bytes, high: bytes | None, reverse: bool) -> Iterator[bytes]:
-    """Every raw key in [low, high) that has a lock or a write record, once, in scan order."""
-    start, end = encode_bytes(low), encode_bytes(high) if high is not None else None
-    locked = (key for key, _ in reader.cfs.iterate(CF_LOCK, start, end, reverse))
-    written = (key[:-8] for key, _ in reader.cfs.iterate(CF_WRITE, start, end, reverse))
-    previous = None
-    for encoded in heapq.merge(locked, written, reverse=reverse):
-        if encoded != previous:
-            previous = encoded
-            yield decode_bytes(encoded)[0]
 
 
 def kv_scan_lock(reader: TxnReader, req: pb.ScanLockRequest, lower: bytes = b"",

@@ -141,11 +141,12 @@ def test_batch_get_and_scans() -> None:
     prewrite(cfs, 9, put(b"d", b"locked"))
     reader = TxnReader(cfs)
     batch = txn_reads.kv_batch_get(reader, pb.BatchGetRequest(keys=[b"a", b"b", b"d", b"z"], version=10))
-    assert [(p.key, p.value, p.HasField("error")) for p in batch.pairs] == [(b"a", b"A", False), (b"d", b"", True)]
+    assert [(p.key, p.value, p.error.locked.key) for p in batch.pairs] == [(b"a", b"A", b""), (b"", b"", b"d")]
 
-    def scan(version: int = 10, **fields):
-        response = txn_reads.kv_scan(reader, pb.ScanRequest(version=version, **fields))
-        return [(p.key, p.value if not p.HasField("error") else "locked") for p in response.pairs]
+    def scan(version: int = 10, limit: int = 100, **fields):
+        response = txn_reads.kv_scan(reader, pb.ScanRequest(version=version, limit=limit, **fields))
+        return [(p.key, p.value) if not p.HasField("error") else (p.error.locked.key, "locked")
+                for p in response.pairs]
 
     assert scan(start_key=b"a") == [(b"a", b"A"), (b"c", LONG), (b"d", "locked"), (b"e", b"E")]
     assert scan(start_key=b"b", end_key=b"e", limit=1) == [(b"c", LONG)]
@@ -153,9 +154,10 @@ def test_batch_get_and_scans() -> None:
     assert scan(start_key=b"e", end_key=b"a", reverse=True) == [(b"d", "locked"), (b"c", LONG), (b"a", b"A")]
     assert scan(reverse=True, limit=2) == [(b"e", b"E"), (b"d", "locked")]
     assert scan(start_key=b"a", key_only=True)[0] == (b"a", b"")
-    clamped = txn_reads.kv_scan(reader, pb.ScanRequest(version=10, start_key=b"", end_key=b"z"), b"b", b"d")
+    assert scan(start_key=b"a", limit=0) == []  # as TiKV: limit 0 returns nothing
+    clamped = txn_reads.kv_scan(reader, pb.ScanRequest(version=10, end_key=b"z", limit=9), b"b", b"d")
     assert [p.key for p in clamped.pairs] == [b"c"]
-    back = txn_reads.kv_scan(reader, pb.ScanRequest(version=10, reverse=True), b"b", b"d")
+    back = txn_reads.kv_scan(reader, pb.ScanRequest(version=10, reverse=True, limit=9), b"b", b"d")
     assert [p.key for p in back.pairs] == [b"c"]
 
 
@@ -165,9 +167,11 @@ def test_scan_lock() -> None:
     prewrite(cfs, 20, put(b"c", b"3"))
     reader = TxnReader(cfs)
     found = txn_reads.kv_scan_lock(reader, pb.ScanLockRequest(max_version=15))
-    assert [(lock.key, lock.lock_version, lock.primary_lock) for lock in found.locks] == [(b"a", 10, b"a"), (b"b", 10, b"a")]
+    assert [(lock.key, lock.lock_version, lock.primary_lock) for lock in found.locks] == [
+        (b"a", 10, b"a"), (b"b", 10, b"a")]
     assert len(txn_reads.kv_scan_lock(reader, pb.ScanLockRequest(max_version=30, limit=2)).locks) == 2
-    assert [lk.key for lk in txn_reads.kv_scan_lock(reader, pb.ScanLockRequest(max_version=30), b"b", b"c").locks] == [b"b"]
+    in_region = txn_reads.kv_scan_lock(reader, pb.ScanLockRequest(max_version=30), b"b", b"c")
+    assert [lock.key for lock in in_region.locks] == [b"b"]
 
 
 # --- prewrite errors ------------------------------------------------------------------------
@@ -269,7 +273,8 @@ def test_batch_rollback() -> None:
     cfs = MemoryCFs()
     write_txn(cfs, 5, 6, put(b"done", b"v"))
     prewrite(cfs, 10, put(b"k", b"v"))
-    assert not run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=10, keys=[b"k"])).HasField("error")
+    rolled = run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=10, keys=[b"k"]))
+    assert not rolled.HasField("error")
     assert lock_record(cfs, b"k") is None and write_record(cfs, b"k", 10) == Write.rollback(10, protected=False)
     run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=12, keys=[b"k"]))
     assert write_record(cfs, b"k", 10) is None  # collapsed by the newer unprotected rollback
@@ -367,9 +372,11 @@ def test_protected_rollback_marks_a_lock_that_may_commit_at_its_ts() -> None:
 def test_txn_heart_beat() -> None:
     cfs = MemoryCFs()
     prewrite(cfs, 10, put(b"p", b"v"), ttl=100)
-    beat = run(cfs, percolator.txn_heart_beat, pb.TxnHeartBeatRequest(primary_lock=b"p", start_version=10, advise_lock_ttl=500))
+    beat = run(cfs, percolator.txn_heart_beat,
+               pb.TxnHeartBeatRequest(primary_lock=b"p", start_version=10, advise_lock_ttl=500))
     assert beat.lock_ttl == 500 and lock_record(cfs, b"p").ttl == 500
-    shorter = run(cfs, percolator.txn_heart_beat, pb.TxnHeartBeatRequest(primary_lock=b"p", start_version=10, advise_lock_ttl=50))
+    shorter = run(cfs, percolator.txn_heart_beat,
+                  pb.TxnHeartBeatRequest(primary_lock=b"p", start_version=10, advise_lock_ttl=50))
     assert shorter.lock_ttl == 500
     missing = run(cfs, percolator.txn_heart_beat, pb.TxnHeartBeatRequest(primary_lock=b"p", start_version=11))
     assert missing.error.txn_not_found.start_ts == 11
@@ -421,9 +428,11 @@ def test_pessimistic_lock_conflicts_and_rollback() -> None:
     missing = prewrite(cfs, 10, put(b"c", b"v"), for_update_ts=21,
                        pessimistic_actions=[pb.PrewriteRequest.DO_PESSIMISTIC_CHECK])
     assert missing.errors[0].abort.startswith("PessimisticLockNotFound")
-    run(cfs, percolator.pessimistic_rollback, pb.PessimisticRollbackRequest(start_version=10, for_update_ts=20, keys=[b"a"]))
+    run(cfs, percolator.pessimistic_rollback,
+        pb.PessimisticRollbackRequest(start_version=10, for_update_ts=20, keys=[b"a"]))
     assert lock_record(cfs, b"a") is not None  # locked at 21, later than the rollback's 20
-    run(cfs, percolator.pessimistic_rollback, pb.PessimisticRollbackRequest(start_version=10, for_update_ts=21, keys=[b"a"]))
+    run(cfs, percolator.pessimistic_rollback,
+        pb.PessimisticRollbackRequest(start_version=10, for_update_ts=21, keys=[b"a"]))
     assert lock_record(cfs, b"a") is None
 
 
@@ -506,7 +515,8 @@ class Client:
 
     def scan(self, at: int, reverse: bool) -> dict[bytes, bytes]:
         for _ in range(20):
-            pairs = txn_reads.kv_scan(TxnReader(self.cfs), pb.ScanRequest(version=at, reverse=reverse)).pairs
+            request = pb.ScanRequest(version=at, reverse=reverse, limit=1000)
+            pairs = txn_reads.kv_scan(TxnReader(self.cfs), request).pairs
             errors = [p.error.locked for p in pairs if p.HasField("error")]
             if not errors:
                 keys = [p.key for p in pairs]
@@ -578,7 +588,8 @@ def test_model_check_random_transactions(seed: int) -> None:
             assert client.scan(at, rng.random() < 0.5) == {k: v for k, v in expected.items() if v is not None}
     safe_point = client.tick()
     for start, mutations in active:
-        run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=start, keys=[m.key for m in mutations]))
+        run(cfs, percolator.batch_rollback,
+            pb.BatchRollbackRequest(start_version=start, keys=[m.key for m in mutations]))
     client.scan(safe_point, reverse=False)  # resolves every lock left behind
     cfs.apply(percolator.gc(TxnReader(cfs), safe_point))
     for key in keys:
@@ -587,3 +598,11 @@ def test_model_check_random_transactions(seed: int) -> None:
     referenced = {append_ts(encode_bytes(k), w.start_ts) for k in keys for _, w in TxnReader(cfs).writes(k)
                   if w.write_type == WriteType.PUT and w.short_value is None}
     assert set(cfs.data["default"]) == referenced  # no orphaned long values
+
+
+def test_prewrite_converts_own_pessimistic_lock_whatever_the_action() -> None:
+    cfs = MemoryCFs()
+    pessimistic_lock(cfs, 10, 10, b"a")
+    assert not prewrite(cfs, 10, put(b"a", LONG), for_update_ts=10).errors
+    assert lock_record(cfs, b"a") == Lock(LockType.PUT, b"a", 10, 3000, for_update_ts=10)
+    assert cfs.data["default"] == {append_ts(encode_bytes(b"a"), 10): LONG}
