@@ -162,34 +162,63 @@ def _pessimistic_action(req: pb.PrewriteRequest, index: int) -> int:
 
 def _prewrite_key(reader: TxnReader, batch: TxnBatch, req: pb.PrewriteRequest, index: int,
                   mutation: pb.Mutation) -> pb.KeyError | None:
-    raw_key, start_ts = mutation.key, req.start_version
+    """prewrite.rs: check the key's lock, then (without a lock of ours) newer versions and the
+    data constraint, then write the lock; None also for a retry whose lock is already there."""
+    raw_key = mutation.key
     if mutation.op not in _PREWRITE_LOCK_TYPES and mutation.op != pb.CheckNotExists:
         return abort_error(f"op {pb.Op.Name(mutation.op)} is not a prewrite mutation")
-    action = _pessimistic_action(req, index)
+    locked_for_update = _pessimistic_action(req, index) == _CHECK
     lock = reader.load_lock(raw_key)
-    if lock is not None and lock.ts != start_ts:
-        return locked_error(lock, raw_key)
-    if lock is not None and lock.lock_type != LockType.PESSIMISTIC:
-        return None  # this txn's lock is already there: a retried prewrite
-    if lock is None and action == _CHECK:
-        return _missing_pessimistic_lock(reader, raw_key, start_ts)
-    if lock is None:
-        error = _check_newer_version(reader, req, raw_key, action)
+    if lock is not None:
+        error = _check_own_lock(req, raw_key, lock, locked_for_update)
+        if error is not None or lock.lock_type != LockType.PESSIMISTIC:
+            return error  # another txn's lock, or ours already prewritten (a retry)
+    elif locked_for_update:
+        amend = _amend_pessimistic_lock(reader, req, raw_key)
+        if amend is not True:
+            return amend
+    elif not (req.for_update_ts == 0 and req.skip_constraint_check):
+        error = _check_newer_version(reader, req, raw_key, _pessimistic_action(req, index))
+        if error is None and mutation.op in (pb.Insert, pb.CheckNotExists):
+            error = _check_not_exists(reader, raw_key, req.start_version)
         if error is not None:
             return error
-    if mutation.op in (pb.Insert, pb.CheckNotExists) and not req.skip_constraint_check:
-        if reader.visible_write(raw_key, start_ts) is not None:
-            return pb.KeyError(already_exist=pb.AlreadyExist(key=raw_key))
     if mutation.op != pb.CheckNotExists:
         _write_prewrite_lock(batch, req, mutation, lock)
     return None
 
 
-def _missing_pessimistic_lock(reader: TxnReader, raw_key: bytes, start_ts: int) -> pb.KeyError | None:
-    """A key the txn should hold a pessimistic lock on: fine if already committed (a retry)."""
-    if reader.txn_commit_record(raw_key, start_ts).is_committed():
+def _check_own_lock(req: pb.PrewriteRequest, raw_key: bytes, lock: Lock,
+                    locked_for_update: bool) -> pb.KeyError | None:
+    """Another txn's lock is reported (with TTL 0 to a pessimistic txn: resolve it at once)."""
+    if lock.ts != req.start_version and locked_for_update:
+        return abort_error(f"PessimisticLockNotFound: start_ts {req.start_version} key {raw_key.hex()}")
+    if lock.ts != req.start_version:
+        error = locked_error(lock, raw_key)
+        if req.for_update_ts:
+            error.locked.lock_ttl = 0
+        return error
+    if lock.lock_type == LockType.PESSIMISTIC and req.for_update_ts == 0:
+        return abort_error(f"LockTypeNotMatch: start_ts {req.start_version} key {raw_key.hex()}")
+    return None
+
+
+def _amend_pessimistic_lock(reader: TxnReader, req: pb.PrewriteRequest, raw_key: bytes) -> pb.KeyError | bool | None:
+    """The pessimistic lock is missing: True (prewrite anyway) if the key has not changed since the
+    txn started; None if the txn already committed it (a retry); else PessimisticLockNotFound."""
+    found = reader.seek_write(raw_key)
+    if found is None or found[0] < req.start_version:
+        return True
+    if reader.txn_commit_record(raw_key, req.start_version).is_committed():
         return None
-    return abort_error(f"PessimisticLockNotFound: start_ts {start_ts} key {raw_key.hex()}")
+    return abort_error(f"PessimisticLockNotFound: start_ts {req.start_version} key {raw_key.hex()}")
+
+
+def _check_not_exists(reader: TxnReader, raw_key: bytes, start_ts: int) -> pb.KeyError | None:
+    """Insert / CheckNotExists: the key must have no value visible at start_ts."""
+    if reader.visible_write(raw_key, start_ts) is not None:
+        return pb.KeyError(already_exist=pb.AlreadyExist(key=raw_key))
+    return None
 
 
 def _check_newer_version(reader: TxnReader, req: pb.PrewriteRequest, raw_key: bytes,
@@ -219,10 +248,12 @@ def _write_prewrite_lock(batch: TxnBatch, req: pb.PrewriteRequest, mutation: pb.
     short_value = value if value is not None and is_short_value(value) else None
     if value is not None and short_value is None:
         batch.put_value(mutation.key, req.start_version, value)
+    ttl, min_commit_ts = req.lock_ttl, req.min_commit_ts
+    if previous is not None:  # our pessimistic lock: its TTL and min_commit_ts may have been pushed
+        ttl, min_commit_ts = max(ttl, previous.ttl), max(min_commit_ts, previous.min_commit_ts)
     batch.put_lock(mutation.key, Lock(
-        lock_type, req.primary_lock, req.start_version, req.lock_ttl, short_value,
-        for_update_ts=req.for_update_ts, txn_size=req.txn_size, min_commit_ts=req.min_commit_ts,
-        rollback_ts=previous.rollback_ts if previous else ()))
+        lock_type, req.primary_lock, req.start_version, ttl, short_value, for_update_ts=req.for_update_ts,
+        txn_size=req.txn_size, min_commit_ts=min_commit_ts, rollback_ts=previous.rollback_ts if previous else ()))
 
 
 # --- commit ---------------------------------------------------------------------------------

@@ -425,15 +425,20 @@ def test_pessimistic_lock_conflicts_and_rollback() -> None:
     conflict = pessimistic_lock(cfs, 10, 12, b"a").errors[0].conflict
     assert (conflict.reason, conflict.conflict_commit_ts) == (pb.WriteConflict.PessimisticRetry, 20)
     assert not pessimistic_lock(cfs, 10, 21, b"a").errors
-    missing = prewrite(cfs, 10, put(b"c", b"v"), for_update_ts=21,
-                       pessimistic_actions=[pb.PrewriteRequest.DO_PESSIMISTIC_CHECK])
-    assert missing.errors[0].abort.startswith("PessimisticLockNotFound")
     run(cfs, percolator.pessimistic_rollback,
         pb.PessimisticRollbackRequest(start_version=10, for_update_ts=20, keys=[b"a"]))
     assert lock_record(cfs, b"a") is not None  # locked at 21, later than the rollback's 20
     run(cfs, percolator.pessimistic_rollback,
         pb.PessimisticRollbackRequest(start_version=10, for_update_ts=21, keys=[b"a"]))
     assert lock_record(cfs, b"a") is None
+    checked = [pb.PrewriteRequest.DO_PESSIMISTIC_CHECK]
+    missing = prewrite(cfs, 10, put(b"a", b"v"), for_update_ts=21, pessimistic_actions=checked)
+    assert missing.errors[0].abort.startswith("PessimisticLockNotFound")  # a changed since the txn began
+    amended = prewrite(cfs, 10, put(b"c", b"v"), for_update_ts=21, pessimistic_actions=checked)
+    assert not amended.errors and lock_record(cfs, b"c").for_update_ts == 21  # c did not: amended
+    prewrite(cfs, 30, put(b"d", b"v"))
+    other = prewrite(cfs, 31, put(b"d", b"w"), for_update_ts=31)
+    assert other.errors[0].locked.lock_ttl == 0  # a pessimistic txn resolves such locks at once
 
 
 # --- GC and delete range --------------------------------------------------------------------
@@ -606,3 +611,9 @@ def test_prewrite_converts_own_pessimistic_lock_whatever_the_action() -> None:
     assert not prewrite(cfs, 10, put(b"a", LONG), for_update_ts=10).errors
     assert lock_record(cfs, b"a") == Lock(LockType.PUT, b"a", 10, 3000, for_update_ts=10)
     assert cfs.data["default"] == {append_ts(encode_bytes(b"a"), 10): LONG}
+
+
+def test_skip_constraint_check_skips_the_newer_version_check() -> None:
+    cfs = MemoryCFs()
+    write_txn(cfs, 15, 20, put(b"k", b"v"))
+    assert not prewrite(cfs, 10, pb.Mutation(op=pb.Insert, key=b"k", value=b"x"), skip_constraint_check=True).errors
