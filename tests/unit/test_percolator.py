@@ -617,3 +617,31 @@ def test_skip_constraint_check_skips_the_newer_version_check() -> None:
     cfs = MemoryCFs()
     write_txn(cfs, 15, 20, put(b"k", b"v"))
     assert not prewrite(cfs, 10, pb.Mutation(op=pb.Insert, key=b"k", value=b"x"), skip_constraint_check=True).errors
+
+
+@pytest.mark.parametrize("size", [2, 256])
+def test_gc_as_tikvs_own_test(size: int) -> None:
+    """tikv src/storage/txn/actions/gc.rs test_gc_imp, short and long values."""
+    cfs = MemoryCFs()
+    v1, v2, v3, v4 = (c * size for c in (b"1", b"2", b"3", b"4"))
+    write_txn(cfs, 5, 10, put(b"k", v1))
+    write_txn(cfs, 15, 20, put(b"k", v2))
+    write_txn(cfs, 25, 30, mutation(pb.Del, b"k"))
+    write_txn(cfs, 35, 40, put(b"k", v3))
+    write_txn(cfs, 45, 50, mutation(pb.Lock, b"k"))
+    prewrite(cfs, 55, put(b"k", v4))
+    run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=55, keys=[b"k"]))
+
+    def gc(safe_point: int) -> None:
+        cfs.apply(percolator.gc(TxnReader(cfs), safe_point))
+
+    gc(12)
+    assert value_at(cfs, b"k", 12) == v1
+    gc(22)
+    assert value_at(cfs, b"k", 22) == v2 and value_at(cfs, b"k", 12) is None
+    gc(32)
+    assert value_at(cfs, b"k", 22) is None and value_at(cfs, b"k", 35) is None
+    gc(60)
+    assert value_at(cfs, b"k", 62) == v3
+    assert [commit_ts for commit_ts, _ in TxnReader(cfs).writes(b"k")] == [40]
+    assert len(cfs.data["default"]) == (1 if size > 255 else 0)
