@@ -115,13 +115,19 @@ def _rollback_missing_lock(reader: TxnReader, batch: TxnBatch, raw_key: bytes, s
         return record
     if not protected:
         _collapse_prev_rollback(reader, batch, raw_key, start_ts)
-    if protected and other_lock is not None and record.overlapped_write is None and other_lock.ts < start_ts:
-        # the other txn might commit at our start_ts: its commit must keep our rollback visible
+    if protected and record.overlapped_write is None and _may_commit_at(other_lock, start_ts):
+        # its commit must keep our rollback visible (txn.rs mark_rollback_on_mismatching_lock)
         batch.put_lock(raw_key, replace(other_lock, rollback_ts=other_lock.rollback_ts + (start_ts,)))
     write = _make_rollback(start_ts, protected, record)
     if write is not None:
         batch.put_write(raw_key, start_ts, write)
     return record
+
+
+def _may_commit_at(lock: Lock | None, ts: int) -> bool:
+    """Only an async-commit txn computes its commit ts (>= min_commit_ts) and may pick ts;
+    2PC commit timestamps come from TSO and never equal another txn's start ts."""
+    return lock is not None and lock.use_async_commit and ts >= lock.min_commit_ts
 
 
 def _cleanup_key(reader: TxnReader, batch: TxnBatch, raw_key: bytes, start_ts: int, current_ts: int,

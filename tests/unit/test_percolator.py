@@ -359,9 +359,13 @@ def test_protected_rollback_on_anothers_commit_sets_overlapped_flag() -> None:
     assert prewrite(cfs, 20, put(b"k", b"x")).errors[0].conflict.reason == pb.WriteConflict.SelfRolledBack
 
 
-def test_protected_rollback_marks_a_lock_that_may_commit_at_its_ts() -> None:
+def test_protected_rollback_marks_an_async_commit_lock_that_may_commit_at_its_ts() -> None:
     cfs = MemoryCFs()
-    prewrite(cfs, 10, put(b"k", b"v"))
+    prewrite(cfs, 10, put(b"two_pc", b"v"))
+    check_status(cfs, b"two_pc", 20, 30, rollback_if_not_exist=True)
+    assert lock_record(cfs, b"two_pc").rollback_ts == ()  # TSO commit ts never equals 20
+    async_lock = Lock(LockType.PUT, b"k", 10, 3000, b"v", min_commit_ts=15, use_async_commit=True)
+    cfs.data["lock"][encode_bytes(b"k")] = async_lock.to_bytes()  # as another TiKV would have left it
     check_status(cfs, b"k", 20, 30, rollback_if_not_exist=True)
     assert lock_record(cfs, b"k").rollback_ts == (20,)
     commit(cfs, 10, 20, b"k")
