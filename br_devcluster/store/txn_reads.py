@@ -4,33 +4,37 @@ service passes the region's raw-key bounds, which scans are clamped to).
 
 A read at ts sees the newest Put/Delete committed at or before ts; a lock of another txn that
 might commit at or before ts is reported as KeyError.locked (TiKV's PointGetter/ForwardScanner
-with check_ts_conflict_si); Context.resolved_locks lists txns the reader may ignore.
+with check_ts_conflict_si); Context.resolved_locks lists txns the reader may ignore and
+Context.committed_locks those it may read through (isolation level RC checks no locks).
 """
 from __future__ import annotations
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.txn_codec import Lock, LockType, Write, WriteType
 from br_devcluster.store.txn_reader import TxnReader, lock_blocks_read, lock_info, locked_error
-
-
-def _blocking_lock(reader: TxnReader, raw_key: bytes, ts: int, context: pb.Context) -> pb.KeyError | None:
-    if context.isolation_level == pb.RC:
-        return None  # read committed ignores locks
-    lock = reader.load_lock(raw_key)
-    if lock is not None and lock_blocks_read(lock, raw_key, ts, context.resolved_locks):
-        return locked_error(lock, raw_key)
-    return None
 
 
 def read_key(reader: TxnReader, raw_key: bytes, ts: int,
              context: pb.Context) -> tuple[pb.KeyError | None, bytes | None, int]:
-    """(error, value or None when absent, commit ts of the value) of one key at ts."""
-    error = _blocking_lock(reader, raw_key, ts, context)
-    if error is not None:
-        return error, None, 0
+    """(error, value or None when absent, commit ts of the value) of one key at ts.
+    A blocking lock of a txn in Context.committed_locks is read as committed (TiKV's access
+    locks: the reader knows it committed at or before ts, commit ts unknown: 0)."""
+    lock = None if context.isolation_level == pb.RC else reader.load_lock(raw_key)
+    if lock is not None and lock_blocks_read(lock, raw_key, ts, context.resolved_locks):
+        if lock.ts not in context.committed_locks:
+            return locked_error(lock, raw_key), None, 0
+        return None, _value_of_lock(reader, raw_key, lock), 0
     found = reader.visible_write(raw_key, ts)
     if found is None:
         return None, None, 0
     return None, reader.value_of(raw_key, found[1]), found[0]
+
+
+def _value_of_lock(reader: TxnReader, raw_key: bytes, lock: Lock) -> bytes | None:
+    """The value a Put/Delete lock will commit (only those block reads)."""
+    if lock.lock_type != LockType.PUT:
+        return None
+    return reader.value_of(raw_key, Write(WriteType.PUT, lock.ts, lock.short_value))
 
 
 def kv_get(reader: TxnReader, req: pb.GetRequest) -> pb.GetResponse:

@@ -117,6 +117,7 @@ def test_reads_report_locks_that_may_commit_before_them() -> None:
         b"p", 10, b"s", 100, pb.Put)
     assert get(cfs, b"s", 11, resolved_locks=[10]).value == b"old"  # the reader knows txn 10 aborted
     assert get(cfs, b"s", 11, isolation_level=pb.RC).value == b"old"
+    assert get(cfs, b"s", 11, committed_locks=[10]).value == b"new"  # the reader knows txn 10 committed
     assert get(cfs, b"p", TS_MAX).value == b"old"  # latest read ignores a 2PC primary lock
     assert get(cfs, b"s", TS_MAX).HasField("error")  # ... but not a secondary
 
