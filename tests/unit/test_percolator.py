@@ -509,8 +509,15 @@ class Client:
         return self.clock
 
     def resolve(self, locked: pb.LockInfo) -> None:
-        decided = run(self.cfs, percolator.cleanup, pb.CleanupRequest(key=locked.primary_lock,
-                                                                      start_version=locked.lock_version))
+        """client-rust: cleanup of the primary; TiDB: check_txn_status with the lock's TTL over."""
+        if self.rng.random() < 0.5:
+            decided = run(self.cfs, percolator.cleanup, pb.CleanupRequest(
+                key=locked.primary_lock, start_version=locked.lock_version))
+        else:
+            decided = run(self.cfs, percolator.check_txn_status, pb.CheckTxnStatusRequest(
+                primary_key=locked.primary_lock, lock_ts=locked.lock_version, caller_start_ts=self.clock,
+                current_ts=ts(1 << 40), rollback_if_not_exist=True))
+            assert decided.lock_ttl == 0  # decided: committed or rolled back now
         assert not decided.HasField("error")
         run(self.cfs, percolator.resolve_lock, pb.ResolveLockRequest(
             start_version=locked.lock_version, commit_version=decided.commit_version))
