@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+# the engine's 'z' data-key prefix is defined once, in br_common.data_keys; re-exported for callers here
 from br_common.data_keys import DATA_PREFIX, data_key, origin_key
 
 __all__ = [
