@@ -54,3 +54,32 @@ class FakePD:
         """A listed store, else one at 10.0.0.<id>:20160."""
         listed = next((s for s in self._stores if s.id == store_id), None)
         return listed or metapb_pb2.Store(id=store_id, address=f"10.0.0.{store_id}:20160")
+
+
+class MemoryCFs:
+    """TiKV's default/lock/write column families as dicts: a CFReader for
+    br_devcluster.store.txn_reader (iterate returns a snapshot list) plus apply() for a
+    command's batch."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[bytes, bytes]] = {"default": {}, "lock": {}, "write": {}}
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        return self.data[cf].get(key)
+
+    def iterate(self, cf: str, lower: bytes, upper: bytes | None,
+                reverse: bool = False) -> list[tuple[bytes, bytes]]:
+        keys = sorted(k for k in self.data[cf] if k >= lower and (upper is None or k < upper))
+        return [(k, self.data[cf][k]) for k in (reversed(keys) if reverse else keys)]
+
+    def apply(self, modifies: Iterable) -> None:
+        for cf, key, value in modifies:
+            if value is None:
+                self.data[cf].pop(key, None)
+            else:
+                self.data[cf][key] = value
+
+    def delete_ranges(self, ranges: Iterable) -> None:
+        for cf, start, end in ranges:
+            for key in [k for k in self.data[cf] if k >= start and (end is None or k < end)]:
+                del self.data[cf][key]
