@@ -25,6 +25,8 @@ from br_common.fleet.broker import broker_problem
 from br_common.fleet.config import FleetSettings
 from br_common.fleet.queues import agent_queues
 from br_common.fleet.registry import AgentInfo, Heartbeat, Registry
+from br_common.fleet import replays
+from br_common.fleet.replays import SeenTasks
 from br_common.fleet.signing import SigningError, Verifier
 from br_common.kvproto import metapb_pb2
 from br_common.grpc_tls import TLSConfig
@@ -79,7 +81,9 @@ def run(config: AgentSettings) -> int:
         store = find_store(pd, config.store, config.store_wait)
         staging = config.resolved_staging_dir()
         context = _context(config, settings, pd, store, staging, verifier)
-    except PDError as exc:
+        if verifier is not None:
+            verifier.seen = SeenTasks(staging / replays.FILE_NAME)
+    except (PDError, OSError) as exc:
         pd.close()
         raise AgentError(str(exc)) from None
     return _serve(context, settings, config, pd, verifier)

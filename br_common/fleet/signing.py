@@ -17,8 +17,10 @@ Why not Celery's own message signing (task_serializer="auth"): it signs the body
 task name, id or expiry carried in the headers (a signed body can be replayed under another
 task name, forever); it needs a private key and certificate on every agent as well; and it
 discards a refused message without a result (the coordinator waits until its timeout) while
-logging the whole body with a traceback. The expiry here bounds replays; within it, a replayed
-task meets the job checks every task makes (job running, lease held, attempt not superseded).
+logging the whole body with a traceback. The expiry bounds replays; within it the agent remembers
+the task ids it received (fleet.replays: the id is the signed nonce) and refuses a second copy, and
+a replay that reaches another agent still meets the checks every task makes (attempt not
+superseded, and for a backup, backupmeta absent from the storage itself).
 
 Keys: RSA (docs/DEPLOY.md's `openssl req -x509 -newkey rsa:3072`; PSS with SHA-256), Ed25519
 or EC (ECDSA with SHA-256). Trusted keys are PEM files of certificates or public keys.
@@ -40,6 +42,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from br_common.fleet.replays import SeenTasks
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +132,9 @@ def _sign(key: PrivateKey, data: bytes) -> bytes:
 
 # --- agent --------------------------------------------------------------------------------------
 class Verifier:
-    def __init__(self, keys: list[PublicKey]) -> None:
+    def __init__(self, keys: list[PublicKey], seen: SeenTasks | None = None) -> None:
         self._keys = {fingerprint(k): k for k in keys}
+        self.seen = seen  # with it, a task id received before is refused as a replay
 
     @classmethod
     def load(cls, paths: list[str] | list[Path]) -> "Verifier":
@@ -157,6 +162,8 @@ class Verifier:
             raise TaskRefused(f"refused: signature expired at {_iso(expires)}")
         if not _verifies(key, sig, signed_content(name, task_id, args, kwargs, expires)):
             raise TaskRefused("refused: bad signature (changed after signing, or forged)")
+        if self.seen is not None and not self.seen.claim(task_id, expires):
+            raise TaskRefused(f"refused: replayed task {task_id} (this agent received it before)")
         return signer
 
 

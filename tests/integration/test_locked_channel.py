@@ -276,6 +276,26 @@ def test_unsigned_forged_and_tampered_tasks_are_refused_and_the_agent_lives_on(c
     assert (target / "backup.lock").exists()
 
 
+def test_a_replayed_signed_task_is_refused(channel: Channel) -> None:
+    """A signed message copied off the broker and sent again (same id, signature and body), even
+    after its first run finished, is refused by the agent that received it: the id is the nonce."""
+    signed = make_app(channel.full_url, FleetSettings(broker=channel.full_url, signing_key=str(channel.key)))
+    target = channel.work / "storage" / "replayed"
+    task_id, body = uuid.uuid4().hex, [_lock_task(target).model_dump(mode="json")]
+    header = signed.signer.header(m.ACQUIRE_LOCK, task_id, body)
+    first = signed.send_task(m.ACQUIRE_LOCK, args=body, queue=channel.storage_queue, task_id=task_id,
+                             headers={HEADER: header})
+    assert _outcome(first)[0] == "SUCCESS"
+    first.forget()  # the replay's outcome is what the backend holds next
+    (target / "backup.lock").unlink()  # had the copy run again, it would take the lock afresh
+    copier = make_app(channel.full_url, FleetSettings(broker=channel.full_url, signing_key=""))  # no cached result
+    replay = copier.send_task(m.ACQUIRE_LOCK, args=body, queue=channel.storage_queue, task_id=task_id,
+                              headers={HEADER: header})
+    state, text = _outcome(replay)
+    assert state == "FAILURE" and f"refused: replayed task {task_id}" in text, text
+    assert not (target / "backup.lock").exists()
+
+
 def test_broker_mistakes_are_one_line_errors(channel: Channel) -> None:
     wrong = _write(channel.work / "wrong-password", b"not-the-password\n", 0o600)
     backup = ("backup", "full", "--pd", channel.pd_address, "-s", f"local://{channel.work}/storage/never")
