@@ -3,9 +3,9 @@
 The coordinator holds no storage credentials, so any agent runs these with its own:
 * `br.storage.acquire_lock`: refuse a path holding a backupmeta; take backup.lock atomically
   (conditional create: of two backups started at once exactly one gets it);
-* `br.storage.write_backupmeta`: write backupmeta LAST, never over an existing one;
-* `br.storage.read_backupmeta` (restore): read and validate it; a clear error when missing,
-  unfinished (backup.lock without backupmeta), truncated or of another format.
+* `br.storage.write_backupmeta`: write its seal, then backupmeta LAST, never over an existing one;
+* `br.storage.read_backupmeta` (restore): read and validate it, with its seal; a clear error when
+  missing, unfinished (backup.lock without backupmeta), truncated or of another format.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from br_agent.environment import TaskEnv
 from br_common.fleet.task_errors import TaskFatalError
 from br_agent.task_base import Report, agent_task
 from br_common.backupmeta import meta
-from br_common.backupmeta.layout import BACKUPMETA, LOCK
+from br_common.backupmeta.layout import BACKUPMETA, LOCK, SEAL
 from br_common.fleet import messages as m
 from br_common.storage import ExternalStorage, ObjectNotFound
 
@@ -48,6 +48,8 @@ def run_write_backupmeta(context: TaskEnv, task: m.WriteBackupMetaTask,
         raise AgentTaskError(f"not writing backupmeta: {skip}")
     storage = context.open_storage(task.storage)
     meta.parse(task.backupmeta, "the backupmeta to write")  # what no restore would accept is never written
+    if task.seal and not storage.exists(BACKUPMETA):  # the seal first: backupmeta stays the commit marker
+        _write_seal(storage, task.seal.encode())
     written = storage.create_exclusive(BACKUPMETA, task.backupmeta)
     log.info("job %s: backupmeta %s (%d bytes)", task.job_id, "written" if written else "already there",
              len(task.backupmeta))
@@ -55,12 +57,22 @@ def run_write_backupmeta(context: TaskEnv, task: m.WriteBackupMetaTask,
                                    size=len(task.backupmeta))
 
 
+def _write_seal(storage: ExternalStorage, seal: bytes) -> None:
+    """Before backupmeta exists nothing is committed: an earlier run's seal may be replaced."""
+    if not storage.create_exclusive(SEAL, seal) and not storage.holds(SEAL, seal):
+        storage.put_bytes(SEAL, seal)
+
+
 def run_read_backupmeta(context: TaskEnv, task: m.ReadBackupMetaTask,
                         _report: Report | None = None) -> m.ReadBackupMetaResult:
     storage = context.open_storage(task.storage)
     data = read_meta_bytes(storage)
     meta.parse(data, storage.uri(BACKUPMETA))  # the rules br plans by: a bad one never leaves the agent
-    return m.ReadBackupMetaResult(backupmeta=data, size=len(data))
+    try:
+        seal = storage.get_bytes(SEAL)
+    except ObjectNotFound:
+        seal = None  # br checks what that means (pingcap's BR writes none)
+    return m.ReadBackupMetaResult(backupmeta=data, size=len(data), seal=seal)
 
 
 def read_meta_bytes(storage: ExternalStorage) -> bytes:

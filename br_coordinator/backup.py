@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from br_common.backupmeta import meta as backupmeta
+from br_common.backupmeta import seal as backupmeta_seal
 from br_common.backupmeta.kind import BackupKind
 from br_common.fleet import messages as m
 from br_common.fleet.app import make_app
@@ -211,8 +212,9 @@ class Backup:
                                 end_version=backup_ts)
 
     def _write_meta(self, meta: brpb_pb2.BackupMeta) -> None:
-        task = m.WriteBackupMetaTask(job_id=self.job_id, storage=self._storage_spec(),
-                                     backupmeta=meta.SerializeToString())
+        data = meta.SerializeToString()
+        task = m.WriteBackupMetaTask(job_id=self.job_id, storage=self._storage_spec(), backupmeta=data,
+                                     seal=backupmeta_seal.seal(data, self.app.signer).model_dump_json())
         result = self._call_storage(m.WRITE_BACKUPMETA, task, m.WriteBackupMetaResult,
                                     shadow=f"backupmeta job={self.job_id} {m.human_size(len(task.backupmeta))} "
                                            f"{self.specs.url}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from br_common.backupmeta import meta as backupmeta
+from br_common.backupmeta import seal as backupmeta_seal
 from br_common.backupmeta.kind import BackupKind
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
@@ -144,14 +145,20 @@ class Restore:
 
     def _read_meta(self) -> brpb_pb2.BackupMeta:
         """An agent reads and checks backupmeta with its own credentials; we check it again by the
-        same rules (br_common.backupmeta) rather than trust what came over the broker."""
+        same rules (br_common.backupmeta), and against its seal, rather than trust what came over
+        the broker."""
         task = m.ReadBackupMetaTask(storage=self._storage_spec())
         result = self._call_storage(m.READ_BACKUPMETA, task, m.ReadBackupMetaResult,
                                     shadow=f"read backupmeta job={self.job_id} {self.specs.url}")
+        where = f"{self.specs.url}/backupmeta"
         try:
-            meta = backupmeta.parse(result.backupmeta, f"{self.specs.url}/backupmeta")
+            meta = backupmeta.parse(result.backupmeta, where)
+            ours = meta.br_version.startswith(backupmeta.BR_VERSION_PREFIX)
+            warning = backupmeta_seal.check(result.backupmeta, result.seal, ours, self.app.signer, where)
         except backupmeta.MetaError as exc:
             raise CommandError(str(exc)) from None
+        if warning:
+            log.warning("%s", warning)
         self.kind = backupmeta.kind_of(meta)
         return meta
 

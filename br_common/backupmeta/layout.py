@@ -1,6 +1,8 @@
 """Where a backup's objects live, in one place (coordinator, agents and tests agree through it).
 
     backupmeta                      protobuf backup.BackupMeta, written LAST (its presence = complete)
+    backupmeta.seal                 JSON: backupmeta's sha256 and size (+ the coordinator's signature),
+                                    written just before it (backupmeta.seal)
     backup.lock                     created exclusively at start
     {store_id}/{attempt}/{file}     the SST files of one task attempt, as the store named them
 
@@ -15,6 +17,7 @@ the files of the attempts whose results the coordinator recorded. Uploads are al
 from __future__ import annotations
 
 BACKUPMETA = "backupmeta"
+SEAL = "backupmeta.seal"
 LOCK = "backup.lock"
 
 

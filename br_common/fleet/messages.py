@@ -257,6 +257,7 @@ class WriteBackupMetaTask(Message):
     job_id: str
     storage: StorageSpec
     backupmeta: HexBytes  # serialized backup.BackupMeta
+    seal: str = ""  # JSON of backupmeta.seal.Seal (its sha256, size, the coordinator's signature)
 
 
 class WriteBackupMetaResult(TaskResult):
@@ -272,3 +273,4 @@ class ReadBackupMetaTask(Message):
 class ReadBackupMetaResult(TaskResult):
     backupmeta: HexBytes  # serialized backup.BackupMeta, already parsed and checked by the agent
     size: int
+    seal: HexBytes | None = None  # backupmeta.seal as stored (None: there is none)

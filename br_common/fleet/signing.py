@@ -104,6 +104,18 @@ class Signer:
         return {"v": VERSION, "signer": self.fingerprint, "expires": expires,
                 "sig": base64.b64encode(_sign(self._key, data)).decode()}
 
+    def sign(self, data: bytes) -> str:
+        """A base64 signature of `data` (e.g. a backupmeta's seal) by the coordinator's key."""
+        return base64.b64encode(_sign(self._key, data)).decode()
+
+    def verifies(self, data: bytes, sig: str) -> bool:
+        """Whether `sig` is this key's signature of `data`."""
+        try:
+            raw = base64.b64decode(sig, validate=True)
+        except (ValueError, binascii.Error):
+            return False
+        return _verifies(self._key.public_key(), raw, data)
+
 
 def _private_key(path: Path) -> PrivateKey:
     try:

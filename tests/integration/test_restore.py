@@ -18,6 +18,7 @@ import pytest
 
 from br_common.checksum import Checksum
 from br_common.fleet import redis_client
+from br_common.kvproto import brpb_pb2
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import start_redis
@@ -256,6 +257,8 @@ def test_changed_or_missing_object_stops_before_it_is_ingested(source: Source, t
     ("nothing", "no backup at"),
     ("lock-only", "unfinished"),
     ("truncated", "truncated"),
+    ("one-file-dropped", "does not match its seal"),
+    ("unsealed", "has no seal"),
 ])
 def test_missing_unfinished_or_truncated_backupmeta_is_one_clear_error(source: Source, target_factory,  # noqa: ANN001
                                                                        layout: str, words: str) -> None:
@@ -268,6 +271,15 @@ def test_missing_unfinished_or_truncated_backupmeta_is_one_clear_error(source: S
         _copy_backup(source, prefix, keep=lambda name: name != "backupmeta")
         data = admin.get_object(Bucket=source.s3.bucket, Key=f"{source.prefix}/backupmeta")["Body"].read()
         admin.put_object(Bucket=source.s3.bucket, Key=f"{prefix}/backupmeta", Body=data[: len(data) - 7])
+    if layout == "one-file-dropped":  # a valid backupmeta, rewritten without one file: restore would lose its keys
+        _copy_backup(source, prefix, keep=lambda name: name != "backupmeta")
+        data = admin.get_object(Bucket=source.s3.bucket, Key=f"{source.prefix}/backupmeta")["Body"].read()
+        meta = brpb_pb2.BackupMeta.FromString(data)
+        dropped = meta.files.pop()
+        meta.backup_size -= dropped.size
+        admin.put_object(Bucket=source.s3.bucket, Key=f"{prefix}/backupmeta", Body=meta.SerializeToString())
+    if layout == "unsealed":
+        _copy_backup(source, prefix, keep=lambda name: name != "backupmeta.seal")
     done = _restore(source, target, prefix=prefix)
     assert done.returncode == 1
     assert words in done.stderr and _one_error_line(done.stderr), done.stderr
