@@ -5,10 +5,17 @@ leader ingests them all together; a region error, failure or lost agent re-place
 PD (the resolver: follow.resolvers.RestoreResolver) after a backoff, and after `max_tries` the job
 fails. A file part is complete when every piece of it is ingested: a checkpoint then records it
 with the checksum of what was restored.
+
+No ingest starts before every file the restore uses was downloaded and checked (size and sha256,
+on the agents): ingests are held until the last download succeeds, so a damaged object stops the
+restore with nothing written. (The staged SSTs become the restored data at ingest, so holding
+them costs no more disk than the restore needs anyway.) A failure after that says exactly how
+much was ingested.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from br_common.checksum import Checksum
@@ -29,6 +36,19 @@ class Ingest:
 
     work: RegionWork
     ssts: list[StagedPiece]
+
+
+def _gated(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:
+    """The actions of an outermost call pass the ingest gate (RestoreBook._after)."""
+    @functools.wraps(method)
+    def gated(self: RestoreBook, *args: object, **kwargs: object) -> list[Action]:
+        self._depth += 1
+        try:
+            actions = method(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+        return self._after(actions) if self._depth == 0 else actions
+    return gated
 
 
 @dataclass
@@ -60,15 +80,21 @@ class RestoreBook(Book):
         self.parts_done = 0
         self.part_bytes = 0
         self.bytes_downloaded = 0
+        self.regions_ingested = 0
+        self._ingests_open = False  # once every download succeeded
+        self._held: list[Send] = []
+        self._depth = 0
 
     # --- Book --------------------------------------------------------------------------------------
     @property
     def done(self) -> bool:
         return not self._works_open() and all(not s for s in self._outstanding.values())
 
+    @_gated
     def start(self) -> list[Action]:
         return [a for work in self._initial for a in self.add(work)]
 
+    @_gated
     def succeeded(self, send: Send, payload: object) -> list[Action]:
         try:
             result = m.parse(DownloadResult if send.lane == DOWNLOAD else IngestResult, payload)
@@ -83,9 +109,11 @@ class RestoreBook(Book):
             return self.downloaded(send.work_id, send.store_id or 0, result)
         return self.ingested(send.work_id, result)
 
+    @_gated
     def failed(self, send: Send, error: str) -> list[Action]:
         return self.task_failed(send.work_id, f"{send.lane} on store {send.store_id}: {error}")
 
+    @_gated
     def lost(self, send: Send, reason: str) -> list[Action]:
         return self.task_failed(send.work_id, f"agent of store {send.store_id} lost")
 
@@ -93,6 +121,7 @@ class RestoreBook(Book):
         return Progress(self.parts_done, len(self._parts), self.part_bytes)
 
     # --- the work's life -----------------------------------------------------------------------------
+    @_gated
     def add(self, work: RegionWork, tries: int = 0, last_error: str = "") -> list[Action]:
         if tries >= self.max_tries:
             return [Fail(_gave_up(work, tries, last_error))]
@@ -123,6 +152,7 @@ class RestoreBook(Book):
                 out.setdefault(store_id, set()).update(left)
         return out
 
+    @_gated
     def downloaded(self, work_id: int, store_id: int, result: DownloadResult) -> list[Action]:
         state = self._works[work_id]
         if state.phase != DOWNLOAD or store_id not in state.waiting:
@@ -135,6 +165,7 @@ class RestoreBook(Book):
         state.staged[store_id] = list(result.staged)
         return [] if state.waiting else self._to_ingest(work_id, state)
 
+    @_gated
     def ingested(self, work_id: int, result: IngestResult) -> list[Action]:
         state = self._works[work_id]
         if state.phase != INGEST:
@@ -142,8 +173,10 @@ class RestoreBook(Book):
         if result.error:
             return self._redo(work_id, f"ingest on store {result.store_id}: {result.error}",
                               ingest_only=result.error_kind == "region")
+        self.regions_ingested += 1
         return self._finish(work_id, state)
 
+    @_gated
     def task_failed(self, work_id: int, reason: str) -> list[Action]:
         """A task raised or was lost: download again (its staged copies are not to be trusted)."""
         state = self._works.get(work_id)
@@ -152,6 +185,7 @@ class RestoreBook(Book):
         return self._redo(work_id, reason, ingest_only=False)
 
     # --- the resolver's answers -------------------------------------------------------------------------
+    @_gated
     def unplaced(self, work_id: int, reason: str) -> list[Action]:
         """Re-placing failed (PD down, no leader yet): try again later, counting an attempt."""
         state = self._works[work_id]
@@ -160,6 +194,7 @@ class RestoreBook(Book):
             return [Fail(f"region {state.work.region.id}: gave up re-resolving it: {reason}")]
         return [Resolve(work_id, reason, backoff=state.tries + 1)]
 
+    @_gated
     def reingest(self, work_id: int, region: RegionRef) -> list[Action]:
         """The region kept its peers and epoch, only the leader moved: ingest on the new one."""
         state = self._works[work_id]
@@ -169,6 +204,7 @@ class RestoreBook(Book):
             return [Fail(_gave_up(state.work, state.tries, state.last_error))]
         return self._to_ingest(work_id, state)
 
+    @_gated
     def replace(self, work_id: int, works: Iterable[RegionWork]) -> list[Action]:
         """The pieces of work_id go to the given (re-resolved) works."""
         state = self._works[work_id]
@@ -181,6 +217,30 @@ class RestoreBook(Book):
         for work in works:
             actions += self.add(work, state.tries + 1, state.last_error)
         return actions
+
+    # --- the ingest gate ------------------------------------------------------------------------------
+    def _after(self, actions: list[Action]) -> list[Action]:
+        """Ingests wait until every download succeeded; a failure says how much was ingested."""
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, Send) and action.lane == INGEST and not self._ingests_open:
+                self._held.append(action)
+            elif isinstance(action, Fail):
+                out.append(Fail(action.reason + self._written()))
+            else:
+                out.append(action)
+        if not self._ingests_open and not any(s.phase in (DOWNLOAD, "redo") for s in self._works.values()):
+            self._ingests_open = True
+            out += self._held
+            self._held = []
+        return out
+
+    def _written(self) -> str:
+        if not self.regions_ingested:
+            return "; nothing was ingested into the cluster"
+        regions = "1 region was" if self.regions_ingested == 1 else f"{self.regions_ingested} regions were"
+        return (f"; {regions} already ingested ({self.parts_done} of {len(self._parts)} file parts complete): "
+                "they stay, and a rerun of the same command restores the rest")
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _works_open(self) -> bool:

@@ -128,7 +128,7 @@ def test_gives_up_after_max_tries() -> None:
     book.task_failed(2, "lost again")
     (fail,) = book.replace(2, [work])
     assert isinstance(fail, Fail) and "gave up after 2 attempts" in fail.reason
-    assert fail.reason.endswith("; the last: lost again")  # the restore's last line says why (e.g. a full disk)
+    assert "; the last: lost again; nothing was ingested" in fail.reason  # the last line says why (e.g. a full disk)
 
 
 def test_what_no_finished_work_ingested_is_left_to_discard_per_store() -> None:
@@ -157,3 +157,32 @@ def test_what_no_finished_work_ingested_is_left_to_discard_per_store() -> None:
         same.downloaded(2, s, _ok(work, s))
     same.ingested(2, _ingest(work))
     assert same.done and same.unconsumed() == {}
+
+
+def test_no_ingest_before_every_download_is_checked_and_a_damaged_file_writes_nothing() -> None:
+    parts = _parts()
+    regions = [_region(7, b"", b"m", stores=(1,)), _region(8, b"m", b"", stores=(1,))]
+    left, right = rp.assign_regions(parts, regions, "j")
+    book = RestoreBook(parts, [left, right])
+    assert [a.lane for a in book.start()] == ["download", "download"]
+    assert book.downloaded(1, 1, _ok(left, 1, checksum=Checksum())) == []  # held: region 8 is not checked yet
+    bad = DownloadResult(job_id="j", attempt="x", store_id=1, agent="a", region_id=8, error="1/a.sst changed",
+                         error_kind="integrity")
+    (fail,) = book.downloaded(2, 1, bad)
+    assert isinstance(fail, Fail) and fail.reason == "1/a.sst changed; nothing was ingested into the cluster"
+
+
+def test_held_ingests_go_once_the_last_download_succeeds_and_a_later_failure_says_what_was_written() -> None:
+    parts = _parts()
+    regions = [_region(7, b"", b"m", stores=(1,)), _region(8, b"m", b"", stores=(1,))]
+    left, right = rp.assign_regions(parts, regions, "j")
+    book = RestoreBook(parts, [left, right], max_tries=1)
+    book.start()
+    assert book.downloaded(1, 1, _ok(left, 1, checksum=Checksum())) == []
+    ingests = book.downloaded(2, 1, _ok(right, 1, checksum=Checksum()))
+    assert sorted(a.work_id for a in ingests) == [1, 2] and {a.lane for a in ingests} == {INGEST}
+    assert book.ingested(1, _ingest(left)) == []  # the part is complete only with region 8's piece
+    (resolve,) = book.ingested(2, _ingest(right, "disk full", "retryable"))
+    (fail,) = book.replace(resolve.work_id, [right])
+    assert fail.reason.endswith("; 1 region was already ingested (0 of 1 file parts complete): they stay, and a "
+                                "rerun of the same command restores the rest")
