@@ -173,7 +173,7 @@ class Backup:
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._range_task(attempt, send, backup_ts),
                               FollowConfig(concurrency=self.options.concurrency), BackupResolver(self.pd, book),
-                              self.jobs, self.lease, on_progress=lambda p: progress.update(*p))
+                              self.jobs, [self.lease], on_progress=lambda p: progress.update(*p))
         if done:
             log.info("resuming: %d ranges already backed up, %d pieces to go", len(done), len(todo))
         try:

@@ -1,7 +1,8 @@
 """`br restore full|raw`: read a backup through an agent, split and scatter the target's regions,
 have every peer's agent download the files and every leader's agent ingest them, verify.
 
-Order (each step's why in its function): job lease (one runner per identical command) -> job
+Order (each step's why in its function): job lease (one runner per identical command) -> the
+cluster's restore lease (one restore per target cluster: cluster_lease) -> job
 record (resume: same restore ts, restored file parts skipped) -> backupmeta read and checked by
 an agent (the coordinator opens no storage) -> target must be empty in the restored ranges ->
 every object listed with its recorded size -> one restore ts from PD for the whole job ->
@@ -29,7 +30,7 @@ from br_common.kvproto import brpb_pb2
 from br_common.pd_client import RegionInfo
 from br_common.tikv_client import RawKVClient
 from br_common.tso import ts_time
-from br_coordinator import flags
+from br_coordinator import cluster_lease, flags
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
 from br_coordinator.follow.agents import FollowConfig, check_agents
@@ -103,6 +104,7 @@ class Restore:
         self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "restore",
                                 resumable_for=self.settings.job_ttl_days * 86400)
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
+        self.cluster_lease = cluster_lease.restore_lease(self.conn.redis, self.pd.cluster_id, self.job_id)
         self.started = time.monotonic()
         self._spec: tuple[float, m.StorageSpec] | None = None
         self.kind = BackupKind.RAW  # what the backup holds: set from its backupmeta
@@ -112,7 +114,12 @@ class Restore:
         return self.jobs.job_id
 
     def run(self) -> int:
-        return self.runner.run(lambda previous, _state: self._run(previous))
+        try:
+            return self.runner.run(lambda previous, _state: self._run(previous),
+                                   refuse=lambda _previous: cluster_lease.take(self.cluster_lease, self.pd.cluster_id,
+                                                                              self.job_id))
+        finally:
+            self.cluster_lease.release()  # only if this run holds it
 
     def _run(self, previous: JobState | None) -> int:
         self._check_agents()
@@ -217,7 +224,8 @@ class Restore:
         config = FollowConfig(concurrency=self.options.concurrency, poll_interval=0.05)  # short tasks: answer quickly
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._region_task(attempt, send, restore_ts), config,
-                              RestoreResolver(self.pd, book, self.job_id), self.jobs, self.lease,
+                              RestoreResolver(self.pd, book, self.job_id), self.jobs,
+                              [self.lease, self.cluster_lease],
                               on_progress=lambda p: progress.update(*p))
         completed = False
         try:

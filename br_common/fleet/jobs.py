@@ -203,6 +203,10 @@ class Lease:
     def acquire(self) -> bool:
         return bool(self._redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
 
+    def seize(self) -> None:
+        """Take the lease whoever holds it (the caller knows the holder is dead)."""
+        self._redis.set(self.key, self.token, px=self.ttl_ms)
+
     def holder(self) -> str | None:
         value = self._redis.get(self.key)
         return value.decode() if value is not None else None

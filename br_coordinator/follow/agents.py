@@ -45,9 +45,9 @@ class FollowConfig(BaseModel):
 
 
 def check_lease(lease: Lease, job_id: str) -> None:
-    """Every round of a follower: a coordinator that lost its job's lease must stop sending."""
+    """Every round of a follower: a coordinator that lost a lease of its job must stop sending."""
     if lease.lost.is_set():
-        raise CommandError(f"lost the lease of job {job_id} (another coordinator took it?)")
+        raise CommandError(f"lost the lease {lease.key} of job {job_id} (another coordinator took it?)")
 
 
 def cancel_earlier_runs(jobs: JobStore) -> None:

@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,11 +77,11 @@ def no_resolver(resolve: Resolve) -> list[Action]:
 class FollowEngine:
     def __init__(self, app: Celery, pd: PDClient, registry: Registry, book: Book, tasks: TaskMaker,
                  config: FollowConfig, resolver: Resolver = no_resolver, jobs: JobStore | None = None,
-                 lease: Lease | None = None, on_progress: Callable[[Progress], None] = lambda p: None,
+                 leases: Sequence[Lease] = (), on_progress: Callable[[Progress], None] = lambda p: None,
                  title: str = "") -> None:
         self.app, self.pd, self.book, self.tasks, self.config = app, pd, book, tasks, config
         self.title = title or (f"job {jobs.job_id}" if jobs is not None else "the fleet's work")
-        self.resolver, self.jobs, self.lease, self.on_progress = resolver, jobs, lease, on_progress
+        self.resolver, self.jobs, self.leases, self.on_progress = resolver, jobs, leases, on_progress
         self.watch = AgentWatch(registry, pd, config)
         self.stats = FollowStats()
         self.queued: dict[int | None, deque[Send]] = {}
@@ -96,8 +96,8 @@ class FollowEngine:
             cancel_earlier_runs(self.jobs)  # a killed run's task still running stops (or removes what it staged)
         self._apply(self.book.start())
         while not self.book.done or self.in_flight:
-            if self.lease is not None:
-                check_lease(self.lease, self.jobs.job_id if self.jobs else "?")
+            for lease in self.leases:  # a coordinator that lost a lease of its job must stop sending
+                check_lease(lease, self.jobs.job_id if self.jobs else "?")
             if deadline is not None and time.monotonic() > deadline:
                 raise CommandError(f"{self.title}: no answer from any br-agent within {self.config.timeout:.0f}s")
             self.watch.refresh()

@@ -350,3 +350,25 @@ def test_rerun_after_an_interrupted_restore_completes(source: Source, target_fac
     while target.agents.leftovers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not target.agents.leftovers()
+
+
+def test_a_second_different_restore_into_the_same_cluster_is_refused_up_front(source: Source, target_factory,  # noqa: ANN001
+                                                                              tmp_path: Path) -> None:
+    """Two different restores into one empty cluster would both pass the emptiness check and mix
+    their data: while one runs, the cluster's restore lease refuses the other before it touches
+    anything; the first completes alone."""
+    target = target_factory(stores=2, replicas=1)
+    other = f"{source.prefix}-other"
+    _copy_backup(source, other)
+    first = start_br("restore", "full", "--pd", target.dc.pd_address, "-s", source.url(), "--ratelimit", "1",
+                     "--concurrency", "1", broker=target.broker, log_path=tmp_path / "first.out")
+    try:
+        _wait_parts_done(target, first)
+        second = _restore(source, target, prefix=other)
+        assert second.returncode == 1 and "is being restored by another restore" in second.stderr, second.stderr
+        assert _one_error_line(second.stderr)
+        assert first.wait(timeout=120) == 0, (tmp_path / "first.out").read_text()[-2000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert target.dc.kv.checksum() == source.expected

@@ -74,7 +74,7 @@ def _setup(worker: Callable, pd: FakePD, agents: list[AgentInfo], **config: obje
 
     def follower(todo: list[m.KeyRange]) -> FollowEngine:
         book = BackupBook(todo, max_attempts)
-        return FollowEngine(app, pd, registry, book, make_task, settings, BackupResolver(pd, book), jobs, lease)
+        return FollowEngine(app, pd, registry, book, make_task, settings, BackupResolver(pd, book), jobs, [lease])
 
     return follower, app, jobs, registry
 

@@ -35,7 +35,7 @@ def _follower(pd: FakePD, parts) -> FollowEngine:  # noqa: ANN001
     jobs = SimpleNamespace(job_id="j", cancelled=[], cancel_attempt=lambda a: jobs.cancelled.append(a))
     book = RestoreBook(parts)
     return FollowEngine(None, pd, None, book, None, FollowConfig(), RestoreResolver(pd, book, "j"), jobs,
-                        SimpleNamespace(lost=threading.Event()))
+                        [SimpleNamespace(lost=threading.Event(), key="k")])
 
 
 def _flight(attempt: str, result: object) -> Flight:
