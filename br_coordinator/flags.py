@@ -214,7 +214,9 @@ def common_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("Global Flags")
     connection_flags(group)
     _flag(group, "-s", "--storage", default=None, metavar="URL",
-          help='specify the url where backup storage, eg, "s3://bucket/path/prefix"')
+          help='specify the url where backup storage, eg, "s3://bucket/path/prefix". Keys in the URL '
+               '(access-key=...) leave the command line at once; to keep them off it entirely give '
+               '@env:NAME (read from that environment variable) or @file:PATH')
     _bool_flag(group, "-c", "--send-credentials-to-tikv", default=False,
                help="whether to send the storage URL's credentials to the agents, sealed to each agent's "
                     "public key. BR's default is true; br-fleet's is false, on purpose: without it the agents "

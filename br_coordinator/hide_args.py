@@ -3,6 +3,11 @@
 When -s/--storage carries access-key/secret-access-key/session-token, `br` re-executes itself
 at once with the URL moved into an inherited pipe: the new command line says `-s @fd:N`, and
 `read_storage_arg` reads the URL back from the pipe after parsing. Same PID, no temp file.
+
+Until that re-exec (tens of milliseconds) the keys are on the command line; an operator who
+wants them never to be there gives the URL indirectly: `-s @env:NAME` (an environment variable:
+/proc/PID/environ is readable by the same user only) or `-s @file:PATH` (a file only the operator
+reads).
 """
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import sys
 from urllib.parse import unquote_plus
 
 FD_PREFIX = "@fd:"
+ENV_PREFIX = "@env:"
+FILE_PREFIX = "@file:"
 _SECRET_MARKERS = ("access-key", "access_key", "session-token", "session_token")
 _FLAGS = ("-s", "--storage")
 
@@ -52,12 +59,31 @@ def hide_storage_secrets(argv: list[str]) -> None:
 
 
 def read_storage_arg(value: str | None) -> str | None:
-    """The real storage URL for a parsed -s value (reads and closes the pipe of `@fd:N`)."""
-    if value is None or not value.startswith(FD_PREFIX):
-        return value
+    """The real storage URL for a parsed -s value: `@fd:N` (the re-exec's pipe, read and closed),
+    `@env:NAME` or `@file:PATH`; any other value is the URL itself. ValueError (one line) when
+    the indirection does not hold a URL."""
+    if value is None:
+        return None
+    if value.startswith(FD_PREFIX):
+        return _read_fd(value[len(FD_PREFIX):])
+    if value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX):]
+        if not os.environ.get(name):
+            raise ValueError(f"-s {value}: the environment variable {name} is not set")
+        return os.environ[name].strip()
+    if value.startswith(FILE_PREFIX):
+        path = value[len(FILE_PREFIX):]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except OSError as exc:
+            raise ValueError(f"-s {value}: cannot read {path}: {exc.strerror or exc}") from None
+    return value
+
+
+def _read_fd(number: str) -> str:
     try:
-        fd = int(value[len(FD_PREFIX):])
-        with os.fdopen(fd, "rb") as pipe:
+        with os.fdopen(int(number), "rb") as pipe:
             return pipe.read().decode()
     except (ValueError, OSError):
         raise ValueError("-s @fd:N is internal to br: give the storage URL itself") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -119,8 +120,9 @@ def _flower(url: str, path: str) -> object:
         return json.loads(answer.read())
 
 
+@pytest.mark.parametrize("given", ["in the URL", "through @env"])
 def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, agent_fleets, moto_s3, redis_url,  # noqa: ANN001
-                                                                    tmp_path: Path) -> None:
+                                                                    tmp_path: Path, given: str) -> None:
     user = create_user(moto_s3.endpoint, "br-keys", bucket_policy(moto_s3.bucket, MINIMUM))
     access, secret = user.access_key.get_secret_value(), user.secret_access_key.get_secret_value()
     enforce_iam(moto_s3.endpoint)
@@ -134,13 +136,15 @@ def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, agent_fl
             time.sleep(0.3)
         log_file = tmp_path / "br.log"
         url = moto_url(moto_s3.endpoint, moto_s3.bucket, "", (access, secret))
-        proc = start_br("backup", "full", "--pd", dc.pd_address, "-s", url, "-c", "--ratelimit", "4",
+        env = os.environ | {"BR_TEST_STORAGE": url}
+        storage = url if given == "in the URL" else "@env:BR_TEST_STORAGE"
+        proc = start_br("backup", "full", "--pd", dc.pd_address, "-s", storage, "-c", "--ratelimit", "4",
                         "--log-file", str(log_file), "--log-level", "debug", broker=redis_url,
-                        log_path=tmp_path / "br.out")
+                        log_path=tmp_path / "br.out", env=env)
         cmdlines = []
         # br re-executes itself without the keys first thing; the interpreter's start before
-        # that (~0.1 s) is the one window, documented: sample from the re-exec on
-        while proc.poll() is None and b"@fd:" not in _cmdline(proc.pid):
+        # that (~0.1 s) is the one window, documented: sample from the re-exec on (@env has none)
+        while given == "in the URL" and proc.poll() is None and b"@fd:" not in _cmdline(proc.pid):
             time.sleep(0.01)
         while proc.poll() is None:
             try:
@@ -165,7 +169,7 @@ def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, agent_fl
         assert secret.encode() not in blob, f"secret key found in {where}"
         assert access.encode() not in blob, f"access key found in {where}"
     samples = [c for c in cmdlines if c]  # an exiting process shows an empty cmdline
-    assert samples and all(b"@fd:" in c for c in samples)
+    assert samples and all((b"@fd:" if given == "in the URL" else b"@env:") in c for c in samples)
     _lift_iam(moto_s3.endpoint)
     meta = read_backupmeta(s3_admin(moto_s3.endpoint), moto_s3.bucket, "")
     assert files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)

@@ -28,3 +28,18 @@ def test_read_back_from_pipe() -> None:
     assert read_storage_arg("local:///x") == "local:///x"
     with pytest.raises(ValueError):
         read_storage_arg(f"{FD_PREFIX}notanumber")
+
+
+def test_the_url_can_come_from_an_environment_variable_or_a_file(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from br_coordinator.hide_args import hide_storage_secrets, read_storage_arg  # noqa: PLC0415
+
+    url = "s3://b/p?access-key=AKIA&secret-access-key=SECRET"
+    monkeypatch.setenv("BR_STORAGE_URL", url)
+    (tmp_path / "url").write_text(url + "\n")
+    assert read_storage_arg("@env:BR_STORAGE_URL") == url
+    assert read_storage_arg(f"@file:{tmp_path / 'url'}") == url
+    hide_storage_secrets(["backup", "full", "-s", "@env:BR_STORAGE_URL"])  # nothing to hide: no re-exec
+    with pytest.raises(ValueError, match="the environment variable NOPE is not set"):
+        read_storage_arg("@env:NOPE")
+    with pytest.raises(ValueError, match="cannot read"):
+        read_storage_arg(f"@file:{tmp_path / 'missing'}")
