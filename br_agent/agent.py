@@ -16,7 +16,7 @@ from pathlib import Path
 import redis
 from celery.utils.nodenames import host_format
 
-from br_agent import metrics, staging_dir
+from br_agent import metrics, running_tasks, staging_dir
 from br_agent.context import AgentContext, set_context
 from br_agent.settings import AgentSettings
 from br_common.fleet import redis_client
@@ -140,7 +140,7 @@ def _serve(context: AgentContext, settings: FleetSettings, config: AgentSettings
     for module in task_modules():
         __import__(module)
     heartbeat = Heartbeat(Registry(context.redis), context.info, settings.heartbeat_interval,
-                          settings.heartbeat_ttl)
+                          settings.heartbeat_ttl, running=running_tasks.running)
     queues = agent_queues(context.cluster_id, context.store_id)
     worker = app.Worker(hostname=context.info.worker_name, pool="threads", concurrency=config.concurrency,
                         queues=queues, loglevel=config.log_level,

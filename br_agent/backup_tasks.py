@@ -24,7 +24,7 @@ from br_agent.environment import BackupEnv
 from br_common.fleet.task_errors import TaskFatalError
 from br_agent.interruption import AttemptCancelled
 from br_agent.sst_files import SstError, sst_checksum
-from br_agent.task_base import Report, agent_task
+from br_agent.task_base import Report, agent_task, stop_if_withdrawn
 from br_common.backupmeta.kind import rules
 from br_common.backupmeta.layout import BACKUPMETA, attempt_object_name
 from br_common.checksum import Checksum
@@ -163,9 +163,8 @@ class _Uploader:
         key = attempt_object_name(name, self._task.attempt)  # fenced: see br_common.backupmeta.layout
         check: Future | None = None
         try:
-            skip = self._context.jobs(self._task.job_id).skip_reason(self._task.attempt)
-            if skip:  # cancelled (job failed, interrupted, attempt resent): stop uploading now
-                raise AttemptCancelled(f"stopped: {skip}")
+            # cancelled (job failed, interrupted, attempt resent): stop uploading now
+            stop_if_withdrawn(self._context, self._task, prefix="stopped: ")
             _verify(path, info)
             if self._check_pairs:
                 check = self._checks.submit(_verify_pairs, path, info, self._stage / ".scratch")

@@ -17,11 +17,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import redis
 from celery import Task, shared_task
 from pydantic import BaseModel
 
 from br_agent.context import AgentContext, AgentTaskError, get_context
-from br_agent.environment import StagingEnv
+from br_agent.environment import StagingEnv, TaskEnv
 from br_agent.interruption import AttemptCancelled, end_as_revoked
 from br_common.backupmeta.meta import MetaError
 from br_common.fleet.messages import MessageError, parse
@@ -79,19 +80,30 @@ def no_space_left(context: StagingEnv, exc: BaseException) -> str:
     return ""
 
 
-def stop_if_withdrawn(context: AgentContext, message: BaseModel) -> None:
-    """An attempt of a job runs only while its job wants it (a late redelivery does nothing)."""
+def stop_if_withdrawn(context: TaskEnv, message: BaseModel, prefix: str = "") -> None:
+    """An attempt of a job runs only while its job wants it (a late redelivery does nothing).
+    Asked midway (prefix), a broker that cannot answer lets the work go on: the coordinator
+    withdraws it again once the broker is back."""
     job_id, attempt = getattr(message, "job_id", None), getattr(message, "attempt", None)
     if job_id is None or attempt is None:
         return
-    skip = context.jobs(job_id).skip_reason(attempt)
+    try:
+        skip = context.jobs(job_id).skip_reason(attempt)
+    except redis.RedisError as exc:
+        if not prefix:
+            raise
+        log.warning("could not ask whether attempt %s is still wanted (%s): going on", attempt, exc)
+        return
     if skip:
-        raise AttemptCancelled(skip)
+        raise AttemptCancelled(prefix + skip)
 
 
 def _reporter(celery_task: Task) -> Report:
     task_id = celery_task.request.id  # the request is thread-local: upload threads need the id itself
 
     def report(progress: BaseModel) -> None:
-        celery_task.update_state(task_id=task_id, state="PROGRESS", meta=progress.model_dump(mode="json"))
+        try:
+            celery_task.update_state(task_id=task_id, state="PROGRESS", meta=progress.model_dump(mode="json"))
+        except redis.RedisError as exc:  # progress is a courtesy: a broker blip must not fail the work
+            log.warning("progress of task %s not reported: %s", task_id, exc)
     return report

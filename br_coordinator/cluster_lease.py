@@ -8,7 +8,6 @@ from __future__ import annotations
 import redis
 
 from br_common.fleet.jobs import Lease, owner_token
-from br_coordinator.errors import CommandError
 
 LEASE_TTL_MS = 30_000
 

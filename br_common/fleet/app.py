@@ -28,12 +28,14 @@ from celery.app.amqp import AMQP
 from celery.result import AsyncResult
 from pydantic import BaseModel
 
+from br_common.fleet import redis_transport
 from br_common.fleet.broker import BrokerURL
 from br_common.fleet.config import FleetSettings
 from br_common.fleet.messages import summarize
 from br_common.fleet.queues import UNROUTED_QUEUE
 from br_common.fleet.signing import HEADER, Signer, SignedTask, Verifier
 
+REDIS_TIMEOUTS = {"socket_timeout": 30.0, "socket_connect_timeout": 5.0}  # seconds; no Redis call takes longer
 TASK_MODULES = ("br_agent.backup_tasks", "br_agent.storage_tasks", "br_agent.restore_tasks")
 
 
@@ -99,8 +101,15 @@ def make_app(broker_url: str, settings: FleetSettings | None = None, *, verifier
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport=f"{redis_transport.__name__}:Transport",  # survives a broker restart
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
+                                  "socket_connect_timeout": REDIS_TIMEOUTS["socket_connect_timeout"]},
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # a reply lost with a killed Redis must not block a read forever (a restarted broker is
+        # reconnected to; br_coordinator.follow.engine waits the outage out)
+        redis_socket_timeout=REDIS_TIMEOUTS["socket_timeout"],
+        redis_socket_connect_timeout=REDIS_TIMEOUTS["socket_connect_timeout"],
+        redis_socket_keepalive=True,
     )
     return app
 

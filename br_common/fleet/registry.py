@@ -30,6 +30,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -66,6 +67,9 @@ class AgentInfo(BaseModel):
     # empty = it runs unsigned tasks too. `br` checks its own key is among them before sending.
     trusted_signers: list[str] = Field(default_factory=list)
     worker_name: str = ""  # the Celery worker's nodename
+    # the task ids it is running now, as of its last heartbeat (None: an agent that does not say):
+    # a task left in a running state that its live agent no longer runs lost its result
+    running: list[str] | None = None
     started: float = Field(default_factory=time.time)
     last_seen: float = 0.0
 
@@ -130,17 +134,24 @@ def _without_superseded(agents: list[AgentInfo]) -> list[AgentInfo]:
 class Heartbeat:
     """Refreshes the agent's registry entry every `interval` seconds on a daemon thread."""
 
-    def __init__(self, registry: Registry, info: AgentInfo, interval: float = 3.0, ttl: float = 15.0) -> None:
+    def __init__(self, registry: Registry, info: AgentInfo, interval: float = 3.0, ttl: float = 15.0,
+                 running: Callable[[], list[str]] | None = None) -> None:
         self.registry = registry
         self.info = info
+        self.running = running
         self.interval = interval
         self.ttl = ttl
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="br-heartbeat", daemon=True)
 
     def start(self) -> None:
-        self.registry.publish(self.info, self.ttl)  # visible before the worker takes work
+        self.registry.publish(self._current(), self.ttl)  # visible before the worker takes work
         self._thread.start()
+
+    def _current(self) -> AgentInfo:
+        if self.running is None:
+            return self.info
+        return self.info.model_copy(update={"running": self.running()})
 
     def stop(self) -> None:
         self._stop.set()
@@ -154,6 +165,6 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.registry.publish(self.info, self.ttl)
+                self.registry.publish(self._current(), self.ttl)
             except redis.RedisError as exc:  # Redis blips must not kill the agent; the TTL tells
                 log.warning("heartbeat failed: %s", exc)

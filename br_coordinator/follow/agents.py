@@ -42,6 +42,10 @@ class FollowConfig(BaseModel):
     agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
     registry_refresh: float = 1.0
     timeout: float | None = None  # the whole follow (storage calls); None: as long as work goes on
+    broker_wait: float = Field(120.0, ge=0)  # how long the broker may be unreachable (a Redis restart)
+    # how long a task may show a running state that its live agent no longer lists (its outcome
+    # was never stored) before it is resent: a few heartbeats
+    result_grace: float = Field(10.0, ge=0)
 
 
 def check_lease(lease: Lease, job_id: str) -> None:
@@ -161,6 +165,13 @@ class AgentWatch:
 
     def lost(self, state: str, info: object, agents_at_send: set[str]) -> bool:
         return work_lost(state, info, agents_at_send, self.agents)
+
+    def not_running_there(self, info: object, attempt: str) -> bool:
+        """The live agent a running task's meta names says (in its heartbeat) it no longer runs it."""
+        meta = info if isinstance(info, dict) else {}
+        instance = meta.get("agent") or _instance_of(self.agents, meta.get("hostname"), meta.get("pid"))
+        agent = self.agents.get(instance) if instance else None
+        return agent is not None and agent.running is not None and attempt not in agent.running
 
     def still_lost(self, result: AsyncResult, agents_at_send: set[str]) -> bool:
         """The same check against a fresh registry read (a just-started agent may not be cached yet)."""

@@ -21,12 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import kombu.exceptions
+import redis
 from celery import Celery
 from celery.result import AsyncResult
 from pydantic import BaseModel
 
 from br_common.fleet.app import send
-from br_common.fleet.jobs import JobStore, Lease
+from br_common.fleet.jobs import JobStore, Lease, RangeRecord
 from br_common.fleet.queues import storage_queue, store_queue
 from br_common.fleet.registry import Registry
 from br_common.fleet.task_errors import STOPS_THE_JOB, failure_kind
@@ -37,6 +39,9 @@ from br_coordinator.follow.agents import RUNNING_STATES, AgentWatch, FollowConfi
 from br_coordinator.follow.book import Action, Book, Checkpoint, Fail, Progress, Resolve, Send
 
 log = logging.getLogger(__name__)
+
+# the broker (Redis) went away: Redis' own errors, and kombu's when a publish gives up
+BROKER_ERRORS = (redis.RedisError, kombu.exceptions.OperationalError)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Flight:
     attempt: str
     result: AsyncResult
     agents_at_send: set[str]
+    unlisted_since: float | None = None  # running by its state, not in its live agent's heartbeat
 
 
 @dataclass
@@ -88,6 +94,8 @@ class FollowEngine:
         self.in_flight: dict[str, Flight] = {}
         self.resolves: list[tuple[float, Resolve]] = []
         self.withdrawn: list[AsyncResult] = []  # cancelled while maybe running: may still act
+        self._unsaved: list[RangeRecord] = []  # checkpoints not yet in the job record (broker down)
+        self._broker_lost_at: float | None = None
 
     # --- the loop --------------------------------------------------------------------------------
     def run(self) -> FollowStats:
@@ -95,19 +103,38 @@ class FollowEngine:
         if self.jobs is not None:
             cancel_earlier_runs(self.jobs)  # a killed run's task still running stops (or removes what it staged)
         self._apply(self.book.start())
-        while not self.book.done or self.in_flight:
+        while not self.book.done or self.in_flight or self._unsaved:
             for lease in self.leases:  # a coordinator that lost a lease of its job must stop sending
                 check_lease(lease, self.jobs.job_id if self.jobs else "?")
             if deadline is not None and time.monotonic() > deadline:
                 raise CommandError(f"{self.title}: no answer from any br-agent within {self.config.timeout:.0f}s")
-            self.watch.refresh()
-            self._due_resolves()
-            self._dispatch()
-            self._poll()
-            self.on_progress(self.book.progress())
-            if not self.book.done or self.in_flight:
+            try:
+                self._round()
+                self._broker_lost_at = None
+            except BROKER_ERRORS as exc:
+                self._broker_lost(exc)
+            if not self.book.done or self.in_flight or self._unsaved:
                 time.sleep(self.config.poll_interval)
         return self.stats
+
+    def _round(self) -> None:
+        self._save_checkpoints()
+        self.watch.refresh()
+        self._due_resolves()
+        self._dispatch()
+        self._poll()
+        self.on_progress(self.book.progress())
+
+    def _broker_lost(self, exc: Exception) -> None:
+        """A broker restart or blip: every step of a round can be redone, so wait it out (up to
+        `broker_wait`) rather than fail a job whose work goes on on the agents."""
+        now = time.monotonic()
+        if self._broker_lost_at is None:
+            self._broker_lost_at = now
+            log.warning("the broker is unreachable (%s); waiting up to %.0fs for it", exc, self.config.broker_wait)
+        elif now - self._broker_lost_at > self.config.broker_wait:
+            raise CommandError(f"the broker has been unreachable for {self.config.broker_wait:.0f}s ({exc}): "
+                               "rerun the same command once it is back to resume") from None
 
     def cancel_all(self) -> None:
         """On failure or interrupt: withdraw every task in flight (running ones stop, queued ones
@@ -132,11 +159,17 @@ class FollowEngine:
                 raise CommandError(action.reason)
             if isinstance(action, Checkpoint):
                 if self.jobs is not None:
-                    self.jobs.add_range(action.record)
+                    self._unsaved.append(action.record)
+                    self._save_checkpoints()
             elif isinstance(action, Resolve):
                 self._schedule(action)
             else:
                 self.queued.setdefault(action.store_id, deque()).append(action)
+
+    def _save_checkpoints(self) -> None:
+        while self._unsaved:
+            self.jobs.add_range(self._unsaved[0])  # type: ignore[union-attr] - only queued with jobs
+            self._unsaved.pop(0)
 
     def _schedule(self, resolve: Resolve) -> None:
         """The work's tasks are superseded: agents skip them, their results are ignored."""
@@ -159,9 +192,9 @@ class FollowEngine:
                 self._forget(attempt)
 
     def _forget(self, attempt: str) -> None:
-        del self.in_flight[attempt]
-        if self.jobs is not None:
+        if self.jobs is not None:  # first: if the broker is down, the flight stays for the next round
             self.jobs.cancel_attempt(attempt)
+        del self.in_flight[attempt]
 
     def _due_resolves(self) -> None:
         now = time.monotonic()
@@ -183,14 +216,14 @@ class FollowEngine:
             for flight in self.in_flight.values():
                 if flight.send.store_id == store_id:
                     busy[flight.send.lane] = busy.get(flight.send.lane, 0) + 1
-            waiting = list(queue)
-            queue.clear()
-            for item in waiting:
+            for _ in range(len(queue)):
+                item = queue[0]
                 if busy.get(item.lane, 0) < self.config.concurrency:
-                    self._send(item, agents)
+                    self._send(item, agents)  # raises with the item still queued
                     busy[item.lane] = busy.get(item.lane, 0) + 1
+                    queue.popleft()
                 else:
-                    queue.append(item)
+                    queue.rotate(-1)
 
     def _send(self, item: Send, agents: set[str]) -> None:
         attempt = uuid.uuid4().hex[:16]
@@ -217,10 +250,9 @@ class FollowEngine:
                 self._apply(self.book.succeeded(flight.send, payload))
             elif state in ("FAILURE", "REVOKED"):
                 self._failed(flight)
-            elif self._lost(flight, state) and self.watch.still_lost(flight.result, flight.agents_at_send):
+            elif reason := self._gone(flight, state):
                 self._forget(attempt)
                 self.stats.resent_lost += 1
-                reason = f"agent lost while the task was {state.lower()}"
                 log.warning("resending work %d (%s on store %s): %s", flight.send.work_id, flight.send.lane,
                             flight.send.store_id, reason)
                 self._apply(self.book.lost(flight.send, reason))
@@ -232,8 +264,20 @@ class FollowEngine:
         self._forget(flight.attempt)
         self._apply(self.book.failed(flight.send, error))
 
-    def _lost(self, flight: Flight, state: str) -> bool:
+    def _gone(self, flight: Flight, state: str) -> str:
+        """Why the task can no longer finish ("" while it can): its agent is gone, or its live
+        agent no longer runs it although its state says so (the outcome was never stored)."""
         info = flight.result.info
         if state in RUNNING_STATES and isinstance(info, dict):
             self.book.running(flight.send, info)
-        return self.watch.lost(state, info, flight.agents_at_send)
+        if self.watch.lost(state, info, flight.agents_at_send) and \
+                self.watch.still_lost(flight.result, flight.agents_at_send):
+            return f"agent lost while the task was {state.lower()}"
+        if state not in RUNNING_STATES or not self.watch.not_running_there(info, flight.attempt):
+            flight.unlisted_since = None
+            return ""
+        now = time.monotonic()
+        flight.unlisted_since = flight.unlisted_since or now
+        if now - flight.unlisted_since < self.config.result_grace:
+            return ""
+        return f"its agent no longer runs it and its outcome was never stored (state {state.lower()})"

@@ -27,7 +27,9 @@ def redis_binary() -> str:
 
 def start_redis(work_dir: Path, *, port: int | None = None, password_file: Path | None = None,
                 binary: str | None = None) -> ServiceHandle:
-    """Start a non-persistent Redis bound to 127.0.0.1; the handle's url has no password."""
+    """Start Redis bound to 127.0.0.1, persisting to an append-only file in work_dir (fsync every
+    second), so a restarted broker keeps the jobs' checkpoints and queues; the handle's url has no
+    password."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     port = pick_port(port)
@@ -35,7 +37,8 @@ def start_redis(work_dir: Path, *, port: int | None = None, password_file: Path 
     if password_file is not None:
         conf = write_private(work_dir / "redis.conf", f"requirepass {_config_quote(read_secret_file(password_file))}\n")
         args.append(str(conf))  # the config file must come first, options after it
-    args += ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", str(work_dir)]
+    args += ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+             "--dir", str(work_dir)]
     log_path = work_dir / "redis.log"
     pid = start_and_wait("redis", args, log_path, port, cwd=work_dir)
     return ServiceHandle(name="redis", pid=pid, address=f"{HOST}:{port}", url=f"redis://{HOST}:{port}/0",

@@ -246,6 +246,23 @@ def test_pd_or_a_store_down_mid_backup_then_back(dc, target, tmp_path, role):
     assert_restore_equals_source(dc, target, prefix, tmp_path)
 
 
+def test_redis_killed_mid_backup_and_restarted(dc, target, tmp_path):
+    """The broker SIGKILLed with tasks in flight and restarted on its port (its append-only file
+    keeps the jobs' records and queues): every agent stays up and reconnects (a kombu close-time
+    error used to end them), br waits the outage out, and the backup completes in the same run."""
+    state, data_dir = dc
+    prefix = "redis-restarted"
+    agents = {e.name: e.pid for e in state.by_role("agent")}
+    first = _start_br(state, *_backup_args(state, _storage(state, prefix), "--ratelimit", "1"),
+                      log=tmp_path / "first.log")
+    _wait_uploads(state, data_dir, prefix)
+    _stop_and_restart(data_dir, "redis", 3.0)
+    assert first.wait(180) == 0, first.stdout.read()
+    after = cluster.load_state(data_dir)
+    assert all(cluster.is_running(after.entry(name)) and after.entry(name).pid == pid for name, pid in agents.items())
+    assert_restore_equals_source(dc, target, prefix, tmp_path)
+
+
 def test_an_agent_killed_mid_backup_and_restarted(dc, target, tmp_path):
     """SIGKILL, as a crash or the OOM killer would; systemd restarts it. br sees the instance gone
     (a new one heartbeats) and resends the lost range; the lost one's staging is cleaned at start."""

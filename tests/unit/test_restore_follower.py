@@ -101,14 +101,29 @@ def test_started_work_of_a_vanished_agent_is_lost() -> None:
     follower = _follower(FakePD([]), _parts())
     follower.watch.agents = {a.instance: a for a in [_agent(100)]}
     started = SimpleNamespace(info={"hostname": "br-agent-store1@h", "pid": 100})
-    flight = _flight("x", started)
-    assert not follower._lost(flight, "STARTED")
-    follower.watch.agents = {a.instance: a for a in [_agent(200)]}  # restarted: a new pid
-    assert follower._lost(flight, "STARTED")
-    queued = _flight("y", SimpleNamespace(info=None))
-    assert follower._lost(queued, "PENDING")  # every agent that could take it is gone
-    queued.agents_at_send.add("h/200/b")
-    assert not follower._lost(queued, "PENDING")
+    watch = follower.watch
+    assert not watch.lost("STARTED", started.info, {"h/100/b"})
+    watch.agents = {a.instance: a for a in [_agent(200)]}  # restarted: a new pid
+    assert watch.lost("STARTED", started.info, {"h/100/b"})
+    assert watch.lost("PENDING", None, {"h/100/b"})  # every agent that could take it is gone
+    assert not watch.lost("PENDING", None, {"h/100/b", "h/200/b"})
+
+
+def test_a_running_task_its_live_agent_no_longer_lists_is_resent_after_a_grace(monkeypatch) -> None:  # noqa: ANN001
+    """The outcome of a task that ended while the broker was down was never stored: its state
+    says it runs, its agent's heartbeat says it does not; after result_grace it is resent."""
+    follower = _follower(FakePD([]), _parts())
+    follower.config = follower.config.model_copy(update={"result_grace": 5.0})
+    agent = _agent(100).model_copy(update={"running": ["other"]})
+    follower.watch.agents = {agent.instance: agent}
+    flight = _flight("x", SimpleNamespace(info={"hostname": "br-agent-store1@h", "pid": 100}))
+    now = [1000.0]
+    monkeypatch.setattr("br_coordinator.follow.engine.time.monotonic", lambda: now[0])
+    assert follower._gone(flight, "STARTED") == ""  # unlisted since now: within the grace
+    now[0] += 6
+    assert "outcome was never stored" in follower._gone(flight, "STARTED")
+    follower.watch.agents = {agent.instance: agent.model_copy(update={"running": ["x"]})}
+    assert follower._gone(flight, "STARTED") == "" and flight.unlisted_since is None  # listed: it runs
 
 
 def test_an_allowlist_refusal_stops_the_restore_at_once_with_the_agents_line() -> None:

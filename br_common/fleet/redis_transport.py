@@ -1,0 +1,29 @@
+"""kombu's Redis transport, made to survive the broker going away while tasks are in flight.
+
+When Redis drops the connection, Celery closes the broker connection before reconnecting; closing
+the channel restores the worker's unacknowledged messages, and kombu (5.x) then builds a new
+client from connection info it has already released: AttributeError ('NoneType' object has no
+attribute 'hostname', celery/kombu#582), which Celery treats as unrecoverable, so the whole agent
+exits. Here that case is the connection error it is: Celery's reconnect loop carries on, and the
+unacked messages stay in the broker's unacked hash, restored later by visibility timeout (and the
+coordinator resends the work of an agent that went quiet in any case).
+
+Used by every app of the fleet (br_common.fleet.app: broker_transport).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from kombu.transport import redis as kombu_redis
+
+
+class Channel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:  # the connection is closed: no client can be built
+            raise redis.exceptions.ConnectionError("the broker connection is closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
