@@ -27,18 +27,51 @@ def clamp_end(end: bytes, region: metapb_pb2.Region) -> bytes:
     return end or region.end_key
 
 
+def min_end(end: bytes, other: bytes) -> bytes:
+    """The lower of two exclusive ends, b"" meaning unbounded."""
+    if not end or not other:
+        return end or other
+    return min(end, other)
+
+
+def seekable(key: bytes, region: metapb_pb2.Region) -> bool:
+    """Where TiKV's region snapshot lets an iterator seek: inside the region or at its end
+    (check_key_in_region_inclusive)."""
+    return region.start_key <= key and (not region.end_key or key <= region.end_key)
+
+
+def clamp_scan(start: bytes, end: bytes, reverse: bool, region: metapb_pb2.Region) -> tuple[bytes, bytes]:
+    """[lower, upper) of a raw scan as TiKV bounds it by the region snapshot: forward scans cover
+    [start, end), reverse ones [end, start); the far end is clamped to the region, the key the
+    scan seeks to (start) must be seekable or the answer is KeyNotInRegion. A reverse scan's empty
+    start means the region's end. An inverted range gives lower >= upper: nothing to scan."""
+    if reverse and not start:
+        return max(end, region.start_key), region.end_key
+    if not seekable(start, region):
+        raise key_not_in_region(start, region)
+    if reverse:
+        return max(end, region.start_key), start
+    return start, min_end(end, region.end_key)
+
+
+def is_empty_range(lower: bytes, upper: bytes) -> bool:
+    return bool(upper) and upper <= lower
+
+
 class RegionChecker:
     def __init__(self, pd: PDClient, store_id: Callable[[], int]) -> None:
         self._pd = pd
         self._store_id = store_id
 
     def leader_region(self, ctx: kvrpcpb_pb2.Context) -> RegionInfo:
-        """The region as PD has it now, if this store leads it and the epoch matches."""
+        """The region as PD has it now, if this store leads it and the epoch matches. As TiKV:
+        a store without a peer of the region does not know it (RegionNotFound), and a normal
+        read or write compares only the epoch's version (a conf change alone does not fail it)."""
         info = self._pd.region_by_id(ctx.region_id) if ctx.region_id else None
-        if info is None:
+        if info is None or not has_peer(info.region, self._store_id()):
             raise region_not_found(ctx.region_id)
         self.require_leader(info)
-        if ctx.region_epoch != info.region.region_epoch:
+        if ctx.region_epoch.version != info.region.region_epoch.version:
             raise epoch_not_match(ctx.region_epoch, info.region)
         return info
 
@@ -59,6 +92,10 @@ class RegionChecker:
             if not range_in_region(start, end, info.region):
                 raise key_not_in_region(start if not key_in_region(start, info.region) else end, info.region)
         return info
+
+
+def has_peer(region: metapb_pb2.Region, store_id: int) -> bool:
+    return any(peer.store_id == store_id for peer in region.peers)
 
 
 def region_not_found(region_id: int) -> RegionError:
