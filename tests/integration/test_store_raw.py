@@ -152,3 +152,25 @@ def test_batch_scan_cas_and_ttl(cluster: Cluster) -> None:
     ttl = stub.RawGetKeyTTL(kvrpcpb_pb2.RawGetKeyTTLRequest(context=ctx, key=b"m9"))
     assert (ttl.ttl, ttl.not_found, ttl.error) == (0, False, "")
     assert stub.RawGetKeyTTL(kvrpcpb_pb2.RawGetKeyTTLRequest(context=ctx, key=b"m8")).not_found
+
+
+def test_scans_are_clamped_to_the_region_both_ways(cluster: Cluster) -> None:
+    """As TiKV: an end beyond the region is cut at the region's end (forward) or start (reverse),
+    so a client sending its own end key to every region gets each region's share."""
+    first, second = list(cluster.pd.scan_regions())[:2]
+    boundary = first.region.end_key
+    just_below = (int.from_bytes(boundary[:2], "big") - 1).to_bytes(2, "big")
+    below, above = [just_below + b"-c%d" % i for i in range(3)], [boundary + b"-c%d" % i for i in range(3)]
+    for key in below + above:
+        cluster.put(key, b"v")
+    forward = cluster.stub(first.leader_store_id).RawScan(kvrpcpb_pb2.RawScanRequest(
+        context=context_of(first), start_key=below[0], end_key=above[-1] + b"\xff", limit=100))
+    assert [kv.key for kv in forward.kvs if b"-c" in kv.key] == below and not forward.HasField("region_error")
+    assert all(kv.key < boundary for kv in forward.kvs)
+    reverse = cluster.stub(second.leader_store_id).RawScan(kvrpcpb_pb2.RawScanRequest(
+        context=context_of(second), start_key=above[-1] + b"\xff", end_key=below[0], limit=100, reverse=True))
+    assert [kv.key for kv in reverse.kvs if b"-c" in kv.key] == above[::-1] and not reverse.HasField("region_error")
+    assert all(kv.key >= boundary for kv in reverse.kvs)
+    outside = cluster.stub(second.leader_store_id).RawScan(kvrpcpb_pb2.RawScanRequest(
+        context=context_of(second), start_key=below[0], limit=100))
+    assert outside.region_error.key_not_in_region.key == below[0]  # the seek key must be in the region
