@@ -71,8 +71,9 @@ class RawService(tikvpb_pb2_grpc.TikvServicer):
 
     @rpc(kvrpcpb_pb2.RawDeleteRangeResponse)
     def RawDeleteRange(self, request, context):  # noqa: ANN001, ANN201, N802
-        """Every key of [start_key, end_key) gets a tombstone (reads at an older ts still see it).
-        The range must lie inside the region, as TiKV's apply of a DeleteRange command checks."""
+        """Delete every key of [start_key, end_key), one delete per key found, through the same
+        write path as RawBatchDelete. The range must lie inside the region, as TiKV's apply of a
+        DeleteRange command checks."""
         _check_write(request.context, "raw_delete_range", request.cf, [])
         start, end = request.start_key, request.end_key
         check_delete_range(start, end)
