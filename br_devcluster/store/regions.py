@@ -1,10 +1,10 @@
 """Region checks of every request carrying a kvrpcpb.Context, against PD (never a cached view)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from br_common.kvproto import errorpb_pb2, kvrpcpb_pb2, metapb_pb2
-from br_common.pd_client import PDClient, RegionInfo
+from br_common.pd_client import PDClient, PDError, RegionInfo
 from br_common.redaction import show_key
 from br_devcluster.store.errors import RegionError
 
@@ -72,8 +72,20 @@ class RegionChecker:
             raise region_not_found(ctx.region_id)
         self.require_leader(info)
         if ctx.region_epoch.version != info.region.region_epoch.version:
-            raise epoch_not_match(ctx.region_epoch, info.region)
+            raise epoch_not_match(ctx.region_epoch, info.region, self._right_sibling(info.region))
         return info
+
+    def _right_sibling(self, region: metapb_pb2.Region) -> list[metapb_pb2.Region]:
+        """The region after this one: where a split of it put the new half (the devcluster keeps
+        the id on the left). TiKV adds such a sibling to EpochNotMatch, so that a client can
+        update its cache without asking PD; it is only a hint, so PD failing leaves it out."""
+        if not region.end_key:
+            return []
+        try:
+            sibling = self._pd.region(region.end_key)
+        except PDError:
+            return []
+        return [sibling.region] if sibling is not None else []
 
     def require_leader(self, info: RegionInfo) -> None:
         if info.leader_store_id != self._store_id():
@@ -103,12 +115,14 @@ def region_not_found(region_id: int) -> RegionError:
                                          region_not_found=errorpb_pb2.RegionNotFound(region_id=region_id)))
 
 
-def epoch_not_match(seen: metapb_pb2.RegionEpoch, region: metapb_pb2.Region) -> RegionError:
+def epoch_not_match(seen: metapb_pb2.RegionEpoch, region: metapb_pb2.Region,
+                    siblings: Sequence[metapb_pb2.Region] = ()) -> RegionError:
+    """EpochNotMatch carrying the current region first, then any sibling worth caching."""
     now = region.region_epoch
     return RegionError(errorpb_pb2.Error(
         message=(f"epoch not match for region {region.id}: request has conf_ver={seen.conf_ver} "
                  f"version={seen.version}, current conf_ver={now.conf_ver} version={now.version}"),
-        epoch_not_match=errorpb_pb2.EpochNotMatch(current_regions=[region])))
+        epoch_not_match=errorpb_pb2.EpochNotMatch(current_regions=[region, *siblings])))
 
 
 def not_leader(info: RegionInfo, store_id: int) -> errorpb_pb2.Error:

@@ -101,9 +101,15 @@ REGION = metapb_pb2.Region(id=5, start_key=b"b", end_key=b"d",
                            peers=[metapb_pb2.Peer(id=50, store_id=1), metapb_pb2.Peer(id=51, store_id=2)])
 
 
+RIGHT = metapb_pb2.Region(id=6, start_key=b"d", end_key=b"", region_epoch=metapb_pb2.RegionEpoch(conf_ver=3, version=7))
+
+
 class FakePD:
     def region_by_id(self, region_id: int) -> RegionInfo | None:
         return RegionInfo(region=REGION, leader=REGION.peers[0]) if region_id == REGION.id else None
+
+    def region(self, key: bytes) -> RegionInfo | None:
+        return RegionInfo(region=RIGHT, leader=None) if key >= RIGHT.start_key else None
 
 
 def context(conf_ver: int, version: int) -> kvrpcpb_pb2.Context:
@@ -115,7 +121,7 @@ def test_epoch_check_compares_the_version_only() -> None:
     assert checker.leader_region(context(conf_ver=1, version=7)).id == 5  # conf change only: served
     with pytest.raises(RegionError) as info:
         checker.leader_region(context(conf_ver=3, version=6))
-    assert list(info.value.error.epoch_not_match.current_regions) == [REGION]
+    assert list(info.value.error.epoch_not_match.current_regions) == [REGION, RIGHT]  # and its right sibling
 
 
 def test_a_store_without_a_peer_does_not_know_the_region() -> None:
