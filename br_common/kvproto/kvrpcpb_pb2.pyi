@@ -335,6 +335,142 @@ class RawChecksumResponse(_message.Message):
     total_bytes: int
     def __init__(self, region_error: _Optional[_Union[_errorpb_pb2.Error, _Mapping]] = ..., error: _Optional[str] = ..., checksum: _Optional[int] = ..., total_kvs: _Optional[int] = ..., total_bytes: _Optional[int] = ...) -> None: ...
 
+class RawBatchGetRequest(_message.Message):
+    __slots__ = ("context", "keys", "cf")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    CF_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    cf: str
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., keys: _Optional[_Iterable[bytes]] = ..., cf: _Optional[str] = ...) -> None: ...
+
+class RawBatchGetResponse(_message.Message):
+    __slots__ = ("region_error", "pairs")
+    REGION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    region_error: _errorpb_pb2.Error
+    pairs: _containers.RepeatedCompositeFieldContainer[KvPair]
+    def __init__(self, region_error: _Optional[_Union[_errorpb_pb2.Error, _Mapping]] = ..., pairs: _Optional[_Iterable[_Union[KvPair, _Mapping]]] = ...) -> None: ...
+
+class RawBatchDeleteRequest(_message.Message):
+    __slots__ = ("context", "keys", "cf", "for_cas")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    CF_FIELD_NUMBER: _ClassVar[int]
+    FOR_CAS_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    cf: str
+    for_cas: bool
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., keys: _Optional[_Iterable[bytes]] = ..., cf: _Optional[str] = ..., for_cas: _Optional[bool] = ...) -> None: ...
+
+class RawBatchDeleteResponse(_message.Message):
+    __slots__ = ("region_error", "error")
+    REGION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    region_error: _errorpb_pb2.Error
+    error: str
+    def __init__(self, region_error: _Optional[_Union[_errorpb_pb2.Error, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RawDeleteRangeRequest(_message.Message):
+    __slots__ = ("context", "start_key", "end_key", "cf")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    CF_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    start_key: bytes
+    end_key: bytes
+    cf: str
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., cf: _Optional[str] = ...) -> None: ...
+
+class RawDeleteRangeResponse(_message.Message):
+    __slots__ = ("region_error", "error")
+    REGION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    region_error: _errorpb_pb2.Error
+    error: str
+    def __init__(self, region_error: _Optional[_Union[_errorpb_pb2.Error, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RawBatchScanRequest(_message.Message):
+    __slots__ = ("context", "ranges", "each_limit", "key_only", "cf", "reverse")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    EACH_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CF_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    ranges: _containers.RepeatedCompositeFieldContainer[KeyRange]
+    each_limit: int
+    key_only: bool
+    cf: str
+    reverse: bool
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., ranges: _Optional[_Iterable[_Union[KeyRange, _Mapping]]] = ..., each_limit: _Optional[int] = ..., key_only: _Optional[bool] = ..., cf: _Optional[str] = ..., reverse: _Optional[bool] = ...) -> None: ...
+
+class RawBatchScanResponse(_message.Message):
+    __slots__ = ("region_error", "kvs")
+    REGION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    KVS_FIELD_NUMBER: _ClassVar[int]
+    region_error: _errorpb_pb2.Error
+    kvs: _containers.RepeatedCompositeFieldContainer[KvPair]
+    def __init__(self, region_error: _Optional[_Union[_errorpb_pb2.Error, _Mapping]] = ..., kvs: _Optional[_Iterable[_Union[KvPair, _Mapping]]] = ...) -> None: ...
+
+class RawGetKeyTTLRequest(_message.Message):
+    __slots__ = ("context", "key", "cf")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CF_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    key: bytes
+    cf: str
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., key: _Optional[bytes] = ..., cf: _Optional[str] = ...) -> None: ...
+
+class RawGetKeyTTLResponse(_message.Message):
+    __slots__ = ("region_error", "error", "ttl", "not_found")
+    REGION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    NOT_FOUND_FIELD_NUMBER: _ClassVar[int]
+    region_error: _errorpb_pb2.Error
+    error: str
+    ttl: int
+    not_found: bool
+    def __init__(self, region_error: _Optional[_Union[_errorpb_pb2.Error, _Mapping]] = ..., error: _Optional[str] = ..., ttl: _Optional[int] = ..., not_found: _Optional[bool] = ...) -> None: ...
+
+class RawCASRequest(_message.Message):
+    __slots__ = ("context", "key", "value", "previous_not_exist", "previous_value", "cf", "ttl")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_NOT_EXIST_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CF_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    context: Context
+    key: bytes
+    value: bytes
+    previous_not_exist: bool
+    previous_value: bytes
+    cf: str
+    ttl: int
+    def __init__(self, context: _Optional[_Union[Context, _Mapping]] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., previous_not_exist: _Optional[bool] = ..., previous_value: _Optional[bytes] = ..., cf: _Optional[str] = ..., ttl: _Optional[int] = ...) -> None: ...
+
+class RawCASResponse(_message.Message):
+    __slots__ = ("region_error", "error", "succeed", "previous_not_exist", "previous_value")
+    REGION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUCCEED_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_NOT_EXIST_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VALUE_FIELD_NUMBER: _ClassVar[int]
+    region_error: _errorpb_pb2.Error
+    error: str
+    succeed: bool
+    previous_not_exist: bool
+    previous_value: bytes
+    def __init__(self, region_error: _Optional[_Union[_errorpb_pb2.Error, _Mapping]] = ..., error: _Optional[str] = ..., succeed: _Optional[bool] = ..., previous_not_exist: _Optional[bool] = ..., previous_value: _Optional[bytes] = ...) -> None: ...
+
 class LockInfo(_message.Message):
     __slots__ = ("primary_lock", "lock_version", "key", "lock_ttl", "txn_size", "lock_type", "lock_for_update_ts", "use_async_commit", "min_commit_ts", "secondaries", "duration_to_last_update_ms", "shared_lock_infos", "is_txn_file")
     PRIMARY_LOCK_FIELD_NUMBER: _ClassVar[int]

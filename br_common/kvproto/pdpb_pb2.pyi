@@ -23,6 +23,12 @@ class ErrorType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVALID_VALUE: _ClassVar[ErrorType]
     DATA_COMPACTED: _ClassVar[ErrorType]
     REGIONS_NOT_CONTAIN_ALL_KEY_RANGE: _ClassVar[ErrorType]
+
+class ServiceMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    UNKNOWN_SVC_MODE: _ClassVar[ServiceMode]
+    PD_SVC_MODE: _ClassVar[ServiceMode]
+    API_SVC_MODE: _ClassVar[ServiceMode]
 OK: ErrorType
 UNKNOWN: ErrorType
 NOT_BOOTSTRAPPED: ErrorType
@@ -36,6 +42,9 @@ ENTRY_NOT_FOUND: ErrorType
 INVALID_VALUE: ErrorType
 DATA_COMPACTED: ErrorType
 REGIONS_NOT_CONTAIN_ALL_KEY_RANGE: ErrorType
+UNKNOWN_SVC_MODE: ServiceMode
+PD_SVC_MODE: ServiceMode
+API_SVC_MODE: ServiceMode
 
 class RequestHeader(_message.Message):
     __slots__ = ("cluster_id", "sender_id", "caller_id", "caller_component")
@@ -377,3 +386,49 @@ class ScatterRegionResponse(_message.Message):
     finished_percentage: int
     failed_regions_id: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., finished_percentage: _Optional[int] = ..., failed_regions_id: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GetClusterInfoRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class GetClusterInfoResponse(_message.Message):
+    __slots__ = ("header", "serviceModes", "tso_urls")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SERVICEMODES_FIELD_NUMBER: _ClassVar[int]
+    TSO_URLS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    serviceModes: _containers.RepeatedScalarFieldContainer[ServiceMode]
+    tso_urls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., serviceModes: _Optional[_Iterable[_Union[ServiceMode, str]]] = ..., tso_urls: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IsBootstrappedRequest(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ...) -> None: ...
+
+class IsBootstrappedResponse(_message.Message):
+    __slots__ = ("header", "bootstrapped")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAPPED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    bootstrapped: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., bootstrapped: _Optional[bool] = ...) -> None: ...
+
+class UpdateGCSafePointRequest(_message.Message):
+    __slots__ = ("header", "safe_point")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    safe_point: int
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., safe_point: _Optional[int] = ...) -> None: ...
+
+class UpdateGCSafePointResponse(_message.Message):
+    __slots__ = ("header", "new_safe_point")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    NEW_SAFE_POINT_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    new_safe_point: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., new_safe_point: _Optional[int] = ...) -> None: ...

@@ -99,6 +99,26 @@ class PDStub:
                 request_serializer=pdpb__pb2.SplitRegionsRequest.SerializeToString,
                 response_deserializer=pdpb__pb2.SplitRegionsResponse.FromString,
                 _registered_method=True)
+        self.GetClusterInfo = channel.unary_unary(
+                '/pdpb.PD/GetClusterInfo',
+                request_serializer=pdpb__pb2.GetClusterInfoRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.GetClusterInfoResponse.FromString,
+                _registered_method=True)
+        self.IsBootstrapped = channel.unary_unary(
+                '/pdpb.PD/IsBootstrapped',
+                request_serializer=pdpb__pb2.IsBootstrappedRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.IsBootstrappedResponse.FromString,
+                _registered_method=True)
+        self.GetPrevRegion = channel.unary_unary(
+                '/pdpb.PD/GetPrevRegion',
+                request_serializer=pdpb__pb2.GetRegionRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.GetRegionResponse.FromString,
+                _registered_method=True)
+        self.UpdateGCSafePoint = channel.unary_unary(
+                '/pdpb.PD/UpdateGCSafePoint',
+                request_serializer=pdpb__pb2.UpdateGCSafePointRequest.SerializeToString,
+                response_deserializer=pdpb__pb2.UpdateGCSafePointResponse.FromString,
+                _registered_method=True)
 
 
 class PDServicer:
@@ -182,6 +202,30 @@ class PDServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClusterInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IsBootstrapped(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPrevRegion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGCSafePoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PDServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +293,26 @@ def add_PDServicer_to_server(servicer, server):
                     servicer.SplitRegions,
                     request_deserializer=pdpb__pb2.SplitRegionsRequest.FromString,
                     response_serializer=pdpb__pb2.SplitRegionsResponse.SerializeToString,
+            ),
+            'GetClusterInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClusterInfo,
+                    request_deserializer=pdpb__pb2.GetClusterInfoRequest.FromString,
+                    response_serializer=pdpb__pb2.GetClusterInfoResponse.SerializeToString,
+            ),
+            'IsBootstrapped': grpc.unary_unary_rpc_method_handler(
+                    servicer.IsBootstrapped,
+                    request_deserializer=pdpb__pb2.IsBootstrappedRequest.FromString,
+                    response_serializer=pdpb__pb2.IsBootstrappedResponse.SerializeToString,
+            ),
+            'GetPrevRegion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrevRegion,
+                    request_deserializer=pdpb__pb2.GetRegionRequest.FromString,
+                    response_serializer=pdpb__pb2.GetRegionResponse.SerializeToString,
+            ),
+            'UpdateGCSafePoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGCSafePoint,
+                    request_deserializer=pdpb__pb2.UpdateGCSafePointRequest.FromString,
+                    response_serializer=pdpb__pb2.UpdateGCSafePointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -602,6 +666,114 @@ class PD:
             '/pdpb.PD/SplitRegions',
             pdpb__pb2.SplitRegionsRequest.SerializeToString,
             pdpb__pb2.SplitRegionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClusterInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdpb.PD/GetClusterInfo',
+            pdpb__pb2.GetClusterInfoRequest.SerializeToString,
+            pdpb__pb2.GetClusterInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IsBootstrapped(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdpb.PD/IsBootstrapped',
+            pdpb__pb2.IsBootstrappedRequest.SerializeToString,
+            pdpb__pb2.IsBootstrappedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrevRegion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdpb.PD/GetPrevRegion',
+            pdpb__pb2.GetRegionRequest.SerializeToString,
+            pdpb__pb2.GetRegionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGCSafePoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdpb.PD/UpdateGCSafePoint',
+            pdpb__pb2.UpdateGCSafePointRequest.SerializeToString,
+            pdpb__pb2.UpdateGCSafePointResponse.FromString,
             options,
             channel_credentials,
             insecure,

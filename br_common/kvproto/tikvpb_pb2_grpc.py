@@ -139,6 +139,36 @@ class TikvStub:
                 request_serializer=kvrpcpb__pb2.RawScanRequest.SerializeToString,
                 response_deserializer=kvrpcpb__pb2.RawScanResponse.FromString,
                 _registered_method=True)
+        self.RawBatchGet = channel.unary_unary(
+                '/tikvpb.Tikv/RawBatchGet',
+                request_serializer=kvrpcpb__pb2.RawBatchGetRequest.SerializeToString,
+                response_deserializer=kvrpcpb__pb2.RawBatchGetResponse.FromString,
+                _registered_method=True)
+        self.RawBatchDelete = channel.unary_unary(
+                '/tikvpb.Tikv/RawBatchDelete',
+                request_serializer=kvrpcpb__pb2.RawBatchDeleteRequest.SerializeToString,
+                response_deserializer=kvrpcpb__pb2.RawBatchDeleteResponse.FromString,
+                _registered_method=True)
+        self.RawDeleteRange = channel.unary_unary(
+                '/tikvpb.Tikv/RawDeleteRange',
+                request_serializer=kvrpcpb__pb2.RawDeleteRangeRequest.SerializeToString,
+                response_deserializer=kvrpcpb__pb2.RawDeleteRangeResponse.FromString,
+                _registered_method=True)
+        self.RawBatchScan = channel.unary_unary(
+                '/tikvpb.Tikv/RawBatchScan',
+                request_serializer=kvrpcpb__pb2.RawBatchScanRequest.SerializeToString,
+                response_deserializer=kvrpcpb__pb2.RawBatchScanResponse.FromString,
+                _registered_method=True)
+        self.RawGetKeyTTL = channel.unary_unary(
+                '/tikvpb.Tikv/RawGetKeyTTL',
+                request_serializer=kvrpcpb__pb2.RawGetKeyTTLRequest.SerializeToString,
+                response_deserializer=kvrpcpb__pb2.RawGetKeyTTLResponse.FromString,
+                _registered_method=True)
+        self.RawCompareAndSwap = channel.unary_unary(
+                '/tikvpb.Tikv/RawCompareAndSwap',
+                request_serializer=kvrpcpb__pb2.RawCASRequest.SerializeToString,
+                response_deserializer=kvrpcpb__pb2.RawCASResponse.FromString,
+                _registered_method=True)
         self.RawChecksum = channel.unary_unary(
                 '/tikvpb.Tikv/RawChecksum',
                 request_serializer=kvrpcpb__pb2.RawChecksumRequest.SerializeToString,
@@ -275,6 +305,42 @@ class TikvServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RawBatchGet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RawBatchDelete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RawDeleteRange(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RawBatchScan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RawGetKeyTTL(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RawCompareAndSwap(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RawChecksum(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -388,6 +454,36 @@ def add_TikvServicer_to_server(servicer, server):
                     servicer.RawScan,
                     request_deserializer=kvrpcpb__pb2.RawScanRequest.FromString,
                     response_serializer=kvrpcpb__pb2.RawScanResponse.SerializeToString,
+            ),
+            'RawBatchGet': grpc.unary_unary_rpc_method_handler(
+                    servicer.RawBatchGet,
+                    request_deserializer=kvrpcpb__pb2.RawBatchGetRequest.FromString,
+                    response_serializer=kvrpcpb__pb2.RawBatchGetResponse.SerializeToString,
+            ),
+            'RawBatchDelete': grpc.unary_unary_rpc_method_handler(
+                    servicer.RawBatchDelete,
+                    request_deserializer=kvrpcpb__pb2.RawBatchDeleteRequest.FromString,
+                    response_serializer=kvrpcpb__pb2.RawBatchDeleteResponse.SerializeToString,
+            ),
+            'RawDeleteRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.RawDeleteRange,
+                    request_deserializer=kvrpcpb__pb2.RawDeleteRangeRequest.FromString,
+                    response_serializer=kvrpcpb__pb2.RawDeleteRangeResponse.SerializeToString,
+            ),
+            'RawBatchScan': grpc.unary_unary_rpc_method_handler(
+                    servicer.RawBatchScan,
+                    request_deserializer=kvrpcpb__pb2.RawBatchScanRequest.FromString,
+                    response_serializer=kvrpcpb__pb2.RawBatchScanResponse.SerializeToString,
+            ),
+            'RawGetKeyTTL': grpc.unary_unary_rpc_method_handler(
+                    servicer.RawGetKeyTTL,
+                    request_deserializer=kvrpcpb__pb2.RawGetKeyTTLRequest.FromString,
+                    response_serializer=kvrpcpb__pb2.RawGetKeyTTLResponse.SerializeToString,
+            ),
+            'RawCompareAndSwap': grpc.unary_unary_rpc_method_handler(
+                    servicer.RawCompareAndSwap,
+                    request_deserializer=kvrpcpb__pb2.RawCASRequest.FromString,
+                    response_serializer=kvrpcpb__pb2.RawCASResponse.SerializeToString,
             ),
             'RawChecksum': grpc.unary_unary_rpc_method_handler(
                     servicer.RawChecksum,
@@ -962,6 +1058,168 @@ class Tikv:
             '/tikvpb.Tikv/RawScan',
             kvrpcpb__pb2.RawScanRequest.SerializeToString,
             kvrpcpb__pb2.RawScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RawBatchGet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tikvpb.Tikv/RawBatchGet',
+            kvrpcpb__pb2.RawBatchGetRequest.SerializeToString,
+            kvrpcpb__pb2.RawBatchGetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RawBatchDelete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tikvpb.Tikv/RawBatchDelete',
+            kvrpcpb__pb2.RawBatchDeleteRequest.SerializeToString,
+            kvrpcpb__pb2.RawBatchDeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RawDeleteRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tikvpb.Tikv/RawDeleteRange',
+            kvrpcpb__pb2.RawDeleteRangeRequest.SerializeToString,
+            kvrpcpb__pb2.RawDeleteRangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RawBatchScan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tikvpb.Tikv/RawBatchScan',
+            kvrpcpb__pb2.RawBatchScanRequest.SerializeToString,
+            kvrpcpb__pb2.RawBatchScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RawGetKeyTTL(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tikvpb.Tikv/RawGetKeyTTL',
+            kvrpcpb__pb2.RawGetKeyTTLRequest.SerializeToString,
+            kvrpcpb__pb2.RawGetKeyTTLResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RawCompareAndSwap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tikvpb.Tikv/RawCompareAndSwap',
+            kvrpcpb__pb2.RawCASRequest.SerializeToString,
+            kvrpcpb__pb2.RawCASResponse.FromString,
             options,
             channel_credentials,
             insecure,

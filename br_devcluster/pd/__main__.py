@@ -20,6 +20,7 @@ from br_devcluster.pd.persist import StateFileError
 from br_devcluster.pd.server import DevPDService, PDService
 from br_devcluster.pd.state import ClusterState, Topology
 from br_devcluster.pd.tso import TsoAllocator
+from br_devcluster.unimplemented import UnimplementedLogger
 
 log = logging.getLogger("br_devcluster.pd")
 
@@ -47,6 +48,7 @@ def build(config: PDConfig) -> tuple[grpc.Server, StoreLink]:
                    GCSafePoints(config.data_dir / "gc.json", config.gc_life_time), operators, url)
     pdpb_pb2_grpc.add_PDServicer_to_server(pd, server)
     devclusterpb_pb2_grpc.add_DevPDServicer_to_server(DevPDService(state, operators), server)
+    server.add_generic_rpc_handlers([UnimplementedLogger()])  # last: logs what no servicer answers
     if config.tls.cert:
         server.add_secure_port(f"{config.host}:{config.port}", server_credentials(config.tls))
     else:

@@ -1,7 +1,8 @@
 """GC safe points: per-service safe points with a TTL, and the cluster GC safe point.
 
-The devcluster has no TiDB gc_worker, so PD itself advances the GC safe point when it is read:
-to now - gc_life_time, held back by every live service safe point, and never backwards.
+A devcluster has no TiDB gc_worker, so PD itself advances the GC safe point when it is read:
+to now - gc_life_time, held back by every live service safe point, and never backwards. A GC
+worker that does run (TiDB's, a test) moves it with UpdateGCSafePoint, as on a real PD.
 """
 from __future__ import annotations
 
@@ -78,6 +79,16 @@ class GCSafePoints:
                 self._state.gc_safe_point = candidate
                 changed = True
             if changed:
+                self._save()
+            return self._state.gc_safe_point
+
+    def update_gc_safe_point(self, safe_point: int) -> int:
+        """TiDB's GC worker moving the GC safe point: as PD, only forward (a lower value changes
+        nothing), without checking service safe points (the GC worker held itself below them).
+        Returns the GC safe point now."""
+        with self._lock:
+            if safe_point > self._state.gc_safe_point:
+                self._state.gc_safe_point = safe_point
                 self._save()
             return self._state.gc_safe_point
 

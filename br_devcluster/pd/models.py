@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from br_common.kvproto import metapb_pb2
 
-STORE_VERSION = "br-devcluster"
+# what PD and the stores report as their release: a real TiKV/PD version, so that clients' version
+# checks (BR's, TiDB's) parse and accept it; the devcluster names itself in git_hash instead
+RELEASE_VERSION = "8.5.0"
+GIT_HASH = "br-devcluster"
 _BYTES_AS_BASE64 = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
 
@@ -59,7 +62,8 @@ class Store(BaseModel):
 
     def to_proto(self) -> metapb_pb2.Store:
         return metapb_pb2.Store(
-            id=self.id, address=self.address, state=metapb_pb2.Up, version=STORE_VERSION,
+            id=self.id, address=self.address, state=metapb_pb2.Up, version=RELEASE_VERSION, git_hash=GIT_HASH,
+            status_address=self.address,  # no HTTP status server: the store's gRPC host:port
             start_timestamp=self.start_timestamp, last_heartbeat=self.last_heartbeat,
             node_state=metapb_pb2.Serving)
 

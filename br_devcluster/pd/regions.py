@@ -36,6 +36,13 @@ class RegionMap:
             return None
         return self._regions[index]
 
+    def previous(self, key: bytes) -> Region | None:
+        """The region just before the one holding key (PD's GetPrevRegionByKey)."""
+        index = bisect.bisect_right(self._starts, key) - 1
+        if index < 1 or not self._regions[index].contains(key):
+            return None
+        return self._regions[index - 1]
+
     def is_boundary(self, key: bytes) -> bool:
         index = bisect.bisect_left(self._starts, key)
         return index < len(self._starts) and self._starts[index] == key

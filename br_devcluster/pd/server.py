@@ -14,7 +14,7 @@ import grpc
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from br_devcluster.pd.gc import GCSafePoints
 from br_devcluster.pd.ids import MAX_COUNT
-from br_devcluster.pd.models import Peer, Region
+from br_devcluster.pd.models import GIT_HASH, RELEASE_VERSION, Peer, Region
 from br_devcluster.pd.operators import Operators
 from br_devcluster.pd.state import ClusterState, NotBootstrapped, StateError
 from br_devcluster.pd.tso import TsoAllocator
@@ -36,7 +36,7 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         self._gc = gc
         self._operators = operators
         self._member = pdpb_pb2.Member(name="pd", member_id=state.member_id, client_urls=[client_url],
-                                       peer_urls=[client_url], binary_version="br-devcluster")
+                                       peer_urls=[client_url], binary_version=RELEASE_VERSION, git_hash=GIT_HASH)
 
     def _check(self, request, context: grpc.ServicerContext, allow_zero: bool = False) -> None:  # noqa: ANN001
         check_cluster_id(self._state.cluster_id, request.header.cluster_id, context, allow_zero)
@@ -65,6 +65,15 @@ class PDService(pdpb_pb2_grpc.PDServicer):
                                                                 f"count {count} is above {MAX_COUNT}"))
         return pdpb_pb2.AllocIDResponse(header=self._header(), id=self._state.alloc_ids(count), count=count)
 
+    def GetClusterInfo(self, request, context):  # noqa: ANN001, ANN201, N802
+        """A plain PD (no separate TSO or API service): what client-go asks at connect."""
+        self._check(request, context, allow_zero=True)
+        return pdpb_pb2.GetClusterInfoResponse(header=self._header(), serviceModes=[pdpb_pb2.PD_SVC_MODE])
+
+    def IsBootstrapped(self, request, context):  # noqa: ANN001, ANN201, N802
+        self._check(request, context)
+        return pdpb_pb2.IsBootstrappedResponse(header=self._header(), bootstrapped=self._state.bootstrapped)
+
     def GetClusterConfig(self, request, context):  # noqa: ANN001, ANN201, N802
         self._check(request, context)
         cluster = metapb_pb2.Cluster(id=self._state.cluster_id, max_peer_count=self._state.max_replicas)
@@ -88,6 +97,11 @@ class PDService(pdpb_pb2_grpc.PDServicer):
     def GetRegion(self, request, context):  # noqa: ANN001, ANN201, N802
         self._check(request, context)
         return self._region_response(self._state.region_by_key(request.region_key))
+
+    def GetPrevRegion(self, request, context):  # noqa: ANN001, ANN201, N802
+        """The region before the one holding region_key (none for the first), as PD."""
+        self._check(request, context)
+        return self._region_response(self._state.region_before(request.region_key))
 
     def GetRegionByID(self, request, context):  # noqa: ANN001, ANN201, N802
         self._check(request, context)
@@ -159,6 +173,11 @@ class PDService(pdpb_pb2_grpc.PDServicer):
     def GetGCSafePoint(self, request, context):  # noqa: ANN001, ANN201, N802
         self._check(request, context)
         return pdpb_pb2.GetGCSafePointResponse(header=self._header(), safe_point=self._gc.gc_safe_point())
+
+    def UpdateGCSafePoint(self, request, context):  # noqa: ANN001, ANN201, N802
+        self._check(request, context)
+        return pdpb_pb2.UpdateGCSafePointResponse(header=self._header(),
+                                                  new_safe_point=self._gc.update_gc_safe_point(request.safe_point))
 
     def UpdateServiceGCSafePoint(self, request, context):  # noqa: ANN001, ANN201, N802
         self._check(request, context)

@@ -104,6 +104,10 @@ class ClusterState:
         with self._lock:
             return self._regions.locate(key)
 
+    def region_before(self, key: bytes) -> Region | None:
+        with self._lock:
+            return self._regions.previous(key)
+
     def region_by_id(self, region_id: int) -> Region | None:
         with self._lock:
             return self._regions.by_id(region_id)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from br_common.kvproto import errorpb_pb2, import_sstpb_pb2
+from br_common.kvproto import errorpb_pb2, import_sstpb_pb2, kvrpcpb_pb2
 from br_common.pd_client import PDError
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 
 class StoreError(RuntimeError):
     """A request the store cannot carry out (bad input, missing file, peer unreachable)."""
+
+
+class StorageError(StoreError):
+    """An error of TiKV's storage layer (bad column family, API version, TTL): TiKV answers it in
+    the response, in Display form in an error string, in Debug form (`Error(Variant ...)`) in a
+    KvPair's KeyError.abort where the response has only pairs (RawScan, RawBatchGet)."""
+
+    def __init__(self, display: str, debug: str) -> None:
+        super().__init__(display)
+        self.debug = debug
 
 
 class InvalidArgument(StoreError):
@@ -63,7 +73,8 @@ def rpc(response_type: type[R]) -> Callable[[Method], Method]:
             except PDError as exc:
                 return region_response(response_type, pd_unavailable(exc).error, context)
             except StoreError as exc:
-                return error_response(response_type, str(exc), context, grpc.StatusCode.FAILED_PRECONDITION)
+                return error_response(response_type, str(exc), context, grpc.StatusCode.FAILED_PRECONDITION,
+                                      getattr(exc, "debug", str(exc)))
             except Exception as exc:  # noqa: BLE001 - a bug must not take the store down
                 log.exception("%s failed", fn.__name__)
                 return error_response(response_type, f"internal error: {exc}", context, grpc.StatusCode.INTERNAL)
@@ -74,10 +85,16 @@ def rpc(response_type: type[R]) -> Callable[[Method], Method]:
 
 
 def error_response(response_type: type[R], message: str, context: grpc.ServicerContext,
-                   code: grpc.StatusCode) -> R:
+                   code: grpc.StatusCode, key_error: str | None = None) -> R:
+    """The error in the response's error field; where there is none but a list of KvPairs, as
+    TiKV's extract_kv_pairs: one pair carrying KeyError.abort (key_error, else message)."""
     field = response_type.DESCRIPTOR.fields_by_name.get("error")
     if field is None:
-        context.abort(code, message)
+        pairs = _kv_pairs_field(response_type)
+        if pairs is None:
+            context.abort(code, message)
+        abort = kvrpcpb_pb2.KeyError(abort=key_error or message)
+        return response_type(**{pairs: [kvrpcpb_pb2.KvPair(error=abort)]})
     if field.message_type is None:
         return response_type(error=message)
     if field.message_type.full_name == errorpb_pb2.Error.DESCRIPTOR.full_name:
@@ -98,3 +115,11 @@ def region_response(response_type: type[R], error: errorpb_pb2.Error, context: g
         if field.message_type.full_name == import_sstpb_pb2.Error.DESCRIPTOR.full_name:
             return response_type(error=import_sstpb_pb2.Error(message=error.message, store_error=error))
     return error_response(response_type, error.message, context, grpc.StatusCode.FAILED_PRECONDITION)
+
+
+def _kv_pairs_field(response_type: type[Message]) -> str | None:
+    """The name of the response's repeated KvPair field (kvs, pairs), if it has one."""
+    for field in response_type.DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.full_name == kvrpcpb_pb2.KvPair.DESCRIPTOR.full_name:
+            return field.name
+    return None

@@ -116,8 +116,9 @@ def test_bad_input_is_an_error_and_servers_keep_answering(devcluster):
     assert "empty" in _refused(lambda: store.RawPut(kvrpcpb_pb2.RawPutRequest(context=ctx, key=b"", value=b"v")))
     inverted = [kvrpcpb_pb2.KeyRange(start_key=b"\x05", end_key=b"\x01")]
     assert _refused(lambda: store.RawChecksum(kvrpcpb_pb2.RawChecksumRequest(context=ctx, ranges=inverted)))
-    assert _refused(lambda: store.RawScan(kvrpcpb_pb2.RawScanRequest(context=ctx, start_key=b"\x05",
-                                                                     end_key=b"\x01", limit=5)))
+    # as TiKV: an inverted scan range is empty (the iterator's upper bound is below its seek key)
+    inverted_scan = store.RawScan(kvrpcpb_pb2.RawScanRequest(context=ctx, start_key=b"\x05", end_key=b"\x01", limit=5))
+    assert not inverted_scan.kvs and not inverted_scan.HasField("region_error")
     bad_ts = ((READ_TS_METADATA, "yesterday"),)
     assert READ_TS_METADATA in _refused(
         lambda: store.RawGet(kvrpcpb_pb2.RawGetRequest(context=ctx, key=b"\x01"), metadata=bad_ts))

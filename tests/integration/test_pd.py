@@ -193,6 +193,43 @@ def test_gc_safe_points_through_pd_client(start_pd):
         assert client.gc_safe_point() >= held
 
 
+def test_what_clients_ask_at_connect_and_tidbs_gc_worker(start_pd):
+    """GetMembers/GetAllStores with parseable versions, IsBootstrapped, GetClusterInfo,
+    GetPrevRegion and UpdateGCSafePoint, with kvproto's messages, as a client-go/client-rust."""
+    pd = start_pd("--initial-stores", "2", "--initial-regions", "4", "--gc-life-time", "3600")
+    stub = pdpb_pb2_grpc.PDStub(grpc.insecure_channel(pd.address))
+    members = stub.GetMembers(pdpb_pb2.GetMembersRequest(header=pdpb_pb2.RequestHeader()))
+    header = pdpb_pb2.RequestHeader(cluster_id=members.header.cluster_id)
+    assert (members.leader.binary_version, members.leader.git_hash) == ("8.5.0", "br-devcluster")
+    assert not stub.IsBootstrapped(pdpb_pb2.IsBootstrappedRequest(header=header)).bootstrapped
+    register(pd, header.cluster_id, dummy_addresses(2))
+    assert stub.IsBootstrapped(pdpb_pb2.IsBootstrappedRequest(header=header)).bootstrapped
+    info = stub.GetClusterInfo(pdpb_pb2.GetClusterInfoRequest(
+        header=pdpb_pb2.ResponseHeader(cluster_id=header.cluster_id)))
+    assert list(info.serviceModes) == [pdpb_pb2.PD_SVC_MODE] and not info.header.HasField("error")
+    stores = stub.GetAllStores(pdpb_pb2.GetAllStoresRequest(header=header)).stores
+    assert {(s.version, s.git_hash) for s in stores} == {("8.5.0", "br-devcluster")}
+    assert [s.status_address for s in stores] == [s.address for s in stores]
+
+    second = stub.GetRegion(pdpb_pb2.GetRegionRequest(header=header, region_key=b"\x50")).region
+    prev = stub.GetPrevRegion(pdpb_pb2.GetRegionRequest(header=header, region_key=b"\x50")).region
+    assert prev.end_key == second.start_key and prev.start_key == b""
+    first = stub.GetPrevRegion(pdpb_pb2.GetRegionRequest(header=header, region_key=b"\x01"))
+    assert not first.HasField("region") and not first.header.HasField("error")  # none before the first
+
+    life_time_ago = stub.GetGCSafePoint(pdpb_pb2.GetGCSafePointRequest(header=header)).safe_point
+    with pd.client() as client:
+        target = client.tso()  # ahead of what PD's own advance (now - life time) reaches
+    update = pdpb_pb2.UpdateGCSafePointRequest(header=header, safe_point=target)
+    assert stub.UpdateGCSafePoint(update).new_safe_point == target
+    update.safe_point = life_time_ago  # never backwards: the answer is the current one
+    assert stub.UpdateGCSafePoint(update).new_safe_point == target
+    assert stub.GetGCSafePoint(pdpb_pb2.GetGCSafePointRequest(header=header)).safe_point == target
+    with pytest.raises(grpc.RpcError) as wrong:
+        stub.IsBootstrapped(pdpb_pb2.IsBootstrappedRequest(header=pdpb_pb2.RequestHeader(cluster_id=1)))
+    assert wrong.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 def test_split_regions_and_split_region(start_pd):
     pd = start_pd("--initial-stores", "2", "--initial-regions", "2", "--max-replicas", "2")
     with pd.client() as client:

@@ -92,14 +92,84 @@ def test_checksums_over_regions_add_up(cluster: Cluster) -> None:
 def test_bad_input_is_an_error_not_a_crash(cluster: Cluster) -> None:
     stub, ctx, _ = cluster.route(b"k")
     assert "empty" in stub.RawPut(kvrpcpb_pb2.RawPutRequest(context=ctx, key=b"", value=b"v")).error
-    assert "TTL" in stub.RawPut(kvrpcpb_pb2.RawPutRequest(context=ctx, key=b"k", value=b"v", ttl=5)).error
+    with_ttl = kvrpcpb_pb2.RawPutRequest(context=ctx, key=b"k", value=b"v", ttl=5)
+    assert stub.RawPut(with_ttl).error == "ttl is not enabled, but get put request with ttl"  # TiKV's, API V1
     with pytest.raises(grpc.RpcError) as info:
         stub.RawGet(kvrpcpb_pb2.RawGetRequest(context=ctx, key=b"k"), metadata=[(READ_TS_METADATA, "soon")])
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    with pytest.raises(grpc.RpcError) as info:
-        stub.RawGet(kvrpcpb_pb2.RawGetRequest(context=ctx, key=b"k", cf="write"))
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "column family" in info.value.details()
-    with pytest.raises(grpc.RpcError) as info:
-        stub.RawScan(kvrpcpb_pb2.RawScanRequest(context=ctx, start_key=b"k2", end_key=b"k1", limit=5))
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # as TiKV: a bad CF is reported in the response, an inverted scan range is empty
+    assert stub.RawGet(kvrpcpb_pb2.RawGetRequest(context=ctx, key=b"k", cf="nope")).error == "invalid cf name: nope"
+    assert "default" in stub.RawGet(kvrpcpb_pb2.RawGetRequest(context=ctx, key=b"k", cf="write")).error
+    assert scan(cluster, b"k2", b"k1") == []
     assert cluster.get(b"k") is None  # still serving
+
+
+def test_api_version_other_than_v1_is_refused_as_tikv(cluster: Cluster) -> None:
+    stub, ctx, _ = cluster.route(b"k")
+    ctx.api_version = kvrpcpb_pb2.V2
+    put = stub.RawPut(kvrpcpb_pb2.RawPutRequest(context=ctx, key=b"k", value=b"v"))
+    assert put.error == ("Api version in request does not match with TiKV storage, cmd: raw_put, storage: V1, "
+                         "request: V2")
+    scanned = stub.RawScan(kvrpcpb_pb2.RawScanRequest(context=ctx, start_key=b"k", limit=5))
+    assert [kv.error.abort for kv in scanned.kvs] == [
+        "Error(ApiVersionNotMatched { cmd: raw_scan, storage_api_version: V1, req_api_version: V2 })"]
+    assert cluster.get(b"k") is None
+
+
+def test_batch_get_delete_range_batch_delete(cluster: Cluster) -> None:
+    keys = [b"b%02d" % i for i in range(10)]
+    stub, ctx, _ = cluster.route(b"b")
+    assert not stub.RawBatchPut(kvrpcpb_pb2.RawBatchPutRequest(
+        context=ctx, pairs=[kvrpcpb_pb2.KvPair(key=k, value=k * 2) for k in keys])).error
+    got = stub.RawBatchGet(kvrpcpb_pb2.RawBatchGetRequest(context=ctx, keys=[b"b03", b"b-missing", b"b01"]))
+    assert [(kv.key, kv.value) for kv in got.pairs] == [(b"b03", b"b03b03"), (b"b01", b"b01b01")]
+    assert not stub.RawDeleteRange(kvrpcpb_pb2.RawDeleteRangeRequest(context=ctx, start_key=b"b02",
+                                                                      end_key=b"b05")).error
+    assert not stub.RawBatchDelete(kvrpcpb_pb2.RawBatchDeleteRequest(context=ctx, keys=[b"b07", b"b08"])).error
+    assert [k for k, _ in scan(cluster, b"b", b"c")] == [b"b00", b"b01", b"b05", b"b06", b"b09"]
+    inverted = stub.RawDeleteRange(kvrpcpb_pb2.RawDeleteRangeRequest(context=ctx, start_key=b"b5", end_key=b"b1"))
+    assert "invalid delete range" in inverted.error
+
+
+def test_batch_scan_cas_and_ttl(cluster: Cluster) -> None:
+    stub, ctx, _ = cluster.route(b"m")
+    cluster.put(b"m1", b"one")
+    cluster.put(b"m2", b"two")
+    cluster.put(b"n1", b"three")
+    ranges = [kvrpcpb_pb2.KeyRange(start_key=b"m"), kvrpcpb_pb2.KeyRange(start_key=b"n", end_key=b"o")]
+    batch = stub.RawBatchScan(kvrpcpb_pb2.RawBatchScanRequest(context=ctx, ranges=ranges, each_limit=1))
+    assert [kv.key for kv in batch.kvs] == [b"m1", b"n1"]
+    cas = stub.RawCompareAndSwap(kvrpcpb_pb2.RawCASRequest(context=ctx, key=b"m1", value=b"uno",
+                                                            previous_value=b"wrong"))
+    assert (cas.succeed, cas.previous_value) == (False, b"one")
+    cas = stub.RawCompareAndSwap(kvrpcpb_pb2.RawCASRequest(context=ctx, key=b"m1", value=b"uno",
+                                                            previous_value=b"one"))
+    assert cas.succeed and cluster.get(b"m1") == b"uno"
+    cas = stub.RawCompareAndSwap(kvrpcpb_pb2.RawCASRequest(context=ctx, key=b"m9", value=b"new",
+                                                            previous_not_exist=True))
+    assert cas.succeed and cas.previous_not_exist and cluster.get(b"m9") == b"new"
+    ttl = stub.RawGetKeyTTL(kvrpcpb_pb2.RawGetKeyTTLRequest(context=ctx, key=b"m9"))
+    assert (ttl.ttl, ttl.not_found, ttl.error) == (0, False, "")
+    assert stub.RawGetKeyTTL(kvrpcpb_pb2.RawGetKeyTTLRequest(context=ctx, key=b"m8")).not_found
+
+
+def test_scans_are_clamped_to_the_region_both_ways(cluster: Cluster) -> None:
+    """As TiKV: an end beyond the region is cut at the region's end (forward) or start (reverse),
+    so a client sending its own end key to every region gets each region's share."""
+    first, second = list(cluster.pd.scan_regions())[:2]
+    boundary = first.region.end_key
+    just_below = (int.from_bytes(boundary[:2], "big") - 1).to_bytes(2, "big")
+    below, above = [just_below + b"-c%d" % i for i in range(3)], [boundary + b"-c%d" % i for i in range(3)]
+    for key in below + above:
+        cluster.put(key, b"v")
+    forward = cluster.stub(first.leader_store_id).RawScan(kvrpcpb_pb2.RawScanRequest(
+        context=context_of(first), start_key=below[0], end_key=above[-1] + b"\xff", limit=100))
+    assert [kv.key for kv in forward.kvs if b"-c" in kv.key] == below and not forward.HasField("region_error")
+    assert all(kv.key < boundary for kv in forward.kvs)
+    reverse = cluster.stub(second.leader_store_id).RawScan(kvrpcpb_pb2.RawScanRequest(
+        context=context_of(second), start_key=above[-1] + b"\xff", end_key=below[0], limit=100, reverse=True))
+    assert [kv.key for kv in reverse.kvs if b"-c" in kv.key] == above[::-1] and not reverse.HasField("region_error")
+    assert all(kv.key >= boundary for kv in reverse.kvs)
+    outside = cluster.stub(second.leader_store_id).RawScan(kvrpcpb_pb2.RawScanRequest(
+        context=context_of(second), start_key=below[0], limit=100))
+    assert outside.region_error.key_not_in_region.key == below[0]  # the seek key must be in the region

@@ -61,7 +61,8 @@ def test_epoch_not_match_after_split(cluster: Cluster) -> None:
     response = raw_get(cluster, before.leader_store_id, context_of(before), b"\x30b")
     current = cluster.pd.region_by_id(before.id)  # the left half keeps the id
     assert current.region.region_epoch.version == before.region.region_epoch.version + 1
-    assert list(response.region_error.epoch_not_match.current_regions) == [current.region]
+    right = cluster.pd.region(b"\x30a")  # the new half, which TiKV adds as the sibling
+    assert list(response.region_error.epoch_not_match.current_regions) == [current.region, right.region]
     assert cluster.get(b"\x30b") == b"v"  # data stays where it was
 
 

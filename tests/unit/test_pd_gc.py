@@ -86,3 +86,12 @@ def test_state_survives_reload(tmp_path):
     reloaded = make(tmp_path, clock)
     assert reloaded.current() == advanced
     assert reloaded.update_service(b"other", 10, at(NOW)).service_id == b"\x00bin"
+
+
+def test_update_gc_safe_point_moves_only_forward_and_persists(tmp_path):
+    gc = make(tmp_path, FakeClock(NOW))
+    ahead = at(NOW + 10)
+    assert gc.update_gc_safe_point(ahead) == ahead
+    assert gc.update_gc_safe_point(at(NOW)) == ahead  # lower: unchanged, as PD
+    assert gc.gc_safe_point() == ahead  # PD's own advance (now - life time) does not pull it back
+    assert make(tmp_path, FakeClock(NOW)).current() == ahead

@@ -84,3 +84,14 @@ def test_bootstrap_layout_spreads_peers_and_leaders_round_robin():
 def test_bootstrap_caps_replicas_at_store_count():
     regions = bootstrap_regions([5], 2, 3, counter())
     assert [r.store_ids() for r in regions] == [[5], [5]]
+
+
+def test_previous_is_the_region_before_the_one_holding_the_key():
+    regions = one_region()
+    alloc = counter()
+    for key in (b"c", b"k"):
+        regions.split(key, alloc)
+    assert regions.previous(b"k").start_key == b"c"
+    assert regions.previous(b"zz").start_key == b"c"
+    assert regions.previous(b"c\x00").start_key == b""
+    assert regions.previous(b"b") is None  # the first region has none

@@ -10,8 +10,8 @@ from br_common.pd_client import PDError
 from br_devcluster.store.config import parse_args
 from br_devcluster.store.errors import InvalidArgument, RegionError, StoreError, rpc
 from br_devcluster.store.import_service import after_range, before_range, rewrite_key
-from br_devcluster.store.raw_service import checksum_ranges, scan_bounds
-from br_devcluster.store.regions import range_in_region
+from br_devcluster.store.raw_service import checksum_ranges
+from br_devcluster.store.regions import clamp_scan, is_empty_range, range_in_region
 from br_devcluster.store.replication import chunks
 
 MIDDLE = metapb_pb2.Region(id=5, start_key=b"b", end_key=b"d")
@@ -26,30 +26,35 @@ def test_range_in_region(region: metapb_pb2.Region, start: bytes, end: bytes, in
     assert range_in_region(start, end, region) is inside
 
 
-def scan(start: bytes, end: bytes = b"", reverse: bool = False) -> kvrpcpb_pb2.RawScanRequest:
-    return kvrpcpb_pb2.RawScanRequest(start_key=start, end_key=end, reverse=reverse, limit=10)
-
-
 def test_scan_bounds_forward_and_reverse() -> None:
-    assert scan_bounds(scan(b"b"), MIDDLE) == (b"b", b"d")
-    assert scan_bounds(scan(b"bb", b"c"), MIDDLE) == (b"bb", b"c")
-    assert scan_bounds(scan(b"", reverse=True), MIDDLE) == (b"b", b"d")
-    assert scan_bounds(scan(b"c", b"bb", reverse=True), MIDDLE) == (b"bb", b"c")
-    assert scan_bounds(scan(b"x"), LAST) == (b"x", b"")
+    assert clamp_scan(b"b", b"", False, MIDDLE) == (b"b", b"d")
+    assert clamp_scan(b"bb", b"c", False, MIDDLE) == (b"bb", b"c")
+    assert clamp_scan(b"", b"", True, MIDDLE) == (b"b", b"d")
+    assert clamp_scan(b"c", b"bb", True, MIDDLE) == (b"bb", b"c")
+    assert clamp_scan(b"x", b"", False, LAST) == (b"x", b"")
 
 
-@pytest.mark.parametrize("request_, key", [(scan(b"a"), b"a"), (scan(b"b", b"e"), b"e"),
-                                           (scan(b"e", b"a", reverse=True), b"a")])
-def test_scan_outside_region(request_: kvrpcpb_pb2.RawScanRequest, key: bytes) -> None:
+def test_scan_end_beyond_the_region_is_clamped_as_tikv() -> None:
+    """TiKV's region snapshot bounds the iterator by the region: the far end is cut."""
+    assert clamp_scan(b"b", b"e", False, MIDDLE) == (b"b", b"d")
+    assert clamp_scan(b"c", b"a", True, MIDDLE) == (b"b", b"c")
+    assert clamp_scan(b"d", b"", False, MIDDLE) == (b"d", b"d")  # seeking at the end: allowed, empty
+    assert clamp_scan(b"d", b"a", True, MIDDLE) == (b"b", b"d")  # reverse from the region's end
+
+
+@pytest.mark.parametrize("start, end, reverse", [(b"a", b"", False), (b"e", b"f", False), (b"", b"", False),
+                                                 (b"e", b"a", True), (b"a", b"", True)])
+def test_scan_seeking_outside_the_region(start: bytes, end: bytes, reverse: bool) -> None:
     with pytest.raises(RegionError) as info:
-        scan_bounds(request_, MIDDLE)
-    assert info.value.error.key_not_in_region.key == key
+        clamp_scan(start, end, reverse, MIDDLE)
+    assert info.value.error.key_not_in_region.key == start
     assert info.value.error.key_not_in_region.region_id == 5
 
 
-def test_scan_inverted_is_invalid() -> None:
-    with pytest.raises(InvalidArgument):
-        scan_bounds(scan(b"c", b"bb"), MIDDLE)
+def test_scan_inverted_is_empty_as_tikv() -> None:
+    assert is_empty_range(*clamp_scan(b"c", b"bb", False, MIDDLE))
+    assert is_empty_range(*clamp_scan(b"bb", b"c", True, MIDDLE))
+    assert not is_empty_range(*clamp_scan(b"x", b"", False, LAST))
 
 
 def test_checksum_ranges() -> None:
