@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,13 +34,20 @@ class RegionInfo:
         return self.leader.store_id if self.leader is not None else 0
 
 
+RETRY_FIRST_PAUSE = 0.2  # seconds; doubles up to RETRY_MAX_PAUSE while PD is unavailable
+RETRY_MAX_PAUSE = 2.0
+
+
 class PDClient:
     """Thin, thread-safe wrapper; cluster_id is discovered with GetMembers as PD clients do."""
 
     def __init__(self, address: str, timeout: float = 10.0, caller_id: str = "br-fleet",
-                 tls: TLSConfig | None = None) -> None:
+                 tls: TLSConfig | None = None, retry_for: float = 0.0) -> None:
         """`address`: one PD or several, comma-separated (`--pd a:2379,b:2379`): the first that
-        answers tells the leader, and the client talks to the leader as PD's own clients do."""
+        answers tells the leader, and the client talks to the leader as PD's own clients do.
+        `retry_for`: seconds a call retries while PD is UNAVAILABLE (restarting: no request was
+        delivered, so any call may be retried), with backoff past gRPC's reconnect; 0: fail at once."""
+        self.retry_for = retry_for
         try:
             candidates = parse_pd_addresses(address)
         except ValueError as exc:
@@ -105,10 +113,17 @@ class PDClient:
         return pdpb_pb2.RequestHeader(cluster_id=self.cluster_id, caller_id=self._caller_id)
 
     def _call(self, method: str, request, timeout: float | None = None):  # noqa: ANN001 - any pdpb request
-        try:
-            response = getattr(self._stub, method)(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as exc:
-            raise PDError(f"PD {method} failed: {_rpc_reason(exc)}") from None
+        deadline = time.monotonic() + self.retry_for
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                response = getattr(self._stub, method)(request, timeout=timeout or self.timeout)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() + pause > deadline:
+                    raise PDError(f"PD {method} failed: {_rpc_reason(exc)}") from None
+                time.sleep(pause)  # PD restarting: the channel reconnects by itself (capped backoff)
+                pause = min(pause * 2, RETRY_MAX_PAUSE)
         if response.header.HasField("error") and response.header.error.type != pdpb_pb2.OK:
             raise PDError(f"PD {method}: {response.header.error.message}")
         return response

@@ -35,6 +35,7 @@ from br_coordinator.storage_spec import StorageSpecs
 log = logging.getLogger("br")
 
 LEASE_TTL_MS = 30_000
+PD_RETRY_SECONDS = 60.0  # a job rides out a PD restart (planning, safe point, final steps) this long
 
 
 # --- small helpers both verbs print with ---------------------------------------------------------
@@ -81,7 +82,7 @@ def connections(args: argparse.Namespace, warn_credentials: bool = False,
     except redis.RedisError as exc:
         raise CommandError(broker_problem(settings.broker, exc)) from None
     try:
-        pd = PDClient(args.pd, tls=flags.tls_config(args))
+        pd = PDClient(args.pd, tls=flags.tls_config(args), retry_for=PD_RETRY_SECONDS)
     except PDError as exc:
         raise CommandError(str(exc)) from None
     try:

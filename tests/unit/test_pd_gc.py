@@ -95,3 +95,4 @@ def test_update_gc_safe_point_moves_only_forward_and_persists(tmp_path):
     assert gc.update_gc_safe_point(at(NOW)) == ahead  # lower: unchanged, as PD
     assert gc.gc_safe_point() == ahead  # PD's own advance (now - life time) does not pull it back
     assert make(tmp_path, FakeClock(NOW)).current() == ahead
+
