@@ -76,6 +76,7 @@ class FleetApp(Celery):
 def make_app(broker_url: str, settings: FleetSettings | None = None, *, verifier: Verifier | None = None) -> FleetApp:
     """Raises BrokerError/SigningError (ValueError, one line) for an unusable URL or key."""
     settings = settings or FleetSettings(broker=broker_url)
+    redis_transport.register()  # a transport that survives a broker restart
     broker = BrokerURL.parse(broker_url)
     ssl = broker.ssl_options()
     app = FleetApp("br-fleet", broker=broker.url(), backend=broker.url(), include=task_modules(),
@@ -101,7 +102,6 @@ def make_app(broker_url: str, settings: FleetSettings | None = None, *, verifier
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
-        broker_transport=f"{redis_transport.__name__}:Transport",  # survives a broker restart
         broker_transport_options={"visibility_timeout": settings.visibility_timeout,
                                   "socket_connect_timeout": REDIS_TIMEOUTS["socket_connect_timeout"]},
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},

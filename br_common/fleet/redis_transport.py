@@ -8,13 +8,16 @@ exits. Here that case is the connection error it is: Celery's reconnect loop car
 unacked messages stay in the broker's unacked hash, restored later by visibility timeout (and the
 coordinator resends the work of an agent that went quiet in any case).
 
-Used by every app of the fleet (br_common.fleet.app: broker_transport).
+Every app of the fleet uses it (br_common.fleet.app calls `register`): it takes the place of
+kombu's own under the `redis` and `rediss` aliases, so URLs, `as_uri()` and Flower's broker page
+still say redis.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import redis
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 
 
@@ -27,3 +30,9 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def register() -> None:
+    """Make `redis://` and `rediss://` URLs use this transport (kombu's transport alias table)."""
+    for scheme in ("redis", "rediss"):
+        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
