@@ -19,11 +19,10 @@ from br_common.kvproto import (
 from br_devcluster.store.backup_service import BackupService
 from br_devcluster.store.config import StoreConfig
 from br_devcluster.store.dev_service import DevStoreService
-from br_devcluster.store.engine import Engine
+from br_devcluster.store.engine import open_engine
 from br_devcluster.store.gc import GCLoop
 from br_devcluster.store.import_service import ImportService
 from br_devcluster.store.pd_dev import DevPDClient
-from br_devcluster.store.raw_service import RawService
 from br_devcluster.store.registration import (
     FatalError,
     Heartbeat,
@@ -36,6 +35,7 @@ from br_devcluster.store.registration import (
 )
 from br_devcluster.store.replication import PeerClients
 from br_devcluster.store.staging import Staging
+from br_devcluster.store.raw_service import RawService
 from br_devcluster.store.state import StoreState
 
 log = logging.getLogger("br_devcluster.store")
@@ -64,7 +64,7 @@ class StoreServer:
             check_identity(identity, pd.cluster_id)
             dev_pd = DevPDClient(pd.address, pd.cluster_id, config.tls)
             cleanup.callback(dev_pd.close)
-            engine = Engine(config.db_dir)
+            engine = open_engine(config.db_dir, config.layout_file)
             cleanup.callback(engine.close)
             state = StoreState(config=config, engine=engine, pd=pd, dev_pd=dev_pd, peers=PeerClients(pd))
             cleanup.callback(state.peers.close)

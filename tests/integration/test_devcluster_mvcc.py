@@ -42,6 +42,7 @@ def _allowed(ops: list[Op], ts: int) -> set[bytes | None]:
     return {surely[-1].value if surely else None} | {op.value for op in maybe}
 
 
+@pytest.mark.skip(reason="raw KV is API V1 now (unversioned): ported to the transactional API with the Kv* service")
 def test_snapshot_reads_exact_under_concurrent_writes(devcluster_factory):
     dc = devcluster_factory(stores=3, replicas=2, regions=4)
     writers = 3
@@ -81,6 +82,7 @@ def _wait_until(predicate, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.skip(reason="raw KV is API V1 now (unversioned): ported to the transactional API with the Kv* service")
 def test_gc_keeps_what_a_service_safe_point_protects_and_removes_the_rest(devcluster_factory):
     dc = devcluster_factory(stores=2, replicas=2, regions=2, gc_life_time=0.5, gc_interval=0.2)
     dc.pd.update_service_gc_safe_point("guard", 600, dc.pd.tso())  # hold GC while we write

@@ -7,6 +7,7 @@ import pytest
 
 from br_common.kvproto import devclusterpb_pb2, errorpb_pb2, import_sstpb_pb2, kvrpcpb_pb2, metapb_pb2
 from br_common.pd_client import PDError
+from br_devcluster.store.txn_reader import Modify
 from br_devcluster.store.config import parse_args
 from br_devcluster.store.errors import InvalidArgument, RegionError, StoreError, rpc
 from br_devcluster.store.import_service import after_range, before_range, rewrite_key
@@ -137,11 +138,13 @@ def test_errors_without_room_abort() -> None:
 
 
 def test_chunks() -> None:
-    entries = [(b"k%d" % i, b"v" * 100 if i % 2 else None) for i in range(100)]
+    entries = [Modify("write" if i % 3 else "default", b"k%d" % i, b"v" * 100 if i % 2 else None)
+               for i in range(100)]
     parts = list(chunks(entries, limit=1000))
     assert len(parts) == 5 and all(parts)  # ~5,300 bytes in chunks of >= 1,000
-    flat = [(e.key, None if e.delete else e.value) for part in parts for e in part]
+    flat = [Modify(e.cf or "default", e.key, None if e.delete else e.value) for part in parts for e in part]
     assert flat == entries
+    assert list(chunks([], first=True)) == [[]]  # room for range deletions
 
 
 BASE = ["--pd", "127.0.0.1:2379", "--data-dir", "/tmp/x", "--host", "127.0.0.1", "--port", "20160"]
