@@ -35,8 +35,8 @@ from br_devcluster.store.registration import (
 )
 from br_devcluster.store.replication import PeerClients
 from br_devcluster.store.staging import Staging
-from br_devcluster.store.raw_service import RawService
 from br_devcluster.store.state import StoreState
+from br_devcluster.store.tikv_service import TikvService
 
 log = logging.getLogger("br_devcluster.store")
 
@@ -107,7 +107,7 @@ class StoreServer:
         # no SO_REUSEPORT: a second store on a taken port must fail, not share it
         options = [*channel_options(), ("grpc.so_reuseport", 0)]
         server = grpc.server(ThreadPoolExecutor(WORKERS, thread_name_prefix="store-rpc"), options=options)
-        tikvpb_pb2_grpc.add_TikvServicer_to_server(RawService(state), server)
+        tikvpb_pb2_grpc.add_TikvServicer_to_server(TikvService(state), server)
         brpb_pb2_grpc.add_BackupServicer_to_server(BackupService(state), server)
         import_sstpb_pb2_grpc.add_ImportSSTServicer_to_server(ImportService(state, staging), server)
         devclusterpb_pb2_grpc.add_DevStoreServicer_to_server(DevStoreService(state, staging), server)
