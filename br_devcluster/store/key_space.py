@@ -4,8 +4,12 @@ functions (txn_reads, percolator) take raw-key bounds instead, which raw_bounds 
 """
 from __future__ import annotations
 
-from br_common.kvproto import metapb_pb2
+from collections.abc import Iterable
+
+from br_common.kvproto import kvrpcpb_pb2 as pb, metapb_pb2
+from br_common.pd_client import RegionInfo
 from br_common.txn_codec import ENC_GROUP_SIZE, CodecError, decode_bytes, encode_bytes
+from br_devcluster.store.regions import RegionChecker, key_not_in_region
 
 
 def smallest_raw_at_or_after(bound: bytes) -> bytes:
@@ -46,6 +50,20 @@ def raw_bounds(region: metapb_pb2.Region) -> tuple[bytes, bytes | None]:
     """The region's [lower, upper) in raw-key space for txn keys (upper None: unbounded)."""
     upper = smallest_raw_at_or_after(region.end_key) if region.end_key else None
     return smallest_raw_at_or_after(region.start_key), upper
+
+
+def check_raw_ranges(checker: RegionChecker, ctx: pb.Context,
+                     ranges: Iterable[tuple[bytes, bytes]]) -> RegionInfo:
+    """The led region, if every raw-key range [start, end) (end b"": unbounded) lies in it. Compared
+    in raw space: an end whose encoding passes a raw region bound can still hold no key beyond it."""
+    info = checker.leader_region(ctx)
+    lower, upper = raw_bounds(info.region)
+    for start, end in ranges:
+        if start < lower:
+            raise key_not_in_region(encode_bytes(start), info.region)
+        if upper is not None and (not end or end > upper):
+            raise key_not_in_region(encode_bytes(end) if end else b"", info.region)
+    return info
 
 
 def encoded(keys: list[bytes]) -> list[bytes]:

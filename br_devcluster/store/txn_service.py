@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.pd_client import RegionInfo
-from br_common.txn_codec import encode_bytes
 from br_devcluster.store import percolator, txn_reads
 from br_devcluster.store.errors import InvalidArgument, rpc
-from br_devcluster.store.key_space import encoded, raw_bounds
+from br_devcluster.store.key_space import check_raw_ranges, encoded, raw_bounds
 from br_devcluster.store.percolator import Outcome
 from br_devcluster.store.state import StoreState
 from br_devcluster.store.txn_reader import DeleteRange, Modify, TxnReader
@@ -109,9 +108,8 @@ class TxnMethods:
         start, end = request.start_key, request.end_key
         if end and end <= start:
             raise InvalidArgument(f"delete range is empty or inverted: [{start.hex()}, {end.hex()}) (hex)")
-        bounds = (encode_bytes(start), encode_bytes(end) if end else b"")
         with self._state.write_lock:
-            info = self._state.checker.check_ranges(request.context, [bounds])
+            info = check_raw_ranges(self._state.checker, request.context, [(start, end)])
             self._apply(info, [], percolator.delete_range(request))
         return pb.DeleteRangeResponse()
 

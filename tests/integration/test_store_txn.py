@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from br_common.checksum import Checksum
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.txn_codec import encode_bytes
 from br_devcluster.admin import DevAdmin
+from br_devcluster.txn_kv import TxnKV
 from tests.integration._store_cluster import Cluster, context_of, running_cluster
 
 tikv_client = pytest.importorskip("tikv_client")
@@ -180,3 +182,20 @@ def test_bad_input_is_an_answer_not_a_crash(cluster: Cluster) -> None:
                                              start_version=1, commit_version=2))
     assert unknown.region_error.HasField("region_not_found")
     assert stub.KvGet(pb.GetRequest(context=ctx, key=b"z", version=cluster.pd.tso())).not_found
+
+
+def test_coprocessor_checksum_at_a_ts_matches_the_model(cluster: Cluster, client) -> None:  # noqa: ANN001
+    """The devcluster's own txn client (load --txn) and the Coprocessor checksum (checksum --txn)."""
+    with TxnKV(cluster.pd) as kv:
+        first = [(b"k/%03d" % i, b"v" * (i * 7)) for i in range(60)]  # long values too
+        kv.commit(first)
+        at_first = client.current_timestamp()
+        commit(client, {b"k/%03d" % i: None for i in range(0, 60, 4)} | {b"k/new": b"n"})
+        model = dict(first)
+        apply(model, {b"k/%03d" % i: None for i in range(0, 60, 4)} | {b"k/new": b"n"})
+        assert kv.checksum_at(b"k/", b"k0", at_first) == Checksum().add_pairs(first)
+        assert kv.checksum_at(b"k/", b"k0", cluster.pd.tso()) == Checksum().add_pairs(sorted(model.items()))
+        txn = client.begin()
+        everything = sorted(dict(txn.scan(b"", b"\xff" * 8, 100_000)).items())
+        txn.rollback()
+        assert kv.checksum_at(b"", b"", cluster.pd.tso()) == Checksum().add_pairs(everything)

@@ -6,10 +6,13 @@ import random
 
 import pytest
 
-from br_common.kvproto import metapb_pb2
+from br_common.kvproto import kvrpcpb_pb2 as pb, metapb_pb2
 from br_common.txn_codec import append_ts, encode_bytes
 from br_devcluster.key_layout import split_keys
-from br_devcluster.store.key_space import raw_bounds, smallest_raw_at_or_after
+from br_devcluster.store.errors import RegionError
+from br_devcluster.store.key_space import check_raw_ranges, raw_bounds, smallest_raw_at_or_after
+from br_devcluster.store.regions import RegionChecker
+from tests.doubles import FakePD
 
 ALPHABET = [0x00, 0x01, 0xFE, 0xFF]
 RAW_KEYS = sorted(bytes(p) for n in range(10) for p in itertools.product(ALPHABET, repeat=n) if n < 6 or
@@ -53,3 +56,15 @@ def test_pre_split_keys_are_encoded_and_spread() -> None:
     assert all(raw_bounds(metapb_pb2.Region(start_key=k))[0] == bytes([k[0], 0]) for k in keys)
     with pytest.raises(ValueError):
         split_keys(0)
+
+
+def test_raw_ranges_are_checked_in_raw_space() -> None:
+    pd = FakePD.from_bounds([b"\x40\x00"], [1, 1])  # a raw 2-byte bound, as PD's raw pre-split
+    checker = RegionChecker(pd, lambda: 1)
+    first, second = (pb.Context(region_id=i) for i in (1, 2))
+    assert check_raw_ranges(checker, first, [(b"", b"\x40"), (b"\x3f", b"\x3f\xff")]).id == 1
+    assert check_raw_ranges(checker, second, [(b"\x40", b"")]).id == 2
+    for ctx, bad in [(first, (b"", b"\x40\x00")), (first, (b"\x10", b"")), (second, (b"\x3f", b"\x41"))]:
+        with pytest.raises(RegionError) as refused:
+            check_raw_ranges(checker, ctx, [bad])
+        assert refused.value.error.HasField("key_not_in_region")
