@@ -4,11 +4,15 @@ Each write command runs under the store's write lock (TiKV uses per-key latches;
 serialises commands, which the pure percolator functions assume): region check on the encoded
 keys, one consistent view of the CFs, the command, one atomic batch applied here and on every
 follower. Reads check the region and take the view under the lock, then read without it.
-Async commit and 1PC are refused the way TiKV may (see percolator); api_version is not checked.
+Every handler is the same few steps around a pure function, so they are built from a table
+(which request fields are its keys, which function answers, whether it needs the region's
+bounds). Async commit and 1PC are refused the way TiKV may (see percolator); api_version is
+not checked.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.pd_client import RegionInfo
@@ -20,6 +24,43 @@ from br_devcluster.store.state import StoreState
 from br_devcluster.store.txn_reader import DeleteRange, Modify, TxnReader
 
 Bounds = tuple[bytes, bytes | None]
+KeysOf = Callable[[Any], Iterable[bytes]]
+
+
+def _no_keys(request: Any) -> list[bytes]:
+    """Region-wide requests (scans, ScanLock, GC): only the region is checked."""
+    return []
+
+
+def _keys_field(request: Any) -> Iterable[bytes]:
+    return request.keys
+
+
+def _mutation_keys(request: Any) -> Iterable[bytes]:
+    return (m.key for m in request.mutations)
+
+
+def _read(response_type: type, keys_of: KeysOf, read: Callable[..., Any], bounded: bool = False) -> Callable:
+    """A read handler: region check and view under the lock, then read(reader, request[, bounds])."""
+    def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
+        reader, bounds = self._view(request.context, _keys(keys_of(request)))
+        return read(reader, request, *bounds) if bounded else read(reader, request)
+    handler.__name__ = read.__name__  # what the rpc wrapper's log names
+    return rpc(response_type)(handler)
+
+
+def _write(response_type: type, keys_of: KeysOf, command: Callable[..., Outcome], bounded: bool = False) -> Callable:
+    """A command handler: command(reader, request[, bounds]) under the lock, its batch applied."""
+    def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
+        def run(reader: TxnReader, bounds: Bounds) -> Outcome:
+            return command(reader, request, *bounds) if bounded else command(reader, request)
+        return self._command(request.context, _keys(keys_of(request)), run)
+    handler.__name__ = command.__name__
+    return rpc(response_type)(handler)
+
+
+def _gc(reader: TxnReader, request: pb.GCRequest, lower: bytes, upper: bytes | None) -> Outcome:
+    return Outcome(percolator.gc(reader, request.safe_point, lower, upper), pb.GCResponse())
 
 
 class TxnMethods:
@@ -27,81 +68,22 @@ class TxnMethods:
 
     _state: StoreState
 
-    # --- reads -------------------------------------------------------------------------------
-    @rpc(pb.GetResponse)
-    def KvGet(self, request, context):  # noqa: ANN001, ANN201, N802
-        reader, _ = self._view(request.context, _keys([request.key]))
-        return txn_reads.kv_get(reader, request)
+    KvGet = _read(pb.GetResponse, lambda r: [r.key], txn_reads.kv_get)
+    KvBatchGet = _read(pb.BatchGetResponse, _keys_field, txn_reads.kv_batch_get)
+    KvScan = _read(pb.ScanResponse, _no_keys, txn_reads.kv_scan, bounded=True)
+    KvScanLock = _read(pb.ScanLockResponse, _no_keys, txn_reads.kv_scan_lock, bounded=True)
 
-    @rpc(pb.BatchGetResponse)
-    def KvBatchGet(self, request, context):  # noqa: ANN001, ANN201, N802
-        reader, _ = self._view(request.context, _keys(request.keys))
-        return txn_reads.kv_batch_get(reader, request)
-
-    @rpc(pb.ScanResponse)
-    def KvScan(self, request, context):  # noqa: ANN001, ANN201, N802
-        reader, bounds = self._view(request.context)
-        return txn_reads.kv_scan(reader, request, *bounds)
-
-    @rpc(pb.ScanLockResponse)
-    def KvScanLock(self, request, context):  # noqa: ANN001, ANN201, N802
-        reader, bounds = self._view(request.context)
-        return txn_reads.kv_scan_lock(reader, request, *bounds)
-
-    # --- Percolator commands -----------------------------------------------------------------
-    @rpc(pb.PrewriteResponse)
-    def KvPrewrite(self, request, context):  # noqa: ANN001, ANN201, N802
-        keys = _keys(m.key for m in request.mutations)
-        return self._command(request.context, keys, lambda r, _: percolator.prewrite(r, request))
-
-    @rpc(pb.CommitResponse)
-    def KvCommit(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys(request.keys), lambda r, _: percolator.commit(r, request))
-
-    @rpc(pb.CleanupResponse)
-    def KvCleanup(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys([request.key]), lambda r, _: percolator.cleanup(r, request))
-
-    @rpc(pb.BatchRollbackResponse)
-    def KvBatchRollback(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys(request.keys),
-                             lambda r, _: percolator.batch_rollback(r, request))
-
-    @rpc(pb.ResolveLockResponse)
-    def KvResolveLock(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys(request.keys),
-                             lambda r, bounds: percolator.resolve_lock(r, request, *bounds))
-
-    @rpc(pb.CheckTxnStatusResponse)
-    def KvCheckTxnStatus(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys([request.primary_key]),
-                             lambda r, _: percolator.check_txn_status(r, request))
-
-    @rpc(pb.CheckSecondaryLocksResponse)
-    def KvCheckSecondaryLocks(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys(request.keys),
-                             lambda r, _: percolator.check_secondary_locks(r, request))
-
-    @rpc(pb.TxnHeartBeatResponse)
-    def KvTxnHeartBeat(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys([request.primary_lock]),
-                             lambda r, _: percolator.txn_heart_beat(r, request))
-
-    @rpc(pb.PessimisticLockResponse)
-    def KvPessimisticLock(self, request, context):  # noqa: ANN001, ANN201, N802
-        keys = _keys(m.key for m in request.mutations)
-        return self._command(request.context, keys, lambda r, _: percolator.pessimistic_lock(r, request))
-
-    @rpc(pb.PessimisticRollbackResponse)
-    def KVPessimisticRollback(self, request, context):  # noqa: ANN001, ANN201, N802
-        return self._command(request.context, _keys(request.keys),
-                             lambda r, _: percolator.pessimistic_rollback(r, request))
-
-    @rpc(pb.GCResponse)
-    def KvGC(self, request, context):  # noqa: ANN001, ANN201, N802
-        def gc(reader: TxnReader, bounds: Bounds) -> Outcome:
-            return Outcome(percolator.gc(reader, request.safe_point, *bounds), pb.GCResponse())
-        return self._command(request.context, [], gc)
+    KvPrewrite = _write(pb.PrewriteResponse, _mutation_keys, percolator.prewrite)
+    KvCommit = _write(pb.CommitResponse, _keys_field, percolator.commit)
+    KvCleanup = _write(pb.CleanupResponse, lambda r: [r.key], percolator.cleanup)
+    KvBatchRollback = _write(pb.BatchRollbackResponse, _keys_field, percolator.batch_rollback)
+    KvResolveLock = _write(pb.ResolveLockResponse, _keys_field, percolator.resolve_lock, bounded=True)
+    KvCheckTxnStatus = _write(pb.CheckTxnStatusResponse, lambda r: [r.primary_key], percolator.check_txn_status)
+    KvCheckSecondaryLocks = _write(pb.CheckSecondaryLocksResponse, _keys_field, percolator.check_secondary_locks)
+    KvTxnHeartBeat = _write(pb.TxnHeartBeatResponse, lambda r: [r.primary_lock], percolator.txn_heart_beat)
+    KvPessimisticLock = _write(pb.PessimisticLockResponse, _mutation_keys, percolator.pessimistic_lock)
+    KVPessimisticRollback = _write(pb.PessimisticRollbackResponse, _keys_field, percolator.pessimistic_rollback)
+    KvGC = _write(pb.GCResponse, _no_keys, _gc, bounded=True)
 
     @rpc(pb.DeleteRangeResponse)
     def KvDeleteRange(self, request, context):  # noqa: ANN001, ANN201, N802
@@ -114,11 +96,11 @@ class TxnMethods:
         return pb.DeleteRangeResponse()
 
     # --- plumbing ----------------------------------------------------------------------------
-    def _view(self, ctx: pb.Context, keys: list[bytes] | None = None) -> tuple[TxnReader, Bounds]:
+    def _view(self, ctx: pb.Context, keys: list[bytes]) -> tuple[TxnReader, Bounds]:
         """Region check (of keys, or the region alone) and a consistent view, under the lock."""
         state = self._state
         with state.write_lock:
-            info = state.checker.check_keys(ctx, encoded(keys or []))
+            info = state.checker.check_keys(ctx, encoded(keys))
             return TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region)
 
     def _command(self, ctx: pb.Context, keys: list[bytes],

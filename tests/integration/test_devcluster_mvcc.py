@@ -12,6 +12,7 @@ import pytest
 
 from br_common.txn_codec import encode_bytes
 from br_devcluster.admin import DevAdmin
+from tests.integration._store_cluster import txn_commit
 
 tikv_client = pytest.importorskip("tikv_client")
 pytestmark = pytest.mark.integration
@@ -47,15 +48,6 @@ class Op:
     ts_after: int  # a TSO taken after it was answered: commit ts < ts_after
 
 
-def _put(client, key: bytes, value: bytes | None) -> None:  # noqa: ANN001
-    txn = client.begin()
-    if value is None:
-        txn.delete(key)
-    else:
-        txn.put(key, value)
-    txn.commit()
-
-
 def _writer(dc, keys: list[bytes], ops: int, seed: int, log: list[Op]) -> None:  # noqa: ANN001
     client = _client(dc)
     rng = random.Random(seed)
@@ -63,7 +55,7 @@ def _writer(dc, keys: list[bytes], ops: int, seed: int, log: list[Op]) -> None: 
         key = rng.choice(keys)
         value = None if rng.random() < 0.15 else b"%s:%d" % (key, n)
         before = dc.pd.tso()
-        _put(client, key, value)
+        txn_commit(client, {key: value})
         log.append(Op(key, value, before, dc.pd.tso()))
 
 
@@ -123,13 +115,13 @@ def test_gc_keeps_what_a_service_safe_point_protects_and_removes_the_rest(devclu
 
     dc.pd.update_service_gc_safe_point("guard", 600, dc.pd.tso())  # hold GC while we write
     key, gone = b"\x10gc-key", b"\x90gc-deleted"
-    _put(client, key, b"v1")
-    _put(client, gone, b"x")
+    txn_commit(client, {key: b"v1"})
+    txn_commit(client, {gone: b"x"})
     ts_v1 = dc.pd.tso()
-    _put(client, key, b"v2")
+    txn_commit(client, {key: b"v2"})
     ts_v2 = dc.pd.tso()
-    _put(client, key, b"v3")
-    _put(client, gone, None)
+    txn_commit(client, {key: b"v3"})
+    txn_commit(client, {gone: None})
     ts_v3 = dc.pd.tso()
     assert [get(key, t) for t in (ts_v1, ts_v2, ts_v3)] == [b"v1", b"v2", b"v3"]
     scan_v2 = _scan(client, ts_v2)

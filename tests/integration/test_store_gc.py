@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration._store_cluster import Cluster, running_cluster, wait_until
+from tests.integration._store_cluster import Cluster, running_cluster, txn_commit, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -16,16 +16,6 @@ def gc_until(cluster: Cluster, store_id: int, done) -> None:  # noqa: ANN001
         cluster.signal_store(store_id)
         return done()
     wait_until(check, "a GC pass")
-
-
-def _commit(client, writes: dict[bytes, bytes | None]) -> None:  # noqa: ANN001
-    txn = client.begin()
-    for key, value in writes.items():
-        if value is None:
-            txn.delete(key)
-        else:
-            txn.put(key, value)
-    txn.commit()
 
 
 def test_gc_respects_the_service_safe_point(tmp_path: Path) -> None:
@@ -40,12 +30,12 @@ def test_gc_respects_the_service_safe_point(tmp_path: Path) -> None:
         def get(key: bytes, ts: int | None = None) -> bytes | None:
             return client.snapshot(ts or client.current_timestamp(), False).get(key)
 
-        _commit(client, {b"a": b"0"})
+        txn_commit(client, {b"a": b"0"})
         t0 = client.current_timestamp()
-        _commit(client, {b"a": b"1", b"b": b"1" * 300})  # b's value lives in the default CF
+        txn_commit(client, {b"a": b"1", b"b": b"1" * 300})  # b's value lives in the default CF
         protected = client.current_timestamp()
         cluster.pd.update_service_gc_safe_point("test-backup", 3600, protected)
-        _commit(client, {b"a": b"2", b"b": None})
+        txn_commit(client, {b"a": b"2", b"b": None})
 
         gc_until(cluster, store_id, lambda: get(b"a", t0) is None)  # a=0 was unprotected
         assert get(b"a", protected) == b"1" and get(b"b", protected) == b"1" * 300

@@ -15,7 +15,7 @@ from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.txn_codec import encode_bytes
 from br_devcluster.admin import DevAdmin
 from br_devcluster.txn_kv import TxnKV
-from tests.integration._store_cluster import Cluster, context_of, running_cluster
+from tests.integration._store_cluster import Cluster, context_of, running_cluster, txn_commit
 
 tikv_client = pytest.importorskip("tikv_client")
 pytestmark = pytest.mark.integration
@@ -38,16 +38,6 @@ def client(cluster: Cluster):
     return tikv_client.TransactionClient.connect([cluster.pd_proc.address])
 
 
-def commit(client, writes: dict[bytes, bytes | None]) -> None:  # noqa: ANN001
-    txn = client.begin()
-    for key, value in writes.items():
-        if value is None:
-            txn.delete(key)
-        else:
-            txn.put(key, value)
-    txn.commit()
-
-
 def apply(model: Model, writes: dict[bytes, bytes | None]) -> None:
     for key, value in writes.items():
         if value is None:
@@ -66,9 +56,9 @@ def test_commit_get_scan_across_regions(client) -> None:  # noqa: ANN001
                {b"a/%02d" % i: (b"L" * 400 if i % 2 else None) for i in range(0, 30, 6)},
                {b"a/x": b"x", b"a/%02d" % 4: b"four"}]
     for writes in batches:
-        commit(client, {b"a" + k[1:]: v for k, v in writes.items()})
-        commit(client, {b"m" + k[1:]: v for k, v in writes.items()})  # the same in another region
-        commit(client, {b"t" + k[1:]: v for k, v in writes.items()})
+        txn_commit(client, {b"a" + k[1:]: v for k, v in writes.items()})
+        txn_commit(client, {b"m" + k[1:]: v for k, v in writes.items()})  # the same in another region
+        txn_commit(client, {b"t" + k[1:]: v for k, v in writes.items()})
         apply(model, writes)
     txn = client.begin()
     for prefix in (b"a", b"m", b"t"):
@@ -83,7 +73,7 @@ def test_commit_get_scan_across_regions(client) -> None:  # noqa: ANN001
 
 
 def test_conflicting_transactions_one_fails_nothing_half_visible(client) -> None:  # noqa: ANN001
-    commit(client, {b"c/k": b"0"})
+    txn_commit(client, {b"c/k": b"0"})
     first, second = client.begin(), client.begin()
     first.put(b"c/k", b"first")
     first.put(b"n/other", b"first")
@@ -127,7 +117,7 @@ def _commit_primary(cluster: Cluster, start_ts: int, primary: bytes) -> None:
 
 
 def test_crashed_clients_locks_are_resolved_by_a_reader(cluster: Cluster, client) -> None:  # noqa: ANN001
-    commit(client, {b"d/p": b"old", b"q/s": b"old"})
+    txn_commit(client, {b"d/p": b"old", b"q/s": b"old"})
     rolled_back = {b"d/p": b"never", b"q/s": b"never"}
     _prewrite(cluster, cluster.pd.tso(), b"d/p", rolled_back, ttl_ms=50)
     committed = {b"d/p2": b"yes", b"q/s2": b"yes" * 100}
@@ -149,7 +139,7 @@ def test_snapshot_reads_at_an_old_ts(client) -> None:  # noqa: ANN001
     model: Model = {}
     for n in range(4):
         writes = {b"s/%d" % i: (b"%d@%d" % (i, n) if (i + n) % 3 else None) for i in range(6)}
-        commit(client, writes)
+        txn_commit(client, writes)
         apply(model, writes)
         history.append((client.current_timestamp(), dict(model)))
     for ts, expected in history:
@@ -160,7 +150,7 @@ def test_snapshot_reads_at_an_old_ts(client) -> None:  # noqa: ANN001
 
 def test_reads_after_a_leader_transfer(cluster: Cluster, client) -> None:  # noqa: ANN001
     writes = {b"f/%d" % i: b"x" * (i * 60) for i in range(1, 8)}
-    commit(client, writes)
+    txn_commit(client, writes)
     info = cluster.pd.region(encode_bytes(b"f/"))
     follower = next(p.store_id for p in info.region.peers if p.store_id != info.leader_store_id)
     DevAdmin.of(cluster.pd).transfer_leader(info.id, follower)
@@ -190,7 +180,7 @@ def test_coprocessor_checksum_at_a_ts_matches_the_model(cluster: Cluster, client
         first = [(b"k/%03d" % i, b"v" * (i * 7)) for i in range(60)]  # long values too
         kv.commit(first)
         at_first = client.current_timestamp()
-        commit(client, {b"k/%03d" % i: None for i in range(0, 60, 4)} | {b"k/new": b"n"})
+        txn_commit(client, {b"k/%03d" % i: None for i in range(0, 60, 4)} | {b"k/new": b"n"})
         model = dict(first)
         apply(model, {b"k/%03d" % i: None for i in range(0, 60, 4)} | {b"k/new": b"n"})
         assert kv.checksum_at(b"k/", b"k0", at_first) == Checksum().add_pairs(first)
