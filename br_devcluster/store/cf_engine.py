@@ -85,9 +85,9 @@ class CFEngine:
         self.apply((), [DeleteRange(cf, start, end or None) for cf in CFS])
 
     # --- reads -------------------------------------------------------------------------------
-    def snapshot_cfs(self) -> "CFSnapshot":
-        """A consistent view of all CFs (take it under the store's write lock)."""
-        return CFSnapshot({cf: [self._families[cf].iter() for _ in range(POOL_SIZE)] for cf in CFS})
+    def snapshot_cfs(self, cfs: tuple[str, ...] = CFS) -> "CFSnapshot":
+        """A consistent view of the CFs named (take it under the store's write lock)."""
+        return CFSnapshot({cf: [self._families[self._cf(cf)].iter() for _ in range(POOL_SIZE)] for cf in cfs})
 
     def _cf(self, cf: str) -> str:
         if cf not in self._families:

@@ -29,26 +29,26 @@ class Engine(CFEngine):
         self.apply(Modify(cf, key, value) for key, value in entries)
 
     def snapshot(self, cf: str = CF_DEFAULT) -> "Snapshot":
-        return Snapshot(self.snapshot_cfs(), cf)
+        return Snapshot(self.snapshot_cfs((cf,)), cf)
 
 
 class Snapshot:
     """Raw KV reads of one CF over a consistent view; read_ts is ignored (V1 is unversioned)."""
 
     def __init__(self, cfs: CFSnapshot, cf: str = CF_DEFAULT) -> None:
-        self.cfs = cfs
+        self._cfs = cfs
         self._cf = cf
 
     def get(self, key: bytes, read_ts: int = TS_MAX) -> bytes | None:
-        return self.cfs.get(self._cf, key)
+        return self._cfs.get(self._cf, key)
 
     def scan(self, start: bytes, end: bytes, read_ts: int = TS_MAX) -> Iterator[tuple[bytes, bytes]]:
         """Pairs in [start, end) ascending (end b"" = unbounded)."""
-        return self.cfs.iterate(self._cf, start, end or None)
+        return self._cfs.iterate(self._cf, start, end or None)
 
     def scan_reverse(self, upper: bytes, lower: bytes, read_ts: int = TS_MAX) -> Iterator[tuple[bytes, bytes]]:
         """Pairs in [lower, upper) descending (upper b"" = unbounded)."""
-        return self.cfs.iterate(self._cf, lower, upper or None, reverse=True)
+        return self._cfs.iterate(self._cf, lower, upper or None, reverse=True)
 
 
 def open_engine(db_dir: Path, marker: Path) -> Engine:
