@@ -189,3 +189,26 @@ def test_coprocessor_checksum_at_a_ts_matches_the_model(cluster: Cluster, client
         everything = sorted(dict(txn.scan(b"", b"\xff" * 8, 100_000)).items())
         txn.rollback()
         assert kv.checksum_at(b"", b"", cluster.pd.tso()) == Checksum().add_pairs(everything)
+
+
+def test_a_split_between_prewrite_and_commit(cluster: Cluster, client) -> None:  # noqa: ANN001
+    """Splits change metadata only: the locks stay, a commit routed to the new regions finds them."""
+    writes = {b"w/1": b"one", b"w/5": b"five"}
+    start = cluster.pd.tso()
+    _prewrite(cluster, start, b"w/1", writes, ttl_ms=60_000)
+    before = _route(cluster, b"w/5")[2]
+    with DevAdmin.of(cluster.pd) as admin:
+        admin.split_region(encode_bytes(b"w/3"))
+    commit_ts = cluster.pd.tso()
+
+    def commit_key(key: bytes, info) -> pb.CommitResponse:  # noqa: ANN001
+        return cluster.stub(info.leader_store_id).KvCommit(pb.CommitRequest(
+            context=context_of(info), start_version=start, keys=[key], commit_version=commit_ts))
+
+    assert commit_key(b"w/5", before).region_error.HasField("epoch_not_match")  # the client's stale view
+    for key in writes:  # primary first
+        done = commit_key(key, _route(cluster, key)[2])
+        assert not done.HasField("region_error") and not done.HasField("error"), done
+    txn = client.begin()
+    assert seen(txn, b"w/") == writes
+    txn.commit()
