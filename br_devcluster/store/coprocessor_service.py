@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from br_common.checksum import Checksum
 from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb
-from br_devcluster.store.errors import StoreError, rpc
+from br_devcluster.store.errors import rpc
 from br_devcluster.store.key_space import check_raw_ranges
 from br_devcluster.store.state import StoreState
 from br_devcluster.store.txn_reader import TxnReader
@@ -40,7 +40,7 @@ class CoprocessorMethods:
         try:
             checksum_request.ParseFromString(request.data)
         except Exception:  # noqa: BLE001 - protobuf's DecodeError
-            raise StoreError("data is not a tipb.ChecksumRequest") from None
+            return coprocessor_pb2.Response(other_error="data is not a tipb.ChecksumRequest")
         ranges = [(r.start, r.end) for r in request.ranges]
         reader = self._checksum_view(request.context, ranges)
         try:

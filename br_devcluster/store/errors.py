@@ -75,7 +75,10 @@ def rpc(response_type: type[R]) -> Callable[[Method], Method]:
 
 def error_response(response_type: type[R], message: str, context: grpc.ServicerContext,
                    code: grpc.StatusCode) -> R:
-    field = response_type.DESCRIPTOR.fields_by_name.get("error")
+    fields = response_type.DESCRIPTOR.fields_by_name
+    if "error" not in fields and "other_error" in fields:  # coprocessor.Response
+        return response_type(other_error=message)
+    field = fields.get("error")
     if field is None:
         context.abort(code, message)
     if field.message_type is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from br_common.checksum import Checksum
-from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb
 from br_common.txn_codec import encode_bytes
 from br_devcluster.admin import DevAdmin
 from br_devcluster.txn_kv import TxnKV
@@ -172,6 +172,21 @@ def test_bad_input_is_an_answer_not_a_crash(cluster: Cluster) -> None:
                                              start_version=1, commit_version=2))
     assert unknown.region_error.HasField("region_not_found")
     assert stub.KvGet(pb.GetRequest(context=ctx, key=b"z", version=cluster.pd.tso())).not_found
+    inverted = stub.KvScan(pb.ScanRequest(context=ctx, start_key=b"zz", end_key=b"z", limit=10, version=5))
+    assert not inverted.HasField("region_error") and list(inverted.pairs) == []
+    backwards = stub.KvCommit(pb.CommitRequest(context=ctx, keys=[b"z"], start_version=9, commit_version=9))
+    assert "invalid txn tso" in backwards.error.abort
+    with pytest.raises(grpc.RpcError) as bad_range:
+        stub.KvDeleteRange(pb.DeleteRangeRequest(context=ctx, start_key=b"zz", end_key=b"z"))
+    assert bad_range.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    data = checksum_pb2.ChecksumRequest().SerializeToString()
+    not_checksum = stub.Coprocessor(coprocessor_pb2.Request(context=ctx, tp=103, data=data, start_ts=5))
+    assert "unsupported" in not_checksum.other_error
+    garbage = stub.Coprocessor(coprocessor_pb2.Request(context=ctx, tp=105, data=b"\xff\xff", start_ts=5))
+    assert "ChecksumRequest" in garbage.other_error
+    outside_range = stub.Coprocessor(coprocessor_pb2.Request(
+        context=ctx, tp=105, data=data, start_ts=5, ranges=[coprocessor_pb2.KeyRange(start=b"a", end=b"b")]))
+    assert outside_range.region_error.HasField("key_not_in_region")
 
 
 def test_coprocessor_checksum_at_a_ts_matches_the_model(cluster: Cluster, client) -> None:  # noqa: ANN001

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from br_common.kvproto import devclusterpb_pb2, errorpb_pb2, import_sstpb_pb2, kvrpcpb_pb2, metapb_pb2
+from br_common.kvproto import coprocessor_pb2, devclusterpb_pb2, errorpb_pb2, import_sstpb_pb2, kvrpcpb_pb2, metapb_pb2
 from br_common.pd_client import PDError
 from br_devcluster.store.txn_reader import Modify
 from br_devcluster.store.config import parse_args
@@ -115,6 +115,10 @@ class Service:
     def admin(self, request, context):  # noqa: ANN001, ANN201
         raise self.exc
 
+    @rpc(coprocessor_pb2.Response)
+    def coprocessor(self, request, context):  # noqa: ANN001, ANN201
+        raise self.exc
+
 
 def test_errors_go_where_each_response_has_room() -> None:
     region_error = errorpb_pb2.Error(message="nope", region_not_found=errorpb_pb2.RegionNotFound(region_id=9))
@@ -128,6 +132,8 @@ def test_errors_go_where_each_response_has_room() -> None:
     assert Service(ValueError("bug")).admin(None, FakeContext()).error == "internal error: bug"
     busy = Service(PDError("down")).get(None, FakeContext()).region_error
     assert busy.HasField("server_is_busy") and "down" in busy.message
+    assert Service(StoreError("bad")).coprocessor(None, FakeContext()).other_error == "bad"
+    assert Service(RegionError(region_error)).coprocessor(None, FakeContext()).region_error == region_error
 
 
 def test_errors_without_room_abort() -> None:
