@@ -34,7 +34,8 @@ class FakePD:
 
     def set_bounds(self, bounds: list[bytes], leaders: list[int]) -> None:
         edges = [b"", *bounds, b""]
-        self.regions = [RegionInfo(metapb_pb2.Region(id=i + 1, start_key=edges[i], end_key=edges[i + 1]),
+        self.regions = [RegionInfo(metapb_pb2.Region(id=i + 1, start_key=edges[i], end_key=edges[i + 1],
+                                                     peers=[metapb_pb2.Peer(store_id=s)]),
                                    metapb_pb2.Peer(store_id=s)) for i, s in enumerate(leaders)]
 
     def region(self, key: bytes) -> RegionInfo:
