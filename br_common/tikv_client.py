@@ -283,8 +283,9 @@ class RawKVClient:
             return None, reason
         if response.HasField("region_error"):
             return None, self._on_region_error(info, response.region_error)
-        if getattr(response, "error", ""):
-            raise RawKVError(f"{method} on region {info.id} (store {store_id}): {response.error}")
+        error = getattr(response, "error", "")
+        if isinstance(error, str) and error:  # transactional responses carry a KeyError instead: their caller's
+            raise RawKVError(f"{method} on region {info.id} (store {store_id}): {error}")
         return response, ""
 
     def _on_region_error(self, info: RegionInfo, err: errorpb_pb2.Error) -> str:

@@ -23,6 +23,7 @@ from br_devcluster import cluster, fleet
 from br_devcluster.tls import tls_flags
 from br_devcluster.load import Distribution, KeyGen, LoadSpec, parse_size, run_load
 from br_devcluster.snapshot_kv import SnapshotKV
+from br_devcluster.txn_kv import TxnKV
 
 
 
@@ -171,13 +172,14 @@ def cmd_load(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    with _pd_client(args) as pd, RawKVClient(pd) as client:
+    with _pd_client(args) as pd, (TxnKV(pd) if args.txn else RawKVClient(pd)) as client:
+        put = client.commit if args.txn else lambda pairs: client.batch_put(pairs, args.batch_bytes)
         started = time.monotonic()
         with _progress(spec.total_bytes) as advance:
-            run_load(KeyGen(spec), lambda pairs: client.batch_put(pairs, args.batch_bytes), args.batch_bytes,
-                     args.writers, advance)
+            run_load(KeyGen(spec), put, args.batch_bytes, args.writers, advance)
         elapsed = time.monotonic() - started
-    print(f"wrote {spec.keys} keys ({spec.total_bytes} bytes, {spec.distribution.value}, seed {spec.seed}) "
+    how = "in transactions of about --batch-bytes" if args.txn else "raw"
+    print(f"wrote {spec.keys} keys ({spec.total_bytes} bytes, {spec.distribution.value}, seed {spec.seed}, {how}) "
           f"in {elapsed:.1f}s ({spec.total_bytes / max(elapsed, 1e-9) / 1e6:.1f} MB/s)")
     return 0
 
@@ -186,11 +188,11 @@ def cmd_checksum(args: argparse.Namespace) -> int:
     start, end = parse_key(args.start, args.format), parse_key(args.end, args.format)
     if end and end < start:
         raise UsageError(f"--end {args.end!r} sorts before --start {args.start!r}")
-    with _pd_client(args) as pd, SnapshotKV(pd) as client:
+    with _pd_client(args) as pd, (TxnKV(pd) if args.txn else SnapshotKV(pd)) as client:
         if args.ts is not None:  # the stores answer below the GC safe point as TiKV does (with what is left)
             require_after_safe_point(pd, args.ts, "--ts", "use a later --ts, or none for a fresh one")
         ts = args.ts if args.ts is not None else pd.tso()
-        result = client.checksum(start, end, ts=ts)
+        result = client.checksum_at(start, end, ts) if args.txn else client.checksum(start, end, ts=ts)
     print(f"range: [{key_format.format_key(start)}, {key_format.format_key(end)}) (hex)")
     print(f"ts: {ts}")
     print(f"crc64xor: {result.crc64xor:#018x}")
@@ -314,18 +316,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-bytes", type=_size, default=4 * 1024 * 1024, metavar="SIZE",
                    help="bytes per writer batch and per RawBatchPut (default 4MiB)")
     p.add_argument("--writers", type=int, default=4, metavar="N", help="writer threads (default 4)")
+    p.add_argument("--txn", action="store_true",
+                   help="write through the transactional API (Percolator 2PC), one transaction per batch")
     _add_pd(p)
     p.set_defaults(func=cmd_load)
 
-    p = sub.add_parser("checksum", help="RawChecksum of a key range (crc64xor, total_kvs, total_bytes)",
-                       description="Checksum [START, END) at timestamp TS (default: a fresh TSO, so every region "
-                                   "is read at the same snapshot). An empty END means the end of the key space.")
+    p = sub.add_parser("checksum", help="checksum of a key range (crc64xor, total_kvs, total_bytes)",
+                       description="Checksum [START, END): raw data as it is now (RawChecksum), or with --txn the "
+                                   "transactional data at timestamp TS (default: a fresh TSO, so every region is "
+                                   "read at the same snapshot). An empty END means the end of the key space.")
     p.add_argument("--start", default="", metavar="KEY", help="first key (default: the start of the key space)")
     p.add_argument("--end", default="", metavar="KEY", help="end key, exclusive (default: unbounded)")
     p.add_argument("--format", choices=key_format.KEY_FORMATS, default="hex",
                    help="how --start/--end are written, as BR's --format: raw text, hex, or C-style escape "
                         "like '\\x74\\x00' (default hex)")
-    p.add_argument("--ts", type=int, metavar="TS", help="read timestamp (TSO); default: a fresh one from PD")
+    p.add_argument("--ts", type=int, metavar="TS", help="read timestamp (TSO); default: a fresh one from PD. Raw "
+                   "data is unversioned (API V1): only --txn reads at it")
+    p.add_argument("--txn", action="store_true",
+                   help="checksum transactional data at TS through the Coprocessor (tp 105, as BR and TiDB do)")
     _add_pd(p)
     p.set_defaults(func=cmd_checksum)
     return parser

@@ -1,9 +1,11 @@
-"""Raw reads at a timestamp, on a devcluster only.
+"""Raw reads naming a timestamp, on a devcluster only.
 
-kvproto's raw requests carry no ts and TiKV's RawKV reads the latest data. The devcluster keeps
-MVCC versions of raw keys and reads at the ts named in the `x-br-read-ts` gRPC metadata, which
-its own tools (`br-devcluster checksum --ts`, the demo) and the tests use to compare a restore
-with the source at backup_ts. A real TiKV ignores the header, so product code never sends it.
+kvproto's raw requests carry no ts and TiKV's RawKV reads the latest data. The devcluster's raw
+KV is API V1 as TiKV's (unversioned): its stores validate the `x-br-read-ts` gRPC metadata and
+then read the current data, so a ts given here no longer selects a version. It stays for the
+callers that name one (`br-devcluster checksum --ts`, the demo); versioned reads at a ts are
+the transactional API's (KvGet/KvScan/Coprocessor carry their own version). A real TiKV ignores
+the header, so product code never sends it.
 
     kv = SnapshotKV(pd)
     kv.checksum(ts=backup_ts); kv.scan(b"a", b"b", ts=ts); kv.get(b"k", ts=ts)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import RegionInfo
+from br_devcluster.store.cf_engine import CFS, CFEngine
 
 
 def _overlaps(region: metapb_pb2.Region, start: bytes, end: bytes) -> bool:
@@ -32,7 +34,8 @@ class FakePD:
 
     def set_bounds(self, bounds: list[bytes], leaders: list[int]) -> None:
         edges = [b"", *bounds, b""]
-        self.regions = [RegionInfo(metapb_pb2.Region(id=i + 1, start_key=edges[i], end_key=edges[i + 1]),
+        self.regions = [RegionInfo(metapb_pb2.Region(id=i + 1, start_key=edges[i], end_key=edges[i + 1],
+                                                     peers=[metapb_pb2.Peer(store_id=s)]),
                                    metapb_pb2.Peer(store_id=s)) for i, s in enumerate(leaders)]
 
     def region(self, key: bytes) -> RegionInfo:
@@ -83,3 +86,32 @@ class MemoryCFs:
         for cf, start, end in ranges:
             for key in [k for k in self.data[cf] if k >= start and (end is None or k < end)]:
                 del self.data[cf][key]
+
+
+class EngineCFs:
+    """The same interface as MemoryCFs over a real CFEngine (RocksDB, data keys): each read takes
+    a fresh snapshot, `data` reads every CF back; so the percolator tests run on both."""
+
+    def __init__(self, path: Path) -> None:
+        self.engine = CFEngine(path)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        return self.engine.snapshot_cfs().get(cf, key)
+
+    def iterate(self, cf: str, lower: bytes, upper: bytes | None,
+                reverse: bool = False) -> list[tuple[bytes, bytes]]:
+        return list(self.engine.snapshot_cfs().iterate(cf, lower, upper, reverse))
+
+    def apply(self, modifies: Iterable) -> None:
+        self.engine.apply(modifies)
+
+    def delete_ranges(self, ranges: Iterable) -> None:
+        self.engine.apply((), ranges)
+
+    @property
+    def data(self) -> dict[str, dict[bytes, bytes]]:
+        snapshot = self.engine.snapshot_cfs()
+        return {cf: dict(snapshot.iterate(cf, b"", None)) for cf in CFS}

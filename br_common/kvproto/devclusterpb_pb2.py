@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import metapb_pb2 as metapb__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x64\x65vclusterpb.proto\x12\x0c\x64\x65vclusterpb\x1a\x0cmetapb.proto\"C\n\x0fPutStoreRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x1c\n\x05store\x18\x02 \x01(\x0b\x32\r.metapb.Store\"8\n\x10PutStoreResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08store_id\x18\x02 \x01(\x04\"S\n\x15TransferLeaderRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\x13\n\x0bto_store_id\x18\x03 \x01(\x04\";\n\x12SplitRegionRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tsplit_key\x18\x02 \x01(\x0c\"\xa1\x01\n\x17\x43ommitPeerChangeRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12)\n\x0cregion_epoch\x18\x03 \x01(\x0b\x32\x13.metapb.RegionEpoch\x12\x1b\n\x05peers\x18\x04 \x03(\x0b\x32\x0c.metapb.Peer\x12\x17\n\x0fleader_store_id\x18\x05 \x01(\x04\">\n\rAdminResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x1e\n\x06region\x18\x02 \x01(\x0b\x32\x0e.metapb.Region\"6\n\x08RawEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0e\n\x06\x64\x65lete\x18\x03 \x01(\x08\"d\n\x12\x41pplyWritesRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\'\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x16.devclusterpb.RawEntry\"L\n\x14IngestReplicaRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\r\n\x05uuids\x18\x03 \x03(\x0c\"|\n\x12MigratePeerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\x15\n\rfrom_store_id\x18\x03 \x01(\x04\x12\x13\n\x0bto_store_id\x18\x04 \x01(\x04\x12\x13\n\x0bnew_peer_id\x18\x05 \x01(\x04\"J\n\x10\x44ropRangeRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tstart_key\x18\x02 \x01(\x0c\x12\x0f\n\x07\x65nd_key\x18\x03 \x01(\x0c\x32\xd4\x02\n\x05\x44\x65vPD\x12K\n\x08PutStore\x12\x1d.devclusterpb.PutStoreRequest\x1a\x1e.devclusterpb.PutStoreResponse\"\x00\x12T\n\x0eTransferLeader\x12#.devclusterpb.TransferLeaderRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12N\n\x0bSplitRegion\x12 .devclusterpb.SplitRegionRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12X\n\x10\x43ommitPeerChange\x12%.devclusterpb.CommitPeerChangeRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x32\xa0\x03\n\x08\x44\x65vStore\x12N\n\x0b\x41pplyWrites\x12 .devclusterpb.ApplyWritesRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12R\n\rIngestReplica\x12\".devclusterpb.IngestReplicaRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12T\n\x0eTransferLeader\x12#.devclusterpb.TransferLeaderRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12N\n\x0bMigratePeer\x12 .devclusterpb.MigratePeerRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12J\n\tDropRange\x12\x1e.devclusterpb.DropRangeRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x64\x65vclusterpb.proto\x12\x0c\x64\x65vclusterpb\x1a\x0cmetapb.proto\"C\n\x0fPutStoreRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x1c\n\x05store\x18\x02 \x01(\x0b\x32\r.metapb.Store\"8\n\x10PutStoreResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x10\n\x08store_id\x18\x02 \x01(\x04\"S\n\x15TransferLeaderRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\x13\n\x0bto_store_id\x18\x03 \x01(\x04\";\n\x12SplitRegionRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tsplit_key\x18\x02 \x01(\x0c\"\xa1\x01\n\x17\x43ommitPeerChangeRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12)\n\x0cregion_epoch\x18\x03 \x01(\x0b\x32\x13.metapb.RegionEpoch\x12\x1b\n\x05peers\x18\x04 \x03(\x0b\x32\x0c.metapb.Peer\x12\x17\n\x0fleader_store_id\x18\x05 \x01(\x04\">\n\rAdminResponse\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x1e\n\x06region\x18\x02 \x01(\x0b\x32\x0e.metapb.Region\"B\n\x08RawEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0e\n\x06\x64\x65lete\x18\x03 \x01(\x08\x12\n\n\x02\x63\x66\x18\x04 \x01(\t\"?\n\rRangeDeletion\x12\n\n\x02\x63\x66\x18\x01 \x01(\t\x12\x11\n\tstart_key\x18\x02 \x01(\x0c\x12\x0f\n\x07\x65nd_key\x18\x03 \x01(\x0c\"\x98\x01\n\x12\x41pplyWritesRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\'\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x16.devclusterpb.RawEntry\x12\x32\n\rdelete_ranges\x18\x04 \x03(\x0b\x32\x1b.devclusterpb.RangeDeletion\"L\n\x14IngestReplicaRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\r\n\x05uuids\x18\x03 \x03(\x0c\"|\n\x12MigratePeerRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tregion_id\x18\x02 \x01(\x04\x12\x15\n\rfrom_store_id\x18\x03 \x01(\x04\x12\x13\n\x0bto_store_id\x18\x04 \x01(\x04\x12\x13\n\x0bnew_peer_id\x18\x05 \x01(\x04\"J\n\x10\x44ropRangeRequest\x12\x12\n\ncluster_id\x18\x01 \x01(\x04\x12\x11\n\tstart_key\x18\x02 \x01(\x0c\x12\x0f\n\x07\x65nd_key\x18\x03 \x01(\x0c\x32\xd4\x02\n\x05\x44\x65vPD\x12K\n\x08PutStore\x12\x1d.devclusterpb.PutStoreRequest\x1a\x1e.devclusterpb.PutStoreResponse\"\x00\x12T\n\x0eTransferLeader\x12#.devclusterpb.TransferLeaderRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12N\n\x0bSplitRegion\x12 .devclusterpb.SplitRegionRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12X\n\x10\x43ommitPeerChange\x12%.devclusterpb.CommitPeerChangeRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x32\xa0\x03\n\x08\x44\x65vStore\x12N\n\x0b\x41pplyWrites\x12 .devclusterpb.ApplyWritesRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12R\n\rIngestReplica\x12\".devclusterpb.IngestReplicaRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12T\n\x0eTransferLeader\x12#.devclusterpb.TransferLeaderRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12N\n\x0bMigratePeer\x12 .devclusterpb.MigratePeerRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x12J\n\tDropRange\x12\x1e.devclusterpb.DropRangeRequest\x1a\x1b.devclusterpb.AdminResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,17 +45,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINRESPONSE']._serialized_start=487
   _globals['_ADMINRESPONSE']._serialized_end=549
   _globals['_RAWENTRY']._serialized_start=551
-  _globals['_RAWENTRY']._serialized_end=605
-  _globals['_APPLYWRITESREQUEST']._serialized_start=607
-  _globals['_APPLYWRITESREQUEST']._serialized_end=707
-  _globals['_INGESTREPLICAREQUEST']._serialized_start=709
-  _globals['_INGESTREPLICAREQUEST']._serialized_end=785
-  _globals['_MIGRATEPEERREQUEST']._serialized_start=787
-  _globals['_MIGRATEPEERREQUEST']._serialized_end=911
-  _globals['_DROPRANGEREQUEST']._serialized_start=913
-  _globals['_DROPRANGEREQUEST']._serialized_end=987
-  _globals['_DEVPD']._serialized_start=990
-  _globals['_DEVPD']._serialized_end=1330
-  _globals['_DEVSTORE']._serialized_start=1333
-  _globals['_DEVSTORE']._serialized_end=1749
+  _globals['_RAWENTRY']._serialized_end=617
+  _globals['_RANGEDELETION']._serialized_start=619
+  _globals['_RANGEDELETION']._serialized_end=682
+  _globals['_APPLYWRITESREQUEST']._serialized_start=685
+  _globals['_APPLYWRITESREQUEST']._serialized_end=837
+  _globals['_INGESTREPLICAREQUEST']._serialized_start=839
+  _globals['_INGESTREPLICAREQUEST']._serialized_end=915
+  _globals['_MIGRATEPEERREQUEST']._serialized_start=917
+  _globals['_MIGRATEPEERREQUEST']._serialized_end=1041
+  _globals['_DROPRANGEREQUEST']._serialized_start=1043
+  _globals['_DROPRANGEREQUEST']._serialized_end=1117
+  _globals['_DEVPD']._serialized_start=1120
+  _globals['_DEVPD']._serialized_end=1460
+  _globals['_DEVSTORE']._serialized_start=1463
+  _globals['_DEVSTORE']._serialized_end=1879
 # @@protoc_insertion_point(module_scope)

@@ -64,24 +64,38 @@ class AdminResponse(_message.Message):
     def __init__(self, error: _Optional[str] = ..., region: _Optional[_Union[_metapb_pb2.Region, _Mapping]] = ...) -> None: ...
 
 class RawEntry(_message.Message):
-    __slots__ = ("key", "value", "delete")
+    __slots__ = ("key", "value", "delete", "cf")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
+    CF_FIELD_NUMBER: _ClassVar[int]
     key: bytes
     value: bytes
     delete: bool
-    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., delete: _Optional[bool] = ...) -> None: ...
+    cf: str
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., delete: _Optional[bool] = ..., cf: _Optional[str] = ...) -> None: ...
+
+class RangeDeletion(_message.Message):
+    __slots__ = ("cf", "start_key", "end_key")
+    CF_FIELD_NUMBER: _ClassVar[int]
+    START_KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    cf: str
+    start_key: bytes
+    end_key: bytes
+    def __init__(self, cf: _Optional[str] = ..., start_key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ...) -> None: ...
 
 class ApplyWritesRequest(_message.Message):
-    __slots__ = ("cluster_id", "region_id", "entries")
+    __slots__ = ("cluster_id", "region_id", "entries", "delete_ranges")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     REGION_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    DELETE_RANGES_FIELD_NUMBER: _ClassVar[int]
     cluster_id: int
     region_id: int
     entries: _containers.RepeatedCompositeFieldContainer[RawEntry]
-    def __init__(self, cluster_id: _Optional[int] = ..., region_id: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RawEntry, _Mapping]]] = ...) -> None: ...
+    delete_ranges: _containers.RepeatedCompositeFieldContainer[RangeDeletion]
+    def __init__(self, cluster_id: _Optional[int] = ..., region_id: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[RawEntry, _Mapping]]] = ..., delete_ranges: _Optional[_Iterable[_Union[RangeDeletion, _Mapping]]] = ...) -> None: ...
 
 class IngestReplicaRequest(_message.Message):
     __slots__ = ("cluster_id", "region_id", "uuids")

@@ -275,7 +275,8 @@ class DevStoreServicer:
     """
 
     def ApplyWrites(self, request, context):
-        """Leader -> follower: apply MVCC-level writes (already encoded keys and values).
+        """Leader -> follower: apply the leader's batch as it is (keys without the 'z' data prefix,
+        per column family), range deletions first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import coprocessor_pb2 as coprocessor__pb2
 from . import kvrpcpb_pb2 as kvrpcpb__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -113,6 +114,11 @@ class TikvStub:
                 '/tikvpb.Tikv/KvDeleteRange',
                 request_serializer=kvrpcpb__pb2.DeleteRangeRequest.SerializeToString,
                 response_deserializer=kvrpcpb__pb2.DeleteRangeResponse.FromString,
+                _registered_method=True)
+        self.Coprocessor = channel.unary_unary(
+                '/tikvpb.Tikv/Coprocessor',
+                request_serializer=coprocessor__pb2.Request.SerializeToString,
+                response_deserializer=coprocessor__pb2.Response.FromString,
                 _registered_method=True)
         self.RawGet = channel.unary_unary(
                 '/tikvpb.Tikv/RawGet',
@@ -275,6 +281,12 @@ class TikvServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Coprocessor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RawGet(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -429,6 +441,11 @@ def add_TikvServicer_to_server(servicer, server):
                     servicer.KvDeleteRange,
                     request_deserializer=kvrpcpb__pb2.DeleteRangeRequest.FromString,
                     response_serializer=kvrpcpb__pb2.DeleteRangeResponse.SerializeToString,
+            ),
+            'Coprocessor': grpc.unary_unary_rpc_method_handler(
+                    servicer.Coprocessor,
+                    request_deserializer=coprocessor__pb2.Request.FromString,
+                    response_serializer=coprocessor__pb2.Response.SerializeToString,
             ),
             'RawGet': grpc.unary_unary_rpc_method_handler(
                     servicer.RawGet,
@@ -923,6 +940,33 @@ class Tikv:
             '/tikvpb.Tikv/KvDeleteRange',
             kvrpcpb__pb2.DeleteRangeRequest.SerializeToString,
             kvrpcpb__pb2.DeleteRangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Coprocessor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tikvpb.Tikv/Coprocessor',
+            coprocessor__pb2.Request.SerializeToString,
+            coprocessor__pb2.Response.FromString,
             options,
             channel_credentials,
             insecure,

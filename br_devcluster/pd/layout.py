@@ -1,14 +1,14 @@
-"""The bootstrap layout: K regions evenly over the first two key bytes, peers and leaders round-robin."""
+"""The bootstrap layout: K regions evenly over the first two key bytes, peers and leaders round-robin.
+
+Split keys are TiKV engine keys (memcomparable-encoded, br_devcluster.key_layout), as a real
+cluster's regions split by TiKV have them: transactional clients decode region bounds, and raw
+keys fall on nearly the same side of them.
+"""
 from __future__ import annotations
 
+from br_devcluster.key_layout import KEY_SPACE, split_keys
 from br_devcluster.pd.models import Peer, Region
 from br_devcluster.pd.regions import Allocator
-
-KEY_SPACE = 65536  # split keys are two big-endian bytes
-
-
-def split_keys(region_count: int) -> list[bytes]:
-    return [(i * KEY_SPACE // region_count).to_bytes(2, "big") for i in range(1, region_count)]
 
 
 def bootstrap_regions(store_ids: list[int], region_count: int, max_replicas: int,

@@ -42,6 +42,11 @@ class StoreConfig(ServerConfig):
     def identity_file(self) -> Path:
         return self.data_dir / "store.json"
 
+    @property
+    def layout_file(self) -> Path:
+        """Names the on-disk layout of db/ (engine.LAYOUT): an older one is refused."""
+        return self.data_dir / "layout"
+
 
 def parse_args(argv: Sequence[str] | None = None) -> StoreConfig:
     parser = OneLineParser("br_devcluster.store", prog=PROG,

@@ -10,6 +10,7 @@ from br_devcluster.store.errors import StoreError, rpc
 from br_devcluster.store.regions import region_not_found
 from br_devcluster.store.staging import Staging
 from br_devcluster.store.state import StoreState
+from br_devcluster.store.txn_reader import CF_DEFAULT, DeleteRange, Modify
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,14 @@ class DevStoreService(devclusterpb_pb2_grpc.DevStoreServicer):
     # --- follower side -----------------------------------------------------------------------
     @rpc(Admin)
     def ApplyWrites(self, request, context):  # noqa: ANN001, ANN201, N802
-        """Already encoded by the leader; no lock: one write batch is atomic on its own."""
+        """The leader's batch as it is; no lock: one write batch is atomic on its own."""
         self._check_cluster(request.cluster_id)
-        self._state.engine.write((e.key, None if e.delete else e.value) for e in request.entries)
+        ranges = [DeleteRange(r.cf or CF_DEFAULT, r.start_key, r.end_key or None) for r in request.delete_ranges]
+        modifies = [Modify(e.cf or CF_DEFAULT, e.key, None if e.delete else e.value) for e in request.entries]
+        try:
+            self._state.engine.apply(modifies, ranges)
+        except ValueError as exc:  # an unknown CF
+            raise StoreError(str(exc)) from None
         return Admin()
 
     @rpc(Admin)
@@ -66,15 +72,15 @@ class DevStoreService(devclusterpb_pb2_grpc.DevStoreServicer):
 
     @rpc(Admin)
     def MigratePeer(self, request, context):  # noqa: ANN001, ANN201, N802
-        """Copy every version of the region to to_store, commit the new peer set, drop the old copy."""
+        """Copy the region (every CF) to to_store, commit the new peer set, drop the old copy."""
         self._check_cluster(request.cluster_id)
         state = self._state
         with state.write_lock:
             info = self._led_region(request.region_id)
             peers = _moved_peers(info, request)
             region = info.region
-            state.peers.apply_writes(request.to_store_id, region.id,
-                                     state.engine.snapshot().raw(region.start_key, region.end_key))
+            state.peers.apply_modifies(request.to_store_id, region.id,
+                                       state.engine.snapshot_cfs().entries(region.start_key, region.end_key))
             leader = request.to_store_id if request.from_store_id == state.store_id else state.store_id
             committed = state.dev_pd.commit_peer_change(region, peers, leader)
             self._drop_old_copy(request.from_store_id, region)

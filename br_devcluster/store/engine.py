@@ -1,203 +1,65 @@
-"""The store's RocksDB (rocksdict, raw mode) holding MVCC-encoded keys; reads at a timestamp.
+"""The store's engine as its services use it: TiKV's column families (cf_engine) with raw KV as
+TiKV's API V1 stores it (b"z" + raw key in the request's CF, the value as given, no version).
 
-Consistent reads use a RocksDB iterator, which pins an implicit snapshot when it is created
-(rocksdict 0.3's Snapshot.iter() does not apply its snapshot, so Snapshot is not used).
+API V1 raw data is unversioned, so a raw read at a timestamp reads the current data (as TiKV's
+raw reads and raw backup do); the read_ts arguments stay for the raw service's call sites.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import IngestExternalFileOptions, Options, Rdict, RdictIter, WriteBatch
+from br_common.txn_codec import TS_MAX
+from br_devcluster.store.cf_engine import CFEngine, CFSnapshot, EngineError
+from br_devcluster.store.txn_reader import CF_DEFAULT, Modify
 
-from br_devcluster.store import mvcc
+__all__ = ["Engine", "EngineError", "RawWrite", "Snapshot", "open_engine"]
 
-# (encoded key, encoded value); value None deletes the encoded key itself (GC, follower deletes)
+# (raw key, value); value None deletes the key
 RawWrite = tuple[bytes, bytes | None]
 
-_DELETE_BATCH = 10_000
+LAYOUT = "tikv-cf-v1"
 
 
-class EngineError(RuntimeError):
-    """The database cannot be opened (locked by another store, corrupt); the message says which."""
+class Engine(CFEngine):
+    """CFEngine plus the raw KV (API V1) view."""
 
+    def write(self, entries: Iterable[RawWrite], cf: str = CF_DEFAULT) -> None:
+        """Apply raw puts/deletes to cf atomically (one write batch)."""
+        self.apply(Modify(cf, key, value) for key, value in entries)
 
-class Engine:
-    """Thread-safe (RocksDB is); close() after the gRPC server stopped."""
-
-    def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        try:
-            self._db = Rdict(str(path), options)
-        except Exception as exc:  # rocksdict raises plain Exception (e.g. the LOCK held by another store)
-            raise EngineError(f"cannot open RocksDB at {path}: {exc}") from None
-        self._closed = threading.Event()
-
-    def close(self) -> None:
-        if not self._closed.is_set():
-            self._closed.set()
-            self._db.close()
-
-    # --- writes ------------------------------------------------------------------------------
-    def write(self, entries: Iterable[RawWrite]) -> None:
-        """Apply all entries atomically (one write batch)."""
-        batch = WriteBatch(raw_mode=True)
-        for key, value in entries:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        if not batch.is_empty():
-            self._db.write(batch)
-
-    def ingest(self, paths: list[Path]) -> None:
-        """Ingest SSTs of encoded keys (copied: the caller removes its files)."""
-        options = IngestExternalFileOptions()
-        options.set_move_files(False)
-        self._db.ingest_external_file([str(p) for p in paths], options)
-
-    def drop_range(self, start: bytes, end: bytes) -> None:
-        """Forget every version of the user keys in [start, end) (end b"" = unbounded)."""
-        lower = mvcc.lower_bound(start)
-        upper = mvcc.upper_bound(end)
-        if upper is None:
-            it = self._db.iter()
-            it.seek_to_last()
-            if not it.valid() or it.key() < lower:
-                return
-            upper = it.key() + b"\x00"  # just past the last key
-        if lower < upper:
-            self._db.delete_range(lower, upper)
-
-    # --- reads -------------------------------------------------------------------------------
-    def snapshot(self) -> "Snapshot":
-        return Snapshot(self._db.iter())
-
-    # --- GC ----------------------------------------------------------------------------------
-    def gc(self, safe_point: int, stop: threading.Event | None = None) -> int:
-        """Delete the versions no read at or after safe_point can see; returns how many.
-        A set `stop` ends the pass early (shutdown)."""
-        removed = 0
-        batch: list[RawWrite] = []
-        for key in gc_victims(self._db.iter(), safe_point, stop or threading.Event()):
-            batch.append((key, None))
-            if len(batch) >= _DELETE_BATCH:
-                self.write(batch)
-                removed += len(batch)
-                batch.clear()
-        self.write(batch)
-        return removed + len(batch)
+    def snapshot(self, cf: str = CF_DEFAULT) -> "Snapshot":
+        return Snapshot(self.snapshot_cfs((cf,)), cf)
 
 
 class Snapshot:
-    """A point-in-time view. One scan at a time: each method moves the same iterator."""
+    """Raw KV reads of one CF over a consistent view; read_ts is ignored (V1 is unversioned)."""
 
-    def __init__(self, it: RdictIter) -> None:
-        self._it = it
+    def __init__(self, cfs: CFSnapshot, cf: str = CF_DEFAULT) -> None:
+        self._cfs = cfs
+        self._cf = cf
 
-    def get(self, user_key: bytes, read_ts: int) -> bytes | None:
-        """The newest value of user_key with commit ts <= read_ts (None: absent or deleted)."""
-        prefix = mvcc.memcomparable(user_key)
-        self._it.seek(mvcc.encode_key(user_key, read_ts))
-        if not self._it.valid():
-            return None
-        key = self._it.key()
-        if key[: -mvcc.TS_BYTES] != prefix:
-            return None
-        return mvcc.decode_value(self._it.value())
+    def get(self, key: bytes, read_ts: int = TS_MAX) -> bytes | None:
+        return self._cfs.get(self._cf, key)
 
-    def scan(self, start: bytes, end: bytes, read_ts: int) -> Iterator[tuple[bytes, bytes]]:
-        """Visible (user key, value) pairs in [start, end) ascending (end b"" = unbounded)."""
-        return visible_forward(self._it, start, end, read_ts)
+    def scan(self, start: bytes, end: bytes, read_ts: int = TS_MAX) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs in [start, end) ascending (end b"" = unbounded)."""
+        return self._cfs.iterate(self._cf, start, end or None)
 
-    def scan_reverse(self, upper: bytes, lower: bytes, read_ts: int) -> Iterator[tuple[bytes, bytes]]:
-        """Visible pairs in [lower, upper) descending (upper b"" = unbounded)."""
-        return visible_reverse(self._it, upper, lower, read_ts)
-
-    def raw(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Every encoded entry (all versions) of the user keys in [start, end)."""
-        upper = mvcc.upper_bound(end)
-        it = self._it
-        it.seek(mvcc.lower_bound(start))
-        while it.valid():
-            key = it.key()
-            if upper is not None and key >= upper:
-                return
-            yield key, it.value()
-            it.next()
+    def scan_reverse(self, upper: bytes, lower: bytes, read_ts: int = TS_MAX) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs in [lower, upper) descending (upper b"" = unbounded)."""
+        return self._cfs.iterate(self._cf, lower, upper or None, reverse=True)
 
 
-def visible_forward(it: RdictIter, start: bytes, end: bytes, read_ts: int) -> Iterator[tuple[bytes, bytes]]:
-    upper = mvcc.upper_bound(end)
-    newest_allowed = (mvcc.TS_MAX ^ read_ts).to_bytes(mvcc.TS_BYTES, "big")
-    done: bytes | None = None  # memcomparable prefix whose visible version was decided
-    it.seek(mvcc.lower_bound(start))
-    while it.valid():
-        key = it.key()
-        if upper is not None and key >= upper:
-            return
-        prefix, ts_bytes = key[: -mvcc.TS_BYTES], key[-mvcc.TS_BYTES:]
-        if prefix == done:
-            it.next()
-        elif ts_bytes < newest_allowed:  # newer than read_ts: jump to the newest version <= read_ts
-            it.seek(prefix + newest_allowed)
-        else:
-            done = prefix
-            value = mvcc.decode_value(it.value())
-            if value is not None:
-                yield mvcc.decode_key(key)[0], value
-            it.next()
-
-
-def visible_reverse(it: RdictIter, upper_key: bytes, lower_key: bytes,
-                    read_ts: int) -> Iterator[tuple[bytes, bytes]]:
-    """Backwards, a user key's versions come oldest first: its visible one is the last <= read_ts."""
-    upper = mvcc.upper_bound(upper_key)
-    lower = mvcc.lower_bound(lower_key)
-    if upper is None:
-        it.seek_to_last()
-    else:
-        it.seek_for_prev(upper)  # no encoded key equals a bare memcomparable prefix
-    group: bytes | None = None
-    candidate: tuple[bytes, bytes] | None = None  # (encoded key, encoded value)
-    while it.valid():
-        key = it.key()
-        if key < lower:
-            break
-        prefix = key[: -mvcc.TS_BYTES]
-        if prefix != group:
-            yield from _visible_pair(candidate)
-            group, candidate = prefix, None
-        if mvcc.decode_key(key)[1] <= read_ts:
-            candidate = (key, it.value())
-        it.prev()
-    yield from _visible_pair(candidate)
-
-
-def _visible_pair(candidate: tuple[bytes, bytes] | None) -> Iterator[tuple[bytes, bytes]]:
-    if candidate is None:
-        return
-    value = mvcc.decode_value(candidate[1])
-    if value is not None:
-        yield mvcc.decode_key(candidate[0])[0], value
-
-
-def gc_victims(it: RdictIter, safe_point: int, stop: threading.Event) -> Iterator[bytes]:
-    """Per user key: keep versions > safe_point and the newest <= safe_point unless a tombstone."""
-    oldest_kept = (mvcc.TS_MAX ^ safe_point).to_bytes(mvcc.TS_BYTES, "big")
-    group: bytes | None = None
-    kept_one = False  # the newest version <= safe_point of this group was seen
-    it.seek_to_first()
-    while it.valid() and not stop.is_set():
-        key = it.key()
-        prefix = key[: -mvcc.TS_BYTES]
-        if prefix != group:
-            group, kept_one = prefix, False
-        if key[-mvcc.TS_BYTES:] >= oldest_kept:  # commit ts <= safe_point
-            if kept_one or it.value() == mvcc.TOMBSTONE:
-                yield key
-            kept_one = True
-        it.next()
+def open_engine(db_dir: Path, marker: Path) -> Engine:
+    """Open the store's DB, refusing one written in an older layout (the marker says which)."""
+    found = marker.read_text().strip() if marker.exists() else None
+    if found is None and db_dir.exists() and any(db_dir.iterdir()):
+        found = "devcluster-mvcc (no layout marker)"
+    if found is not None and found != LAYOUT:
+        raise EngineError(f"{db_dir} holds data in the {found} layout, this store needs {LAYOUT}: "
+                          f"remove the data dir (or recreate the cluster with `br-devcluster up`)")
+    engine = Engine(db_dir)
+    if found is None:
+        marker.write_text(LAYOUT + "\n")
+    return engine

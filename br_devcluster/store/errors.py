@@ -86,9 +86,13 @@ def rpc(response_type: type[R]) -> Callable[[Method], Method]:
 
 def error_response(response_type: type[R], message: str, context: grpc.ServicerContext,
                    code: grpc.StatusCode, key_error: str | None = None) -> R:
-    """The error in the response's error field; where there is none but a list of KvPairs, as
-    TiKV's extract_kv_pairs: one pair carrying KeyError.abort (key_error, else message)."""
-    field = response_type.DESCRIPTOR.fields_by_name.get("error")
+    """The error in the response's error field (coprocessor.Response: other_error); where there
+    is none but a list of KvPairs, as TiKV's extract_kv_pairs: one pair carrying KeyError.abort
+    (key_error, else message)."""
+    fields = response_type.DESCRIPTOR.fields_by_name
+    if "error" not in fields and "other_error" in fields:  # coprocessor.Response
+        return response_type(other_error=message)
+    field = fields.get("error")
     if field is None:
         pairs = _kv_pairs_field(response_type)
         if pairs is None:

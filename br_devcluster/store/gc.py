@@ -1,5 +1,7 @@
 """The GC loop: every interval (or when triggered, e.g. by SIGUSR1) read PD's GC safe point
-and drop the versions no read at or after it can see; then remove the staged SSTs that will never be
+and drop the transactional versions no read at or after it can see (percolator.gc over the whole
+engine: every store collects its own copy, the result depends only on the data and the safe
+point; raw API V1 data is unversioned and needs none); then remove the staged SSTs that will never be
 ingested (their region changed, as TiKV's import cleanup does, or older than the staged TTL: see staging)."""
 from __future__ import annotations
 
@@ -7,14 +9,29 @@ import logging
 import threading
 
 from br_common.pd_client import PDClient, PDError
-from br_devcluster.store.engine import Engine
+from br_devcluster.store import percolator
+from br_devcluster.store.cf_engine import CFEngine
 from br_devcluster.store.staging import Staging
+from br_devcluster.store.txn_reader import TxnReader
 
 log = logging.getLogger(__name__)
 
+_DELETE_BATCH = 10_000
+
+
+def collect_garbage(engine: CFEngine, safe_point: int, stop: threading.Event | None = None) -> int:
+    """Apply percolator.gc at safe_point in batches; returns how many keys it deleted. GC only
+    touches versions below the safe point, which no command writes, so no lock is needed."""
+    modifies = percolator.gc(TxnReader(engine.snapshot_cfs()), safe_point)
+    for start in range(0, len(modifies), _DELETE_BATCH):
+        if stop is not None and stop.is_set():
+            return start
+        engine.apply(modifies[start:start + _DELETE_BATCH])
+    return len(modifies)
+
 
 class GCLoop:
-    def __init__(self, engine: Engine, pd: PDClient, interval: float, staging: Staging | None = None,
+    def __init__(self, engine: CFEngine, pd: PDClient, interval: float, staging: Staging | None = None,
                  staged_ttl: float = 3600.0, store_id: int = 0) -> None:
         self._engine = engine
         self._pd = pd
@@ -69,7 +86,7 @@ class GCLoop:
             return 0
         if safe_point == 0:
             return 0
-        removed = self._engine.gc(safe_point, self._stop)
+        removed = collect_garbage(self._engine, safe_point, self._stop)
         self.passes += 1
         log.info("GC pass %d at safe point %d removed %d versions", self.passes, safe_point, removed)
         return removed

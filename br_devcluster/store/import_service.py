@@ -1,4 +1,4 @@
-"""import_sstpb.ImportSST: Download (read, cut, rewrite, re-encode, stage) and Ingest.
+"""import_sstpb.ImportSST: Download (read, cut, rewrite, stage) and Ingest into the SST's CF.
 
 The file holds data keys (b"z" + key), as TiKV's backup files do. sst.range is in the rewritten
 key space (TiKV undoes the rewrite to cut the file): Download keeps the keys inside it (end
@@ -12,10 +12,9 @@ from pathlib import Path
 
 from rocksdict import Options
 
-from br_common.data_keys import origin_key
+from br_common.data_keys import data_key, origin_key
 from br_common.kvproto import import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
 from br_common.redaction import show_key
-from br_devcluster.store import mvcc
 from br_devcluster.store.errors import InvalidArgument, StoreError, rpc
 from br_devcluster.store.regions import key_in_region, key_not_in_region
 from br_devcluster.store.sstfiles import SstBuilder, SstError, read_sst
@@ -62,21 +61,20 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
             raise StoreError("sst.uuid must not be empty")
         if sst.cf_name not in SUPPORTED_CFS:
             raise StoreError(f"unsupported column family {sst.cf_name!r}")
-        commit_ts = request.rewrite_rule.new_timestamp or self._state.pd.tso()
         self._staging.remove(sst.uuid)  # a repeated download replaces the earlier one
-        staged = self._stage(source, sst, request.rewrite_rule, commit_ts)
+        staged = self._stage(source, sst, request.rewrite_rule)
         self._staging.record(staged)
         meta = import_sstpb_pb2.SSTMeta()
         meta.CopyFrom(sst)
         meta.range.CopyFrom(import_sstpb_pb2.Range(start=staged.first_key, end=staged.last_key))
         meta.end_key_exclusive = False
         meta.length, meta.total_kvs, meta.total_bytes = staged.size, staged.total_kvs, staged.total_bytes
-        log.info("downloaded %s as %s: %d pairs at ts %d", source, sst.uuid.hex(), staged.total_kvs, commit_ts)
+        log.info("downloaded %s as %s: %d pairs", source, sst.uuid.hex(), staged.total_kvs)
         return import_sstpb_pb2.DownloadResponse(range=meta.range, is_empty=staged.is_empty, length=staged.size,
                                                  ssts=[meta])
 
-    def _stage(self, source: Path, sst: import_sstpb_pb2.SSTMeta, rule: import_sstpb_pb2.RewriteRule,
-               commit_ts: int) -> StagedSst:
+    def _stage(self, source: Path, sst: import_sstpb_pb2.SSTMeta, rule: import_sstpb_pb2.RewriteRule) -> StagedSst:
+        """Raw KV (API V1): the rewritten data keys with the values as they are, for sst.cf_name."""
         epoch = sst.region_epoch
         staged = StagedSst(uuid=sst.uuid, region_id=sst.region_id, conf_ver=epoch.conf_ver, version=epoch.version,
                            cf=sst.cf_name or "default")
@@ -94,7 +92,7 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
                     if builder is None:
                         builder = SstBuilder(self._staging.sst_path(staged), Options(raw_mode=True))
                         staged.first_key = new_key
-                    builder.add(mvcc.encode_key(new_key, commit_ts), mvcc.encode_put(value))
+                    builder.add(data_key(new_key), value)
                     staged.last_key = new_key
                     staged.total_kvs += 1
                     staged.total_bytes += len(new_key) + len(value)

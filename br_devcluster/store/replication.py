@@ -14,6 +14,7 @@ from br_common.grpc_tls import open_channel
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc
 from br_common.pd_client import PDClient, PDError
 from br_devcluster.store.engine import RawWrite
+from br_devcluster.store.txn_reader import CF_DEFAULT, DeleteRange, Modify
 from br_devcluster.store.errors import StoreError
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -33,10 +34,19 @@ class PeerClients:
             self._channels.clear()
 
     def apply_writes(self, store_id: int, region_id: int, entries: Iterable[RawWrite]) -> None:
-        """Send encoded entries to store_id in ~4 MiB chunks."""
-        for chunk in chunks(entries):
+        """Send raw KV writes of the default CF (the raw service's batches) to store_id."""
+        self.apply_modifies(store_id, region_id, (Modify(CF_DEFAULT, key, value) for key, value in entries))
+
+    def apply_modifies(self, store_id: int, region_id: int, modifies: Iterable[Modify],
+                       ranges: Iterable[DeleteRange] = ()) -> None:
+        """Send a batch to store_id in ~4 MiB chunks, the range deletions with the first one
+        (a follower applies each chunk as one write batch, deletions first, as the leader did)."""
+        deletions = [devclusterpb_pb2.RangeDeletion(cf=cf, start_key=start, end_key=end or b"")
+                     for cf, start, end in ranges]
+        for chunk in chunks(modifies, first=bool(deletions)):
             request = devclusterpb_pb2.ApplyWritesRequest(cluster_id=self._pd.cluster_id, region_id=region_id,
-                                                          entries=chunk)
+                                                          entries=chunk, delete_ranges=deletions)
+            deletions = []
             self.call(store_id, "ApplyWrites", request)
 
     def ingest_replica(self, store_id: int, region_id: int, uuids: list[bytes]) -> None:
@@ -82,18 +92,21 @@ class PeerClients:
         return devclusterpb_pb2_grpc.DevStoreStub(cached[1])
 
 
-def chunks(entries: Iterable[RawWrite], limit: int = CHUNK_BYTES) -> Iterator[list[devclusterpb_pb2.RawEntry]]:
-    """RawEntry lists of about `limit` bytes each (never empty)."""
+def chunks(modifies: Iterable[Modify], limit: int = CHUNK_BYTES,
+           first: bool = False) -> Iterator[list[devclusterpb_pb2.RawEntry]]:
+    """RawEntry lists of about `limit` bytes each (never empty, unless `first` asks for at least
+    one list to carry range deletions)."""
     chunk: list[devclusterpb_pb2.RawEntry] = []
     size = 0
-    for key, value in entries:
+    for cf, key, value in modifies:
+        cf = "" if cf == CF_DEFAULT else cf
         if value is None:
-            chunk.append(devclusterpb_pb2.RawEntry(key=key, delete=True))
+            chunk.append(devclusterpb_pb2.RawEntry(key=key, delete=True, cf=cf))
         else:
-            chunk.append(devclusterpb_pb2.RawEntry(key=key, value=value))
+            chunk.append(devclusterpb_pb2.RawEntry(key=key, value=value, cf=cf))
         size += len(key) + len(value or b"")
         if size >= limit:
             yield chunk
-            chunk, size = [], 0
-    if chunk:
+            chunk, size, first = [], 0, False
+    if chunk or first:
         yield chunk

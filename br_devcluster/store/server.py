@@ -19,11 +19,10 @@ from br_common.kvproto import (
 from br_devcluster.store.backup_service import BackupService
 from br_devcluster.store.config import StoreConfig
 from br_devcluster.store.dev_service import DevStoreService
-from br_devcluster.store.engine import Engine
+from br_devcluster.store.engine import open_engine
 from br_devcluster.store.gc import GCLoop
 from br_devcluster.store.import_service import ImportService
 from br_devcluster.store.pd_dev import DevPDClient
-from br_devcluster.store.raw_service import RawService
 from br_devcluster.store.registration import (
     FatalError,
     Heartbeat,
@@ -37,6 +36,7 @@ from br_devcluster.store.registration import (
 from br_devcluster.store.replication import PeerClients
 from br_devcluster.store.staging import Staging
 from br_devcluster.store.state import StoreState
+from br_devcluster.store.tikv_service import TikvService
 
 log = logging.getLogger("br_devcluster.store")
 
@@ -64,7 +64,7 @@ class StoreServer:
             check_identity(identity, pd.cluster_id)
             dev_pd = DevPDClient(pd.address, pd.cluster_id, config.tls)
             cleanup.callback(dev_pd.close)
-            engine = Engine(config.db_dir)
+            engine = open_engine(config.db_dir, config.layout_file)
             cleanup.callback(engine.close)
             state = StoreState(config=config, engine=engine, pd=pd, dev_pd=dev_pd, peers=PeerClients(pd))
             cleanup.callback(state.peers.close)
@@ -107,7 +107,7 @@ class StoreServer:
         # no SO_REUSEPORT: a second store on a taken port must fail, not share it
         options = [*channel_options(), ("grpc.so_reuseport", 0)]
         server = grpc.server(ThreadPoolExecutor(WORKERS, thread_name_prefix="store-rpc"), options=options)
-        tikvpb_pb2_grpc.add_TikvServicer_to_server(RawService(state), server)
+        tikvpb_pb2_grpc.add_TikvServicer_to_server(TikvService(state), server)
         brpb_pb2_grpc.add_BackupServicer_to_server(BackupService(state), server)
         import_sstpb_pb2_grpc.add_ImportSSTServicer_to_server(ImportService(state, staging), server)
         devclusterpb_pb2_grpc.add_DevStoreServicer_to_server(DevStoreService(state, staging), server)

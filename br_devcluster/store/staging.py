@@ -172,12 +172,15 @@ class Staging:
 
     def ingest(self, engine: Engine, staged: list[StagedSst]) -> None:
         """Ingest the files (empty downloads have none); the caller removes them afterwards."""
-        paths = [self.sst_path(item) for item in staged if not item.is_empty]
-        if paths:
+        by_cf: dict[str, list[Path]] = {}
+        for item in staged:
+            if not item.is_empty:
+                by_cf.setdefault(item.cf, []).append(self.sst_path(item))
+        for cf, paths in by_cf.items():
             try:
-                engine.ingest(paths)
+                engine.ingest(cf, paths)
             except Exception as exc:  # rocksdict raises plain Exception
-                raise StoreError(f"ingest failed: {exc}") from None
+                raise StoreError(f"ingest into CF {cf} failed: {exc}") from None
 
 
 def _mtime(path: Path) -> float:

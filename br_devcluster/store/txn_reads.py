@@ -9,6 +9,8 @@ Context.committed_locks those it may read through (isolation level RC checks no 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.txn_codec import Lock, LockType, Write, WriteType
 from br_devcluster.store.txn_reader import TxnReader, lock_blocks_read, lock_info, locked_error
@@ -68,21 +70,31 @@ def scan_bounds(req: pb.ScanRequest, lower: bytes, upper: bytes | None) -> tuple
     return low, high or None
 
 
+def scan_entries(reader: TxnReader, low: bytes, high: bytes | None, ts: int, context: pb.Context,
+                 reverse: bool = False) -> Iterator[tuple[bytes, pb.KeyError | None, bytes | None]]:
+    """(raw key, error, value) of every key in [low, high) with a lock or a visible value at ts."""
+    if high is not None and high <= low:
+        return
+    for raw_key in reader.user_keys(low, high, reverse):
+        error, value, _ = read_key(reader, raw_key, ts, context)
+        if error is not None or value is not None:
+            yield raw_key, error, value
+
+
 def kv_scan(reader: TxnReader, req: pb.ScanRequest, lower: bytes = b"",
             upper: bytes | None = None) -> pb.ScanResponse:
     """Up to limit entries (limit 0: none, as TiKV), in key order or reverse; a locked key counts,
     as a pair carrying only its error (TiKV's extract_kv_pairs sets no key on it)."""
     low, high = scan_bounds(req, lower, upper)
     response = pb.ScanResponse()
-    if req.limit == 0 or (high is not None and high <= low):
+    if req.limit == 0:
         return response
-    for raw_key in reader.user_keys(low, high, req.reverse):
+    for raw_key, error, value in scan_entries(reader, low, high, req.version, req.context, req.reverse):
         if len(response.pairs) >= req.limit:
             break
-        error, value, _ = read_key(reader, raw_key, req.version, req.context)
         if error is not None:
             response.pairs.add(error=error)
-        elif value is not None:
+        else:
             response.pairs.add(key=raw_key, value=b"" if req.key_only else value)
     return response
 

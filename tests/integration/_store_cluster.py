@@ -163,3 +163,14 @@ def running_cluster(root: Path, stores: int = 1, regions: int = 1, replicas: int
         yield cluster
     finally:
         cluster.stop()
+
+
+def txn_commit(client, writes: dict[bytes, bytes | None]) -> None:  # noqa: ANN001 - tikv_client's
+    """One transaction of pingcap's TransactionClient: put each value, delete each None."""
+    txn = client.begin()
+    for key, value in writes.items():
+        if value is None:
+            txn.delete(key)
+        else:
+            txn.put(key, value)
+    txn.commit()

@@ -63,8 +63,10 @@ def _writes(round_: int) -> list[tuple[bytes, bytes]]:
     return [(GEN.key(j), b"new-%d" % round_) for j in range(i, i + 200)] + EXTRA.pairs(i, i + 300)
 
 
-def test_backup_under_writes_restores_to_the_checksum_at_backup_ts(env: Env, devcluster_factory,  # noqa: ANN001
-                                                                    tmp_path: Path) -> None:
+def test_backup_under_writes_restores_to_the_files_checksum(env: Env, devcluster_factory,  # noqa: ANN001
+                                                             tmp_path: Path) -> None:
+    """Raw KV is API V1 (unversioned, as TiKV's): a raw backup reads each region's current data,
+    so under writes the files are no snapshot at backup_ts; they restore exactly to what they say."""
     writer = Writer(env.dc.pd_address, _writes)
     writer.start()
     try:
@@ -78,8 +80,8 @@ def test_backup_under_writes_restores_to_the_checksum_at_backup_ts(env: Env, dev
     backup_ts = meta.end_version
     assert summary_value(done.stdout, "backup_ts").startswith(str(backup_ts))
     assert summary_value(done.stdout, "checksum") == f"{len(meta.files)} files checked against the store's counts"
-    expected = env.dc.kv.checksum(ts=backup_ts)
-    assert expected.total_kvs >= KEYS and files_checksum(meta) == expected
+    expected = files_checksum(meta)
+    assert expected.total_kvs >= KEYS
     assert meta.is_raw_kv and meta.cluster_id == env.dc.cluster_id and meta.br_version.startswith("br-fleet")
     assert meta.backup_size == sum(f.size for f in meta.files) > 0
     assert all(f.name.split("/", 1)[0].isdigit() and f.name.endswith("_default.sst") for f in meta.files)

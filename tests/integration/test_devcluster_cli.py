@@ -58,6 +58,16 @@ def test_up_status_load_checksum_down_restart(data_dir):
     assert 0 < int(half["total_kvs"]) < 2000
     assert "sorts before" in _run(data_dir, "checksum", "--start", "ff", "--end", "01", expect=2).stderr
 
+    # transactional data beside the raw data (short values: the raw default CF holds none of it)
+    txn = _run(data_dir, "load", "--txn", "--keys", "500", "--value-size", "64", "--seed", "3",
+               "--batch-bytes", "8KiB")
+    assert "wrote 500 keys" in txn.stdout and "transactions" in txn.stdout
+    txn_expected = KeyGen(LoadSpec(keys=500, value_size=64, seed=3)).checksum()
+    txn_fields = _checksum_fields(_run(data_dir, "checksum", "--txn").stdout)
+    assert int(txn_fields["crc64xor"], 16) == txn_expected.crc64xor and int(txn_fields["total_kvs"]) == 500
+    assert int(_checksum_fields(_run(data_dir, "checksum", "--txn", "--ts", ts).stdout)["total_kvs"]) == 0
+    assert int(_checksum_fields(_run(data_dir, "checksum").stdout)["total_kvs"]) == 2000
+
     down = _run(data_dir, "down").stdout
     assert down.count("stopped") >= 3
     assert "NOT RUNNING" in _run(data_dir, "status", expect=1).stdout

@@ -15,6 +15,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from br_common.txn_codec import encode_bytes
+
 from br_common import procs
 from br_common.kvproto import devclusterpb_pb2, devclusterpb_pb2_grpc, metapb_pb2, pdpb_pb2, pdpb_pb2_grpc
 from br_common.pd_client import PDClient, PDError
@@ -235,7 +237,8 @@ def test_split_regions_and_split_region(start_pd):
     with pd.client() as client:
         register(pd, client.cluster_id, dummy_addresses(2))
         old = client.region(b"\x10")
-        new_ids = client.split_regions([b"\x10", b"\x80\x00", b"\x90"])  # \x80\x00 is a boundary already
+        boundary = encode_bytes(b"\x80\x00")  # the bootstrap split of 2 regions (an engine key)
+        new_ids = client.split_regions([b"\x10", boundary, b"\x90"])
         assert len(new_ids) == 2
         right = client.region_by_id(new_ids[0]).region
         left = client.region_by_id(old.id).region

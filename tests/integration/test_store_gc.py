@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration._store_cluster import Cluster, running_cluster, wait_until
+from tests.integration._store_cluster import Cluster, running_cluster, txn_commit, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -19,24 +19,29 @@ def gc_until(cluster: Cluster, store_id: int, done) -> None:  # noqa: ANN001
 
 
 def test_gc_respects_the_service_safe_point(tmp_path: Path) -> None:
+    """Transactional versions (raw API V1 data has none): read through pingcap's client at old ts."""
+    tikv_client = pytest.importorskip("tikv_client")
     # life time 0: the GC safe point is "now" unless a service safe point holds it back;
     # a long interval: passes run only when the test signals
     with running_cluster(tmp_path, stores=1, regions=1, gc_life_time=0, gc_interval=3600) as cluster:
         store_id = cluster.pd.stores()[0].id
-        cluster.put(b"a", b"0")
-        t0 = cluster.pd.tso()
-        cluster.put(b"a", b"1")
-        cluster.put(b"b", b"1")
-        protected = cluster.pd.tso()
-        cluster.pd.update_service_gc_safe_point("test-backup", 3600, protected)
-        cluster.put(b"a", b"2")
-        cluster.delete(b"b")
+        client = tikv_client.TransactionClient.connect([cluster.pd_proc.address])
 
-        gc_until(cluster, store_id, lambda: cluster.get(b"a", t0) is None)  # a=0 was unprotected
-        assert cluster.get(b"a", protected) == b"1" and cluster.get(b"b", protected) == b"1"
-        assert cluster.get(b"a") == b"2" and cluster.get(b"b") is None
+        def get(key: bytes, ts: int | None = None) -> bytes | None:
+            return client.snapshot(ts or client.current_timestamp(), False).get(key)
+
+        txn_commit(client, {b"a": b"0"})
+        t0 = client.current_timestamp()
+        txn_commit(client, {b"a": b"1", b"b": b"1" * 300})  # b's value lives in the default CF
+        protected = client.current_timestamp()
+        cluster.pd.update_service_gc_safe_point("test-backup", 3600, protected)
+        txn_commit(client, {b"a": b"2", b"b": None})
+
+        gc_until(cluster, store_id, lambda: get(b"a", t0) is None)  # a=0 was unprotected
+        assert get(b"a", protected) == b"1" and get(b"b", protected) == b"1" * 300
+        assert get(b"a") == b"2" and get(b"b") is None
 
         cluster.pd.update_service_gc_safe_point("test-backup", 0, 0)  # remove it
-        gc_until(cluster, store_id, lambda: cluster.get(b"a", protected) is None)
-        assert cluster.get(b"b", protected) is None  # the tombstone and what it hid are gone
-        assert cluster.get(b"a") == b"2" and cluster.get(b"b") is None
+        gc_until(cluster, store_id, lambda: get(b"a", protected) is None)
+        assert get(b"b", protected) is None  # the delete and what it hid are gone
+        assert get(b"a") == b"2" and get(b"b") is None

@@ -32,15 +32,15 @@ def test_put_get_delete(cluster: Cluster) -> None:
     assert cluster.get(b"never written") is None
 
 
-def test_read_at_ts_sees_the_version_of_that_time(cluster: Cluster) -> None:
+def test_raw_data_is_unversioned_so_a_read_ts_reads_the_current_data(cluster: Cluster) -> None:
+    """API V1 raw KV keeps no versions (as TiKV's): the read-ts header is validated, then moot."""
     cluster.put(b"ts-key", b"one")
     t1 = cluster.pd.tso()
-    cluster.put(b"ts-key", b"two")
-    t2 = cluster.pd.tso()
     cluster.delete(b"ts-key")
-    t3 = cluster.pd.tso()
+    t2 = cluster.pd.tso()
+    assert [cluster.get(b"ts-key", ts) for ts in (t1, t2, None)] == [None, None, None]
     cluster.put(b"ts-key", b"three")
-    assert [cluster.get(b"ts-key", ts) for ts in (t1, t2, t3, None)] == [b"one", b"two", None, b"three"]
+    assert [cluster.get(b"ts-key", ts) for ts in (t1, t2, None)] == [b"three"] * 3
 
 
 def scan(cluster: Cluster, start: bytes, end: bytes = b"", limit: int = 100, key_only: bool = False,
@@ -62,7 +62,7 @@ def test_scan(cluster: Cluster) -> None:
     before_delete = cluster.pd.tso()
     cluster.delete(b"s05")
     assert scan(cluster, b"s", b"s10") == [(k, k.upper()) for k in keys[:10] if k != b"s05"]
-    assert scan(cluster, b"s", b"s10", ts=before_delete)[5] == (b"s05", b"S05")
+    assert scan(cluster, b"s", b"s10", ts=before_delete) == scan(cluster, b"s", b"s10")  # unversioned
     assert scan(cluster, b"s03", limit=3, key_only=True) == [(b"s03", b""), (b"s04", b""), (b"s06", b"")]
     assert scan(cluster, b"s03", b"s", limit=2, reverse=True) == [(b"s02", b"S02"), (b"s01", b"S01")]
     assert scan(cluster, b"s", limit=0) == []

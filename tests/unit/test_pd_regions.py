@@ -3,7 +3,10 @@ import itertools
 
 import pytest
 
+from br_common.txn_codec import encode_bytes
 from br_devcluster.pd.layout import bootstrap_regions, split_keys
+
+E40, E80, EC0 = (encode_bytes(k) for k in (b"\x40\x00", b"\x80\x00", b"\xc0\x00"))
 from br_devcluster.pd.models import Peer, Region
 from br_devcluster.pd.regions import RegionMap, SplitError
 
@@ -66,14 +69,14 @@ def test_old_region_objects_are_not_mutated_by_split():
 
 def test_split_keys_are_even_over_two_bytes():
     assert split_keys(1) == []
-    assert split_keys(4) == [b"\x40\x00", b"\x80\x00", b"\xc0\x00"]
+    assert split_keys(4) == [encode_bytes(k) for k in (b"\x40\x00", b"\x80\x00", b"\xc0\x00")]  # engine keys
     assert len(set(split_keys(65536))) == 65535
 
 
 def test_bootstrap_layout_spreads_peers_and_leaders_round_robin():
     regions = bootstrap_regions([3, 1, 2], 4, 2, counter(10))
     assert [(r.start_key, r.end_key) for r in regions] == [
-        (b"", b"\x40\x00"), (b"\x40\x00", b"\x80\x00"), (b"\x80\x00", b"\xc0\x00"), (b"\xc0\x00", b"")]
+        (b"", E40), (E40, E80), (E80, EC0), (EC0, b"")]
     assert [r.leader_store_id for r in regions] == [1, 2, 3, 1]
     assert [r.store_ids() for r in regions] == [[1, 2], [2, 3], [3, 1], [1, 2]]
     assert all((r.conf_ver, r.version) == (1, 1) for r in regions)

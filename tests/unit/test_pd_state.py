@@ -1,6 +1,8 @@
 """Cluster state: store registration, bootstrap trigger, splits, peer changes, persistence; ids; CLI."""
 import pytest
 
+from br_common.txn_codec import encode_bytes
+
 from br_devcluster.pd.config import parse_args
 from br_devcluster.pd.ids import IdAllocator
 from br_devcluster.pd.models import Peer
@@ -65,7 +67,7 @@ def test_state_survives_reload(tmp_path):
 def test_split_skips_boundaries_and_split_one_refuses_them(tmp_path):
     state = make(tmp_path, stores=1, regions=2, replicas=1)
     state.put_store("127.0.0.1:1")
-    assert state.split([b"\x80\x00"]) == []  # bootstrap boundary
+    assert state.split([encode_bytes(b"\x80\x00")]) == []  # bootstrap boundary
     assert len(state.split([b"\x10", b"\x10", b"\x90"])) == 2
     assert state.split_one(b"\x20").start_key == b"\x20"
     with pytest.raises(StateError, match="boundary"):

@@ -3,6 +3,7 @@ the engine bytes each command leaves, its errors, and an independent model check
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -10,10 +11,34 @@ from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.tso import compose
 from br_common.txn_codec import TS_MAX, Lock, LockType, Write, WriteType, append_ts, encode_bytes
 from br_devcluster.store import percolator, txn_reads
-from br_devcluster.store.txn_reader import TxnReader
-from tests.doubles import MemoryCFs
+from br_devcluster.store.txn_reader import Modify, TxnReader
+from tests.doubles import EngineCFs, MemoryCFs
 
 LONG = b"L" * 300
+
+
+class _Backend:
+    """Which CFs the running test gets (in-memory dicts, or RocksDB through cf_engine)."""
+    kind = "memory"
+    root: Path | None = None
+    made: list[EngineCFs] = []
+
+
+@pytest.fixture(autouse=True, params=["memory", "rocksdb"])
+def _cfs_kind(request: pytest.FixtureRequest, tmp_path: Path):
+    """Every test runs over MemoryCFs and over the real engine adapter (cf_engine)."""
+    _Backend.kind, _Backend.root, _Backend.made = request.param, tmp_path, []
+    yield
+    for cfs in _Backend.made:
+        cfs.close()
+
+
+def new_cfs() -> MemoryCFs | EngineCFs:
+    if _Backend.kind == "memory":
+        return MemoryCFs()
+    cfs = EngineCFs(_Backend.root / f"db{len(_Backend.made)}")
+    _Backend.made.append(cfs)
+    return cfs
 
 
 def ts(ms: int, logical: int = 0) -> int:
@@ -74,7 +99,7 @@ def lock_record(cfs: MemoryCFs, key: bytes) -> Lock | None:
 # --- layout ---------------------------------------------------------------------------------
 
 def test_prewrite_and_commit_leave_tikvs_bytes() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     response = prewrite(cfs, 10, put(b"k1", b"v1"), put(b"k2", LONG), mutation(pb.Del, b"k3"), ttl=3000,
                         txn_size=3)
     assert not response.errors and response.min_commit_ts == 0 and response.one_pc_commit_ts == 0
@@ -97,7 +122,7 @@ def test_prewrite_and_commit_leave_tikvs_bytes() -> None:
 
 
 def test_async_commit_and_one_pc_are_refused_with_ordinary_locks() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     response = prewrite(cfs, 10, put(b"k", b"v"), use_async_commit=True, secondaries=[b"s"], try_one_pc=True)
     assert not response.errors and response.min_commit_ts == 0 and response.one_pc_commit_ts == 0
     lock = lock_record(cfs, b"k")
@@ -108,7 +133,7 @@ def test_async_commit_and_one_pc_are_refused_with_ordinary_locks() -> None:
 # --- reads and locks ------------------------------------------------------------------------
 
 def test_reads_report_locks_that_may_commit_before_them() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 5, 6, put(b"p", b"old"), put(b"s", b"old"))
     prewrite(cfs, 10, put(b"p", b"new"), put(b"s", b"new"), ttl=100)
     assert value_at(cfs, b"p", 9) == b"old"  # the lock is newer than the read
@@ -123,7 +148,7 @@ def test_reads_report_locks_that_may_commit_before_them() -> None:
 
 
 def test_lock_records_and_min_commit_ts_do_not_block_reads() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 5, 6, put(b"k", b"v"), put(b"m", b"w"))
     prewrite(cfs, 10, mutation(pb.Lock, b"k"))
     prewrite(cfs, 11, put(b"m", b"x"), min_commit_ts=50)
@@ -136,7 +161,7 @@ def test_lock_records_and_min_commit_ts_do_not_block_reads() -> None:
 
 
 def test_batch_get_and_scans() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 5, 6, *(put(k, k.upper()) for k in (b"a", b"b", b"c", b"d", b"e")))
     write_txn(cfs, 7, 8, mutation(pb.Del, b"b"), put(b"c", LONG))
     prewrite(cfs, 9, put(b"d", b"locked"))
@@ -163,7 +188,7 @@ def test_batch_get_and_scans() -> None:
 
 
 def test_scan_lock() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, 10, put(b"a", b"1"), put(b"b", b"2"))
     prewrite(cfs, 20, put(b"c", b"3"))
     reader = TxnReader(cfs)
@@ -178,7 +203,7 @@ def test_scan_lock() -> None:
 # --- prewrite errors ------------------------------------------------------------------------
 
 def test_prewrite_reports_every_lock_and_writes_nothing() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, 10, put(b"a", b"1"), put(b"b", b"2"))
     before = {cf: dict(v) for cf, v in cfs.data.items()}
     response = prewrite(cfs, 20, put(b"a", b"x"), put(b"b", b"y"), put(b"c", b"z"))
@@ -187,7 +212,7 @@ def test_prewrite_reports_every_lock_and_writes_nothing() -> None:
 
 
 def test_prewrite_write_conflict_and_retry() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 15, 20, put(b"k", b"v"))
     response = prewrite(cfs, 10, put(b"other", b"1"), put(b"k", b"late"))
     conflict = response.errors[0].conflict
@@ -201,7 +226,7 @@ def test_prewrite_write_conflict_and_retry() -> None:
 
 
 def test_prewrite_after_rollback_is_self_rolled_back() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=10, keys=[b"k"]))
     assert write_record(cfs, b"k", 10) == Write.rollback(10, protected=False)
     conflict = prewrite(cfs, 10, put(b"k", b"v")).errors[0].conflict
@@ -210,7 +235,7 @@ def test_prewrite_after_rollback_is_self_rolled_back() -> None:
 
 
 def test_insert_and_check_not_exists() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 5, 6, put(b"k", b"v"))
     for op in (pb.Insert, pb.CheckNotExists):
         error = prewrite(cfs, 10, pb.Mutation(op=op, key=b"k", value=b"x")).errors[0]
@@ -223,14 +248,14 @@ def test_insert_and_check_not_exists() -> None:
 
 
 def test_prewrite_refuses_non_prewrite_ops() -> None:
-    response = prewrite(MemoryCFs(), 10, mutation(pb.Rollback, b"k"))
+    response = prewrite(new_cfs(), 10, mutation(pb.Rollback, b"k"))
     assert response.errors[0].abort
 
 
 # --- commit ---------------------------------------------------------------------------------
 
 def test_commit_errors_and_retries() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     assert commit(cfs, 10, 20, b"k").error.txn_lock_not_found.key == b"k"
     prewrite(cfs, 10, put(b"k", b"v"), min_commit_ts=30)
     expired = commit(cfs, 10, 20, b"k").error.commit_ts_expired
@@ -244,7 +269,7 @@ def test_commit_errors_and_retries() -> None:
 
 
 def test_commit_of_leftover_pessimistic_lock_writes_lock_record() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     run(cfs, percolator.pessimistic_lock, pb.PessimisticLockRequest(
         mutations=[mutation(pb.PessimisticLock, b"k")], primary_lock=b"k", start_version=10, for_update_ts=10,
         lock_ttl=3000))
@@ -255,7 +280,7 @@ def test_commit_of_leftover_pessimistic_lock_writes_lock_record() -> None:
 # --- cleanup, rollback, resolve -------------------------------------------------------------
 
 def test_cleanup() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, ts(1000), put(b"k", LONG), ttl=100)
     response = run(cfs, percolator.cleanup, pb.CleanupRequest(key=b"k", start_version=ts(1000), current_ts=ts(1050)))
     assert response.error.locked.key == b"k"  # still alive
@@ -271,7 +296,7 @@ def test_cleanup() -> None:
 
 
 def test_batch_rollback() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 5, 6, put(b"done", b"v"))
     prewrite(cfs, 10, put(b"k", b"v"))
     rolled = run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=10, keys=[b"k"]))
@@ -285,14 +310,14 @@ def test_batch_rollback() -> None:
 
 
 def test_rollback_of_pessimistic_primary_is_protected() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, 10, put(b"p", b"v"), put(b"s", b"v"), for_update_ts=11)
     run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(start_version=10, keys=[b"p", b"s"]))
     assert write_record(cfs, b"p", 10).is_protected() and not write_record(cfs, b"s", 10).is_protected()
 
 
 def test_resolve_lock() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, 10, put(b"a", b"1"), put(b"b", LONG), put(b"c", b"3"))
     prewrite(cfs, 11, put(b"d", b"4"))
     run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=10, commit_version=20), b"a", b"c")
@@ -316,7 +341,7 @@ def check_status(cfs: MemoryCFs, primary: bytes, lock_ts: int, current_ts: int, 
 
 
 def test_check_txn_status_of_a_live_then_expired_lock() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     start = ts(1000)
     prewrite(cfs, start, put(b"p", b"v"), put(b"s", b"v"), ttl=100)
     alive = check_status(cfs, b"p", start, ts(1100), caller_start_ts=ts(1100))
@@ -329,7 +354,7 @@ def test_check_txn_status_of_a_live_then_expired_lock() -> None:
 
 
 def test_check_txn_status_pushes_min_commit_ts() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, ts(1000), put(b"p", b"v"), ttl=1000, min_commit_ts=ts(1000) + 1)
     pushed = check_status(cfs, b"p", ts(1000), ts(1001), caller_start_ts=ts(1500))
     assert pushed.action == pb.MinCommitTSPushed
@@ -338,7 +363,7 @@ def test_check_txn_status_pushes_min_commit_ts() -> None:
 
 
 def test_check_txn_status_of_decided_or_missing_txns() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 10, 20, put(b"p", b"v"))
     assert check_status(cfs, b"p", 10, 30).commit_version == 20
     assert check_status(cfs, b"q", 10, 30).error.txn_not_found.primary_key == b"q"
@@ -351,7 +376,7 @@ def test_check_txn_status_of_decided_or_missing_txns() -> None:
 
 
 def test_protected_rollback_on_anothers_commit_sets_overlapped_flag() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 10, 20, put(b"k", b"v"))
     rolled = check_status(cfs, b"k", 20, 30, rollback_if_not_exist=True)  # txn 20 never reached k
     assert rolled.action == pb.LockNotExistRollback
@@ -361,12 +386,12 @@ def test_protected_rollback_on_anothers_commit_sets_overlapped_flag() -> None:
 
 
 def test_protected_rollback_marks_an_async_commit_lock_that_may_commit_at_its_ts() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, 10, put(b"two_pc", b"v"))
     check_status(cfs, b"two_pc", 20, 30, rollback_if_not_exist=True)
     assert lock_record(cfs, b"two_pc").rollback_ts == ()  # TSO commit ts never equals 20
     async_lock = Lock(LockType.PUT, b"k", 10, 3000, b"v", min_commit_ts=15, use_async_commit=True)
-    cfs.data["lock"][encode_bytes(b"k")] = async_lock.to_bytes()  # as another TiKV would have left it
+    cfs.apply([Modify("lock", encode_bytes(b"k"), async_lock.to_bytes())])  # as another TiKV would have left it
     check_status(cfs, b"k", 20, 30, rollback_if_not_exist=True)
     assert lock_record(cfs, b"k").rollback_ts == (20,)
     commit(cfs, 10, 20, b"k")
@@ -375,7 +400,7 @@ def test_protected_rollback_marks_an_async_commit_lock_that_may_commit_at_its_ts
 
 
 def test_txn_heart_beat() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, 10, put(b"p", b"v"), ttl=100)
     beat = run(cfs, percolator.txn_heart_beat,
                pb.TxnHeartBeatRequest(primary_lock=b"p", start_version=10, advise_lock_ttl=500))
@@ -388,7 +413,7 @@ def test_txn_heart_beat() -> None:
 
 
 def test_check_secondary_locks() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     prewrite(cfs, 10, put(b"a", b"1"), put(b"b", b"2"))
     check = pb.CheckSecondaryLocksRequest(keys=[b"a", b"b"], start_version=10)
     assert [lock.key for lock in run(cfs, percolator.check_secondary_locks, check).locks] == [b"a", b"b"]
@@ -409,7 +434,7 @@ def pessimistic_lock(cfs: MemoryCFs, start: int, for_update: int, *keys: bytes, 
 
 
 def test_pessimistic_transaction() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 5, 6, put(b"a", b"old"))
     locked = pessimistic_lock(cfs, 10, 10, b"a", b"b", return_values=True)
     assert list(locked.values) == [b"old", b""] and list(locked.not_founds) == [False, True]
@@ -425,7 +450,7 @@ def test_pessimistic_transaction() -> None:
 
 
 def test_pessimistic_lock_conflicts_and_rollback() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 15, 20, put(b"a", b"v"))
     conflict = pessimistic_lock(cfs, 10, 12, b"a").errors[0].conflict
     assert (conflict.reason, conflict.conflict_commit_ts) == (pb.WriteConflict.PessimisticRetry, 20)
@@ -449,7 +474,7 @@ def test_pessimistic_lock_conflicts_and_rollback() -> None:
 # --- GC and delete range --------------------------------------------------------------------
 
 def test_gc_keeps_what_reads_at_the_safe_point_see() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 1, 2, put(b"a", LONG))
     write_txn(cfs, 3, 4, put(b"a", b"v4"), put(b"b", b"b4"))
     write_txn(cfs, 5, 6, mutation(pb.Lock, b"a"), mutation(pb.Del, b"b"))
@@ -462,7 +487,7 @@ def test_gc_keeps_what_reads_at_the_safe_point_see() -> None:
 
 
 def test_delete_range() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 1, 2, put(b"a", b"1"), put(b"b", LONG), put(b"c", b"3"))
     prewrite(cfs, 3, put(b"b", b"x"))
     assert percolator.delete_range(pb.DeleteRangeRequest(start_key=b"b", end_key=b"c", notify_only=True)) == []
@@ -563,7 +588,7 @@ def _random_mutations(rng: random.Random, keys: list[bytes]) -> list[pb.Mutation
 @pytest.mark.parametrize("seed", range(6))
 def test_model_check_random_transactions(seed: int) -> None:
     rng = random.Random(seed)
-    cfs, model = MemoryCFs(), Model()
+    cfs, model = new_cfs(), Model()
     client = Client(cfs, rng)
     keys = [b"k%02d" % i for i in range(12)] + [b"", b"k\x00", b"k\x00\x00\xff"]
     begun: list[tuple[int, list[pb.Mutation]]] = []
@@ -618,7 +643,7 @@ def test_model_check_random_transactions(seed: int) -> None:
 
 
 def test_prewrite_converts_own_pessimistic_lock_whatever_the_action() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     pessimistic_lock(cfs, 10, 10, b"a")
     assert not prewrite(cfs, 10, put(b"a", LONG), for_update_ts=10).errors
     assert lock_record(cfs, b"a") == Lock(LockType.PUT, b"a", 10, 3000, for_update_ts=10)
@@ -626,7 +651,7 @@ def test_prewrite_converts_own_pessimistic_lock_whatever_the_action() -> None:
 
 
 def test_skip_constraint_check_skips_the_newer_version_check() -> None:
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     write_txn(cfs, 15, 20, put(b"k", b"v"))
     assert not prewrite(cfs, 10, pb.Mutation(op=pb.Insert, key=b"k", value=b"x"), skip_constraint_check=True).errors
 
@@ -634,7 +659,7 @@ def test_skip_constraint_check_skips_the_newer_version_check() -> None:
 @pytest.mark.parametrize("size", [2, 256])
 def test_gc_as_tikvs_own_test(size: int) -> None:
     """tikv src/storage/txn/actions/gc.rs test_gc_imp, short and long values."""
-    cfs = MemoryCFs()
+    cfs = new_cfs()
     v1, v2, v3, v4 = (c * size for c in (b"1", b"2", b"3", b"4"))
     write_txn(cfs, 5, 10, put(b"k", v1))
     write_txn(cfs, 15, 20, put(b"k", v2))

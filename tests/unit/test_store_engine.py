@@ -1,12 +1,16 @@
-"""The store engine on a real RocksDB in tmp_path: visibility at ts, tombstones, GC, ranges."""
+"""The store engine on a real RocksDB in tmp_path: raw KV as API V1 stores it (unversioned,
+b"z" + key in its CF), the layout marker, and the txn GC of the GC loop."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from br_devcluster.store import mvcc
-from br_devcluster.store.engine import Engine
+from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_devcluster.store import mvcc, percolator
+from br_devcluster.store.engine import LAYOUT, Engine, EngineError, open_engine
+from br_devcluster.store.gc import collect_garbage
+from br_devcluster.store.txn_reader import TxnReader
 
 
 @pytest.fixture
@@ -16,83 +20,75 @@ def engine(tmp_path: Path):
     db.close()
 
 
-def put(engine: Engine, key: bytes, ts: int, value: bytes | None) -> None:
+def put(engine: Engine, key: bytes, value: bytes | None) -> None:
+    """As the raw service builds its entries."""
     encoded = mvcc.TOMBSTONE if value is None else mvcc.encode_put(value)
-    engine.write([(mvcc.encode_key(key, ts), encoded)])
+    engine.write([(mvcc.encode_key(key, 7), encoded)])
 
 
-def history(engine: Engine) -> None:
-    """a: v10@10, deleted@20, v30@30; a\\x00: x@15; b: deleted@5 only; c: c@25; ab: y@12, z@18."""
-    for key, ts, value in [(b"a", 10, b"v10"), (b"a", 20, None), (b"a", 30, b"v30"), (b"a\x00", 15, b"x"),
-                           (b"b", 5, None), (b"c", 25, b"c"), (b"ab", 12, b"y"), (b"ab", 18, b"z")]:
-        put(engine, key, ts, value)
-
-
-@pytest.mark.parametrize("ts, expected", [
-    (9, {}),
-    (10, {b"a": b"v10"}),
-    (12, {b"a": b"v10", b"ab": b"y"}),
-    (15, {b"a": b"v10", b"a\x00": b"x", b"ab": b"y"}),
-    (19, {b"a": b"v10", b"a\x00": b"x", b"ab": b"z"}),
-    (20, {b"a\x00": b"x", b"ab": b"z"}),
-    (29, {b"a\x00": b"x", b"ab": b"z", b"c": b"c"}),
-    (mvcc.TS_MAX, {b"a": b"v30", b"a\x00": b"x", b"ab": b"z", b"c": b"c"}),
-])
-def test_visibility_at_ts(engine: Engine, ts: int, expected: dict[bytes, bytes]) -> None:
-    history(engine)
+def test_raw_kv_is_unversioned_and_reads_ignore_ts(engine: Engine) -> None:
+    for key, value in [(b"a", b"1"), (b"a", b"2"), (b"a\x00", b"x"), (b"b", b"y"), (b"b", None), (b"c", b"c")]:
+        put(engine, key, value)
     snap = engine.snapshot()
-    assert dict(snap.scan(b"", b"", ts)) == expected
-    assert list(snap.scan(b"", b"", ts)) == sorted(expected.items())
-    assert list(snap.scan_reverse(b"", b"", ts)) == sorted(expected.items(), reverse=True)
-    for key in [b"a", b"a\x00", b"ab", b"b", b"c", b"zz"]:
-        assert snap.get(key, ts) == expected.get(key)
+    expected = [(b"a", b"2"), (b"a\x00", b"x"), (b"c", b"c")]
+    for ts in (1, mvcc.TS_MAX):
+        assert list(snap.scan(b"", b"", ts)) == expected
+        assert list(snap.scan_reverse(b"", b"", ts)) == expected[::-1]
+        assert snap.get(b"a", ts) == b"2" and snap.get(b"b", ts) is None
+    assert [k for k, _ in snap.scan(b"a\x00", b"c")] == [b"a\x00"]
+    assert [k for k, _ in snap.scan_reverse(b"c\x00", b"a\x00")] == [b"c", b"a\x00"]
 
 
-def test_scan_bounds(engine: Engine) -> None:
-    history(engine)
-    snap = engine.snapshot()
-    assert [k for k, _ in snap.scan(b"a\x00", b"c", mvcc.TS_MAX)] == [b"a\x00", b"ab"]
-    assert [k for k, _ in snap.scan(b"a", b"a\x00", mvcc.TS_MAX)] == [b"a"]
-    assert [k for k, _ in snap.scan_reverse(b"c", b"a\x00", mvcc.TS_MAX)] == [b"ab", b"a\x00"]
-    assert [k for k, _ in snap.scan_reverse(b"c\x00", b"c", mvcc.TS_MAX)] == [b"c"]
+def test_raw_keys_are_data_keys_of_the_default_cf(engine: Engine) -> None:
+    put(engine, b"k", b"v")
+    engine.write([(b"k", b"w")], cf="write")
+    assert dict(engine.snapshot().scan(b"", b"")) == {b"k": b"v"}
+    assert dict(engine.snapshot("write").scan(b"", b"")) == {b"k": b"w"}
+    engine.drop_range(b"", b"")
+    assert list(engine.snapshot().scan(b"", b"")) == [] and list(engine.snapshot("write").scan(b"", b"")) == []
 
 
 def test_snapshot_ignores_later_writes(engine: Engine) -> None:
-    history(engine)
+    put(engine, b"a", b"1")
     snap = engine.snapshot()
-    put(engine, b"d", 40, b"new")
+    put(engine, b"d", b"new")
     engine.drop_range(b"a", b"b")
-    assert snap.get(b"d", mvcc.TS_MAX) is None
-    assert snap.get(b"a", mvcc.TS_MAX) == b"v30"
-    assert engine.snapshot().get(b"a", mvcc.TS_MAX) is None
+    assert snap.get(b"d") is None and snap.get(b"a") == b"1"
+    assert engine.snapshot().get(b"a") is None
 
 
-def test_gc_keeps_what_reads_at_or_after_safe_point_see(engine: Engine) -> None:
-    history(engine)
-    visible_before = {ts: dict(engine.snapshot().scan(b"", b"", ts)) for ts in range(18, 41)}
-    removed = engine.gc(18)
-    raw = [mvcc.decode_key(k) for k, _ in engine.snapshot().raw(b"", b"")]
-    # a: v10@10 is newest <= 18 and kept; b's only version is a tombstone <= 18: gone;
-    # ab: z@18 kept, y@12 gone
-    assert raw == [(b"a", 30), (b"a", 20), (b"a", 10), (b"a\x00", 15), (b"ab", 18), (b"c", 25)]
-    assert removed == 2
-    for ts, expected in visible_before.items():
-        assert dict(engine.snapshot().scan(b"", b"", ts)) == expected
+def test_layout_marker(tmp_path: Path) -> None:
+    db_dir, marker = tmp_path / "db", tmp_path / "layout"
+    open_engine(db_dir, marker).close()
+    assert marker.read_text().strip() == LAYOUT
+    open_engine(db_dir, marker).close()  # reopened
+    marker.unlink()  # a data dir of the old MVCC layout had no marker
+    with pytest.raises(EngineError, match="layout") as refused:
+        open_engine(db_dir, marker)
+    assert "\n" not in str(refused.value)
+    marker.write_text("something-else\n")
+    with pytest.raises(EngineError, match="something-else"):
+        open_engine(db_dir, marker)
 
 
-def test_gc_drops_tombstone_and_everything_older(engine: Engine) -> None:
-    history(engine)
-    engine.gc(29)
-    raw = [mvcc.decode_key(k) for k, _ in engine.snapshot().raw(b"", b"")]
-    assert raw == [(b"a", 30), (b"a\x00", 15), (b"ab", 18), (b"c", 25)]
-    assert engine.gc(29) == 0
+def _txn(engine: Engine, start: int, commit: int, key: bytes, value: bytes | None) -> None:
+    op = pb.Put if value is not None else pb.Del
+    for command, req in [
+        (percolator.prewrite, pb.PrewriteRequest(mutations=[pb.Mutation(op=op, key=key, value=value or b"")],
+                                                 primary_lock=key, start_version=start, lock_ttl=100)),
+        (percolator.commit, pb.CommitRequest(start_version=start, commit_version=commit, keys=[key]))]:
+        engine.apply(command(TxnReader(engine.snapshot_cfs()), req).modifies)
 
 
-def test_drop_range(engine: Engine) -> None:
-    history(engine)
-    engine.drop_range(b"a\x00", b"c")
-    assert [k for k, _ in engine.snapshot().scan(b"", b"", mvcc.TS_MAX)] == [b"a", b"c"]
-    engine.drop_range(b"b", b"")
-    assert [k for k, _ in engine.snapshot().scan(b"", b"", mvcc.TS_MAX)] == [b"a"]
-    engine.drop_range(b"", b"")
-    assert list(engine.snapshot().raw(b"", b"")) == []
+def test_gc_of_transactional_data(engine: Engine) -> None:
+    _txn(engine, 10, 11, b"a", b"v1" * 200)
+    _txn(engine, 20, 21, b"a", b"v2")
+    _txn(engine, 30, 31, b"b", b"x")
+    _txn(engine, 40, 41, b"b", None)
+    put(engine, b"raw", b"kept")
+    assert collect_garbage(engine, 35) == 2  # a@11 and its long value
+    assert collect_garbage(engine, 50) == 2  # b's Put and Delete
+    reader = TxnReader(engine.snapshot_cfs())
+    assert [ts for ts, _ in reader.writes(b"a")] == [21] and list(reader.writes(b"b")) == []
+    assert dict(engine.snapshot().scan(b"", b"")) == {b"raw": b"kept"}
+    assert collect_garbage(engine, 50) == 0

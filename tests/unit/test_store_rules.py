@@ -5,8 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from br_common.kvproto import devclusterpb_pb2, errorpb_pb2, import_sstpb_pb2, kvrpcpb_pb2, metapb_pb2
+from br_common.kvproto import coprocessor_pb2, devclusterpb_pb2, errorpb_pb2, import_sstpb_pb2, kvrpcpb_pb2, metapb_pb2
 from br_common.pd_client import PDError
+from br_devcluster.store.txn_reader import Modify
 from br_devcluster.store.config import parse_args
 from br_devcluster.store.errors import InvalidArgument, RegionError, StoreError, rpc
 from br_devcluster.store.import_service import after_range, before_range, rewrite_key
@@ -119,6 +120,10 @@ class Service:
     def admin(self, request, context):  # noqa: ANN001, ANN201
         raise self.exc
 
+    @rpc(coprocessor_pb2.Response)
+    def coprocessor(self, request, context):  # noqa: ANN001, ANN201
+        raise self.exc
+
 
 def test_errors_go_where_each_response_has_room() -> None:
     region_error = errorpb_pb2.Error(message="nope", region_not_found=errorpb_pb2.RegionNotFound(region_id=9))
@@ -132,6 +137,8 @@ def test_errors_go_where_each_response_has_room() -> None:
     assert Service(ValueError("bug")).admin(None, FakeContext()).error == "internal error: bug"
     busy = Service(PDError("down")).get(None, FakeContext()).region_error
     assert busy.HasField("server_is_busy") and "down" in busy.message
+    assert Service(StoreError("bad")).coprocessor(None, FakeContext()).other_error == "bad"
+    assert Service(RegionError(region_error)).coprocessor(None, FakeContext()).region_error == region_error
 
 
 def test_errors_without_room_abort() -> None:
@@ -142,11 +149,13 @@ def test_errors_without_room_abort() -> None:
 
 
 def test_chunks() -> None:
-    entries = [(b"k%d" % i, b"v" * 100 if i % 2 else None) for i in range(100)]
+    entries = [Modify("write" if i % 3 else "default", b"k%d" % i, b"v" * 100 if i % 2 else None)
+               for i in range(100)]
     parts = list(chunks(entries, limit=1000))
     assert len(parts) == 5 and all(parts)  # ~5,300 bytes in chunks of >= 1,000
-    flat = [(e.key, None if e.delete else e.value) for part in parts for e in part]
+    flat = [Modify(e.cf or "default", e.key, None if e.delete else e.value) for part in parts for e in part]
     assert flat == entries
+    assert list(chunks([], first=True)) == [[]]  # room for range deletions
 
 
 BASE = ["--pd", "127.0.0.1:2379", "--data-dir", "/tmp/x", "--host", "127.0.0.1", "--port", "20160"]

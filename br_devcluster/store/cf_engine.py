@@ -1,0 +1,168 @@
+"""The store's RocksDB in TiKV's layout: column families default, lock and write, every key
+stored as a data key (b"z" + key, br_common.data_keys), as TiKV's engine holds it.
+
+Callers (txn_reader, percolator, the raw KV view, replication) use keys *without* the prefix,
+as TiKV's MVCC layer does; this module adds it on the way in and strips it on the way out.
+
+Consistent reads: rocksdict's Snapshot cannot read column families, but an iterator pins an
+implicit snapshot when it is created. A CFSnapshot therefore creates a small pool of iterators
+per CF at once (the caller holds the store's write lock for those microseconds) and serves
+every point read and range read of one command from that pool.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rocksdict import IngestExternalFileOptions, Options, Rdict, RdictIter, WriteBatch
+
+from br_common.data_keys import DATA_PREFIX, data_key
+from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, DeleteRange, Modify
+
+CFS = (CF_DEFAULT, CF_LOCK, CF_WRITE)
+# b"z" + 1 (TiKV's DATA_MAX_KEY): above every data key, the end of an unbounded range
+DATA_MAX_KEY = bytes([DATA_PREFIX[0] + 1])
+# iterators per CF in one snapshot: the deepest nesting of reads in txn_reads/percolator is 2
+# (a scan's key stream plus a point read or version walk of the same CF inside it)
+POOL_SIZE = 3
+
+
+class EngineError(RuntimeError):
+    """The database cannot be opened (locked by another store, corrupt); the message says which."""
+
+
+class CFEngine:
+    """Thread-safe (RocksDB is); close() after the gRPC server stopped."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.create_missing_column_families(True)
+        families = {cf: Options(raw_mode=True) for cf in CFS if cf != CF_DEFAULT}
+        try:
+            self._db = Rdict(str(path), options, column_families=families)
+        except Exception as exc:  # rocksdict raises plain Exception (e.g. the LOCK held by another store)
+            raise EngineError(f"cannot open RocksDB at {path}: {exc}") from None
+        self._handles = {cf: self._db.get_column_family_handle(cf) for cf in CFS}
+        self._families = {cf: self._db if cf == CF_DEFAULT else self._db.get_column_family(cf) for cf in CFS}
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            for family in self._families.values():
+                if family is not self._db:
+                    family.close()  # a CF object keeps the DB (and its LOCK file) open
+            self._families.clear()
+            self._handles.clear()
+            self._db.close()
+
+    # --- writes ------------------------------------------------------------------------------
+    def apply(self, modifies: Iterable[Modify], ranges: Iterable[DeleteRange] = ()) -> None:
+        """Apply range deletions, then the puts/deletes, atomically (one write batch over all CFs)."""
+        batch = WriteBatch(raw_mode=True)
+        for cf, start, end in ranges:
+            batch.delete_range(data_key(start), _data_end(end), self._handle(cf))
+        for cf, key, value in modifies:
+            if value is None:
+                batch.delete(data_key(key), self._handle(cf))
+            else:
+                batch.put(data_key(key), value, self._handle(cf))
+        if not batch.is_empty():
+            self._db.write(batch)
+
+    def ingest(self, cf: str, paths: list[Path]) -> None:
+        """Ingest SSTs of data keys into cf (copied: the caller removes its files)."""
+        options = IngestExternalFileOptions()
+        options.set_move_files(False)
+        self._families[self._cf(cf)].ingest_external_file([str(p) for p in paths], options)
+
+    def drop_range(self, start: bytes, end: bytes) -> None:
+        """Forget everything of every CF in [start, end) (end b"": unbounded), e.g. a moved region."""
+        self.apply((), [DeleteRange(cf, start, end or None) for cf in CFS])
+
+    # --- reads -------------------------------------------------------------------------------
+    def snapshot_cfs(self, cfs: tuple[str, ...] = CFS) -> "CFSnapshot":
+        """A consistent view of the CFs named (take it under the store's write lock)."""
+        return CFSnapshot({cf: [self._families[self._cf(cf)].iter() for _ in range(POOL_SIZE)] for cf in cfs})
+
+    def _cf(self, cf: str) -> str:
+        if cf not in self._families:
+            raise ValueError(f"unknown column family {cf!r}")
+        return cf
+
+    def _handle(self, cf: str):  # noqa: ANN202 - rocksdict's ColumnFamily handle
+        return self._handles[self._cf(cf)]
+
+
+class CFSnapshot:
+    """txn_reader.CFReader over one point in time; keys without the data prefix."""
+
+    def __init__(self, pools: dict[str, list[RdictIter]]) -> None:
+        self._pools = pools
+
+    @contextmanager
+    def _borrow(self, cf: str) -> Iterator[RdictIter]:
+        pool = self._pools.get(cf)
+        if pool is None:
+            raise ValueError(f"unknown column family {cf!r}")
+        if not pool:
+            raise RuntimeError(f"more than {POOL_SIZE} nested reads of CF {cf} on one snapshot")
+        it = pool.pop()
+        try:
+            yield it
+        finally:
+            pool.append(it)
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        target = data_key(key)
+        with self._borrow(cf) as it:
+            it.seek(target)
+            if it.valid() and it.key() == target:
+                return it.value()
+        return None
+
+    def iterate(self, cf: str, lower: bytes, upper: bytes | None,
+                reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs with lower <= key < upper (upper None: to the end), descending if reverse."""
+        low, high = data_key(lower), _data_end(upper)
+        with self._borrow(cf) as it:
+            if reverse:
+                yield from _backward(it, low, high)
+            else:
+                yield from _forward(it, low, high)
+
+    def entries(self, start: bytes, end: bytes) -> Iterator[Modify]:
+        """Every key of every CF in [start, end) (end b"": unbounded): a region's full copy."""
+        for cf in CFS:
+            for key, value in self.iterate(cf, start, end or None):
+                yield Modify(cf, key, value)
+
+
+def _forward(it: RdictIter, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+    it.seek(low)
+    while it.valid():
+        key = it.key()
+        if key >= high:
+            return
+        yield key[1:], it.value()
+        it.next()
+
+
+def _backward(it: RdictIter, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+    it.seek_for_prev(high)
+    while it.valid():
+        key = it.key()
+        if key < low:
+            return
+        if key < high:
+            yield key[1:], it.value()
+        it.prev()
+
+
+def _data_end(end: bytes | None) -> bytes:
+    """The exclusive data-key bound of an MVCC-level end (None or b"": past every data key)."""
+    return data_key(end) if end else DATA_MAX_KEY

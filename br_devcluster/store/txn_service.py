@@ -1,0 +1,131 @@
+"""The transactional Kv* RPCs of tikvpb.Tikv (mixed into the servicer with the raw ones).
+
+Each write command runs under the store's write lock (TiKV uses per-key latches; one lock
+serialises commands, which the pure percolator functions assume): region check on the encoded
+keys, one consistent view of the CFs, the command, one atomic batch applied here and on every
+follower. Reads check the region and take the view under the lock, then read without it.
+Every handler is the same few steps around a pure function, so they are built from a table
+(which request fields are its keys, which function answers, whether it needs the region's
+bounds). Async commit and 1PC are refused the way TiKV may (see percolator); api_version is
+not checked.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.pd_client import RegionInfo
+from br_devcluster.store import percolator, txn_reads
+from br_devcluster.store.errors import InvalidArgument, rpc
+from br_devcluster.store.key_space import check_raw_ranges, encoded, raw_bounds
+from br_devcluster.store.percolator import Outcome
+from br_devcluster.store.state import StoreState
+from br_devcluster.store.txn_reader import DeleteRange, Modify, TxnReader
+
+Bounds = tuple[bytes, bytes | None]
+KeysOf = Callable[[Any], Iterable[bytes]]
+
+
+def _no_keys(request: Any) -> list[bytes]:
+    """Region-wide requests (scans, ScanLock, GC): only the region is checked."""
+    return []
+
+
+def _keys_field(request: Any) -> Iterable[bytes]:
+    return request.keys
+
+
+def _mutation_keys(request: Any) -> Iterable[bytes]:
+    return (m.key for m in request.mutations)
+
+
+def _read(response_type: type, keys_of: KeysOf, read: Callable[..., Any], bounded: bool = False) -> Callable:
+    """A read handler: region check and view under the lock, then read(reader, request[, bounds])."""
+    def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
+        reader, bounds = self._view(request.context, _keys(keys_of(request)))
+        return read(reader, request, *bounds) if bounded else read(reader, request)
+    handler.__name__ = read.__name__  # what the rpc wrapper's log names
+    return rpc(response_type)(handler)
+
+
+def _write(response_type: type, keys_of: KeysOf, command: Callable[..., Outcome], bounded: bool = False) -> Callable:
+    """A command handler: command(reader, request[, bounds]) under the lock, its batch applied."""
+    def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
+        def run(reader: TxnReader, bounds: Bounds) -> Outcome:
+            return command(reader, request, *bounds) if bounded else command(reader, request)
+        return self._command(request.context, _keys(keys_of(request)), run)
+    handler.__name__ = command.__name__
+    return rpc(response_type)(handler)
+
+
+def _gc(reader: TxnReader, request: pb.GCRequest, lower: bytes, upper: bytes | None) -> Outcome:
+    return Outcome(percolator.gc(reader, request.safe_point, lower, upper), pb.GCResponse())
+
+
+class TxnMethods:
+    """Kv* handlers; the class it is mixed into sets self._state."""
+
+    _state: StoreState
+
+    KvGet = _read(pb.GetResponse, lambda r: [r.key], txn_reads.kv_get)
+    KvBatchGet = _read(pb.BatchGetResponse, _keys_field, txn_reads.kv_batch_get)
+    KvScan = _read(pb.ScanResponse, _no_keys, txn_reads.kv_scan, bounded=True)
+    KvScanLock = _read(pb.ScanLockResponse, _no_keys, txn_reads.kv_scan_lock, bounded=True)
+
+    KvPrewrite = _write(pb.PrewriteResponse, _mutation_keys, percolator.prewrite)
+    KvCommit = _write(pb.CommitResponse, _keys_field, percolator.commit)
+    KvCleanup = _write(pb.CleanupResponse, lambda r: [r.key], percolator.cleanup)
+    KvBatchRollback = _write(pb.BatchRollbackResponse, _keys_field, percolator.batch_rollback)
+    KvResolveLock = _write(pb.ResolveLockResponse, _keys_field, percolator.resolve_lock, bounded=True)
+    KvCheckTxnStatus = _write(pb.CheckTxnStatusResponse, lambda r: [r.primary_key], percolator.check_txn_status)
+    KvCheckSecondaryLocks = _write(pb.CheckSecondaryLocksResponse, _keys_field, percolator.check_secondary_locks)
+    KvTxnHeartBeat = _write(pb.TxnHeartBeatResponse, lambda r: [r.primary_lock], percolator.txn_heart_beat)
+    KvPessimisticLock = _write(pb.PessimisticLockResponse, _mutation_keys, percolator.pessimistic_lock)
+    KVPessimisticRollback = _write(pb.PessimisticRollbackResponse, _keys_field, percolator.pessimistic_rollback)
+    KvGC = _write(pb.GCResponse, _no_keys, _gc, bounded=True)
+
+    @rpc(pb.DeleteRangeResponse)
+    def KvDeleteRange(self, request, context):  # noqa: ANN001, ANN201, N802
+        start, end = request.start_key, request.end_key
+        if end and end <= start:
+            raise InvalidArgument(f"delete range is empty or inverted: [{start.hex()}, {end.hex()}) (hex)")
+        with self._state.write_lock:
+            info = check_raw_ranges(self._state.checker, request.context, [(start, end)])
+            self._apply(info, [], percolator.delete_range(request))
+        return pb.DeleteRangeResponse()
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def _view(self, ctx: pb.Context, keys: list[bytes]) -> tuple[TxnReader, Bounds]:
+        """Region check (of keys, or the region alone) and a consistent view, under the lock."""
+        state = self._state
+        with state.write_lock:
+            info = state.checker.check_keys(ctx, encoded(keys))
+            return TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region)
+
+    def _command(self, ctx: pb.Context, keys: list[bytes],
+                 command: Callable[[TxnReader, Bounds], Outcome]) -> object:
+        state = self._state
+        with state.write_lock:
+            info = state.checker.check_keys(ctx, encoded(keys))
+            outcome = command(TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region))
+            self._apply(info, outcome.modifies)
+        return outcome.response
+
+    def _apply(self, info: RegionInfo, modifies: list[Modify], ranges: list[DeleteRange] = ()) -> None:
+        """Here, then on every follower, as one batch each (under the caller's write lock)."""
+        state = self._state
+        if not modifies and not ranges:
+            return
+        state.engine.apply(modifies, ranges)
+        for peer in info.region.peers:
+            if peer.store_id != state.store_id:
+                state.peers.apply_modifies(peer.store_id, info.id, modifies, ranges)
+
+
+def _keys(keys: Iterable[bytes]) -> list[bytes]:
+    """Transactional keys must not be empty (TiKV refuses them too)."""
+    listed = list(keys)
+    if any(not key for key in listed):
+        raise InvalidArgument("a key of the request is empty")
+    return listed

@@ -1,0 +1,104 @@
+"""Transactional writes and checksums for the devcluster's own tools (`br-devcluster load --txn`,
+`checksum --txn`): Percolator's two phases over the Kv* API, and the Coprocessor checksum
+(tp 105) at a ts, routed by region as RawKVClient does but with keys located by their encoding
+(regions hold engine keys). A minimal client: it resolves no locks (a conflicting lock fails the
+transaction, which is rolled back); tests use pingcap's own client for the full protocol.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from br_common.checksum import Checksum
+from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb, metapb_pb2
+from br_common.pd_client import RegionInfo
+from br_common.tikv_client import Pair, RawKVClient, RawKVError
+from br_common.txn_codec import encode_bytes
+from br_devcluster.store.coprocessor_service import REQ_TYPE_CHECKSUM
+from br_devcluster.store.key_space import raw_bounds
+
+LOCK_TTL_MS = 3000
+
+
+class TxnError(RawKVError):
+    """The transaction failed (a conflict or a lock of another transaction) and was rolled back."""
+
+
+class TxnKV(RawKVClient):
+    def commit(self, pairs: list[Pair]) -> int:
+        """Write the pairs as one transaction; returns its commit ts."""
+        if not pairs:
+            raise ValueError("a transaction needs at least one pair")
+        values = dict(pairs)
+        start_ts, primary = self.pd.tso(), pairs[0][0]
+        for response in self._per_region(list(values), "KvPrewrite", lambda ctx, keys: pb.PrewriteRequest(
+                context=ctx, primary_lock=primary, start_version=start_ts, lock_ttl=LOCK_TTL_MS,
+                txn_size=len(values), mutations=[pb.Mutation(op=pb.Put, key=k, value=values[k]) for k in keys])):
+            if response.errors:
+                self._rollback(list(values), start_ts)
+                raise TxnError(f"prewrite of txn {start_ts} failed: {response.errors[0]}")
+        commit_ts = self.pd.tso()
+        secondaries = [key for key in values if key != primary]
+        for keys in ([primary], secondaries):  # the primary decides the txn: committed once it is
+            for response in self._per_region(keys, "KvCommit", lambda ctx, group: pb.CommitRequest(
+                    context=ctx, start_version=start_ts, keys=group, commit_version=commit_ts)):
+                if response.HasField("error"):
+                    raise TxnError(f"commit of txn {start_ts} failed: {response.error}")
+        return commit_ts
+
+    def _rollback(self, keys: list[bytes], start_ts: int) -> None:
+        self._per_region(keys, "KvBatchRollback",
+                         lambda ctx, group: pb.BatchRollbackRequest(context=ctx, start_version=start_ts, keys=group))
+
+    def _per_region(self, keys: list[bytes], method: str,
+                    build: Callable[[pb.Context, list[bytes]], Any]) -> list[Any]:
+        """One request per region holding some of the keys; a failed group is regrouped and retried."""
+        pending = deque((info, group, 0) for info, group in self._by_region(keys))
+        responses = []
+        while pending:
+            info, group, attempt = pending.popleft()
+            response, reason = self._send(info, method, build(self._context(info), group))
+            if response is not None:
+                responses.append(response)
+                continue
+            self._backoff(attempt, f"{method} of {len(group)} keys", reason)
+            pending.extend((i, g, attempt + 1) for i, g in self._by_region(group))
+        return responses
+
+    def _by_region(self, keys: list[bytes]) -> Iterator[tuple[RegionInfo, list[bytes]]]:
+        groups: dict[int, tuple[RegionInfo, list[bytes]]] = {}
+        for key in keys:
+            info = self.regions.locate(encode_bytes(key))
+            groups.setdefault(info.id, (info, []))[1].append(key)
+        yield from groups.values()
+
+    def checksum_at(self, start: bytes, end: bytes, ts: int) -> Checksum:
+        """Coprocessor checksum of the values visible at ts in [start, end) (end b"": unbounded)."""
+        total, cursor = Checksum(), start
+        while True:
+            info, response = self._call_at(encode_bytes(cursor), "Coprocessor", _checksum_builder(cursor, end, ts))
+            if response.other_error or response.HasField("locked"):
+                raise TxnError(f"checksum at ts {ts} on region {info.id}: "
+                               f"{response.other_error or _locked(response.locked)}")
+            part = checksum_pb2.ChecksumResponse.FromString(response.data)
+            total = total.merge(Checksum(crc64xor=part.checksum, total_kvs=part.total_kvs,
+                                         total_bytes=part.total_bytes))
+            region_end = raw_bounds(info.region)[1]
+            if region_end is None or (end and region_end >= end):
+                return total
+            cursor = region_end
+
+
+def _locked(lock: pb.LockInfo) -> str:
+    return f"key {lock.key.hex()} is locked by txn {lock.lock_version} (retry once it committed or expired)"
+
+
+def _checksum_builder(cursor: bytes, end: bytes, ts: int) -> Callable:
+    def build(ctx: pb.Context, region: metapb_pb2.Region) -> coprocessor_pb2.Request:
+        lower, upper = raw_bounds(region)
+        hi = end if upper is None or (end and end < upper) else upper
+        data = checksum_pb2.ChecksumRequest(algorithm=checksum_pb2.Crc64_Xor).SerializeToString()
+        return coprocessor_pb2.Request(context=ctx, tp=REQ_TYPE_CHECKSUM, data=data, start_ts=ts,
+                                       ranges=[coprocessor_pb2.KeyRange(start=max(cursor, lower), end=hi)])
+    return build
