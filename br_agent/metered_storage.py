@@ -55,6 +55,9 @@ class MeteredStorage(ExternalStorage):
         metrics.downloaded(len(data))
         return data
 
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
     def uri(self, key: str = "") -> str:
         return self.inner.uri(key)
 

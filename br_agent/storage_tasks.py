@@ -15,7 +15,7 @@ from br_agent.context import AgentTaskError
 from br_agent.environment import TaskEnv
 from br_common.fleet.task_errors import TaskFatalError
 from br_agent.task_base import Report, agent_task
-from br_common.backupmeta import meta
+from br_common.backupmeta import layout, meta
 from br_common.backupmeta.layout import BACKUPMETA, LOCK, SEAL
 from br_common.fleet import messages as m
 from br_common.storage import ExternalStorage, ObjectNotFound
@@ -85,6 +85,24 @@ def read_meta_bytes(storage: ExternalStorage) -> bytes:
         raise TaskFatalError(f"no backup at {storage.uri()}: {BACKUPMETA} not found") from None
 
 
+def run_orphans(context: TaskEnv, task: m.OrphansTask, _report: Report | None = None) -> m.OrphansResult:
+    """List (and with remove, delete) the data files a complete backup does not use; for an
+    unfinished one, list its files: they are its own until it completes or is given up."""
+    storage = context.open_storage(task.storage)
+    stored = [(o.key, o.size) for o in storage.list()]
+    if not storage.exists(BACKUPMETA):
+        files = [m.Orphan(name=n, size=z) for n, z in stored if layout.is_attempt_file(n)]
+        return m.OrphansResult(complete=False, orphans=files)
+    backup = meta.parse(read_meta_bytes(storage), storage.uri(BACKUPMETA))  # read here, not trusted from br
+    found = layout.orphans(stored, {f.name for f in backup.files})
+    for name, _size in found if task.remove else []:
+        storage.delete(name)
+        log.info("removed orphan %s", storage.uri(name))
+    return m.OrphansResult(complete=True, orphans=[m.Orphan(name=n, size=z) for n, z in found],
+                           removed=len(found) if task.remove else 0)
+
+
 acquire_lock = agent_task(m.ACQUIRE_LOCK, m.AcquireLockTask)(run_acquire_lock)
 write_backupmeta = agent_task(m.WRITE_BACKUPMETA, m.WriteBackupMetaTask)(run_write_backupmeta)
 read_backupmeta = agent_task(m.READ_BACKUPMETA, m.ReadBackupMetaTask)(run_read_backupmeta)
+orphans = agent_task(m.ORPHANS, m.OrphansTask)(run_orphans)

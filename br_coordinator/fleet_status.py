@@ -49,9 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="exit status: 0 every store has an online agent; 3 a store has none; 1 Redis or PD unreachable. "
                'Example: br fleet status --pd "${PDIP}:2379"')
     status.set_defaults(func=run_status, verb_defaults={"log_level": "warn"})
-    from br_coordinator import fleet_abandon  # noqa: PLC0415 - its own verb module, under `br fleet`
+    from br_coordinator import fleet_abandon, fleet_orphans  # noqa: PLC0415 - their own verb modules
 
     fleet_abandon.register(commands)
+    fleet_orphans.register(commands)
 
 
 def run_status(args: argparse.Namespace) -> int:

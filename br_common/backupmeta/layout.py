@@ -27,3 +27,16 @@ def attempt_object_name(store_file_name: str, attempt: str) -> str:
     if not sep or not store or not rest or not attempt or "/" in attempt:
         raise ValueError(f"cannot fence {store_file_name!r} to attempt {attempt!r}")
     return f"{store}/{attempt}/{rest}"
+
+
+def is_attempt_file(name: str) -> bool:
+    """A data file fenced to its attempt (`{store}/{attempt}/{file}`): what a backup run uploads."""
+    parts = name.split("/")
+    return len(parts) == 3 and parts[0].isdigit() and all(parts)
+
+
+def orphans(stored: list[tuple[str, int]], listed: set[str]) -> list[tuple[str, int]]:
+    """The data files under a complete backup that its backupmeta does not list: uploads of
+    attempts that were resent, interrupted or landed late. Nothing else is ever one (backupmeta,
+    its seal, backup.lock, foreign objects)."""
+    return [(name, size) for name, size in stored if is_attempt_file(name) and name not in listed]

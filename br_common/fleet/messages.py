@@ -36,6 +36,7 @@ BACKUP_RANGE = "br.backup.range"
 ACQUIRE_LOCK = "br.storage.acquire_lock"
 WRITE_BACKUPMETA = "br.storage.write_backupmeta"
 READ_BACKUPMETA = "br.storage.read_backupmeta"
+ORPHANS = "br.storage.orphans"
 
 Compression = Literal["lz4", "snappy", "zstd"]
 COMPRESSION_TYPES: dict[str, int] = {"lz4": brpb_pb2.LZ4, "snappy": brpb_pb2.SNAPPY, "zstd": brpb_pb2.ZSTD}
@@ -274,3 +275,19 @@ class ReadBackupMetaResult(TaskResult):
     backupmeta: HexBytes  # serialized backup.BackupMeta, already parsed and checked by the agent
     size: int
     seal: HexBytes | None = None  # backupmeta.seal as stored (None: there is none)
+
+
+class OrphansTask(Message):
+    storage: StorageSpec
+    remove: bool = False  # delete them (only from a complete backup)
+
+
+class Orphan(Message):
+    name: str
+    size: int
+
+
+class OrphansResult(TaskResult):
+    complete: bool  # backupmeta present: orphans are the data files it does not list
+    orphans: list[Orphan] = Field(default_factory=list)
+    removed: int = 0

@@ -95,6 +95,12 @@ class ExternalStorage(ABC):
         """Read a whole object. ObjectNotFound if missing."""
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object (missing is fine). Only `br fleet orphans --remove` deletes, and never
+        an object a backupmeta lists; it needs s3:DeleteObject, which the backup and restore
+        policies do not grant."""
+
+    @abstractmethod
     def uri(self, key: str = "") -> str:
         """Where key lives, for messages (never carries credentials)."""
 

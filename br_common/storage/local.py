@@ -100,6 +100,10 @@ class LocalStorage(ExternalStorage):
             copy_stream(src, out, self._bucket)
         return out.getvalue()
 
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key):
+            self._path(key).unlink(missing_ok=True)
+
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 

@@ -148,6 +148,10 @@ class S3Storage(ExternalStorage):
             self._manager.download(self.location.bucket, self._full(key), out).result()
         return out.getvalue()
 
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key):
+            self.client.delete_object(Bucket=self.location.bucket, Key=self._full(key))
+
     def close(self) -> None:
         self._manager.shutdown()
         self.client.close()

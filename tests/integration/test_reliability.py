@@ -181,6 +181,20 @@ def test_a_straggler_upload_of_an_interrupted_run_never_changes_the_complete_bac
     stragglers = listed - {f.name for f in meta.files}
     assert stragglers, "the held upload should have landed, under its own attempt's name"
     assert_restore_equals_source(dc, target, prefix, tmp_path)
+    # the straggler (and the interrupted run's other uploads) are orphans: br lists them, removes
+    # them, and the backup is unchanged
+    everything = {item["Key"][len(prefix) + 1:] for item in
+                  s3.list_objects_v2(Bucket=state.fleet.bucket, Prefix=f"{prefix}/").get("Contents", [])}
+    unused = {name for name in everything if name.endswith(".sst")} - {f.name for f in meta.files}
+    assert stragglers <= unused
+    orphans = ("fleet", "orphans", "--pd", state.pd_address, "-s", _storage(state, prefix))
+    listing = _br(state, *orphans, log=tmp_path / "orphans.log")
+    assert listing.returncode == 0 and all(name in listing.stdout for name in unused), listing.stdout
+    removal = _br(state, *orphans, "--remove", log=tmp_path / "remove.log")
+    assert removal.returncode == 0 and f"removed {len(unused)} orphan files" in removal.stdout, removal.stdout
+    left = {item["Key"][len(prefix) + 1:] for item in
+            s3.list_objects_v2(Bucket=state.fleet.bucket, Prefix=f"{prefix}/").get("Contents", [])}
+    assert left == everything - unused
 
 
 def _running_tasks(state: cluster.ClusterState, job_id: str) -> list[str]:

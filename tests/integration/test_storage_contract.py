@@ -81,6 +81,9 @@ def test_exists_and_list(storage: ExternalStorage) -> None:
     assert [o.key for o in storage.list("1/")] == ["1/a", "1/ab"]
     assert [o.key for o in storage.list("1")] == ["1/a", "1/ab", "10/c"]  # a string prefix
     assert list(storage.list("9/")) == []
+    storage.delete("1/ab")
+    storage.delete("1/missing")  # missing is fine
+    assert [o.key for o in storage.list("1/")] == ["1/a"]
 
 
 def test_a_missing_object_is_object_not_found(storage: ExternalStorage, tmp_path: Path) -> None:

@@ -77,3 +77,11 @@ def test_attempt_object_names_are_fenced() -> None:
     assert attempt_object_name("2/6_1_ab_default.sst", "0f3c") == "2/0f3c/6_1_ab_default.sst"
     with pytest.raises(ValueError):
         attempt_object_name("no-store.sst", "0f3c")
+
+
+def test_orphans_are_the_attempt_files_backupmeta_does_not_list() -> None:
+    from br_common.backupmeta.layout import orphans  # noqa: PLC0415
+
+    stored = [("backupmeta", 10), ("backupmeta.seal", 1), ("backup.lock", 2), ("1/aaaa/5_1_x_default.sst", 100),
+              ("1/bbbb/5_1_x_default.sst", 90), ("notes/readme", 3), ("2/aaaa/x.sst", 7)]
+    assert orphans(stored, {"1/aaaa/5_1_x_default.sst", "2/aaaa/x.sst"}) == [("1/bbbb/5_1_x_default.sst", 90)]
