@@ -94,7 +94,10 @@ class FollowEngine:
         self.in_flight: dict[str, Flight] = {}
         self.resolves: list[tuple[float, Resolve]] = []
         self.withdrawn: list[AsyncResult] = []  # cancelled while maybe running: may still act
-        self._unsaved: list[RangeRecord] = []  # checkpoints not yet in the job record (broker down)
+        # what the job record still has to hear (written at each round's start, so that carrying
+        # out actions never fails halfway when the broker is down)
+        self._unsaved: list[RangeRecord] = []  # checkpoints
+        self._uncancelled: list[str] = []  # attempts withdrawn or done: a redelivery must not run
         self._broker_lost_at: float | None = None
 
     # --- the loop --------------------------------------------------------------------------------
@@ -103,7 +106,7 @@ class FollowEngine:
         if self.jobs is not None:
             cancel_earlier_runs(self.jobs)  # a killed run's task still running stops (or removes what it staged)
         self._apply(self.book.start())
-        while not self.book.done or self.in_flight or self._unsaved:
+        while not self.book.done or self.in_flight or self._unflushed():
             for lease in self.leases:  # a coordinator that lost a lease of its job must stop sending
                 check_lease(lease, self.jobs.job_id if self.jobs else "?")
             if deadline is not None and time.monotonic() > deadline:
@@ -113,12 +116,12 @@ class FollowEngine:
                 self._broker_lost_at = None
             except BROKER_ERRORS as exc:
                 self._broker_lost(exc)
-            if not self.book.done or self.in_flight or self._unsaved:
+            if not self.book.done or self.in_flight or self._unflushed():
                 time.sleep(self.config.poll_interval)
         return self.stats
 
     def _round(self) -> None:
-        self._save_checkpoints()
+        self._flush()
         self.watch.refresh()
         self._due_resolves()
         self._dispatch()
@@ -141,6 +144,7 @@ class FollowEngine:
         are skipped and shown REVOKED)."""
         if self.jobs is not None:
             cancel_attempts(self.jobs, list(self.in_flight), self.app)
+            self._flush()
         self.withdrawn += [f.result for f in self.in_flight.values()]
         self.in_flight.clear()
 
@@ -160,16 +164,22 @@ class FollowEngine:
             if isinstance(action, Checkpoint):
                 if self.jobs is not None:
                     self._unsaved.append(action.record)
-                    self._save_checkpoints()
             elif isinstance(action, Resolve):
                 self._schedule(action)
             else:
                 self.queued.setdefault(action.store_id, deque()).append(action)
 
-    def _save_checkpoints(self) -> None:
+    def _unflushed(self) -> bool:
+        return bool(self._unsaved or self._uncancelled)
+
+    def _flush(self) -> None:
+        """Each write once, in order; what the broker refused stays for the next round."""
         while self._unsaved:
             self.jobs.add_range(self._unsaved[0])  # type: ignore[union-attr] - only queued with jobs
             self._unsaved.pop(0)
+        while self._uncancelled:
+            self.jobs.cancel_attempt(self._uncancelled[0])  # type: ignore[union-attr]
+            self._uncancelled.pop(0)
 
     def _schedule(self, resolve: Resolve) -> None:
         """The work's tasks are superseded: agents skip them, their results are ignored."""
@@ -192,9 +202,9 @@ class FollowEngine:
                 self._forget(attempt)
 
     def _forget(self, attempt: str) -> None:
-        if self.jobs is not None:  # first: if the broker is down, the flight stays for the next round
-            self.jobs.cancel_attempt(attempt)
         del self.in_flight[attempt]
+        if self.jobs is not None:
+            self._uncancelled.append(attempt)
 
     def _due_resolves(self) -> None:
         now = time.monotonic()

@@ -147,5 +147,6 @@ def test_any_other_failure_is_redone_not_fatal() -> None:
     failed = SimpleNamespace(state="FAILURE", result=RuntimeError("disk full"), info=None)
     follower.in_flight["x"] = _flight("x", failed)
     follower._poll()
+    follower._flush()  # the job record hears of it at the next round's start
     assert not follower.in_flight and follower.jobs.cancelled == ["x"]
     assert [redo.reason for _, redo in follower.resolves] == ["download on store 1: disk full"]
