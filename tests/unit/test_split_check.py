@@ -1,0 +1,81 @@
+"""The split checker's choice of split key (pure) and the written-keys record it reads."""
+from __future__ import annotations
+
+import math
+
+from br_common.txn_codec import append_ts, encode_bytes
+from br_devcluster.store.split_check import half_split_key, plan_split, user_key_boundary
+from br_devcluster.store.txn_reader import Modify
+from br_devcluster.store.written_keys import WrittenKeys
+
+
+def versions(key: bytes, *ts: int) -> list[bytes]:
+    return [append_ts(encode_bytes(key), t) for t in ts]
+
+
+def entries(keys: list[bytes], size: int = 10) -> list[tuple[bytes, int]]:
+    return [(key, size) for key in sorted(keys)]
+
+
+def test_versioned_key_loses_its_ts() -> None:
+    assert user_key_boundary(append_ts(encode_bytes(b"user"), 42)) == encode_bytes(b"user")
+
+
+def test_lock_key_and_raw_key_stay_as_they_are() -> None:
+    assert user_key_boundary(encode_bytes(b"user")) == encode_bytes(b"user")
+    assert user_key_boundary(b"raw-key") == b"raw-key"
+
+
+def test_split_never_falls_between_versions_of_one_key() -> None:
+    # a's many versions hold most of the data: the half point lies inside them, the split is at b
+    keys = versions(b"a", *range(1, 20)) + versions(b"b", 5) + [encode_bytes(b"b")] + versions(b"c", 7)
+    key = half_split_key(entries(keys), 10 * len(keys), b"")
+    assert key == encode_bytes(b"b")
+
+
+def test_split_between_keys_keeps_write_default_and_lock_together() -> None:
+    keys = [k for user in (b"k1", b"k2", b"k3", b"k4") for k in versions(user, 3, 9) + [encode_bytes(user)]]
+    key = half_split_key(entries(keys), 10 * len(keys), b"")
+    assert key == encode_bytes(b"k3")
+    assert all(user_key_boundary(k) < key for k in keys[:6]) and all(k >= key for k in keys[6:])
+
+
+def test_raw_keys_split_at_a_raw_key_near_the_half() -> None:
+    keys = [b"r%03d" % i for i in range(100)]
+    assert half_split_key(entries(keys), 1000, b"") == b"r050"
+
+
+def test_a_region_of_one_user_key_does_not_split() -> None:
+    keys = versions(b"only", *range(1, 50))
+    assert half_split_key(entries(keys), 490, b"") is None
+
+
+def test_split_key_is_above_the_region_start() -> None:
+    keys = [b"m1", b"m2"]
+    assert half_split_key(entries(keys), 20, b"m") == b"m2"
+
+
+def test_small_region_is_not_split_but_measured() -> None:
+    data = entries([b"a", b"b", b"c"], size=100)
+    assert plan_split(lambda: iter(data), 300, b"") == (300, None)
+    assert plan_split(lambda: iter(data), 299, b"") == (300, b"b")
+
+
+def test_written_keys_sum_bytes_per_range() -> None:
+    record = WrittenKeys()
+    assert record.take().bytes_in(b"", b"") == math.inf  # a fresh store knows nothing of its data
+    record.record([Modify("default", b"a", b"12345"), Modify("write", b"m", None)])
+    taken = record.take()
+    assert taken.bytes_in(b"", b"b") == 6
+    assert taken.bytes_in(b"b", b"") == 1
+    assert taken.bytes_in(b"x", b"") == 0
+    assert record.take().bytes_in(b"", b"") == 0
+
+
+def test_written_keys_past_the_limit_or_after_an_ingest_mean_everything() -> None:
+    record = WrittenKeys(limit=2)
+    record.take()
+    record.record([Modify("default", bytes([i]), b"") for i in range(3)])
+    assert record.take().bytes_in(b"x", b"y") == math.inf
+    record.record_everything()
+    assert record.take().bytes_in(b"x", b"y") == math.inf
