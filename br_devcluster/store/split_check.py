@@ -5,8 +5,10 @@ it never checked), sum the region's data over the CFs (key + value of every engi
 TiKV's size checker) and, when the sum exceeds region-split-size, ask PD to split it at the
 user key that halves it. The split key is a user-key boundary, as TiKV's split observer makes it
 (strip_timestamp_if_exists): a versioned transactional key (memcomparable encoding + 8-byte ts)
-loses its ts, so a key's versions, its write and default entries and its lock stay in one region;
-a raw key is kept as is. Regions are PD metadata over the store's one engine, so PD's split is the
+loses its ts, so a key's versions, its write and default entries and its lock stay in one region.
+Unlike TiKV, a raw key is rounded up to an encoded key (see user_key_boundary): every region
+bound stays an encoded key, as PD's pre-split ones (br_devcluster.key_layout), so pingcap's
+TransactionClient keeps working on a cluster that also holds raw data. Regions are PD metadata over the store's one engine, so PD's split is the
 whole split: no data moves.
 
 The sums read a snapshot without the write lock: a size is an estimate anyway, and any key the
@@ -21,8 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 from br_common.pd_client import PDClient, PDError, RegionInfo
 from br_common.redaction import show_key
-from br_common.txn_codec import U64_SIZE, CodecError, decode_bytes
-from br_devcluster.store.cf_engine import CFS, CFEngine, CFSnapshot
+from br_common.txn_codec import U64_SIZE, CodecError, decode_bytes, encode_bytes
+from br_devcluster.store.cf_engine import CFS, DATA_MAX_KEY, CFEngine, CFSnapshot
+from br_devcluster.store.key_space import smallest_raw_at_or_after
 from br_devcluster.store.written_keys import Written
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,16 @@ Entry = tuple[bytes, int]  # (engine key, bytes it takes: key + value)
 
 # --- the split key (pure) ------------------------------------------------------------------------
 def user_key_boundary(key: bytes) -> bytes:
-    """The key without its ts if it is a versioned transactional key (decodes as memcomparable
-    bytes followed by exactly 8 bytes), else the key itself (raw keys, lock CF keys)."""
+    """Where a split at `key` may fall: the smallest memcomparable encoding at or above the key
+    without its ts. A versioned transactional key (encoding + 8-byte ts) gives its encoded user
+    key, so all its versions and its lock stay right of the boundary; a raw key gives the smallest
+    encoded key above it (only raw keys sharing its first 8 bytes fall on its left), because
+    transactional clients decode every region bound and fail on one that is no encoding."""
+    return encode_bytes(smallest_raw_at_or_after(_without_ts(key)))
+
+
+def _without_ts(key: bytes) -> bytes:
+    """TiKV's strip_timestamp_if_exists: memcomparable bytes followed by exactly 8 bytes."""
     try:
         _, rest = decode_bytes(key)
     except CodecError:
@@ -48,28 +59,29 @@ def total_size(entries: Iterable[Entry]) -> int:
     return sum(size for _, size in entries)
 
 
-def half_split_key(entries: Iterable[Entry], total: int, start_key: bytes) -> bytes | None:
+def half_split_key(entries: Iterable[Entry], total: int, start_key: bytes, end_key: bytes) -> bytes | None:
     """The first user-key boundary at or after the entry holding the midpoint of `total` that
-    leaves data on both sides (above the region's start and its first user key); None if the
-    region holds a single user key. `entries` ascend by engine key."""
+    is inside the region (above its start and first user key, below its end); None if there is
+    none (a single user key, raw keys sharing their first 8 bytes). `entries` ascend by key."""
     first: bytes | None = None
     seen = 0
     for key, size in entries:
         boundary = user_key_boundary(key)
         first = boundary if first is None else first
-        if 2 * seen + size >= total and boundary > first and boundary > start_key:
+        if 2 * seen + size >= total and start_key < boundary < (end_key or DATA_MAX_KEY) and boundary > first:
             return boundary
         seen += size
     return None
 
 
-def plan_split(entries: Callable[[], Iterable[Entry]], split_size: int, start_key: bytes) -> tuple[int, bytes | None]:
+def plan_split(entries: Callable[[], Iterable[Entry]], split_size: int,
+               region: tuple[bytes, bytes]) -> tuple[int, bytes | None]:
     """(region size, split key or None): split only a region above split_size. `entries` is called
     once per pass over the data (two passes: the total, then the half point)."""
     size = total_size(entries())
     if size <= split_size:
         return size, None
-    return size, half_split_key(entries(), size, start_key)
+    return size, half_split_key(entries(), size, *region)
 
 
 # --- reading a region ---------------------------------------------------------------------------
@@ -134,7 +146,7 @@ class SplitCheckLoop:
         region = info.region
         snapshot = self._engine.snapshot_cfs()
         size, key = plan_split(lambda: region_entries(snapshot, region.start_key, region.end_key, self._stop),
-                               self._split_size, region.start_key)
+                               self._split_size, (region.start_key, region.end_key))
         if self._stop.is_set():
             return 0
         self._sizes[info.id] = size

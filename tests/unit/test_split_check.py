@@ -21,44 +21,60 @@ def test_versioned_key_loses_its_ts() -> None:
     assert user_key_boundary(append_ts(encode_bytes(b"user"), 42)) == encode_bytes(b"user")
 
 
-def test_lock_key_and_raw_key_stay_as_they_are() -> None:
+def test_lock_key_stays_as_it_is() -> None:
     assert user_key_boundary(encode_bytes(b"user")) == encode_bytes(b"user")
-    assert user_key_boundary(b"raw-key") == b"raw-key"
+
+
+def test_raw_key_rounds_up_to_the_smallest_encoded_key_above_it() -> None:
+    boundary = user_key_boundary(b"raw/key-0042")
+    assert boundary == encode_bytes(b"raw/key-")
+    assert b"raw/key-0042" < boundary < b"raw/key.", "keys sharing the first 8 bytes stay left of it"
+    assert user_key_boundary(b"r050") == encode_bytes(b"r050")
 
 
 def test_split_never_falls_between_versions_of_one_key() -> None:
     # a's many versions hold most of the data: the half point lies inside them, the split is at b
     keys = versions(b"a", *range(1, 20)) + versions(b"b", 5) + [encode_bytes(b"b")] + versions(b"c", 7)
-    key = half_split_key(entries(keys), 10 * len(keys), b"")
+    key = half_split_key(entries(keys), 10 * len(keys), b"", b"")
     assert key == encode_bytes(b"b")
 
 
 def test_split_between_keys_keeps_write_default_and_lock_together() -> None:
     keys = [k for user in (b"k1", b"k2", b"k3", b"k4") for k in versions(user, 3, 9) + [encode_bytes(user)]]
-    key = half_split_key(entries(keys), 10 * len(keys), b"")
+    key = half_split_key(entries(keys), 10 * len(keys), b"", b"")
     assert key == encode_bytes(b"k3")
     assert all(user_key_boundary(k) < key for k in keys[:6]) and all(k >= key for k in keys[6:])
 
 
-def test_raw_keys_split_at_a_raw_key_near_the_half() -> None:
+def test_raw_keys_split_near_the_half() -> None:
     keys = [b"r%03d" % i for i in range(100)]
-    assert half_split_key(entries(keys), 1000, b"") == b"r050"
+    assert half_split_key(entries(keys), 1000, b"", b"") == encode_bytes(b"r050")
+
+
+def test_raw_keys_sharing_their_first_8_bytes_cannot_be_split() -> None:
+    keys = [b"same8byt%03d" % i for i in range(100)]
+    assert half_split_key(entries(keys), 1000, b"", b"") is None
+
+
+def test_split_key_is_below_the_region_end() -> None:
+    keys = [b"a", b"b", b"c"]
+    assert half_split_key(entries(keys), 30, b"", encode_bytes(b"b")) is None
 
 
 def test_a_region_of_one_user_key_does_not_split() -> None:
     keys = versions(b"only", *range(1, 50))
-    assert half_split_key(entries(keys), 490, b"") is None
+    assert half_split_key(entries(keys), 490, b"", b"") is None
 
 
 def test_split_key_is_above_the_region_start() -> None:
     keys = [b"m1", b"m2"]
-    assert half_split_key(entries(keys), 20, b"m") == b"m2"
+    assert half_split_key(entries(keys), 20, b"m", b"") == encode_bytes(b"m2")
 
 
 def test_small_region_is_not_split_but_measured() -> None:
     data = entries([b"a", b"b", b"c"], size=100)
-    assert plan_split(lambda: iter(data), 300, b"") == (300, None)
-    assert plan_split(lambda: iter(data), 299, b"") == (300, b"b")
+    assert plan_split(lambda: iter(data), 300, (b"", b"")) == (300, None)
+    assert plan_split(lambda: iter(data), 299, (b"", b"")) == (300, encode_bytes(b"b"))
 
 
 def test_written_keys_sum_bytes_per_range() -> None:
