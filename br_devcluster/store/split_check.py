@@ -8,8 +8,8 @@ user key that halves it. The split key is a user-key boundary, as TiKV's split o
 loses its ts, so a key's versions, its write and default entries and its lock stay in one region.
 Unlike TiKV, a raw key is rounded up to an encoded key (see user_key_boundary): every region
 bound stays an encoded key, as PD's pre-split ones (br_devcluster.key_layout), so pingcap's
-TransactionClient keeps working on a cluster that also holds raw data. Regions are PD metadata over the store's one engine, so PD's split is the
-whole split: no data moves.
+TransactionClient keeps working on a cluster that also holds raw data. Regions are PD metadata
+over the store's one engine, so PD's split is the whole split: no data moves.
 
 The sums read a snapshot without the write lock: a size is an estimate anyway, and any key the
 scan returns is a valid boundary.
