@@ -129,8 +129,8 @@ class SplitCheckLoop:
 
     def run_once(self) -> int:
         """One pass over the led regions that grew; returns how many splits PD made."""
-        written = self._engine.written.take()
         led = [r for r in self._pd.scan_regions() if r.leader_store_id == self._store_id]
+        written = self._engine.written.take()  # after PD answered: a failed pass loses no growth
         self._sizes = {r.id: self._sizes[r.id] for r in led if r.id in self._sizes}
         made = sum(self._check(region) for region in led if self._may_exceed(region, written))
         self.splits += made
