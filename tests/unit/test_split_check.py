@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+from br_common.kvproto import metapb_pb2
+from br_common.pd_client import RegionInfo
 from br_common.txn_codec import append_ts, encode_bytes
-from br_devcluster.store.split_check import half_split_key, plan_split, user_key_boundary
+from br_devcluster.store.cf_engine import CFEngine
+from br_devcluster.store.split_check import SplitCheckLoop, half_split_key, plan_split, user_key_boundary
 from br_devcluster.store.txn_reader import Modify
 from br_devcluster.store.written_keys import WrittenKeys
 
@@ -95,3 +102,51 @@ def test_written_keys_past_the_limit_or_after_an_ingest_mean_everything() -> Non
     assert record.take().bytes_in(b"x", b"y") == math.inf
     record.record_everything()
     assert record.take().bytes_in(b"x", b"y") == math.inf
+
+
+class FakePD:
+    """One region ["", "") led by store 1 (or `leader`); records the split keys asked for."""
+
+    def __init__(self, leader: int = 1) -> None:
+        self.leader = leader
+        self.asked: list[bytes] = []
+
+    def scan_regions(self) -> list[RegionInfo]:
+        region = metapb_pb2.Region(id=7, peers=[metapb_pb2.Peer(id=8, store_id=self.leader)])
+        return [RegionInfo(region, region.peers[0])]
+
+    def split_regions(self, keys: list[bytes]) -> list[int]:
+        self.asked.extend(keys)
+        return [100]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[CFEngine]:
+    opened = CFEngine(tmp_path / "db")
+    yield opened
+    opened.close()
+
+
+def put_txn(engine: CFEngine, key: bytes, ts: int, value: bytes) -> None:
+    engine.apply([Modify("default", append_ts(encode_bytes(key), ts), value)])
+
+
+def test_loop_splits_a_led_region_above_the_size_at_a_user_key(engine: CFEngine) -> None:
+    for i in range(10):
+        put_txn(engine, b"k%d" % i, 5, b"v" * 500)
+    pd = FakePD()
+    loop = SplitCheckLoop(engine, pd, store_id=1, split_size=2000)
+    assert loop.run_once() == 1
+    assert pd.asked == [encode_bytes(b"k5")]
+
+
+def test_loop_skips_regions_it_does_not_lead_or_that_did_not_grow(engine: CFEngine) -> None:
+    put_txn(engine, b"a", 5, b"v" * 100)
+    put_txn(engine, b"b", 5, b"v" * 100)
+    pd = FakePD(leader=2)
+    assert SplitCheckLoop(engine, pd, store_id=1, split_size=100).run_once() == 0
+    pd.leader = 1
+    small = SplitCheckLoop(engine, pd, store_id=1, split_size=1000)
+    assert small.run_once() == 0  # measured: below the split size
+    engine.apply([Modify("lock", encode_bytes(b"zz"), b"")])  # grows a little: still below
+    assert small.run_once() == 0 and pd.asked == []
