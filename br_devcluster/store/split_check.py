@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from br_common.pd_client import PDClient, PDError, RegionInfo
 from br_common.redaction import show_key
 from br_common.txn_codec import U64_SIZE, CodecError, decode_bytes, encode_bytes
-from br_devcluster.store.cf_engine import CFS, DATA_MAX_KEY, CFEngine, CFSnapshot
+from br_devcluster.store.cf_engine import CFS, CFEngine, CFSnapshot
 from br_devcluster.store.key_space import smallest_raw_at_or_after
 from br_devcluster.store.written_keys import Written
 
@@ -66,10 +66,12 @@ def half_split_key(entries: Iterable[Entry], total: int, start_key: bytes, end_k
     first: bytes | None = None
     seen = 0
     for key, size in entries:
-        boundary = user_key_boundary(key)
-        first = boundary if first is None else first
-        if 2 * seen + size >= total and start_key < boundary < (end_key or DATA_MAX_KEY) and boundary > first:
-            return boundary
+        if first is None:
+            first = user_key_boundary(key)
+        if 2 * seen + size >= total:  # boundaries cost a decode: only from the midpoint on
+            boundary = user_key_boundary(key)
+            if boundary > max(first, start_key) and (not end_key or boundary < end_key):
+                return boundary
         seen += size
     return None
 

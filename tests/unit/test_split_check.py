@@ -150,3 +150,8 @@ def test_loop_skips_regions_it_does_not_lead_or_that_did_not_grow(engine: CFEngi
     assert small.run_once() == 0  # measured: below the split size
     engine.apply([Modify("lock", encode_bytes(b"zz"), b"")])  # grows a little: still below
     assert small.run_once() == 0 and pd.asked == []
+
+
+def test_keys_above_any_prefix_split_in_an_unbounded_region() -> None:
+    keys = [b"\xff\xff%02d" % i for i in range(10)]
+    assert half_split_key(entries(keys), 100, b"", b"") == encode_bytes(b"\xff\xff05")
