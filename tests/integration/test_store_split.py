@@ -1,5 +1,5 @@
 """Regions split by size: a one-region cluster with a 64 KiB region-split-size, loaded through
-pingcap's own clients (RawClient and TransactionClient), ends with many regions; every region
+pingcap's own clients (RawClient and TransactionClient) while leaders move, ends with many regions; every region
 boundary is a user-key boundary (a raw key, or an encoded txn key without ts); every key still
 reads back as the model dict says, through clients with a fresh region cache.
 
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from br_common.txn_codec import CodecError, decode_bytes
+from br_devcluster.admin import DevAdmin
 from tests.integration._store_cluster import Cluster, running_cluster, txn_commit
 
 tikv_client = pytest.importorskip("tikv_client")
@@ -56,6 +57,8 @@ def load(cluster: Cluster) -> tuple[Model, Model]:
     raw_model: Model = {}
     txn_model: Model = {}
     for batch in range(20):
+        if batch % 5 == 4:
+            move_leaders(cluster)
         pairs = {b"raw/%05d" % (batch * 20 + i): bytes([batch]) * 1000 for i in range(20)}
         raw.batch_put(pairs)
         raw_model.update(pairs)
@@ -64,6 +67,14 @@ def load(cluster: Cluster) -> tuple[Model, Model]:
         txn_commit(txn, writes)
         txn_model.update(writes)
     return raw_model, txn_model
+
+
+def move_leaders(cluster: Cluster) -> None:
+    """Every region's leader to the other store: the new leader checks (and splits) it from then on."""
+    with DevAdmin.of(cluster.pd) as admin:
+        for info in cluster.pd.scan_regions():
+            other = next(p.store_id for p in info.region.peers if p.store_id != info.leader_store_id)
+            admin.transfer_leader(info.id, other)
 
 
 def is_encoded_user_key(key: bytes) -> bool:
