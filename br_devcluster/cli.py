@@ -73,7 +73,9 @@ def _pd_client(args: argparse.Namespace) -> PDClient:
 def cmd_up(args: argparse.Namespace) -> int:
     try:
         config = cluster.ClusterConfig(stores=args.stores, replicas=args.replicas, regions=args.regions,
-                                       gc_life_time=args.gc_life_time, gc_interval=args.gc_interval, tls=args.tls)
+                                       gc_life_time=args.gc_life_time, gc_interval=args.gc_interval, tls=args.tls,
+                                       region_split_size=args.region_split_size,
+                                       split_check_interval=args.split_check_interval)
     except ValidationError as exc:
         raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     data_dir = _data_dir(args)
@@ -263,8 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "data dir is new. The last line printed is `PD: HOST:PORT`.")
     p.add_argument("--stores", type=int, default=3, metavar="N", help="store processes (default 3)")
     p.add_argument("--replicas", type=int, default=1, metavar="R", help="peers per region, <= stores (default 1)")
-    p.add_argument("--regions", type=int, default=8, metavar="K",
-                   help="regions at bootstrap, split evenly over the first two key bytes (default 8)")
+    p.add_argument("--regions", type=int, default=1, metavar="K",
+                   help="regions at bootstrap (default 1, as a real cluster); K > 1 pre-splits evenly over the "
+                        "first two key bytes (memcomparable-encoded)")
+    p.add_argument("--region-split-size", type=_size, metavar="SIZE",
+                   help="every store splits a region it leads once its data is larger, e.g. 64KiB "
+                        "(default: the store's, TiKV's 96MiB)")
+    p.add_argument("--split-check-interval", type=float, metavar="SECONDS",
+                   help="how often stores check region sizes (default: the store's, 10 as TiKV)")
     p.add_argument("--gc-life-time", type=float, metavar="SECONDS",
                    help="PD's GC life time: versions older than this may be removed (default: PD's own)")
     p.add_argument("--gc-interval", type=float, metavar="SECONDS", help="how often stores run GC (default: the store's)")

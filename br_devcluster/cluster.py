@@ -49,9 +49,11 @@ class ClusterConfig(BaseModel):
 
     stores: int = Field(default=3, ge=1, le=64)
     replicas: int = Field(default=1, ge=1)
-    regions: int = Field(default=8, ge=1, le=65536)
+    regions: int = Field(default=1, ge=1, le=65536)  # a real cluster starts with one region; loads split it
     gc_life_time: float | None = Field(default=None, ge=0)
     gc_interval: float | None = Field(default=None, gt=0)
+    region_split_size: int | None = Field(default=None, gt=0)  # None: the store's (TiKV's 96 MiB)
+    split_check_interval: float | None = Field(default=None, gt=0)
     tls: bool = False  # PD and stores serve TLS (and require client certificates), as tiup's enable_tls
 
     @model_validator(mode="after")
@@ -202,13 +204,18 @@ def _new_state(data_dir: Path, config: ClusterConfig) -> ClusterState:
             port = procs.free_port()
         args = _python_module("br_devcluster.store", "--pd", pd_address, "--data-dir", data_dir / f"store-{n}",
                               "--host", HOST, "--port", port)
-        if config.gc_interval is not None:
-            args += ["--gc-interval", str(config.gc_interval)]
-        args += server_tls
+        args += _store_flags(config) + server_tls
         rows.append(ProcessEntry(name=f"store-{n}", role="store", address=f"{HOST}:{port}",
                                  log_path=str(logs / f"store-{n}.log"), args=args))
     return ClusterState(pd_address=pd_address, config=config, processes=rows,
                         tls_dir=str(tls_dir) if config.tls else "")
+
+
+def _store_flags(config: ClusterConfig) -> list[str]:
+    """The store flags the config sets; the rest keep the store's defaults."""
+    flags = {"--gc-interval": config.gc_interval, "--region-split-size": config.region_split_size,
+             "--split-check-interval": config.split_check_interval}
+    return [part for flag, value in flags.items() if value is not None for part in (flag, str(value))]
 
 
 def up(data_dir: Path, config: ClusterConfig | None = None, timeout: float = DEFAULT_TIMEOUT) -> UpResult:

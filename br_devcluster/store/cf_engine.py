@@ -20,6 +20,7 @@ from rocksdict import IngestExternalFileOptions, Options, Rdict, RdictIter, Writ
 
 from br_common.data_keys import DATA_PREFIX, data_key
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, DeleteRange, Modify
+from br_devcluster.store.written_keys import WrittenKeys
 
 CFS = (CF_DEFAULT, CF_LOCK, CF_WRITE)
 # b"z" + 1 (TiKV's DATA_MAX_KEY): above every data key, the end of an unbounded range
@@ -49,6 +50,7 @@ class CFEngine:
         self._handles = {cf: self._db.get_column_family_handle(cf) for cf in CFS}
         self._families = {cf: self._db if cf == CF_DEFAULT else self._db.get_column_family(cf) for cf in CFS}
         self._closed = threading.Event()
+        self.written = WrittenKeys()  # what the split checker looks at
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -63,6 +65,7 @@ class CFEngine:
     # --- writes ------------------------------------------------------------------------------
     def apply(self, modifies: Iterable[Modify], ranges: Iterable[DeleteRange] = ()) -> None:
         """Apply range deletions, then the puts/deletes, atomically (one write batch over all CFs)."""
+        modifies = list(modifies)
         batch = WriteBatch(raw_mode=True)
         for cf, start, end in ranges:
             batch.delete_range(data_key(start), _data_end(end), self._handle(cf))
@@ -73,12 +76,14 @@ class CFEngine:
                 batch.put(data_key(key), value, self._handle(cf))
         if not batch.is_empty():
             self._db.write(batch)
+            self.written.record(modifies)
 
     def ingest(self, cf: str, paths: list[Path]) -> None:
         """Ingest SSTs of data keys into cf (copied: the caller removes its files)."""
         options = IngestExternalFileOptions()
         options.set_move_files(False)
         self._families[self._cf(cf)].ingest_external_file([str(p) for p in paths], options)
+        self.written.record_everything()
 
     def drop_range(self, start: bytes, end: bytes) -> None:
         """Forget everything of every CF in [start, end) (end b"": unbounded), e.g. a moved region."""

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from br_devcluster.cli_args import OneLineParser, ServerConfig, validated
+from br_devcluster.load import parse_size
+from br_devcluster.store.split_check import DEFAULT_INTERVAL, DEFAULT_REGION_SPLIT_SIZE
 
 PROG = "python -m br_devcluster.store"
 
@@ -16,6 +18,15 @@ class StoreConfig(ServerConfig):
     gc_interval: float = Field(30.0, gt=0)
     # staged SSTs of failed or superseded downloads are never ingested: removed once this old
     staged_ttl: float = Field(3600.0, gt=0)
+    # a region this store leads is split in two once its data is larger (TiKV's region-split-size)
+    region_split_size: int = Field(DEFAULT_REGION_SPLIT_SIZE, gt=0)
+    split_check_interval: float = Field(DEFAULT_INTERVAL, gt=0)
+
+    @field_validator("region_split_size", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        """Sizes as the CLI writes them (64KiB, 96MiB), or a number of bytes."""
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("pd")
     @classmethod
@@ -59,6 +70,11 @@ def parse_args(argv: Sequence[str] | None = None) -> StoreConfig:
     parser.add_argument("--staged-ttl", default="3600",
                         help="seconds a downloaded SST may wait for ingest before it is removed (at start and "
                              "in every GC pass)")
+    parser.add_argument("--region-split-size", default=str(DEFAULT_REGION_SPLIT_SIZE),
+                        help="split a region this store leads once its data is larger (bytes or 64KiB, 96MiB; "
+                             "default 96MiB, as TiKV)")
+    parser.add_argument("--split-check-interval", default=str(DEFAULT_INTERVAL),
+                        help="seconds between split checks (default 10, as TiKV)")
     parser.add_argument("--log-file", default=None)
     parser.add_argument("--tls-ca", default="", help="CA (PEM) of the cluster: verifies PD and peers, and "
                         "clients must present a certificate it signed")

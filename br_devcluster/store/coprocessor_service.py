@@ -1,6 +1,7 @@
 """tikvpb.Tikv/Coprocessor: the checksum request (tp 105, tipb.ChecksumRequest) that TiDB's
 ADMIN CHECKSUM and BR use to verify transactional data; other request types are answered with
-other_error. The checksum is br_common.checksum's crc64xor / total_kvs / total_bytes over raw
+other_error, as is a Context.api_version other than the store's (raw_checks.check_api_version).
+The checksum is br_common.checksum's crc64xor / total_kvs / total_bytes over raw
 user key ‖ value of every value visible at start_ts, as TiKV's checksum_crc64_xor and as BR
 computes for backup files (a rewrite rule hashes old_prefix ‖ the key after new_prefix).
 """
@@ -12,6 +13,7 @@ from br_common.checksum import Checksum
 from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb
 from br_devcluster.store.errors import rpc
 from br_devcluster.store.key_space import check_raw_ranges
+from br_devcluster.store.raw_checks import check_api_version
 from br_devcluster.store.state import StoreState
 from br_devcluster.store.txn_reader import TxnReader
 from br_devcluster.store.txn_reads import scan_entries
@@ -34,6 +36,7 @@ class CoprocessorMethods:
 
     @rpc(coprocessor_pb2.Response)
     def Coprocessor(self, request, context):  # noqa: ANN001, ANN201, N802
+        check_api_version(request.context, "coprocessor")
         if request.tp != REQ_TYPE_CHECKSUM:
             return coprocessor_pb2.Response(other_error=f"unsupported coprocessor request type {request.tp}")
         checksum_request = checksum_pb2.ChecksumRequest()

@@ -86,12 +86,17 @@ def rpc(response_type: type[R]) -> Callable[[Method], Method]:
 
 def error_response(response_type: type[R], message: str, context: grpc.ServicerContext,
                    code: grpc.StatusCode, key_error: str | None = None) -> R:
-    """The error in the response's error field (coprocessor.Response: other_error); where there
-    is none but a list of KvPairs, as TiKV's extract_kv_pairs: one pair carrying KeyError.abort
-    (key_error, else message)."""
+    """The error in the response's error field (coprocessor.Response: other_error; a KeyError
+    field, or the Kv* responses' repeated `errors`: KeyError.abort with key_error, else message);
+    where there is none but a list of KvPairs, as TiKV's extract_kv_pairs: one pair carrying
+    KeyError.abort (key_error, else message)."""
     fields = response_type.DESCRIPTOR.fields_by_name
     if "error" not in fields and "other_error" in fields:  # coprocessor.Response
         return response_type(other_error=message)
+    key_error_field = _key_error_field(response_type)
+    if key_error_field is not None:  # the Kv* responses, as TiKV's extract_key_error(s)
+        abort = kvrpcpb_pb2.KeyError(abort=key_error or message)
+        return response_type(**{key_error_field: [abort] if key_error_field == "errors" else abort})
     field = fields.get("error")
     if field is None:
         pairs = _kv_pairs_field(response_type)
@@ -126,4 +131,14 @@ def _kv_pairs_field(response_type: type[Message]) -> str | None:
     for field in response_type.DESCRIPTOR.fields:
         if field.message_type is not None and field.message_type.full_name == kvrpcpb_pb2.KvPair.DESCRIPTOR.full_name:
             return field.name
+    return None
+
+
+def _key_error_field(response_type: type[Message]) -> str | None:
+    """`error` or `errors` when it holds kvrpcpb.KeyError (the transactional responses)."""
+    for name in ("error", "errors"):
+        field = response_type.DESCRIPTOR.fields_by_name.get(name)
+        if field is not None and field.message_type is not None and \
+                field.message_type.full_name == kvrpcpb_pb2.KeyError.DESCRIPTOR.full_name:
+            return name
     return None

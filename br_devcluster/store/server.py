@@ -34,6 +34,7 @@ from br_devcluster.store.registration import (
     save_identity,
 )
 from br_devcluster.store.replication import PeerClients
+from br_devcluster.store.split_check import SplitCheckLoop
 from br_devcluster.store.staging import Staging
 from br_devcluster.store.state import StoreState
 from br_devcluster.store.tikv_service import TikvService
@@ -51,6 +52,7 @@ class StoreServer:
         self.config = config
         self.stop = stop
         self.gc: GCLoop | None = None
+        self.split_check: SplitCheckLoop | None = None
 
     def run(self) -> None:
         config = self.config
@@ -68,7 +70,7 @@ class StoreServer:
             cleanup.callback(engine.close)
             state = StoreState(config=config, engine=engine, pd=pd, dev_pd=dev_pd, peers=PeerClients(pd))
             cleanup.callback(state.peers.close)
-            cleanup.callback(self._stop_gc)
+            cleanup.callback(self._stop_loops)
             staging = Staging(config.import_dir)
             staging.clean_leftovers()
             staging.remove_expired(config.staged_ttl)  # what a stopped or crashed store left behind
@@ -80,9 +82,10 @@ class StoreServer:
             self._serve(state, identity, staging)
         log.info("stopped")
 
-    def _stop_gc(self) -> None:
-        if self.gc is not None:
-            self.gc.stop()
+    def _stop_loops(self) -> None:
+        for loop in (self.gc, self.split_check):
+            if loop is not None:
+                loop.stop()
 
     def _serve(self, state: StoreState, identity: Identity | None, staging: Staging) -> None:
         store_id = register(state.dev_pd, identity.store_id if identity else 0, self.config.address, self.stop)
@@ -96,6 +99,9 @@ class StoreServer:
         self.gc = GCLoop(state.engine, state.pd, self.config.gc_interval, staging, self.config.staged_ttl,
                          store_id)
         self.gc.start()
+        self.split_check = SplitCheckLoop(state.engine, state.pd, store_id, self.config.region_split_size,
+                                          self.config.split_check_interval)
+        self.split_check.start()
         self.stop.wait()
         heartbeat.join()
 

@@ -6,8 +6,9 @@ keys, one consistent view of the CFs, the command, one atomic batch applied here
 follower. Reads check the region and take the view under the lock, then read without it.
 Every handler is the same few steps around a pure function, so they are built from a table
 (which request fields are its keys, which function answers, whether it needs the region's
-bounds). Async commit and 1PC are refused the way TiKV may (see percolator); api_version is
-not checked.
+bounds, which TiKV CommandKind names it in errors). Async commit and 1PC are refused the way
+TiKV may (see percolator). Context.api_version is checked first, as TiKV's storage does for every
+command (raw_checks.check_api_version): a mismatch is its ApiVersionNotMatched, in KeyError.abort.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from br_devcluster.store import percolator, txn_reads
 from br_devcluster.store.errors import InvalidArgument, rpc
 from br_devcluster.store.key_space import check_raw_ranges, encoded, raw_bounds
 from br_devcluster.store.percolator import Outcome
+from br_devcluster.store.raw_checks import check_api_version
 from br_devcluster.store.state import StoreState
 from br_devcluster.store.txn_reader import DeleteRange, Modify, TxnReader
 
@@ -40,18 +42,22 @@ def _mutation_keys(request: Any) -> Iterable[bytes]:
     return (m.key for m in request.mutations)
 
 
-def _read(response_type: type, keys_of: KeysOf, read: Callable[..., Any], bounded: bool = False) -> Callable:
+def _read(kind: str, response_type: type, keys_of: KeysOf, read: Callable[..., Any],
+          bounded: bool = False) -> Callable:
     """A read handler: region check and view under the lock, then read(reader, request[, bounds])."""
     def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
+        check_api_version(request.context, kind)
         reader, bounds = self._view(request.context, _keys(keys_of(request)))
         return read(reader, request, *bounds) if bounded else read(reader, request)
     handler.__name__ = read.__name__  # what the rpc wrapper's log names
     return rpc(response_type)(handler)
 
 
-def _write(response_type: type, keys_of: KeysOf, command: Callable[..., Outcome], bounded: bool = False) -> Callable:
+def _write(kind: str, response_type: type, keys_of: KeysOf, command: Callable[..., Outcome],
+           bounded: bool = False) -> Callable:
     """A command handler: command(reader, request[, bounds]) under the lock, its batch applied."""
     def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
+        check_api_version(request.context, kind)
         def run(reader: TxnReader, bounds: Bounds) -> Outcome:
             return command(reader, request, *bounds) if bounded else command(reader, request)
         return self._command(request.context, _keys(keys_of(request)), run)
@@ -68,25 +74,31 @@ class TxnMethods:
 
     _state: StoreState
 
-    KvGet = _read(pb.GetResponse, lambda r: [r.key], txn_reads.kv_get)
-    KvBatchGet = _read(pb.BatchGetResponse, _keys_field, txn_reads.kv_batch_get)
-    KvScan = _read(pb.ScanResponse, _no_keys, txn_reads.kv_scan, bounded=True)
-    KvScanLock = _read(pb.ScanLockResponse, _no_keys, txn_reads.kv_scan_lock, bounded=True)
+    KvGet = _read("get", pb.GetResponse, lambda r: [r.key], txn_reads.kv_get)
+    KvBatchGet = _read("batch_get", pb.BatchGetResponse, _keys_field, txn_reads.kv_batch_get)
+    KvScan = _read("scan", pb.ScanResponse, _no_keys, txn_reads.kv_scan, bounded=True)
+    KvScanLock = _read("scan_lock", pb.ScanLockResponse, _no_keys, txn_reads.kv_scan_lock, bounded=True)
 
-    KvPrewrite = _write(pb.PrewriteResponse, _mutation_keys, percolator.prewrite)
-    KvCommit = _write(pb.CommitResponse, _keys_field, percolator.commit)
-    KvCleanup = _write(pb.CleanupResponse, lambda r: [r.key], percolator.cleanup)
-    KvBatchRollback = _write(pb.BatchRollbackResponse, _keys_field, percolator.batch_rollback)
-    KvResolveLock = _write(pb.ResolveLockResponse, _keys_field, percolator.resolve_lock, bounded=True)
-    KvCheckTxnStatus = _write(pb.CheckTxnStatusResponse, lambda r: [r.primary_key], percolator.check_txn_status)
-    KvCheckSecondaryLocks = _write(pb.CheckSecondaryLocksResponse, _keys_field, percolator.check_secondary_locks)
-    KvTxnHeartBeat = _write(pb.TxnHeartBeatResponse, lambda r: [r.primary_lock], percolator.txn_heart_beat)
-    KvPessimisticLock = _write(pb.PessimisticLockResponse, _mutation_keys, percolator.pessimistic_lock)
-    KVPessimisticRollback = _write(pb.PessimisticRollbackResponse, _keys_field, percolator.pessimistic_rollback)
-    KvGC = _write(pb.GCResponse, _no_keys, _gc, bounded=True)
+    KvPrewrite = _write("prewrite", pb.PrewriteResponse, _mutation_keys, percolator.prewrite)
+    KvCommit = _write("commit", pb.CommitResponse, _keys_field, percolator.commit)
+    KvCleanup = _write("cleanup", pb.CleanupResponse, lambda r: [r.key], percolator.cleanup)
+    KvBatchRollback = _write("rollback", pb.BatchRollbackResponse, _keys_field, percolator.batch_rollback)
+    KvResolveLock = _write("resolve_lock", pb.ResolveLockResponse, _keys_field, percolator.resolve_lock, bounded=True)
+    KvCheckTxnStatus = _write("check_txn_status", pb.CheckTxnStatusResponse,
+                              lambda r: [r.primary_key], percolator.check_txn_status)
+    KvCheckSecondaryLocks = _write("check_secondary_locks", pb.CheckSecondaryLocksResponse,
+                                   _keys_field, percolator.check_secondary_locks)
+    KvTxnHeartBeat = _write("txn_heart_beat", pb.TxnHeartBeatResponse,
+                            lambda r: [r.primary_lock], percolator.txn_heart_beat)
+    KvPessimisticLock = _write("acquire_pessimistic_lock", pb.PessimisticLockResponse,
+                               _mutation_keys, percolator.pessimistic_lock)
+    KVPessimisticRollback = _write("pessimistic_rollback", pb.PessimisticRollbackResponse,
+                                   _keys_field, percolator.pessimistic_rollback)
+    KvGC = _write("gc", pb.GCResponse, _no_keys, _gc, bounded=True)
 
     @rpc(pb.DeleteRangeResponse)
     def KvDeleteRange(self, request, context):  # noqa: ANN001, ANN201, N802
+        check_api_version(request.context, "delete_range")
         start, end = request.start_key, request.end_key
         if end and end <= start:
             raise InvalidArgument(f"delete range is empty or inverted: [{start.hex()}, {end.hex()}) (hex)")

@@ -47,13 +47,14 @@ class Cluster:
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     # --- processes ---------------------------------------------------------------------------
-    def start_store(self, gc_interval: float = 30.0, data_dir: Path | None = None) -> Proc:
+    def start_store(self, gc_interval: float = 30.0, data_dir: Path | None = None,
+                    flags: tuple[str, ...] = ()) -> Proc:
         n = len(self.stores) + 1
         port = free_port()
         data_dir = data_dir or self.root / f"store-{n}"
         log = self.root / f"store-{n}.log"
         args = [sys.executable, "-m", "br_devcluster.store", "--pd", self.pd_proc.address, "--data-dir",
-                str(data_dir), "--host", HOST, "--port", str(port), "--gc-interval", str(gc_interval)]
+                str(data_dir), "--host", HOST, "--port", str(port), "--gc-interval", str(gc_interval), *flags]
         entry = Proc(f"store-{n}", spawn(args, log), port, data_dir, log)
         self.stores.append(entry)
         wait_for_port(HOST, port, proc=entry.proc)
@@ -147,8 +148,9 @@ def wait_until(check: Callable[[], T], what: str, timeout: float = READY_TIMEOUT
 
 @contextmanager
 def running_cluster(root: Path, stores: int = 1, regions: int = 1, replicas: int = 1, gc_life_time: float = 600,
-                    gc_interval: float = 30.0) -> Iterator[Cluster]:
-    """PD + `stores` stores, bootstrapped and ready; every process is stopped by PID on exit."""
+                    gc_interval: float = 30.0, store_flags: tuple[str, ...] = ()) -> Iterator[Cluster]:
+    """PD + `stores` stores (each also given store_flags), bootstrapped and ready; every process is
+    stopped by PID on exit."""
     port = free_port()
     args = [sys.executable, "-m", "br_devcluster.pd", "--data-dir", str(root / "pd"), "--host", HOST, "--port",
             str(port), "--initial-stores", str(stores), "--initial-regions", str(regions), "--max-replicas",
@@ -158,7 +160,7 @@ def running_cluster(root: Path, stores: int = 1, regions: int = 1, replicas: int
         wait_for_port(HOST, port, proc=cluster.pd_proc.proc)
         cluster.pd = PDClient(cluster.pd_proc.address)
         for _ in range(stores):
-            cluster.start_store(gc_interval)
+            cluster.start_store(gc_interval, flags=store_flags)
         cluster.wait_ready(stores, regions)
         yield cluster
     finally:

@@ -122,3 +122,22 @@ def test_each_agent_gets_its_own_metrics_port(tmp_path):
     urls = fleet.agent_metrics_urls(state)
     assert sorted(urls) == ["agent-1", "agent-2"] and len(set(urls.values())) == 2
     assert all(u.startswith("http://127.0.0.1:") and u.endswith("/metrics") for u in urls.values())
+
+
+def test_up_starts_one_region_and_passes_the_split_size_to_every_store(tmp_path):
+    args = cli.build_parser().parse_args(["up", "--region-split-size", "64KiB", "--split-check-interval", "0.5"])
+    assert args.regions == 1 and args.region_split_size == 64 * 1024
+    config = cluster.ClusterConfig(stores=2, region_split_size=args.region_split_size,
+                                   split_check_interval=args.split_check_interval)
+    state = cluster._new_state(tmp_path, config)
+    pd_args = state.entry("pd").args
+    assert pd_args[pd_args.index("--initial-regions") + 1] == "1"
+    for name in ("store-1", "store-2"):
+        store_args = state.entry(name).args
+        assert store_args[store_args.index("--region-split-size") + 1] == "65536"
+        assert store_args[store_args.index("--split-check-interval") + 1] == "0.5"
+
+
+def test_store_defaults_keep_tikv_split_size(tmp_path):
+    state = cluster._new_state(tmp_path, cluster.ClusterConfig(stores=1))
+    assert "--region-split-size" not in state.entry("store-1").args

@@ -1,0 +1,71 @@
+"""Which keys this store wrote since the split checker last looked, and how many bytes.
+
+TiKV's split checker only looks at regions whose approximate size changed (raftstore counts the
+bytes each write adds to a region); the devcluster records the written keys here, in the engine,
+so that one pass can tell which regions grew without scanning every region's data. Ingested SSTs
+have keys we do not read: they mark everything as grown. Past `limit` keys the record gives up
+the detail and marks everything too, so a bulk load costs bounded memory.
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import threading
+from collections.abc import Iterable
+
+from br_devcluster.store.txn_reader import Modify
+
+DEFAULT_LIMIT = 200_000
+
+
+class Written:
+    """One taken record: bytes written per key range (inf when unknown: everything grew)."""
+
+    def __init__(self, sizes: list[tuple[bytes, int]], everything: bool) -> None:
+        ordered = sorted(sizes)
+        self._keys = [key for key, _ in ordered]
+        self._sums = [0, *itertools.accumulate(size for _, size in ordered)]
+        self._everything = everything
+
+    def bytes_in(self, start: bytes, end: bytes) -> float:
+        """Bytes written to keys in [start, end) (end b"": unbounded)."""
+        if self._everything:
+            return math.inf
+        low = bisect.bisect_left(self._keys, start)
+        high = bisect.bisect_left(self._keys, end) if end else len(self._keys)
+        return self._sums[max(high, low)] - self._sums[low]
+
+
+class WrittenKeys:
+    """Thread-safe: every write batch records, the split checker takes."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._sizes: list[tuple[bytes, int]] = []
+        self._everything = True  # nothing is known about the data a store starts with
+
+    def record(self, modifies: Iterable[Modify]) -> None:
+        sizes = [(key, len(key) + len(value or b"")) for _, key, value in modifies]
+        with self._lock:
+            if self._everything:
+                return
+            self._sizes.extend(sizes)
+            if len(self._sizes) > self._limit:
+                self._mark_everything()
+
+    def record_everything(self) -> None:
+        """Keys arrived that were not listed (an SST ingest)."""
+        with self._lock:
+            self._mark_everything()
+
+    def take(self) -> Written:
+        """What was written since the last take; the record starts empty again."""
+        with self._lock:
+            taken = Written(self._sizes, self._everything)
+            self._sizes, self._everything = [], False
+            return taken
+
+    def _mark_everything(self) -> None:
+        self._sizes, self._everything = [], True
