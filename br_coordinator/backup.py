@@ -1,4 +1,5 @@
-"""`br backup full|raw`: plan, follow and commit a distributed raw backup.
+"""`br backup full|txn|raw`: plan, follow and commit a distributed backup (full and txn: the
+transactional key space at backup_ts; raw: raw KV).
 
 Order (each step's why in its function): job lease (one runner per identical command) ->
 job record (resume: same backup_ts, completed ranges skipped) -> backup_ts checked against the
@@ -18,7 +19,7 @@ from functools import partial
 
 from br_common.backupmeta import meta as backupmeta
 from br_common.backupmeta import seal as backupmeta_seal
-from br_common.backupmeta.kind import BackupKind
+from br_common.backupmeta.kind import BackupKind, rules
 from br_common.fleet import messages as m
 from br_common.fleet.app import make_app
 from br_common.fleet.config import fleet_version
@@ -51,15 +52,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backup = flags.JobVerb.add(subparsers, "backup", "backup a TiKV cluster",
                                "backup a TiKV cluster to S3 (or a local directory every agent reaches), through "
                                "the br-agent beside each store", [flags.common_parser(), flags.backup_parser()])
-    backup.command("full", run_full, "backup the whole key space", "backup the whole (raw) key space of the cluster",
+    backup.command("full", run_full, "backup the whole key space",
+                   "backup the whole transactional key space of the cluster (what TiDB stores) as it was at the "
+                   "backup ts: every committed transaction, TiKV's write and default files per region. There is "
+                   "no --filter: TiDB's schemas travel as the meta keys inside the txn key space, so they are "
+                   "backed up with the data (raw KV: `br backup raw`)",
                    epilog='Example: br backup full --pd "${PDIP}:2379" --storage "s3://${Bucket}/${Folder}" '
                           '--ratelimit 128 --log-file backup.log')
     backup.command("raw", run_raw, "backup a raw kv range from TiKV cluster",
                    "(experimental) backup a raw kv range from TiKV cluster", [flags.raw_parser("backup")])
+    backup.command("txn", run_txn, "backup a txn kv range from TiKV cluster",
+                   "(experimental) backup a txn kv range from TiKV cluster: the committed transactional data "
+                   "in [--start, --end) (raw user keys) at the backup ts", [flags.txn_parser("backup")])
 
 
 def run_full(args: argparse.Namespace) -> int:
-    return run(args, m.KeyRange(), BackupKind.RAW)  # br-fleet's full backup is of raw KV until txn backup lands
+    return run(args, m.KeyRange(), BackupKind.TXN)
+
+
+def run_txn(args: argparse.Namespace) -> int:
+    return run(args, flags.key_range(args), BackupKind.TXN)
 
 
 def run_raw(args: argparse.Namespace) -> int:
@@ -120,7 +132,8 @@ class Backup:
     # --- steps ------------------------------------------------------------------------------------
     def _check_agents_alive(self) -> None:
         """Every store leading a region of the range needs an agent; all must accept the URL."""
-        leaders = {info.leader_store_id for info in self.pd.scan_regions(self.whole.start, self.whole.end)}
+        bounds = rules(self.kind).pd_bounds(self.whole.start, self.whole.end)
+        leaders = {info.leader_store_id for info in self.pd.scan_regions(*bounds)}
         check_agents(self.registry.alive(self.pd.cluster_id), self.specs, self.app.signer, leaders, self.pd)
 
     def _backup_ts(self, state: JobState) -> int:
@@ -172,7 +185,8 @@ class Backup:
         progress = JobProgress(f"backup {self.job_id}")
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._range_task(attempt, send, backup_ts),
-                              FollowConfig(concurrency=self.options.concurrency), BackupResolver(self.pd, book),
+                              FollowConfig(concurrency=self.options.concurrency),
+                              BackupResolver(self.pd, book, self.kind),
                               self.jobs, [self.lease], on_progress=lambda p: progress.update(*p))
         if done:
             log.info("resuming: %d ranges already backed up, %d pieces to go", len(done), len(todo))

@@ -291,29 +291,48 @@ def backup_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def range_flags(group: argparse._ActionsContainer, verb: str, space: str) -> None:
+    """--start/--end/--format: a key range of `space` ("raw kv", "txn kv")."""
+    group.add_argument("--start", default="", help=f"{verb} {space} start key, key is inclusive")
+    group.add_argument("--end", default="", help=f"{verb} {space} end key, key is exclusive (empty: to the end)")
+    group.add_argument("--format", default="hex", choices=key_format.KEY_FORMATS,
+                       help='start/end key format, support raw|escaped|hex (default "hex")')
+
+
 def raw_parser(verb: str) -> argparse.ArgumentParser:
     """The key range flags of `br <verb> raw` (--start, --end, --format, --cf)."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("Raw Flags")
-    group.add_argument("--start", default="", help=f"{verb} raw kv start key, key is inclusive")
-    group.add_argument("--end", default="", help=f"{verb} raw kv end key, key is exclusive (empty: to the end)")
-    group.add_argument("--format", default="hex", choices=key_format.KEY_FORMATS,
-                       help='start/end key format, support raw|escaped|hex (default "hex")')
+    range_flags(group, verb, "raw kv")
     group.add_argument("--cf", default="default", help=f'{verb} specify cf, correspond to tikv cf (default "default")')
     return parser
 
 
-def raw_range(args: argparse.Namespace, holders: str) -> KeyRange:
-    """[--start, --end) of `raw`, checked; `holders` names what holds only the default cf."""
+def txn_parser(verb: str) -> argparse.ArgumentParser:
+    """The key range flags of `br <verb> txn`: raw user keys of the transactional key space (BR
+    declares --start/--end for `backup txn` and ignores them; ours bound the backup)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    range_flags(parser.add_argument_group("Txn Flags"), verb, "txn kv")
+    return parser
+
+
+def key_range(args: argparse.Namespace) -> KeyRange:
+    """[--start, --end), checked."""
     try:
         start, end = parse_key(args.start, args.format), parse_key(args.end, args.format)
     except argparse.ArgumentTypeError as exc:
         raise CommandError(str(exc)) from None
     if end and end <= start:
         raise CommandError("--end must be greater than --start (or empty for the end of the key space)")
+    return KeyRange(start=start, end=end)
+
+
+def raw_range(args: argparse.Namespace, holders: str) -> KeyRange:
+    """[--start, --end) of `raw`, checked; `holders` names what holds only the default cf."""
+    whole = key_range(args)
     if args.cf != "default":
         raise CommandError(f"--cf {args.cf}: {holders} hold only the default cf")
-    return KeyRange(start=start, end=end)
+    return whole
 
 
 def tls_config(args: argparse.Namespace) -> TLSConfig:

@@ -167,6 +167,8 @@ class Restore:
         if warning:
             log.warning("%s", warning)
         self.kind = backupmeta.kind_of(meta)
+        if self.kind is not BackupKind.RAW:
+            raise CommandError(f"{where} holds a transactional backup: br-fleet does not restore those yet")
         return meta
 
     def _check_empty(self, ranges: list[m.KeyRange]) -> None:

@@ -1,7 +1,7 @@
 """The README's first command: the whole round trip on one machine.
 
 A source devcluster (with Redis, SeaweedFS, IMDS, agents and Flower) is loaded with generated
-data and backed up with `br backup full` to S3; a second, empty devcluster with another store
+data and backed up with `br backup raw` to S3; a second, empty devcluster with another store
 count (its own Redis and agents, the same S3 server) is restored with `br restore full`; then
 both clusters' checksums are shown side by side. Everything started is stopped at the end
 unless --keep is given. `br` runs as a subprocess, exactly as an operator would run it.
@@ -33,7 +33,7 @@ console = Console(highlight=False, soft_wrap=True)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="demo.sh",
-        description="Back up a loaded devcluster to a local S3 server with `br backup full`, restore it into "
+        description="Back up a loaded devcluster to a local S3 server with `br backup raw`, restore it into "
                     "a fresh cluster with a different store count with `br restore full`, and compare checksums.")
     parser.add_argument("--size", type=parse_size, default=parse_size("1GB"),
                         help="data to load into the source cluster (default 1GB; units KB/MB/GB or KiB/MiB/GiB)")
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, work: Path, dirs: list[Path]) -> int:
     storage = f"s3://{source.fleet.bucket}/demo-{time.strftime('%Y%m%d-%H%M%S')}?endpoint={source.fleet.s3_endpoint}"
     step("3/5", "back up with br (agents upload with their instance-profile credentials)")
     backup_log = work / "backup.log"
-    _run(["br", "backup", "full", "--pd", source.pd_address, "--storage", storage, "--broker",
+    _run(["br", "backup", "raw", "--pd", source.pd_address, "--storage", storage, "--broker",
           source.fleet.broker_url, *_ratelimit(args), "--log-file", str(backup_log)])
     backup_ts = _backup_ts(backup_log)
     step("4/5", f"start an empty target cluster: {args.target_stores} stores, {args.target_replicas} replica(s)")

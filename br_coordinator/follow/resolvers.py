@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from br_common.backupmeta.kind import BackupKind
 from br_common.pd_client import PDClient, PDError
 from br_coordinator import restore_plan as plan
 from br_coordinator.backup_plan import plan_range
@@ -20,10 +21,11 @@ class BackupResolver:
 
     pd: PDClient
     book: BackupBook
+    kind: BackupKind = BackupKind.RAW  # the key space the book's ranges are in
 
     def __call__(self, resolve: Resolve) -> list[Action]:
         try:
-            tasks = plan_range(self.pd, self.book.range_of(resolve.work_id))
+            tasks = plan_range(self.pd, self.book.range_of(resolve.work_id), self.kind)
         except PDError as exc:
             return self.book.unplaced(resolve.work_id, f"PD: {exc}")
         return self.book.placed(resolve.work_id, tasks)
