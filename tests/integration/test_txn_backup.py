@@ -1,0 +1,118 @@
+"""Transactional backup (and restore) over real processes: devclusters, Redis, SeaweedFS S3, a
+br-agent per store and `br`, with pingcap's TransactionClient writing and reading.
+
+The source is written in transactions (values of 0, 255, 256 bytes and 1 MiB, overwrites and
+deletes) and a model dict follows it; writes after the backup ts must not show in the backup.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from br_common.checksum import Checksum
+from br_devcluster import cluster
+from br_devcluster.services import start_redis
+from br_devcluster.txn_kv import TxnKV
+from tests.fixtures.devcluster import DevCluster
+from tests.integration._store_cluster import txn_commit
+from tests.integration.test_backup_support import HOST_ENV, AgentFleet, files_checksum, read_backupmeta, run_br, \
+    s3_admin
+
+tikv_client = pytest.importorskip("tikv_client")
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+Model = dict[bytes, bytes]
+SIZES = (0, 255, 256, 1 << 20)
+
+
+def _key(i: int) -> bytes:
+    """Keys spread over the whole first byte, so every pre-split region gets some."""
+    return bytes([(i * 37) % 256]) + b"/key-%03d" % i
+
+
+def _workload(model: Model, client) -> None:  # noqa: ANN001 - tikv_client's
+    """Puts of every size, overwrites and deletes, each batch one transaction."""
+    batches: list[dict[bytes, bytes | None]] = [
+        {_key(i): bytes([65 + i % 26]) * SIZES[i % len(SIZES)] for i in range(0, 40)},
+        {_key(i): b"over-%d" % i for i in range(0, 40, 3)},
+        {_key(i): None for i in range(0, 40, 5)},
+        {_key(i): b"L" * 300 for i in range(40, 48)},
+    ]
+    for writes in batches:
+        txn_commit(client, writes)
+        for key, value in writes.items():
+            if value is None:
+                model.pop(key, None)
+            else:
+                model[key] = value
+
+
+@dataclass
+class Source:
+    dc: DevCluster
+    broker: str
+    s3: object
+    model: Model  # the committed data at backup ts
+    work: Path
+
+    def url(self, prefix: str) -> str:
+        return self.s3.url(prefix, with_keys=False)
+
+    def backup(self, prefix: str, verb: str = "full", *extra: str):  # noqa: ANN201
+        return run_br("backup", verb, "--pd", self.dc.pd_address, "-s", self.url(prefix), *extra,
+                      broker=self.broker, log_file=self.work / f"br-{prefix}.log")
+
+    def meta(self, prefix: str):  # noqa: ANN201
+        return read_backupmeta(s3_admin(self.s3.endpoint), self.s3.bucket, prefix)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[Source]:  # noqa: ANN001
+    work = tmp_path_factory.mktemp("txnbackup")
+    redis = start_redis(work / "redis")
+    data_dir = work / "source"
+    try:
+        dc = DevCluster(data_dir, cluster.up(data_dir, cluster.ClusterConfig(stores=3, regions=6)).state)
+        agents = AgentFleet(dc, redis.url, work / "agents", env=HOST_ENV).start_all()
+        model: Model = {}
+        _workload(model, tikv_client.TransactionClient.connect([dc.pd_address]))
+        try:
+            yield Source(dc, redis.url, seaweedfs_s3, model, work)
+        finally:
+            agents.stop_all()
+            dc.kv.close()
+            dc.pd.close()
+    finally:
+        if (data_dir / cluster.STATE_FILE).exists():
+            cluster.down(data_dir)
+        redis.stop()
+
+
+def model_checksum(model: Model, start: bytes = b"", end: bytes = b"") -> Checksum:
+    return Checksum().add_pairs((k, v) for k, v in model.items() if k >= start and (not end or k < end))
+
+
+def test_backup_full_is_the_txn_key_space_at_backup_ts(source: Source) -> None:
+    prefix = f"txn-full-{os.getpid()}"
+    done = source.backup(prefix)
+    assert done.returncode == 0, done.stderr
+    meta = source.meta(prefix)
+    assert meta.is_txn_kv and not meta.is_raw_kv and meta.start_version == 0
+    assert {f.cf for f in meta.files} == {"default", "write"}
+    assert files_checksum(meta) == model_checksum(source.model)
+    with TxnKV(source.dc.pd) as kv:
+        assert kv.checksum_at(b"", b"", meta.end_version) == files_checksum(meta)
+
+
+def test_backup_txn_honours_start_and_end(source: Source) -> None:
+    prefix = f"txn-range-{os.getpid()}"
+    start, end = _key(3), _key(11)  # raw user keys
+    done = source.backup(prefix, "txn", "--start", start.hex(), "--end", end.hex())
+    assert done.returncode == 0, done.stderr
+    meta = source.meta(prefix)
+    assert all(start <= f.start_key and f.end_key and f.end_key <= end for f in meta.files)
+    assert files_checksum(meta) == model_checksum(source.model, start, end)
