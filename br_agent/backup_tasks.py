@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from pathlib import Path
@@ -32,12 +33,13 @@ from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
 from br_common.storage import ExternalStorage, check_key
-from br_common.tikv_client import describe_region_error
+from br_common.tikv_client import RawKVError, describe_region_error
 
 log = logging.getLogger(__name__)
 
 UPLOADS_IN_FLIGHT = 2  # the store writes the next region while the previous one uploads
 HASH_CHUNK = 1 << 20
+LOCK_WAIT_CAP = 3.0  # seconds an agent waits on a live lock before the coordinator's backoff takes over
 
 def run_backup(context: BackupEnv, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
     if task.store_id != context.store_id:
@@ -70,7 +72,7 @@ def _backup_into(context: BackupEnv, task: m.BackupRangeTask, storage: ExternalS
         for response in call:
             piece = m.KeyRange(start=response.start_key, end=response.end_key)
             if response.HasField("error"):
-                failed.append(_error_range(piece, response.error))
+                failed.append(_error_range(context, task, piece, response.error))
                 continue
             covered.append(m.CoveredRange(range=piece, files=uploader.submit(response.files)))
     except grpc.RpcError as exc:
@@ -94,14 +96,33 @@ def _request(task: m.BackupRangeTask, stage: Path) -> brpb_pb2.BackupRequest:
         dst_api_version=kvrpcpb_pb2.V1, unique_id=task.attempt)
 
 
-def _error_range(piece: m.KeyRange, error: brpb_pb2.Error) -> m.UncoveredRange:
+def _error_range(context: BackupEnv, task: m.BackupRangeTask, piece: m.KeyRange,
+                 error: brpb_pb2.Error) -> m.UncoveredRange:
     """A store's error response for a piece, with its kind (what the coordinator does about it)."""
+    if error.HasField("kv_error") and error.kv_error.HasField("locked"):
+        return _locked_range(context, task, piece, error.kv_error.locked)
     if error.HasField("region_error"):
         return m.UncoveredRange(range=piece, reason=describe_region_error(error.region_error), error_kind="region")
     if error.HasField("cluster_id_error"):
         raise TaskFatalError(f"cluster id mismatch: the store is in cluster {error.cluster_id_error.current}, "
                              f"the backup is of cluster {error.cluster_id_error.request}")
     return m.UncoveredRange(range=piece, reason=error.msg or "unknown store error", error_kind="retryable")
+
+
+def _locked_range(context: BackupEnv, task: m.BackupRangeTask, piece: m.KeyRange,
+                  lock: kvrpcpb_pb2.LockInfo) -> m.UncoveredRange:
+    """A lock blocks the read at backup_ts (TiKV leaves it to the client, as BR does): resolve it
+    through its primary, then the coordinator retries the piece; a live txn is waited on a little
+    here (up to LOCK_WAIT_CAP) and then retried with the coordinator's backoff."""
+    try:
+        resolution = context.lock_resolver().resolve(lock, task.backup_ts)
+    except RawKVError as exc:
+        return m.UncoveredRange(range=piece, reason=f"resolving a lock: {exc}", error_kind="retryable")
+    log.info("backup of %s at ts %d met a %s", piece.label(), task.backup_ts, resolution.detail)
+    if resolution.resolved:
+        return m.UncoveredRange(range=piece, reason=resolution.detail, error_kind="region")
+    time.sleep(min(resolution.wait_ms / 1000, LOCK_WAIT_CAP))
+    return m.UncoveredRange(range=piece, reason=resolution.detail, error_kind="retryable")
 
 
 def _uncovered(whole: m.KeyRange, covered: list[m.CoveredRange], failed: list[m.UncoveredRange],

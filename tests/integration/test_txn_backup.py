@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from br_common.checksum import Checksum
+from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.tikv_client import RawKVClient
+from br_common.txn_codec import encode_bytes
 from br_devcluster import cluster
 from br_devcluster.services import start_redis
 from br_devcluster.txn_kv import TxnKV
@@ -116,3 +119,38 @@ def test_backup_txn_honours_start_and_end(source: Source) -> None:
     meta = source.meta(prefix)
     assert all(start <= f.start_key and f.end_key and f.end_key <= end for f in meta.files)
     assert files_checksum(meta) == model_checksum(source.model, start, end)
+
+
+def _prewrite(dc: DevCluster, start: int, primary: bytes, writes: Model, ttl_ms: int) -> None:
+    """What a client sends before it dies: KvPrewrite per key, no commit."""
+    with RawKVClient(dc.pd) as kv:
+        for key, value in writes.items():
+            _, response = kv._call_at(encode_bytes(key), "KvPrewrite", lambda ctx, _r, k=key, v=value: (
+                pb.PrewriteRequest(context=ctx, mutations=[pb.Mutation(op=pb.Put, key=k, value=v)],
+                                   primary_lock=primary, start_version=start, lock_ttl=ttl_ms)))
+            assert not response.errors, response
+
+
+def _commit_primary(dc: DevCluster, start: int, primary: bytes) -> None:
+    commit_ts = dc.pd.tso()
+    with RawKVClient(dc.pd) as kv:
+        _, response = kv._call_at(encode_bytes(primary), "KvCommit", lambda ctx, _r: pb.CommitRequest(
+            context=ctx, keys=[primary], start_version=start, commit_version=commit_ts))
+        assert not response.HasField("error")
+
+
+def test_locks_of_dead_clients_are_resolved_never_read_half(source: Source) -> None:
+    """Three clients died holding locks: one after committing its primary (its secondaries are
+    committed by the backup's resolver), one before (rolled back), one whose TTL is still running
+    when the backup starts (waited out, then rolled back). Runs last: it changes the source."""
+    committed = {_key(200): b"c" * 10, _key(201): b"C" * 400}
+    start = source.dc.pd.tso()
+    _prewrite(source.dc, start, _key(200), committed, ttl_ms=100)
+    _commit_primary(source.dc, start, _key(200))
+    _prewrite(source.dc, source.dc.pd.tso(), _key(210), {_key(210): b"no", _key(211): b"NO" * 200}, ttl_ms=100)
+    _prewrite(source.dc, source.dc.pd.tso(), _key(220), {_key(220): b"late", _key(221): b"x"}, ttl_ms=4000)
+    source.model.update(committed)
+    prefix = f"txn-locks-{os.getpid()}"
+    done = source.backup(prefix)
+    assert done.returncode == 0, done.stderr
+    assert files_checksum(source.meta(prefix)) == model_checksum(source.model)
