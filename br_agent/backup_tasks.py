@@ -24,9 +24,9 @@ from br_agent.context import AgentTaskError
 from br_agent.environment import BackupEnv
 from br_common.fleet.task_errors import TaskFatalError
 from br_agent.interruption import AttemptCancelled
-from br_agent.sst_files import SstError, sst_checksum
+from br_agent.sst_files import SstError, file_checksum
 from br_agent.task_base import Report, agent_task, stop_if_withdrawn
-from br_common.backupmeta.kind import rules
+from br_common.backupmeta.kind import BackupKind, rules
 from br_common.backupmeta.layout import BACKUPMETA, attempt_object_name
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
@@ -158,7 +158,7 @@ class _Uploader:
         # --checksum reads each file back while it uploads (CPU beside I/O): a file that fails the
         # check fails the task and is never recorded, its object left under the attempt's own name
         self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="br-check")
-        self._check_pairs = task.checksum and rules(task.kind).checksum_of_file_pairs
+        self._check_pairs = task.checksum and rules(task.kind).files_recountable
         self._futures: list[tuple[str, Future]] = []  # (the store's file name, its upload)
         self._lock = threading.Lock()
         self.bytes_done = 0
@@ -188,7 +188,7 @@ class _Uploader:
             stop_if_withdrawn(self._context, self._task, prefix="stopped: ")
             _verify(path, info)
             if self._check_pairs:
-                check = self._checks.submit(_verify_pairs, path, info, self._stage / ".scratch")
+                check = self._checks.submit(_verify_pairs, path, info, self._stage / ".scratch", self._task.kind)
             uploaded = self._storage.put_file_exclusive(key, path, info.sha256)
             if check is not None:
                 check.result()  # raises: the task fails before this file is recorded anywhere
@@ -234,12 +234,13 @@ def _verify(path: Path, info: m.FileInfo) -> None:
         raise AgentTaskError(f"staged file {info.name} does not match its sha256")
 
 
-def _verify_pairs(path: Path, info: m.FileInfo, scratch: Path) -> None:
-    """--checksum: the pairs in the file are what the store counted (a real TiKV has no RawChecksum
-    at a ts, so this, not the live cluster, is what a raw backup is checked against)."""
+def _verify_pairs(path: Path, info: m.FileInfo, scratch: Path, kind: BackupKind = BackupKind.RAW) -> None:
+    """--checksum: the records in the file are what the store counted (a real TiKV has no RawChecksum
+    at a ts, so this, not the live cluster, is what a raw backup is checked against; a txn backup
+    is also checked against the Coprocessor checksum at backup_ts by the coordinator)."""
     want = Checksum(crc64xor=info.crc64xor, total_kvs=info.total_kvs, total_bytes=info.total_bytes)
     try:
-        got = sst_checksum(path, scratch)
+        got = file_checksum(path, scratch, kind, info.cf)
     except SstError as exc:
         raise AgentTaskError(f"staged file {info.name}: {exc}") from None
     if got != want:

@@ -44,13 +44,15 @@ class BackupOptions(_Options):
 
 
 class RestoreOptions(_Options):
-    wanted: KeyRange | None = None  # --start/--end of `restore raw`; None: every backed-up range
+    wanted: KeyRange | None = None  # --start/--end of `restore raw|txn`; None: every backed-up range
+    only_kind: BackupKind | None = None  # what `restore raw|txn` accepts; None (`restore full`): any kind
     allow_non_empty: bool = False  # --allow-non-empty
     split_batch: int = Field(1024, ge=1)  # split keys per SplitRegions call
     discard_timeout: float = 15.0  # seconds for the agents to drop what a run staged and never ingested
     spec_refresh: float = 1.0  # seconds a StorageSpec (sealed to the agents alive then) is reused
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, wanted: KeyRange | None) -> "RestoreOptions":
-        return cls(wanted=wanted, concurrency=args.concurrency, rate_limit=args.ratelimit * MiB,
+    def from_args(cls, args: argparse.Namespace, wanted: KeyRange | None,
+                  only_kind: BackupKind | None = None) -> "RestoreOptions":
+        return cls(wanted=wanted, only_kind=only_kind, concurrency=args.concurrency, rate_limit=args.ratelimit * MiB,
                    checksum=args.checksum, allow_non_empty=args.allow_non_empty)

@@ -30,9 +30,9 @@ class KindRules:
     is_raw_kv: bool
     request_cf: str  # BackupRequest.cf: raw backups name their CF; TiKV ignores it for txn backups
     file_cfs: tuple[str, ...]  # the CFs a backup file of this kind may hold ("" = TiKV's default)
-    # File.crc64xor/total_kvs/total_bytes count exactly the file's pairs (origin key, value), so the
-    # agent can check them by reading the file (TiKV's txn files count decoded entries instead)
-    checksum_of_file_pairs: bool
+    # File.crc64xor/total_kvs/total_bytes can be recounted from the file alone (raw: its pairs; txn:
+    # TiKV's rule, br_common.txn_files), so the agent checks them by reading the file
+    files_recountable: bool
 
     @property
     def is_txn_kv(self) -> bool:
@@ -54,11 +54,10 @@ class KindRules:
 
 RULES: dict[BackupKind, KindRules] = {
     BackupKind.RAW: KindRules(label="raw KV", is_raw_kv=True, request_cf="default", file_cfs=("", "default"),
-                               checksum_of_file_pairs=True),
-    # TiKV counts each logical key once, in the default file if its value is there, so a txn file's
-    # counters are not its pairs: txn backups are checked against the Coprocessor checksum instead
+                               files_recountable=True),
+    # TiKV counts each logical key once, in the default file if its value is there (not per pair)
     BackupKind.TXN: KindRules(label="transactional KV", is_raw_kv=False, request_cf="",
-                               file_cfs=("default", "write"), checksum_of_file_pairs=False),
+                               file_cfs=("default", "write"), files_recountable=True),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from br_common.checksum import Checksum
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.tikv_client import RawKVClient
+from br_common.txn_checksum import TxnChecksum
 from br_common.txn_codec import encode_bytes
 from br_devcluster import cluster
 from br_devcluster.services import start_redis
@@ -23,7 +25,7 @@ from br_devcluster.txn_kv import TxnKV
 from tests.fixtures.devcluster import DevCluster
 from tests.integration._store_cluster import txn_commit
 from tests.integration.test_backup_support import HOST_ENV, AgentFleet, files_checksum, read_backupmeta, run_br, \
-    s3_admin
+    s3_admin, summary_value
 
 tikv_client = pytest.importorskip("tikv_client")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -119,6 +121,72 @@ def test_backup_txn_honours_start_and_end(source: Source) -> None:
     meta = source.meta(prefix)
     assert all(start <= f.start_key and f.end_key and f.end_key <= end for f in meta.files)
     assert files_checksum(meta) == model_checksum(source.model, start, end)
+
+
+@pytest.fixture(scope="module")
+def backup_prefix(source: Source) -> str:
+    """One `br backup full` of the source that the restore tests read."""
+    prefix = f"txn-restore-{os.getpid()}"
+    done = source.backup(prefix)
+    assert done.returncode == 0, done.stderr
+    return prefix
+
+
+@contextmanager
+def target_cluster(source: Source, name: str, config: cluster.ClusterConfig) -> Iterator[tuple[DevCluster, str]]:
+    """An empty cluster of another shape with its own agents (its own Redis database)."""
+    data_dir = source.work / name
+    broker = source.broker.rsplit("/", 1)[0] + "/1"
+    try:
+        dc = DevCluster(data_dir, cluster.up(data_dir, config).state)
+        agents = AgentFleet(dc, broker, data_dir / "agents", env=HOST_ENV).start_all()
+        try:
+            yield dc, broker
+        finally:
+            agents.stop_all()
+            dc.kv.close()
+            dc.pd.close()
+    finally:
+        if (data_dir / cluster.STATE_FILE).exists():
+            cluster.down(data_dir)
+
+
+def restore(source: Source, dc: DevCluster, broker: str, prefix: str, verb: str = "full", *extra: str):  # noqa: ANN201
+    return run_br("restore", verb, "--pd", dc.pd_address, "-s", source.url(prefix), *extra, broker=broker,
+                  log_file=source.work / f"restore-{prefix}-{verb}.log")
+
+
+def test_restore_full_into_another_shape_reads_as_the_model(source: Source, backup_prefix: str) -> None:
+    meta = source.meta(backup_prefix)
+    shape = cluster.ClusterConfig(stores=2, replicas=2, regions=3)
+    with target_cluster(source, "target-a", shape) as (dc, broker):
+        refused = restore(source, dc, broker, backup_prefix, "raw")
+        assert refused.returncode != 0 and "`br restore raw` restores raw KV backups only" in refused.stderr
+        done = restore(source, dc, broker, backup_prefix)
+        assert done.returncode == 0, done.stderr
+        assert summary_value(done.stdout, "checksum") == "verified"
+        assert dc.pd.tso() > meta.end_version  # new transactions commit above every restored one
+        client = tikv_client.TransactionClient.connect([dc.pd_address])
+        snapshot = client.snapshot(dc.pd.tso(), False)
+        assert dict(snapshot.scan(b"", b"\xff\xff\xff", 10_000)) == source.model
+        with TxnChecksum(dc.pd) as txn:
+            assert txn.checksum_at(b"", b"", dc.pd.tso()) == files_checksum(meta)
+        txn_commit(client, {_key(1): b"after restore"})  # the target takes new writes on top
+        assert client.snapshot(dc.pd.tso(), False).get(_key(1)) == b"after restore"
+
+
+def test_restore_txn_of_a_range_and_a_raw_backup_refused(source: Source, backup_prefix: str) -> None:
+    start, end = _key(3), _key(11)
+    raw_prefix = f"raw-{os.getpid()}"
+    assert source.backup(raw_prefix, "raw").returncode == 0
+    with target_cluster(source, "target-b", cluster.ClusterConfig(stores=1, regions=2)) as (dc, broker):
+        refused = restore(source, dc, broker, raw_prefix, "txn")
+        assert refused.returncode != 0 and "`br restore txn` restores transactional KV backups only" in refused.stderr
+        done = restore(source, dc, broker, backup_prefix, "txn", "--start", start.hex(), "--end", end.hex())
+        assert done.returncode == 0, done.stderr
+        client = tikv_client.TransactionClient.connect([dc.pd_address])
+        got = dict(client.snapshot(dc.pd.tso(), False).scan(b"", b"\xff\xff\xff", 10_000))
+        assert got == {k: v for k, v in source.model.items() if start <= k < end}
 
 
 def _prewrite(dc: DevCluster, start: int, primary: bytes, writes: Model, ttl_ms: int) -> None:

@@ -11,6 +11,7 @@ from br_common.checksum import Checksum
 from br_common.data_keys import data_key
 from br_common.sst_files import read_sst
 from br_common.tso import compose
+from br_common.txn_files import txn_file_checksum
 from br_common.txn_codec import Lock, LockType, Write, WriteType
 from br_devcluster.store.backup_files import RegionBackup, write_region_files
 from br_devcluster.store.ratelimit import RateLimiter
@@ -108,3 +109,20 @@ def test_short_values_only_make_no_default_file(tmp_path: Path) -> None:
                           start_version=0, end_version=5)
     files = write_region_files(target, backup_entries(TxnReader(cfs), b"", None, 0, 5), sst_options(), RateLimiter())
     assert [(f.cf, f.total_kvs) for f in files] == [("write", 1)]
+
+
+def test_a_files_counters_can_be_recounted_from_its_records(cfs: MemoryCFs, tmp_path: Path) -> None:
+    """br_common.txn_files: what the agent checks a txn backup file (or a restore piece of it) with."""
+    target = RegionBackup(root=tmp_path, store_id=1, region_id=2, epoch_version=3, start_key=b"", end_key=b"",
+                          start_version=0, end_version=25)
+    files = write_region_files(target, backup_entries(TxnReader(cfs), b"", None, 15, 25), sst_options(),
+                               RateLimiter())  # incremental: a Delete record too
+    files += write_region_files(RegionBackup(**{**target.__dict__, "root": tmp_path / "full"}),
+                                backup_entries(TxnReader(cfs), b"", None, 0, 25), sst_options(), RateLimiter())
+    for f in files:
+        root = tmp_path / "full" if f in files[-2:] else tmp_path
+        recounted = txn_file_checksum(read_all(root / f.name, tmp_path / "scratch"), f.cf)
+        assert recounted == Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes)
+    write = files[-1]
+    part = txn_file_checksum(read_all(tmp_path / "full" / write.name, tmp_path / "scratch"), "write", b"b", b"e")
+    assert part == Checksum().add_pairs([(b"d", b"")])  # b's value is long: counted in the default file
