@@ -97,7 +97,8 @@ class Backup:
                        ranges=[self.whole], options={"backup_kind": self.kind.value,
                                                      "compression": self.options.compression,
                                                      "compression_level": self.options.compression_level,
-                                                     "backupts": self.options.backupts})
+                                                     "backupts": self.options.backupts,
+                                                     "lastbackupts": self.options.last_backup_ts})
         self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
@@ -121,7 +122,9 @@ class Backup:
         backup_ts = self._backup_ts(state)
         log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
                  backup_ts, ts_time(backup_ts))
-        with GCKeeper(self.pd, self.job_id, backup_ts, self.options.gcttl, keep_for=self.options.checkpoint_gcttl):
+        # an incremental backup reads every version after --lastbackupts: it holds GC there (as BR)
+        held = self.options.last_backup_ts or backup_ts
+        with GCKeeper(self.pd, self.job_id, held, self.options.gcttl, keep_for=self.options.checkpoint_gcttl):
             self.runner.resumable_for = self.options.checkpoint_gcttl  # from here on the safe point outlives a failure
             if not state.lock_acquired:
                 self._lock()
@@ -149,9 +152,20 @@ class Backup:
         hint = "use a later --backupts/--timeago" + (" or a new storage path" if state.job_ts else "")
         try:
             require_after_safe_point(self.pd, ts, "backup ts", hint)
+            self._check_last_backup_ts(ts)
         except StaleReadError as exc:
             raise CommandError(str(exc)) from None
         return self.jobs.fix_job_ts(ts)
+
+    def _check_last_backup_ts(self, backup_ts: int) -> None:
+        """An incremental backup needs every version after --lastbackupts: not yet collected by GC."""
+        last = self.options.last_backup_ts
+        if not last:
+            return
+        if last >= backup_ts:
+            raise CommandError(f"--lastbackupts {last} is not before the backup ts {backup_ts}: nothing to back up")
+        require_after_safe_point(self.pd, last, "--lastbackupts",
+                                 "the versions since the last backup may be collected: take a full backup")
 
     def _new_backup_ts(self) -> int:
         """--backupts, --timeago before now, or now; never after PD's current time."""
@@ -214,6 +228,9 @@ class Backup:
         Raw KV has no checksum at a ts on TiKV: the agents' file check is all there is."""
         if not self.options.checksum or rules(self.kind).is_raw_kv:
             return
+        if self.options.last_backup_ts:  # its files hold changes, not the data at backup_ts (BR skips it too)
+            log.info("an incremental backup is not compared with the Coprocessor checksum: its files hold changes")
+            return
         with TxnChecksum(self.pd) as txn:
             for record in records:
                 want = total_of(record.files)
@@ -228,6 +245,7 @@ class Backup:
         task = send.body
         message = m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
                                     store_id=task.store_id, range=task.range, backup_ts=backup_ts, kind=self.kind,
+                                    start_version=self.options.last_backup_ts,
                                     checksum=self.options.checksum, rate_limit=self.options.rate_limit,
                                     store_budget=self.options.rate_limit, compression=self.options.compression,
                                     compression_level=self.options.compression_level, storage=self._storage_spec())
@@ -242,7 +260,7 @@ class Backup:
         return backupmeta.build(self.kind, cluster_id=self.pd.cluster_id, cluster_version=_cluster_version(self.pd),
                                 br_version=f"{backupmeta.BR_VERSION_PREFIX} {fleet_version()}",
                                 files=[f for r in records for f in r.files], ranges=[self.whole],
-                                end_version=backup_ts)
+                                end_version=backup_ts, start_version=self.options.last_backup_ts)
 
     def _write_meta(self, meta: brpb_pb2.BackupMeta) -> None:
         data = meta.SerializeToString()
@@ -281,6 +299,8 @@ class Backup:
 def run(args: argparse.Namespace, whole: m.KeyRange, kind: BackupKind) -> int:
     if args.storage and args.backupts and args.timeago:
         raise CommandError("--backupts and --timeago are exclusive")
+    if args.lastbackupts and rules(kind).is_raw_kv:
+        raise CommandError("--lastbackupts: raw KV (API V1) has no versions: incremental backups are of txn KV")
     options = BackupOptions.from_args(args, whole, kind)
     with connections(args, warn_credentials=True) as conn:
         return Backup(options, conn).run()

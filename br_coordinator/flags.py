@@ -72,6 +72,13 @@ def parse_backupts(value: str) -> int:
     return ts
 
 
+def parse_last_backup_ts(value: str) -> int:
+    """--lastbackupts: a TSO only (as BR: the previous backup's end version)."""
+    if not value.strip().isdigit() or not 0 <= int(value) < 1 << 64:
+        raise argparse.ArgumentTypeError(f"--lastbackupts {value!r} is not a TSO (the previous backup's end version)")
+    return int(value)
+
+
 def _backupts(text: str) -> int:
     if text.isdigit():
         return int(text)
@@ -279,6 +286,9 @@ def backup_parser() -> argparse.ArgumentParser:
                        help="the backup ts support TSO or datetime, e.g. '400036290571534337', '2018-05-11 01:42:23'")
     group.add_argument("--timeago", type=parse_timeago, metavar="DURATION",
                        help="the history version of the backup task, e.g. 1m, 1h. Do not exceed GCSafePoint")
+    group.add_argument("--lastbackupts", type=parse_last_backup_ts, default=0, metavar="TS",
+                       help="the last time backup ts, use for incremental backup, support TSO only: the newest "
+                            "change of every key committed after it (deletes included); full and txn backups only")
     group.add_argument("--gcttl", type=int_in("--gcttl", 1, MAX_TTL_SECONDS), default=300, metavar="SECONDS",
                        help="the TTL (in seconds) that PD holds for BR's GC safepoint while the backup runs; "
                             "refreshed every TTL/3 (default 300; at most a year)")

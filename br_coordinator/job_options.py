@@ -31,6 +31,7 @@ class BackupOptions(_Options):
     compression_level: int = 0
     backupts: int | None = None  # --backupts: a TSO
     timeago: float | None = None  # --timeago, seconds
+    last_backup_ts: int = Field(0, ge=0)  # --lastbackupts: 0 a full backup, else an incremental after it
     gcttl: int = Field(300, ge=1)  # --gcttl: the service safe point's TTL while the backup runs
     checkpoint_gcttl: int = Field(4320, ge=1)  # --checkpoint-gcttl: how long an interrupted job stays resumable
     max_attempts: int = Field(10, ge=1)  # per piece of the key space
@@ -40,7 +41,7 @@ class BackupOptions(_Options):
         return cls(kind=kind, whole=whole, concurrency=args.concurrency, rate_limit=args.ratelimit * MiB,
                    checksum=args.checksum, compression=args.compression, compression_level=args.compression_level,
                    backupts=args.backupts or None, timeago=args.timeago or None, gcttl=args.gcttl,
-                   checkpoint_gcttl=args.checkpoint_gcttl)
+                   checkpoint_gcttl=args.checkpoint_gcttl, last_backup_ts=args.lastbackupts)
 
 
 class RestoreOptions(_Options):

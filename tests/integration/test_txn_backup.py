@@ -79,14 +79,23 @@ class Source:
 def source(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[Source]:  # noqa: ANN001
     work = tmp_path_factory.mktemp("txnbackup")
     redis = start_redis(work / "redis")
-    data_dir = work / "source"
     try:
-        dc = DevCluster(data_dir, cluster.up(data_dir, cluster.ClusterConfig(stores=3, regions=6)).state)
-        agents = AgentFleet(dc, redis.url, work / "agents", env=HOST_ENV).start_all()
-        model: Model = {}
-        _workload(model, tikv_client.TransactionClient.connect([dc.pd_address]))
-        try:
+        with cluster_with_agents(work / "source", cluster.ClusterConfig(stores=3, regions=6), redis.url) as dc:
+            model: Model = {}
+            _workload(model, tikv_client.TransactionClient.connect([dc.pd_address]))
             yield Source(dc, redis.url, seaweedfs_s3, model, work)
+    finally:
+        redis.stop()
+
+
+@contextmanager
+def cluster_with_agents(data_dir: Path, config: cluster.ClusterConfig, broker: str) -> Iterator[DevCluster]:
+    """A devcluster of the shape with a br-agent per store on broker; stopped (by PID) at the end."""
+    try:
+        dc = DevCluster(data_dir, cluster.up(data_dir, config).state)
+        agents = AgentFleet(dc, broker, data_dir / "agents", env=HOST_ENV).start_all()
+        try:
+            yield dc
         finally:
             agents.stop_all()
             dc.kv.close()
@@ -94,7 +103,6 @@ def source(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[S
     finally:
         if (data_dir / cluster.STATE_FILE).exists():
             cluster.down(data_dir)
-        redis.stop()
 
 
 def model_checksum(model: Model, start: bytes = b"", end: bytes = b"") -> Checksum:
@@ -135,20 +143,9 @@ def backup_prefix(source: Source) -> str:
 @contextmanager
 def target_cluster(source: Source, name: str, config: cluster.ClusterConfig) -> Iterator[tuple[DevCluster, str]]:
     """An empty cluster of another shape with its own agents (its own Redis database)."""
-    data_dir = source.work / name
     broker = source.broker.rsplit("/", 1)[0] + "/1"
-    try:
-        dc = DevCluster(data_dir, cluster.up(data_dir, config).state)
-        agents = AgentFleet(dc, broker, data_dir / "agents", env=HOST_ENV).start_all()
-        try:
-            yield dc, broker
-        finally:
-            agents.stop_all()
-            dc.kv.close()
-            dc.pd.close()
-    finally:
-        if (data_dir / cluster.STATE_FILE).exists():
-            cluster.down(data_dir)
+    with cluster_with_agents(source.work / name, config, broker) as dc:
+        yield dc, broker
 
 
 def restore(source: Source, dc: DevCluster, broker: str, prefix: str, verb: str = "full", *extra: str):  # noqa: ANN201
@@ -187,6 +184,32 @@ def test_restore_txn_of_a_range_and_a_raw_backup_refused(source: Source, backup_
         client = tikv_client.TransactionClient.connect([dc.pd_address])
         got = dict(client.snapshot(dc.pd.tso(), False).scan(b"", b"\xff\xff\xff", 10_000))
         assert got == {k: v for k, v in source.model.items() if start <= k < end}
+
+
+def test_full_plus_incremental_restores_to_the_last_backup_ts(source: Source, backup_prefix: str) -> None:
+    """Changes after the full backup (overwrites, deletes, new long values) as an incremental
+    (--lastbackupts = the full backup's end version), restored onto the full one."""
+    base = source.meta(backup_prefix)
+    client = tikv_client.TransactionClient.connect([source.dc.pd_address])
+    changes: dict[bytes, bytes | None] = {_key(2): None, _key(4): b"changed", _key(300): b"N" * 1000,
+                                          _key(41): None}
+    txn_commit(client, changes)
+    model = {k: v for k, v in {**source.model, **changes}.items() if v is not None}
+    prefix = f"txn-incr-{os.getpid()}"
+    done = source.backup(prefix, "full", "--lastbackupts", str(base.end_version))
+    assert done.returncode == 0, done.stderr
+    meta = source.meta(prefix)
+    assert meta.start_version == base.end_version and meta.is_txn_kv
+    assert sum(f.total_kvs for f in meta.files) == len(changes)  # the newest change per key, deletes too
+    with target_cluster(source, "target-c", cluster.ClusterConfig(stores=2, regions=2)) as (dc, broker):
+        assert restore(source, dc, broker, backup_prefix).returncode == 0
+        done = restore(source, dc, broker, prefix)
+        assert done.returncode == 0, done.stderr
+        got = dict(tikv_client.TransactionClient.connect([dc.pd_address]).snapshot(dc.pd.tso(), False).scan(
+            b"", b"\xff\xff\xff", 10_000))
+        assert got == model
+    source.model.clear()
+    source.model.update(model)
 
 
 def _prewrite(dc: DevCluster, start: int, primary: bytes, writes: Model, ttl_ms: int) -> None:
