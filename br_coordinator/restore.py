@@ -43,7 +43,7 @@ from br_common.pd_client import PDClient, RegionInfo
 from br_common.tikv_client import RawKVClient
 from br_common.tso import physical_ms, ts_time
 from br_common.txn_checksum import TxnChecksum
-from br_coordinator import cluster_lease, flags
+from br_coordinator import cluster_lease, flags, restore_base
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
 from br_coordinator.follow.agents import FollowConfig, check_agents
@@ -154,13 +154,17 @@ class Restore:
         log.info("restore job %s of %s into cluster %d: %d files, %d ranges%s", self.job_id, self.specs.url,
                  self.pd.cluster_id, len(parts), len(ranges),
                  f" (resuming: {len(done)} file parts restored)" if resuming else "")
-        if not resuming and not _incremental(meta):
+        if _incremental(meta):
+            restore_base.check_base(self.conn.redis, self.pd.cluster_id, meta, f"{self.specs.url}/backupmeta")
+        elif not resuming:
             self._check_empty(ranges)  # an incremental applies onto its base: the target holds data
         self._check_objects(todo)
         restore_ts = self._restore_ts(meta)
         regions = self._prepare_regions(todo, ranges)
         book, stats = self._follow(todo, regions, restore_ts)
         verified = self._verify(ranges, meta)
+        if not rules(self.kind).is_raw_kv and self.wanted is None:  # the whole backup is in: a base now
+            restore_base.record(self.conn.redis, self.pd.cluster_id, meta)
         self.jobs.finish("done")
         self._summary(meta, parts, restore_ts, book, stats, verified, resumed=resuming)
         return 0

@@ -202,6 +202,8 @@ def test_full_plus_incremental_restores_to_the_last_backup_ts(source: Source, ba
     assert meta.start_version == base.end_version and meta.is_txn_kv
     assert sum(f.total_kvs for f in meta.files) == len(changes)  # the newest change per key, deletes too
     with target_cluster(source, "target-c", cluster.ClusterConfig(stores=2, regions=2)) as (dc, broker):
+        refused = restore(source, dc, broker, prefix)
+        assert refused.returncode != 0 and "restore its base first" in refused.stderr
         assert restore(source, dc, broker, backup_prefix).returncode == 0
         done = restore(source, dc, broker, prefix)
         assert done.returncode == 0, done.stderr
