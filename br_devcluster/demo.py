@@ -1,9 +1,10 @@
 """The README's first command: the whole round trip on one machine.
 
 A source devcluster (with Redis, SeaweedFS, IMDS, agents and Flower) is loaded with generated
-data in transactions and backed up with `br backup full` (or raw KV with --raw and `br backup raw`) to S3; a second, empty devcluster with another store
-count (its own Redis and agents, the same S3 server) is restored with `br restore full`; then
-both clusters' checksums are shown side by side. Everything started is stopped at the end
+data in transactions and backed up with `br backup full` (with --raw: raw KV, `br backup raw`) to
+S3; a second, empty devcluster with another store count (its own Redis and agents, the same S3
+server) is restored with `br restore full`; then both clusters' checksums (the Coprocessor
+checksum at the backup ts and now) are shown side by side. Everything started is stopped at the end
 unless --keep is given. `br` runs as a subprocess, exactly as an operator would run it.
 """
 from __future__ import annotations
