@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from pathlib import Path
@@ -23,21 +24,22 @@ from br_agent.context import AgentTaskError
 from br_agent.environment import BackupEnv
 from br_common.fleet.task_errors import TaskFatalError
 from br_agent.interruption import AttemptCancelled
-from br_agent.sst_files import SstError, sst_checksum
+from br_agent.sst_files import SstError, file_checksum
 from br_agent.task_base import Report, agent_task, stop_if_withdrawn
-from br_common.backupmeta.kind import rules
+from br_common.backupmeta.kind import BackupKind, rules
 from br_common.backupmeta.layout import BACKUPMETA, attempt_object_name
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
 from br_common.storage import ExternalStorage, check_key
-from br_common.tikv_client import describe_region_error
+from br_common.tikv_client import RawKVError, describe_region_error
 
 log = logging.getLogger(__name__)
 
 UPLOADS_IN_FLIGHT = 2  # the store writes the next region while the previous one uploads
 HASH_CHUNK = 1 << 20
+LOCK_WAIT_CAP = 3.0  # seconds an agent waits on a live lock before the coordinator's backoff takes over
 
 def run_backup(context: BackupEnv, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
     if task.store_id != context.store_id:
@@ -70,7 +72,7 @@ def _backup_into(context: BackupEnv, task: m.BackupRangeTask, storage: ExternalS
         for response in call:
             piece = m.KeyRange(start=response.start_key, end=response.end_key)
             if response.HasField("error"):
-                failed.append(_error_range(piece, response.error))
+                failed.append(_error_range(context, task, piece, response.error))
                 continue
             covered.append(m.CoveredRange(range=piece, files=uploader.submit(response.files)))
     except grpc.RpcError as exc:
@@ -94,14 +96,33 @@ def _request(task: m.BackupRangeTask, stage: Path) -> brpb_pb2.BackupRequest:
         dst_api_version=kvrpcpb_pb2.V1, unique_id=task.attempt)
 
 
-def _error_range(piece: m.KeyRange, error: brpb_pb2.Error) -> m.UncoveredRange:
+def _error_range(context: BackupEnv, task: m.BackupRangeTask, piece: m.KeyRange,
+                 error: brpb_pb2.Error) -> m.UncoveredRange:
     """A store's error response for a piece, with its kind (what the coordinator does about it)."""
+    if error.HasField("kv_error") and error.kv_error.HasField("locked"):
+        return _locked_range(context, task, piece, error.kv_error.locked)
     if error.HasField("region_error"):
         return m.UncoveredRange(range=piece, reason=describe_region_error(error.region_error), error_kind="region")
     if error.HasField("cluster_id_error"):
         raise TaskFatalError(f"cluster id mismatch: the store is in cluster {error.cluster_id_error.current}, "
                              f"the backup is of cluster {error.cluster_id_error.request}")
     return m.UncoveredRange(range=piece, reason=error.msg or "unknown store error", error_kind="retryable")
+
+
+def _locked_range(context: BackupEnv, task: m.BackupRangeTask, piece: m.KeyRange,
+                  lock: kvrpcpb_pb2.LockInfo) -> m.UncoveredRange:
+    """A lock blocks the read at backup_ts (TiKV leaves it to the client, as BR does): resolve it
+    through its primary, then the coordinator retries the piece; a live txn is waited on a little
+    here (up to LOCK_WAIT_CAP) and then retried with the coordinator's backoff."""
+    try:
+        resolution = context.lock_resolver().resolve(lock, task.backup_ts)
+    except RawKVError as exc:
+        return m.UncoveredRange(range=piece, reason=f"resolving a lock: {exc}", error_kind="retryable")
+    log.info("backup of %s at ts %d met a %s", piece.label(), task.backup_ts, resolution.detail)
+    if resolution.resolved:
+        return m.UncoveredRange(range=piece, reason=resolution.detail, error_kind="region")
+    time.sleep(min(resolution.wait_ms / 1000, LOCK_WAIT_CAP))
+    return m.UncoveredRange(range=piece, reason=resolution.detail, error_kind="retryable")
 
 
 def _uncovered(whole: m.KeyRange, covered: list[m.CoveredRange], failed: list[m.UncoveredRange],
@@ -137,7 +158,7 @@ class _Uploader:
         # --checksum reads each file back while it uploads (CPU beside I/O): a file that fails the
         # check fails the task and is never recorded, its object left under the attempt's own name
         self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="br-check")
-        self._check_pairs = task.checksum and rules(task.kind).checksum_of_file_pairs
+        self._check_pairs = task.checksum and rules(task.kind).files_recountable
         self._futures: list[tuple[str, Future]] = []  # (the store's file name, its upload)
         self._lock = threading.Lock()
         self.bytes_done = 0
@@ -167,7 +188,7 @@ class _Uploader:
             stop_if_withdrawn(self._context, self._task, prefix="stopped: ")
             _verify(path, info)
             if self._check_pairs:
-                check = self._checks.submit(_verify_pairs, path, info, self._stage / ".scratch")
+                check = self._checks.submit(_verify_pairs, path, info, self._stage / ".scratch", self._task.kind)
             uploaded = self._storage.put_file_exclusive(key, path, info.sha256)
             if check is not None:
                 check.result()  # raises: the task fails before this file is recorded anywhere
@@ -213,12 +234,13 @@ def _verify(path: Path, info: m.FileInfo) -> None:
         raise AgentTaskError(f"staged file {info.name} does not match its sha256")
 
 
-def _verify_pairs(path: Path, info: m.FileInfo, scratch: Path) -> None:
-    """--checksum: the pairs in the file are what the store counted (a real TiKV has no RawChecksum
-    at a ts, so this, not the live cluster, is what a raw backup is checked against)."""
+def _verify_pairs(path: Path, info: m.FileInfo, scratch: Path, kind: BackupKind = BackupKind.RAW) -> None:
+    """--checksum: the records in the file are what the store counted (a real TiKV has no RawChecksum
+    at a ts, so this, not the live cluster, is what a raw backup is checked against; a txn backup
+    is also checked against the Coprocessor checksum at backup_ts by the coordinator)."""
     want = Checksum(crc64xor=info.crc64xor, total_kvs=info.total_kvs, total_bytes=info.total_bytes)
     try:
-        got = sst_checksum(path, scratch)
+        got = file_checksum(path, scratch, kind, info.cf)
     except SstError as exc:
         raise AgentTaskError(f"staged file {info.name}: {exc}") from None
     if got != want:

@@ -26,6 +26,8 @@ from br_common.fleet.messages import StorageSpec
 from br_common.fleet.registry import AgentInfo
 from br_common.fleet.task_errors import TaskError, TaskRefusedError
 from br_common.grpc_tls import TLSConfig, open_channel
+from br_common.lock_resolver import LockResolver
+from br_common.pd_client import PDClient
 from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
 from br_common.sealing import SealedBox, SealingError, open_sealed
 from br_common.storage import ExternalStorage, Location, S3Storage, StorageOptions, open_storage, parse_storage_url
@@ -48,6 +50,7 @@ class AgentContext:
     tls: TLSConfig = field(default_factory=TLSConfig)  # the store's gRPC (clusters with enable_tls)
     store_import_dir: Path | None = None  # TiKV's import directory on this host (None: not ours to clean)
     _channel: grpc.Channel | None = None
+    _lock_resolver: LockResolver | None = None
     storages: StorageCache = field(default_factory=StorageCache)
     _secrets: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,6 +75,13 @@ class AgentContext:
 
     def import_stub(self) -> import_sstpb_pb2_grpc.ImportSSTStub:
         return import_sstpb_pb2_grpc.ImportSSTStub(self.channel())
+
+    def lock_resolver(self) -> LockResolver:
+        """The cluster's Kv* RPCs through PD, for the locks a txn backup runs into (opened on first use)."""
+        with self._lock:
+            if self._lock_resolver is None:
+                self._lock_resolver = LockResolver(PDClient(self.pd_address, tls=self.tls))
+            return self._lock_resolver
 
     # --- job state and staging ------------------------------------------------------------
     def jobs(self, job_id: str) -> JobStore:
@@ -147,8 +157,12 @@ class AgentContext:
         self.storages.close()
         with self._lock:
             channel, self._channel = self._channel, None
+            resolver, self._lock_resolver = self._lock_resolver, None
         if channel is not None:
             channel.close()
+        if resolver is not None:
+            resolver.close()
+            resolver.pd.close()
 
 
 def _metered(storage: ExternalStorage) -> ExternalStorage:

@@ -11,6 +11,7 @@ from typing import Protocol
 from br_common.fleet.jobs import JobStore
 from br_common.fleet.messages import StorageSpec
 from br_common.kvproto import brpb_pb2_grpc, import_sstpb_pb2_grpc
+from br_common.lock_resolver import LockResolver
 from br_common.storage import ExternalStorage
 
 
@@ -42,6 +43,8 @@ class StagingEnv(TaskEnv, Protocol):
 
 class BackupEnv(StagingEnv, Protocol):
     def backup_stub(self) -> brpb_pb2_grpc.BackupStub: ...
+
+    def lock_resolver(self) -> LockResolver: ...
 
 
 class RestoreEnv(StagingEnv, Protocol):

@@ -30,7 +30,7 @@ import grpc
 from br_agent.context import AgentTaskError
 from br_agent.environment import RestoreEnv
 from br_agent.interruption import AttemptCancelled
-from br_agent.sst_files import SstError, sst_checksum
+from br_agent.sst_files import SstError, file_checksum
 from br_agent.task_base import Report, agent_task, no_space_left, stop_if_withdrawn
 from br_common.backupmeta.kind import rules, sst_cf
 from br_common.checksum import Checksum
@@ -85,8 +85,10 @@ def _download_piece(context: RestoreEnv, task: rm.DownloadTask, storage: Externa
     fetched = stage / "src" / piece.file.name
     try:
         _fetch(context, storage, piece.file, fetched)
-        checksum = None if piece.whole_file else _part_checksum(fetched, piece, stage / "scratch")
-        if checksum is not None and checksum.total_kvs == 0:  # nothing of the file in this piece
+        checksum = None if piece.whole_file else _part_checksum(fetched, task, piece, stage / "scratch")
+        # nothing of a raw file in this piece (a txn piece counting 0 keys may still hold write
+        # records of long values: the store's Download says whether it is empty)
+        if checksum is not None and checksum.total_kvs == 0 and rules(task.kind).is_raw_kv:
             return rm.StagedPiece(uuid=piece.uuid, cf=sst_cf(piece.file.cf), is_empty=True,
                                   checksum=checksum), piece.file.size
         return _store_download(context, task, piece, fetched, checksum), piece.file.size
@@ -106,11 +108,11 @@ def _unstage_if_withdrawn(context: RestoreEnv, task: rm.DownloadTask, staged: li
         raise AttemptCancelled(f"{exc}: its staged pieces removed") from None
 
 
-def _part_checksum(path: Path, piece: rm.Piece, scratch: Path) -> Checksum:
+def _part_checksum(path: Path, task: rm.DownloadTask, piece: rm.Piece, scratch: Path) -> Checksum:
     """What the store will stage of a piece that is part of its file (Download cuts the file to the
     piece's range, as TiKV does): the expected checksum of that part, which backupmeta lacks."""
     try:
-        return sst_checksum(path, scratch, piece.range)
+        return file_checksum(path, scratch, task.kind, piece.file.cf, piece.range)
     except SstError as exc:
         raise PieceError(str(exc), "integrity") from None
 
@@ -146,13 +148,16 @@ def _sha256(path: Path) -> bytes:
 def _store_download(context: RestoreEnv, task: rm.DownloadTask, piece: rm.Piece, path: Path,
                     checksum: Checksum | None) -> rm.StagedPiece:
     """ImportSST.Download from the local staging dir (the store runs on this host)."""
+    kind_rules = rules(task.kind)
+    start, end = kind_rules.pd_bounds(piece.range.start, piece.range.end)  # SSTMeta.range: engine keys
+    # raw keys get the restore ts; txn keys keep their commit ts (TiKV copies them under an empty rule)
+    new_timestamp = task.restore_ts if kind_rules.is_raw_kv else 0
     request = import_sstpb_pb2.DownloadRequest(
-        sst=_sst_meta(task.region, piece.uuid, piece.range.start, piece.range.end, exclusive=True,
-                      cf=sst_cf(piece.file.cf)),
+        sst=_sst_meta(task.region, piece.uuid, start, end, exclusive=True, cf=sst_cf(piece.file.cf)),
         name=path.name, storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(path.parent))),
         rewrite_rule=import_sstpb_pb2.RewriteRule(old_key_prefix=b"", new_key_prefix=b"",
-                                                  new_timestamp=task.restore_ts),
-        is_raw_kv=rules(task.kind).is_raw_kv, context=task.region.context(task.cluster_id))
+                                                  new_timestamp=new_timestamp),
+        is_raw_kv=kind_rules.is_raw_kv, context=task.region.context(task.cluster_id))
     try:
         response = context.import_stub().Download(request, timeout=RPC_TIMEOUT)
     except grpc.RpcError as exc:

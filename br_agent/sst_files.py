@@ -3,6 +3,7 @@
 
     sst_checksum(path, scratch_parent)           # a backup file, to check the store's numbers
     sst_checksum(path, scratch_parent, rng)      # the part of a file that one restore piece covers
+    file_checksum(path, scratch_parent, kind, cf, rng)   # either, counted as the backup kind counts
 """
 from __future__ import annotations
 
@@ -10,12 +11,28 @@ from pathlib import Path
 
 from fastcrc import crc64
 
+from br_common.backupmeta.kind import BackupKind, rules
 from br_common.checksum import Checksum
 from br_common.data_keys import DATA_PREFIX
 from br_common.fleet.messages import KeyRange
 from br_common.sst_files import SstError, read_sst
+from br_common.txn_files import txn_file_checksum
 
-__all__ = ["SstError", "sst_checksum"]
+__all__ = ["SstError", "file_checksum", "sst_checksum"]
+
+
+def file_checksum(path: Path, scratch_parent: Path, kind: BackupKind, cf: str,
+                  rng: KeyRange | None = None) -> Checksum:
+    """A backup file's counters (or those of its part in rng), by its kind's rule: raw files count
+    their pairs, txn files each logical key once (br_common.txn_files)."""
+    if rules(kind).is_raw_kv:
+        return sst_checksum(path, scratch_parent, rng)
+    start, end = (rng.start, rng.end) if rng is not None else (b"", b"")
+    try:
+        with read_sst(path, scratch_parent) as pairs:
+            return txn_file_checksum(pairs, cf, start, end)
+    except ValueError as exc:
+        raise SstError(f"SST {path.name}: {exc}") from None
 
 
 def sst_checksum(path: Path, scratch_parent: Path, rng: KeyRange | None = None) -> Checksum:

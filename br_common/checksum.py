@@ -6,6 +6,7 @@ Rust-backed fastcrc; the checksum of a set of pairs is the XOR of crc64(key || v
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from fastcrc import crc64
 from pydantic import BaseModel
@@ -44,3 +45,19 @@ class Checksum(BaseModel):
 
     def __str__(self) -> str:
         return f"crc64xor={self.crc64xor:#018x} total_kvs={self.total_kvs} total_bytes={self.total_bytes}"
+
+
+class Counted(Protocol):
+    """Anything carrying TiKV's three counters (backup.File, FileInfo)."""
+
+    crc64xor: int
+    total_kvs: int
+    total_bytes: int
+
+
+def total_of(counted: Iterable[Counted]) -> Checksum:
+    """The checksum of the union of what each item counts (e.g. a range's backup files)."""
+    total = Checksum()
+    for item in counted:
+        total = total.merge(Checksum(crc64xor=item.crc64xor, total_kvs=item.total_kvs, total_bytes=item.total_bytes))
+    return total

@@ -1,10 +1,12 @@
-"""`br backup full|raw`: plan, follow and commit a distributed raw backup.
+"""`br backup full|txn|raw`: plan, follow and commit a distributed backup (full and txn: the
+transactional key space at backup_ts; raw: raw KV).
 
 Order (each step's why in its function): job lease (one runner per identical command) ->
 job record (resume: same backup_ts, completed ranges skipped) -> backup_ts checked against the
 GC safe point and held by a service safe point -> backup.lock via an agent (atomic) -> per-store
 range tasks until the key space is covered exactly once (with --checksum each agent checks
-every file against the store's counts) -> backupmeta written LAST via an agent -> summary.
+every file against the store's counts; a txn backup's ranges then against the Coprocessor
+checksum at backup_ts) -> backupmeta written LAST via an agent -> summary.
 The coordinator opens no storage itself.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from functools import partial
 
 from br_common.backupmeta import meta as backupmeta
 from br_common.backupmeta import seal as backupmeta_seal
-from br_common.backupmeta.kind import BackupKind
+from br_common.backupmeta.kind import BackupKind, rules
+from br_common.checksum import total_of
 from br_common.fleet import messages as m
 from br_common.fleet.app import make_app
 from br_common.fleet.config import fleet_version
@@ -29,6 +32,7 @@ from br_common.gc_safe_point import StaleReadError, require_after_safe_point
 from br_common.kvproto import brpb_pb2
 from br_common.pd_client import PDClient, PDError
 from br_common.tso import from_unix_seconds, physical_ms, ts_time
+from br_common.txn_checksum import TxnChecksum
 from br_coordinator import flags
 from br_coordinator.errors import CommandError
 from br_coordinator.follow.agents import FollowConfig, check_agents
@@ -51,15 +55,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     backup = flags.JobVerb.add(subparsers, "backup", "backup a TiKV cluster",
                                "backup a TiKV cluster to S3 (or a local directory every agent reaches), through "
                                "the br-agent beside each store", [flags.common_parser(), flags.backup_parser()])
-    backup.command("full", run_full, "backup the whole key space", "backup the whole (raw) key space of the cluster",
+    backup.command("full", run_full, "backup the whole key space",
+                   "backup the whole transactional key space of the cluster (what TiDB stores) as it was at the "
+                   "backup ts: every committed transaction, TiKV's write and default files per region. There is "
+                   "no --filter: TiDB's schemas travel as the meta keys inside the txn key space, so they are "
+                   "backed up with the data (raw KV: `br backup raw`)",
                    epilog='Example: br backup full --pd "${PDIP}:2379" --storage "s3://${Bucket}/${Folder}" '
                           '--ratelimit 128 --log-file backup.log')
     backup.command("raw", run_raw, "backup a raw kv range from TiKV cluster",
                    "(experimental) backup a raw kv range from TiKV cluster", [flags.raw_parser("backup")])
+    backup.command("txn", run_txn, "backup a txn kv range from TiKV cluster",
+                   "(experimental) backup a txn kv range from TiKV cluster: the committed transactional data "
+                   "in [--start, --end) (raw user keys) at the backup ts", [flags.txn_parser("backup")])
 
 
 def run_full(args: argparse.Namespace) -> int:
-    return run(args, m.KeyRange(), BackupKind.RAW)  # br-fleet's full backup is of raw KV until txn backup lands
+    return run(args, m.KeyRange(), BackupKind.TXN)
+
+
+def run_txn(args: argparse.Namespace) -> int:
+    return run(args, flags.key_range(args), BackupKind.TXN)
 
 
 def run_raw(args: argparse.Namespace) -> int:
@@ -82,7 +97,8 @@ class Backup:
                        ranges=[self.whole], options={"backup_kind": self.kind.value,
                                                      "compression": self.options.compression,
                                                      "compression_level": self.options.compression_level,
-                                                     "backupts": self.options.backupts})
+                                                     "backupts": self.options.backupts,
+                                                     "lastbackupts": self.options.last_backup_ts})
         self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
@@ -106,11 +122,14 @@ class Backup:
         backup_ts = self._backup_ts(state)
         log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
                  backup_ts, ts_time(backup_ts))
-        with GCKeeper(self.pd, self.job_id, backup_ts, self.options.gcttl, keep_for=self.options.checkpoint_gcttl):
+        # an incremental backup reads every version after --lastbackupts: it holds GC there (as BR)
+        held = self.options.last_backup_ts or backup_ts
+        with GCKeeper(self.pd, self.job_id, held, self.options.gcttl, keep_for=self.options.checkpoint_gcttl):
             self.runner.resumable_for = self.options.checkpoint_gcttl  # from here on the safe point outlives a failure
             if not state.lock_acquired:
                 self._lock()
             records = self._follow(backup_ts)
+            self._verify(records, backup_ts)
             meta = self._backupmeta(records, backup_ts)
             self._write_meta(meta)
         self.jobs.finish("done")
@@ -120,7 +139,8 @@ class Backup:
     # --- steps ------------------------------------------------------------------------------------
     def _check_agents_alive(self) -> None:
         """Every store leading a region of the range needs an agent; all must accept the URL."""
-        leaders = {info.leader_store_id for info in self.pd.scan_regions(self.whole.start, self.whole.end)}
+        bounds = rules(self.kind).pd_bounds(self.whole.start, self.whole.end)
+        leaders = {info.leader_store_id for info in self.pd.scan_regions(*bounds)}
         check_agents(self.registry.alive(self.pd.cluster_id), self.specs, self.app.signer, leaders, self.pd)
 
     def _backup_ts(self, state: JobState) -> int:
@@ -132,9 +152,20 @@ class Backup:
         hint = "use a later --backupts/--timeago" + (" or a new storage path" if state.job_ts else "")
         try:
             require_after_safe_point(self.pd, ts, "backup ts", hint)
+            self._check_last_backup_ts(ts)
         except StaleReadError as exc:
             raise CommandError(str(exc)) from None
         return self.jobs.fix_job_ts(ts)
+
+    def _check_last_backup_ts(self, backup_ts: int) -> None:
+        """An incremental backup needs every version after --lastbackupts: not yet collected by GC."""
+        last = self.options.last_backup_ts
+        if not last:
+            return
+        if last >= backup_ts:
+            raise CommandError(f"--lastbackupts {last} is not before the backup ts {backup_ts}: nothing to back up")
+        require_after_safe_point(self.pd, last, "--lastbackupts",
+                                 "the versions since the last backup may be collected: take a full backup")
 
     def _new_backup_ts(self) -> int:
         """--backupts, --timeago before now, or now; never after PD's current time."""
@@ -172,7 +203,8 @@ class Backup:
         progress = JobProgress(f"backup {self.job_id}")
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._range_task(attempt, send, backup_ts),
-                              FollowConfig(concurrency=self.options.concurrency), BackupResolver(self.pd, book),
+                              FollowConfig(concurrency=self.options.concurrency),
+                              BackupResolver(self.pd, book, self.kind),
                               self.jobs, [self.lease], on_progress=lambda p: progress.update(*p))
         if done:
             log.info("resuming: %d ranges already backed up, %d pieces to go", len(done), len(todo))
@@ -190,11 +222,30 @@ class Backup:
             raise CommandError(f"the backed-up ranges do not cover {self.whole.label()} exactly once: {problem}")
         return records
 
+    def _verify(self, records: list[RangeRecord], backup_ts: int) -> None:
+        """--checksum of a txn backup: each range's files add up to the Coprocessor checksum at
+        backup_ts (what TiDB's ADMIN CHECKSUM reads; the agents already recounted every file).
+        Raw KV has no checksum at a ts on TiKV: the agents' file check is all there is."""
+        if not self.options.checksum or rules(self.kind).is_raw_kv:
+            return
+        if self.options.last_backup_ts:  # its files hold changes, not the data at backup_ts (BR skips it too)
+            log.info("an incremental backup is not compared with the Coprocessor checksum: its files hold changes")
+            return
+        with TxnChecksum(self.pd) as txn:
+            for record in records:
+                want = total_of(record.files)
+                got = txn.checksum_at(record.range.start, record.range.end, backup_ts)
+                if got != want:
+                    raise CommandError(f"checksum mismatch in range {record.range.label()}: its files hold {want}, "
+                                       f"the cluster at backup ts {backup_ts} holds {got}")
+        log.info("checksum of %d ranges verified against the Coprocessor checksum at ts %d", len(records), backup_ts)
+
     def _range_task(self, attempt: str, send: Send, backup_ts: int) -> Outgoing:
         assert send.lane == LANE and isinstance(send.body, PlannedTask)
         task = send.body
         message = m.BackupRangeTask(job_id=self.job_id, attempt=attempt, cluster_id=self.pd.cluster_id,
                                     store_id=task.store_id, range=task.range, backup_ts=backup_ts, kind=self.kind,
+                                    start_version=self.options.last_backup_ts,
                                     checksum=self.options.checksum, rate_limit=self.options.rate_limit,
                                     store_budget=self.options.rate_limit, compression=self.options.compression,
                                     compression_level=self.options.compression_level, storage=self._storage_spec())
@@ -209,7 +260,7 @@ class Backup:
         return backupmeta.build(self.kind, cluster_id=self.pd.cluster_id, cluster_version=_cluster_version(self.pd),
                                 br_version=f"{backupmeta.BR_VERSION_PREFIX} {fleet_version()}",
                                 files=[f for r in records for f in r.files], ranges=[self.whole],
-                                end_version=backup_ts)
+                                end_version=backup_ts, start_version=self.options.last_backup_ts)
 
     def _write_meta(self, meta: brpb_pb2.BackupMeta) -> None:
         data = meta.SerializeToString()
@@ -231,17 +282,25 @@ class Backup:
             ("backup_ts", f"{meta.end_version} ({ts_time(meta.end_version)})"),
             ("files", str(len(meta.files))), ("size", f"{human_bytes(size)} ({size} bytes in SST files)"),
             ("kvs", f"{kvs} ({human_bytes(raw)} of keys and values)"),
-            ("checksum", f"{len(meta.files)} files checked against the store's counts" if self.options.checksum
-                         else "skipped (--checksum=false)"),
+            ("checksum", self._checksum_summary(len(meta.files))),
             ("duration", f"{elapsed:.1f}s"),
             ("throughput", f"{human_bytes(raw / elapsed if elapsed else 0)}/s of data, "
                            f"{human_bytes(size / elapsed if elapsed else 0)}/s to storage"),
         ])
 
 
+    def _checksum_summary(self, files: int) -> str:
+        if not self.options.checksum:
+            return "skipped (--checksum=false)"
+        checked = f"{files} files checked against the store's counts"
+        return checked if rules(self.kind).is_raw_kv else checked + ", every range against the Coprocessor checksum"
+
+
 def run(args: argparse.Namespace, whole: m.KeyRange, kind: BackupKind) -> int:
     if args.storage and args.backupts and args.timeago:
         raise CommandError("--backupts and --timeago are exclusive")
+    if args.lastbackupts and rules(kind).is_raw_kv:
+        raise CommandError("--lastbackupts: raw KV (API V1) has no versions: incremental backups are of txn KV")
     options = BackupOptions.from_args(args, whole, kind)
     with connections(args, warn_credentials=True) as conn:
         return Backup(options, conn).run()

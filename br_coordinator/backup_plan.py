@@ -2,13 +2,15 @@
 
 A task is sent to `br.<cluster>.store.<leader store id>`; the store backs up the regions it leads
 in the range and reports the others as region errors, so a plan that went stale (leader moved,
-region split) costs a retry, never correctness.
+region split) costs a retry, never correctness. Ranges are in the backup kind's key space (a txn
+backup's are raw user keys: region bounds are mapped to them, see br_common.backupmeta.kind).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from br_common.backupmeta.kind import RULES, BackupKind, KindRules
 from br_common.fleet.keyranges import intersect
 from br_common.fleet.messages import KeyRange
 from br_common.pd_client import PDClient, RegionInfo
@@ -26,12 +28,13 @@ class PlannedTask:
         return f"store={self.store_id} {self.range.label()}"
 
 
-def plan(regions: Iterable[RegionInfo], within: KeyRange,
-         max_regions: int = MAX_REGIONS_PER_TASK) -> list[PlannedTask]:
+def plan(regions: Iterable[RegionInfo], within: KeyRange, max_regions: int = MAX_REGIONS_PER_TASK,
+         kind_rules: KindRules = RULES[BackupKind.RAW]) -> list[PlannedTask]:
     """Group the (key-ordered) regions overlapping `within` into tasks."""
     tasks: list[PlannedTask] = []
     for info in regions:
-        piece = intersect(KeyRange(start=info.region.start_key, end=info.region.end_key), within)
+        start, end = kind_rules.region_bounds(info.region)
+        piece = intersect(KeyRange(start=start, end=end), within)
         if piece is None:
             continue
         last = tasks[-1] if tasks else None
@@ -43,6 +46,8 @@ def plan(regions: Iterable[RegionInfo], within: KeyRange,
     return tasks
 
 
-def plan_range(pd: PDClient, within: KeyRange, max_regions: int = MAX_REGIONS_PER_TASK) -> list[PlannedTask]:
+def plan_range(pd: PDClient, within: KeyRange, kind: BackupKind = BackupKind.RAW,
+               max_regions: int = MAX_REGIONS_PER_TASK) -> list[PlannedTask]:
     """Resolve `within` through PD now (fresh leaders and boundaries) and plan it."""
-    return plan(pd.scan_regions(within.start, within.end), within, max_regions)
+    kind_rules = RULES[kind]
+    return plan(pd.scan_regions(*kind_rules.pd_bounds(within.start, within.end)), within, max_regions, kind_rules)

@@ -72,6 +72,13 @@ def parse_backupts(value: str) -> int:
     return ts
 
 
+def parse_last_backup_ts(value: str) -> int:
+    """--lastbackupts: a TSO only (as BR: the previous backup's end version)."""
+    if not value.strip().isdigit() or not 0 <= int(value) < 1 << 64:
+        raise argparse.ArgumentTypeError(f"--lastbackupts {value!r} is not a TSO (the previous backup's end version)")
+    return int(value)
+
+
 def _backupts(text: str) -> int:
     if text.isdigit():
         return int(text)
@@ -279,6 +286,9 @@ def backup_parser() -> argparse.ArgumentParser:
                        help="the backup ts support TSO or datetime, e.g. '400036290571534337', '2018-05-11 01:42:23'")
     group.add_argument("--timeago", type=parse_timeago, metavar="DURATION",
                        help="the history version of the backup task, e.g. 1m, 1h. Do not exceed GCSafePoint")
+    group.add_argument("--lastbackupts", type=parse_last_backup_ts, default=0, metavar="TS",
+                       help="the last time backup ts, use for incremental backup, support TSO only: the newest "
+                            "change of every key committed after it (deletes included); full and txn backups only")
     group.add_argument("--gcttl", type=int_in("--gcttl", 1, MAX_TTL_SECONDS), default=300, metavar="SECONDS",
                        help="the TTL (in seconds) that PD holds for BR's GC safepoint while the backup runs; "
                             "refreshed every TTL/3 (default 300; at most a year)")
@@ -291,29 +301,48 @@ def backup_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def range_flags(group: argparse._ActionsContainer, verb: str, space: str) -> None:
+    """--start/--end/--format: a key range of `space` ("raw kv", "txn kv")."""
+    group.add_argument("--start", default="", help=f"{verb} {space} start key, key is inclusive")
+    group.add_argument("--end", default="", help=f"{verb} {space} end key, key is exclusive (empty: to the end)")
+    group.add_argument("--format", default="hex", choices=key_format.KEY_FORMATS,
+                       help='start/end key format, support raw|escaped|hex (default "hex")')
+
+
 def raw_parser(verb: str) -> argparse.ArgumentParser:
     """The key range flags of `br <verb> raw` (--start, --end, --format, --cf)."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("Raw Flags")
-    group.add_argument("--start", default="", help=f"{verb} raw kv start key, key is inclusive")
-    group.add_argument("--end", default="", help=f"{verb} raw kv end key, key is exclusive (empty: to the end)")
-    group.add_argument("--format", default="hex", choices=key_format.KEY_FORMATS,
-                       help='start/end key format, support raw|escaped|hex (default "hex")')
+    range_flags(group, verb, "raw kv")
     group.add_argument("--cf", default="default", help=f'{verb} specify cf, correspond to tikv cf (default "default")')
     return parser
 
 
-def raw_range(args: argparse.Namespace, holders: str) -> KeyRange:
-    """[--start, --end) of `raw`, checked; `holders` names what holds only the default cf."""
+def txn_parser(verb: str) -> argparse.ArgumentParser:
+    """The key range flags of `br <verb> txn`: raw user keys of the transactional key space (BR
+    declares --start/--end for `backup txn` and ignores them; ours bound the backup)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    range_flags(parser.add_argument_group("Txn Flags"), verb, "txn kv")
+    return parser
+
+
+def key_range(args: argparse.Namespace) -> KeyRange:
+    """[--start, --end), checked."""
     try:
         start, end = parse_key(args.start, args.format), parse_key(args.end, args.format)
     except argparse.ArgumentTypeError as exc:
         raise CommandError(str(exc)) from None
     if end and end <= start:
         raise CommandError("--end must be greater than --start (or empty for the end of the key space)")
+    return KeyRange(start=start, end=end)
+
+
+def raw_range(args: argparse.Namespace, holders: str) -> KeyRange:
+    """[--start, --end) of `raw`, checked; `holders` names what holds only the default cf."""
+    whole = key_range(args)
     if args.cf != "default":
         raise CommandError(f"--cf {args.cf}: {holders} hold only the default cf")
-    return KeyRange(start=start, end=end)
+    return whole
 
 
 def tls_config(args: argparse.Namespace) -> TLSConfig:

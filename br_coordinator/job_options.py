@@ -31,6 +31,7 @@ class BackupOptions(_Options):
     compression_level: int = 0
     backupts: int | None = None  # --backupts: a TSO
     timeago: float | None = None  # --timeago, seconds
+    last_backup_ts: int = Field(0, ge=0)  # --lastbackupts: 0 a full backup, else an incremental after it
     gcttl: int = Field(300, ge=1)  # --gcttl: the service safe point's TTL while the backup runs
     checkpoint_gcttl: int = Field(4320, ge=1)  # --checkpoint-gcttl: how long an interrupted job stays resumable
     max_attempts: int = Field(10, ge=1)  # per piece of the key space
@@ -40,17 +41,19 @@ class BackupOptions(_Options):
         return cls(kind=kind, whole=whole, concurrency=args.concurrency, rate_limit=args.ratelimit * MiB,
                    checksum=args.checksum, compression=args.compression, compression_level=args.compression_level,
                    backupts=args.backupts or None, timeago=args.timeago or None, gcttl=args.gcttl,
-                   checkpoint_gcttl=args.checkpoint_gcttl)
+                   checkpoint_gcttl=args.checkpoint_gcttl, last_backup_ts=args.lastbackupts)
 
 
 class RestoreOptions(_Options):
-    wanted: KeyRange | None = None  # --start/--end of `restore raw`; None: every backed-up range
+    wanted: KeyRange | None = None  # --start/--end of `restore raw|txn`; None: every backed-up range
+    only_kind: BackupKind | None = None  # what `restore raw|txn` accepts; None (`restore full`): any kind
     allow_non_empty: bool = False  # --allow-non-empty
     split_batch: int = Field(1024, ge=1)  # split keys per SplitRegions call
     discard_timeout: float = 15.0  # seconds for the agents to drop what a run staged and never ingested
     spec_refresh: float = 1.0  # seconds a StorageSpec (sealed to the agents alive then) is reused
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, wanted: KeyRange | None) -> "RestoreOptions":
-        return cls(wanted=wanted, concurrency=args.concurrency, rate_limit=args.ratelimit * MiB,
+    def from_args(cls, args: argparse.Namespace, wanted: KeyRange | None,
+                  only_kind: BackupKind | None = None) -> "RestoreOptions":
+        return cls(wanted=wanted, only_kind=only_kind, concurrency=args.concurrency, rate_limit=args.ratelimit * MiB,
                    checksum=args.checksum, allow_non_empty=args.allow_non_empty)

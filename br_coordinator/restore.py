@@ -1,5 +1,15 @@
-"""`br restore full|raw`: read a backup through an agent, split and scatter the target's regions,
+"""`br restore full|txn|raw`: read a backup through an agent, split and scatter the target's regions,
 have every peer's agent download the files and every leader's agent ingest them, verify.
+
+A transactional backup (full/txn) keeps its commit timestamps (TiKV copies the keys under an
+empty rewrite rule) and its ranges are raw user keys (split at their encodings); a region's write
+and default files are downloaded together and ingested by one MultiIngest, so no reader sees a
+commit record without its value. New transactions must never commit below the restored ones:
+the restore ts (PD's TSO when the job starts, before any ingest) must lie after the backup's
+end_version. PD's TSO follows its clock, so on one host (and on EC2 with synced clocks) it does;
+if it does not, br waits a few seconds for PD's clock to pass it and otherwise refuses, naming
+the gap (a real PD can be moved forward with its admin API `/pd/api/v1/admin/reset-ts`, which
+BR's PITR uses; plain BR's `restore full` relies on the clock as we do).
 
 Order (each step's why in its function): job lease (one runner per identical command) -> the
 cluster's restore lease (one restore per target cluster: cluster_lease) -> job
@@ -14,12 +24,14 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
 from br_common.backupmeta import meta as backupmeta
 from br_common.backupmeta import seal as backupmeta_seal
-from br_common.backupmeta.kind import BackupKind
+from br_common.backupmeta.kind import BackupKind, rules
 from br_common.checksum import Checksum
 from br_common.fleet import messages as m
 from br_common.fleet import restore_messages as rm
@@ -27,10 +39,11 @@ from br_common.fleet.app import make_app
 from br_common.fleet.jobs import JobSpec, JobState, RangeRecord
 from br_common.fleet.registry import Registry
 from br_common.kvproto import brpb_pb2
-from br_common.pd_client import RegionInfo
+from br_common.pd_client import PDClient, RegionInfo
 from br_common.tikv_client import RawKVClient
-from br_common.tso import ts_time
-from br_coordinator import cluster_lease, flags
+from br_common.tso import physical_ms, ts_time
+from br_common.txn_checksum import TxnChecksum
+from br_coordinator import cluster_lease, flags, restore_base
 from br_coordinator import restore_plan as plan
 from br_coordinator.errors import CommandError
 from br_coordinator.follow.agents import FollowConfig, check_agents
@@ -46,6 +59,8 @@ from br_coordinator.progress import JobProgress, human_bytes, print_summary
 
 log = logging.getLogger("br.restore")
 
+TSO_PATIENCE = 10.0  # seconds to wait for the target PD's clock to pass a txn backup's end version
+
 
 # --- CLI ----------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     restore.command("raw", run_raw, "restore a raw kv range to TiKV cluster",
                     "(experimental) restore the part of a raw backup inside [--start, --end)",
                     [flags.raw_parser("restore")])
+    restore.command("txn", run_txn, "restore a txn kv range to TiKV cluster",
+                    "(experimental) restore the part of a transactional backup inside [--start, --end) "
+                    "(raw user keys), commit timestamps kept", [flags.txn_parser("restore")])
 
 
 def _restore_parser() -> argparse.ArgumentParser:
@@ -77,11 +95,15 @@ def run_full(args: argparse.Namespace) -> int:
 
 
 def run_raw(args: argparse.Namespace) -> int:
-    return run(args, flags.raw_range(args, "raw backups"))
+    return run(args, flags.raw_range(args, "raw backups"), BackupKind.RAW)
 
 
-def run(args: argparse.Namespace, wanted: m.KeyRange | None) -> int:
-    options = RestoreOptions.from_args(args, wanted)
+def run_txn(args: argparse.Namespace) -> int:
+    return run(args, flags.key_range(args), BackupKind.TXN)
+
+
+def run(args: argparse.Namespace, wanted: m.KeyRange | None, only_kind: BackupKind | None = None) -> int:
+    options = RestoreOptions.from_args(args, wanted, only_kind)
     with connections(args, errors=(plan.PlanError,)) as conn:
         return Restore(options, conn).run()
 
@@ -132,13 +154,17 @@ class Restore:
         log.info("restore job %s of %s into cluster %d: %d files, %d ranges%s", self.job_id, self.specs.url,
                  self.pd.cluster_id, len(parts), len(ranges),
                  f" (resuming: {len(done)} file parts restored)" if resuming else "")
-        if not resuming:
-            self._check_empty(ranges)
+        if _incremental(meta):
+            restore_base.check_base(self.conn.redis, self.pd.cluster_id, meta, f"{self.specs.url}/backupmeta")
+        elif not resuming:
+            self._check_empty(ranges)  # an incremental applies onto its base: the target holds data
         self._check_objects(todo)
-        restore_ts = self.jobs.fix_job_ts(self.pd.tso())  # the first run's ts wins: re-ingest is harmless
+        restore_ts = self._restore_ts(meta)
         regions = self._prepare_regions(todo, ranges)
         book, stats = self._follow(todo, regions, restore_ts)
-        verified = self._verify(ranges)
+        verified = self._verify(ranges, meta)
+        if not rules(self.kind).is_raw_kv and self.wanted is None:  # the whole backup is in: a base now
+            restore_base.record(self.conn.redis, self.pd.cluster_id, meta)
         self.jobs.finish("done")
         self._summary(meta, parts, restore_ts, book, stats, verified, resumed=resuming)
         return 0
@@ -167,21 +193,38 @@ class Restore:
         if warning:
             log.warning("%s", warning)
         self.kind = backupmeta.kind_of(meta)
+        _check_verb(self.options.only_kind, self.kind, where)
         return meta
 
     def _check_empty(self, ranges: list[m.KeyRange]) -> None:
         """Refuse to mix a backup into live data unless the operator says so."""
-        with RawKVClient(self.pd) as kv:
-            for r in ranges:
+        for r in ranges:
+            found = self._some_key(r)
+            if not found:
+                continue
+            if self.options.allow_non_empty:
+                log.warning("the target holds keys in %s (%s): restoring over them (--allow-non-empty)",
+                            r.label(), found)
+                continue
+            raise CommandError(f"the target cluster already holds keys in {r.label()} ({found}): "
+                               "restore into an empty cluster, or pass --allow-non-empty to overwrite")
+
+    def _some_key(self, r: m.KeyRange) -> str:
+        """What the target holds in r, in the backup's key space ("": nothing)."""
+        if rules(self.kind).is_raw_kv:
+            with RawKVClient(self.pd) as kv:
                 found = kv.scan(r.start, r.end, limit=1, key_only=True)
-                if not found:
-                    continue
-                if self.options.allow_non_empty:
-                    log.warning("the target holds keys in %s (e.g. %r): restoring over them (--allow-non-empty)",
-                                r.label(), found[0][0])
-                    continue
-                raise CommandError(f"the target cluster already holds keys in {r.label()} (e.g. {found[0][0]!r}): "
-                                   "restore into an empty cluster, or pass --allow-non-empty to overwrite")
+            return f"e.g. {found[0][0]!r}" if found else ""
+        with TxnChecksum(self.pd) as txn:
+            held = txn.checksum_at(r.start, r.end, self.pd.tso())
+        return f"{held.total_kvs} committed keys" if held.total_kvs else ""
+
+    def _restore_ts(self, meta: brpb_pb2.BackupMeta) -> int:
+        """One ts for the job (the first run's wins: re-ingest is harmless); for a txn backup PD's TSO
+        must already be past every restored commit ts, before anything is ingested."""
+        if not rules(self.kind).is_raw_kv:
+            wait_tso_past(self.pd, meta.end_version)
+        return self.jobs.fix_job_ts(self.pd.tso())
 
     def _check_objects(self, parts: list[rm.FilePart]) -> None:
         """Every file listed with its recorded size before anything is touched (s3:ListBucket only)."""
@@ -200,7 +243,7 @@ class Restore:
         """Split at every part boundary, then scatter, so ingest spreads over all stores."""
         if not parts:
             return []
-        keys = plan.split_keys(parts)
+        keys = plan.split_keys(parts, rules(self.kind))
         batch = self.options.split_batch
         for i in range(0, len(keys), batch):
             self.pd.split_regions(keys[i:i + batch])
@@ -214,17 +257,18 @@ class Restore:
         return regions
 
     def _regions(self, ranges: list[m.KeyRange]) -> list[RegionInfo]:
-        return [info for r in ranges for info in self.pd.scan_regions(r.start, r.end)]
+        kind_rules = rules(self.kind)
+        return [info for r in ranges for info in self.pd.scan_regions(*kind_rules.pd_bounds(r.start, r.end))]
 
     # --- the work ----------------------------------------------------------------------------------
     def _follow(self, parts: list[rm.FilePart], regions: list[RegionInfo],
                 restore_ts: int) -> tuple[RestoreBook, FollowStats]:
-        book = RestoreBook(parts, plan.assign_regions(parts, regions, self.job_id))
+        book = RestoreBook(parts, plan.assign_regions(parts, regions, self.job_id, rules(self.kind)))
         progress = JobProgress(f"restore {self.job_id}", unit="files")
         config = FollowConfig(concurrency=self.options.concurrency, poll_interval=0.05)  # short tasks: answer quickly
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._region_task(attempt, send, restore_ts), config,
-                              RestoreResolver(self.pd, book, self.job_id), self.jobs,
+                              RestoreResolver(self.pd, book, self.job_id, self.kind), self.jobs,
                               [self.lease, self.cluster_lease],
                               on_progress=lambda p: progress.update(*p))
         completed = False
@@ -270,21 +314,36 @@ class Restore:
         return self._spec[1]
 
     # --- after ---------------------------------------------------------------------------------------
-    def _verify(self, ranges: list[m.KeyRange]) -> bool:
-        """RawChecksum of every restored range == XOR/sums of its files (backupmeta's numbers)."""
+    def _verify(self, ranges: list[m.KeyRange], meta: brpb_pb2.BackupMeta) -> bool:
+        """The target's checksum of every restored range == XOR/sums of its files (backupmeta's
+        numbers): RawChecksum for raw KV, the Coprocessor checksum at a fresh ts for txn KV."""
         if not self.options.checksum:
             log.warning("--checksum=false: the restore is not verified")
             return False
+        if _incremental(meta):  # the target also holds the base: its checksum is not the files' (BR skips it)
+            log.warning("an incremental restore is not verified by checksum: the target holds its base too")
+            return False
         restored = [(r.range, Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
                     for r in self.jobs.ranges() for f in r.files]
-        with RawKVClient(self.pd) as kv:
+        with self._checksum_client() as kv:
             for rng, want in plan.expected_checksums(ranges, restored):
-                got = kv.checksum(rng.start, rng.end)
+                got = kv(rng)
                 if got != want:
                     raise CommandError(f"checksum mismatch in range {rng.label()}: the backup has {want}, "
                                        f"the restored cluster has {got}")
         log.info("checksum verified over %d ranges", len(ranges))
         return True
+
+    @contextmanager
+    def _checksum_client(self) -> Iterator[Callable[[m.KeyRange], Checksum]]:
+        """range -> the target's checksum of it now, by the backup's kind."""
+        if rules(self.kind).is_raw_kv:
+            with RawKVClient(self.pd) as kv:
+                yield lambda rng: kv.checksum(rng.start, rng.end)
+            return
+        with TxnChecksum(self.pd) as txn:
+            read_ts = self.pd.tso()
+            yield lambda rng: txn.checksum_at(rng.start, rng.end, read_ts)
 
     def _summary(self, meta: brpb_pb2.BackupMeta, parts: list[rm.FilePart], restore_ts: int, book: RestoreBook,
                  stats: FollowStats, verified: bool, resumed: bool) -> None:
@@ -297,11 +356,37 @@ class Restore:
             ("restore_ts", f"{restore_ts} ({ts_time(restore_ts)})"),
             ("files", str(len(parts))), ("size", f"{human_bytes(size)} ({size} bytes in SST files)"),
             ("kvs", str(kvs)), ("regions", str(book.regions)),
-            ("checksum", "verified" if verified else "skipped (--checksum=false)"),
+            ("checksum", "verified" if verified else
+             "skipped" + ("" if self.options.checksum else " (--checksum=false)")),
             ("duration", f"{elapsed:.1f}s"),
             ("throughput", f"{human_bytes(book.bytes_downloaded / elapsed if elapsed else 0)}/s from storage "
                            f"({stats.retries} retries, {stats.resent_lost} resent after a lost agent)"),
         ])
+
+
+def _incremental(meta: brpb_pb2.BackupMeta) -> bool:
+    """BR's IsIncremental: changes after start_version, to apply onto a restored base."""
+    return meta.start_version not in (0, meta.end_version)
+
+
+def _check_verb(only_kind: BackupKind | None, kind: BackupKind, where: str) -> None:
+    """`restore raw` takes raw backups, `restore txn` transactional ones (BR's ErrRestoreModeMismatch)."""
+    if only_kind is None or only_kind is kind:
+        return
+    raise CommandError(f"{where} holds a {rules(kind).label} backup: `br restore {only_kind.value}` restores "
+                       f"{rules(only_kind).label} backups only (use `br restore {kind.value}` or `br restore full`)")
+
+
+def wait_tso_past(pd: PDClient, ts: int, patience: float = TSO_PATIENCE) -> None:
+    """Return once PD's TSO is after ts (the backup's max commit ts); refuse when its clock lags."""
+    deadline = time.monotonic() + patience
+    while (now := pd.tso()) <= ts:
+        if time.monotonic() > deadline:
+            lag = (physical_ms(ts) - physical_ms(now)) / 1000
+            raise CommandError(f"the target PD's TSO ({ts_time(now)}) is {lag:.1f}s behind the backup's end version "
+                               f"{ts} ({ts_time(ts)}): new transactions would commit below restored ones; move "
+                               "PD's TSO past it (PD's admin API reset-ts) or fix its clock, then rerun")
+        time.sleep(0.1)
 
 
 def _not_done(parts: list[rm.FilePart], done: list[RangeRecord]) -> list[rm.FilePart]:

@@ -11,6 +11,9 @@
 A part normally lies inside one region after the split; if PD split it again meanwhile it is
 cut into several pieces (Download cuts the file to a piece's range, as TiKV does; the agent
 counts the piece's checksum, see br_agent.restore_tasks). Keys are bytes; an empty end key means "unbounded".
+Ranges are in the backup kind's key space: a txn backup's are raw user keys, split at their
+encodings and cut at the raw keys regions hold (br_common.backupmeta.kind), so the write and
+default files of one range always land in the same region and are ingested together.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 
+from br_common.backupmeta.kind import RULES, BackupKind, KindRules
 from br_common.checksum import Checksum
 from br_common.fleet.keyranges import contains, intersect
 from br_common.fleet.messages import FileInfo, KeyRange
@@ -26,6 +30,7 @@ from br_common.fleet.restore_messages import FilePart, PeerRef, Piece, RegionRef
 from br_common.pd_client import RegionInfo
 
 _UUID_NAMESPACE = uuid.UUID("6f1b7c52-3b0e-4c51-9a57-0f6c9e0c2b11")  # fixed: uuids stay stable across runs
+RAW_RULES = RULES[BackupKind.RAW]
 
 
 class PlanError(ValueError):
@@ -33,8 +38,9 @@ class PlanError(ValueError):
 
 
 # --- key ranges (arithmetic in br_common.fleet.keyranges; end b"" = unbounded) ---------------
-def region_range(region: RegionInfo) -> KeyRange:
-    return KeyRange(start=region.region.start_key, end=region.region.end_key)
+def region_range(region: RegionInfo, kind_rules: KindRules = RAW_RULES) -> KeyRange:
+    start, end = kind_rules.region_bounds(region.region)
+    return KeyRange(start=start, end=end)
 
 
 # --- what to restore ----------------------------------------------------------------------
@@ -71,9 +77,10 @@ def select_parts(files: Iterable[FileInfo], ranges: Sequence[KeyRange]) -> list[
     return sorted(parts, key=lambda p: p.range.start)
 
 
-def split_keys(parts: Iterable[FilePart]) -> list[bytes]:
-    """Every part boundary (b"" is no boundary): after splitting there, a part fills its regions."""
-    keys = {k for p in parts for k in (p.range.start, p.range.end) if k}
+def split_keys(parts: Iterable[FilePart], kind_rules: KindRules = RAW_RULES) -> list[bytes]:
+    """Every part boundary (b"" is no boundary), as PD splits (a txn key at its encoding): after
+    splitting there, a part fills its regions."""
+    keys = {k for p in parts for k in kind_rules.pd_bounds(p.range.start, p.range.end) if k}
     return sorted(keys)
 
 
@@ -99,22 +106,24 @@ def job_tag(job_id: str) -> bytes:
     return hashlib.sha256(job_id.encode()).digest()[:JOB_TAG_BYTES]
 
 
-def assign_regions(parts: Sequence[FilePart], regions: Sequence[RegionInfo], job_id: str) -> list[RegionWork]:
+def assign_regions(parts: Sequence[FilePart], regions: Sequence[RegionInfo], job_id: str,
+                   kind_rules: KindRules = RAW_RULES) -> list[RegionWork]:
     """Cut every part at region boundaries; group the pieces by region (regions in key order)."""
-    return _assign([(p.file, p.range, p.range) for p in parts], regions, job_id)
+    return _assign([(p.file, p.range, p.range) for p in parts], regions, job_id, kind_rules)
 
 
-def reassign(pieces: Sequence[Piece], regions: Sequence[RegionInfo], job_id: str) -> list[RegionWork]:
+def reassign(pieces: Sequence[Piece], regions: Sequence[RegionInfo], job_id: str,
+             kind_rules: KindRules = RAW_RULES) -> list[RegionWork]:
     """Pieces whose region changed, onto the current regions (each keeps its part)."""
-    return _assign([(p.file, p.range, p.part) for p in pieces], regions, job_id)
+    return _assign([(p.file, p.range, p.part) for p in pieces], regions, job_id, kind_rules)
 
 
 def _assign(items: Sequence[tuple[FileInfo, KeyRange, KeyRange]], regions: Sequence[RegionInfo],
-            job_id: str) -> list[RegionWork]:
+            job_id: str, kind_rules: KindRules) -> list[RegionWork]:
     ordered = sorted(regions, key=lambda r: r.region.start_key)
     works: dict[int, RegionWork] = {}
     for f, rng, part in items:
-        for info, cut in _cover(f.name, rng, ordered):
+        for info, cut in _cover(f.name, rng, ordered, kind_rules):
             ref = region_ref(info)
             work = works.setdefault(ref.id, RegionWork(region=ref, pieces=[]))
             piece = Piece(uuid=piece_uuid(job_id, f.name, ref, cut), file=f, range=cut, part=part)
@@ -122,12 +131,13 @@ def _assign(items: Sequence[tuple[FileInfo, KeyRange, KeyRange]], regions: Seque
     return list(works.values())
 
 
-def _cover(name: str, rng: KeyRange, regions: Sequence[RegionInfo]) -> list[tuple[RegionInfo, KeyRange]]:
+def _cover(name: str, rng: KeyRange, regions: Sequence[RegionInfo],
+           kind_rules: KindRules) -> list[tuple[RegionInfo, KeyRange]]:
     """(region, piece) pairs tiling rng exactly; PlanError on a hole in PD's region list."""
     out = []
     cursor = rng.start
     for info in regions:
-        piece = intersect(rng, region_range(info))
+        piece = intersect(rng, region_range(info, kind_rules))
         if piece is None:
             continue
         if piece.start != cursor:

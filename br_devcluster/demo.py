@@ -1,9 +1,10 @@
 """The README's first command: the whole round trip on one machine.
 
 A source devcluster (with Redis, SeaweedFS, IMDS, agents and Flower) is loaded with generated
-data and backed up with `br backup full` to S3; a second, empty devcluster with another store
-count (its own Redis and agents, the same S3 server) is restored with `br restore full`; then
-both clusters' checksums are shown side by side. Everything started is stopped at the end
+data in transactions and backed up with `br backup full` (with --raw: raw KV, `br backup raw`) to
+S3; a second, empty devcluster with another store count (its own Redis and agents, the same S3
+server) is restored with `br restore full`; then both clusters' checksums (the Coprocessor
+checksum at the backup ts and now) are shown side by side. Everything started is stopped at the end
 unless --keep is given. `br` runs as a subprocess, exactly as an operator would run it.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from br_common.checksum import Checksum
 from br_common.gc_safe_point import StaleReadError, require_after_safe_point
 from br_common.pd_client import PDClient, PDError
 from br_common.tikv_client import RawKVError
+from br_common.txn_checksum import TxnChecksum
 from br_devcluster import cluster, fleet
 from br_devcluster.cluster import ClusterConfig, ClusterError, ClusterState
 from br_devcluster.load import parse_size
@@ -33,8 +35,9 @@ console = Console(highlight=False, soft_wrap=True)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="demo.sh",
-        description="Back up a loaded devcluster to a local S3 server with `br backup full`, restore it into "
-                    "a fresh cluster with a different store count with `br restore full`, and compare checksums.")
+        description="Back up a devcluster loaded in transactions to a local S3 server with `br backup full`, "
+                    "restore it into a fresh cluster with a different store count with `br restore full`, and "
+                    "compare the Coprocessor checksums (--raw: raw KV, `br backup raw`, RawChecksum).")
     parser.add_argument("--size", type=parse_size, default=parse_size("1GB"),
                         help="data to load into the source cluster (default 1GB; units KB/MB/GB or KiB/MiB/GiB)")
     parser.add_argument("--source-stores", type=int, default=3, help="stores of the source cluster (default 3)")
@@ -44,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=Path(".demo"),
                         help="where both clusters keep data and logs (default ./.demo; emptied first)")
     parser.add_argument("--keep", action="store_true", help="leave both clusters running at the end")
+    parser.add_argument("--raw", action="store_true", help="round-trip raw KV instead of transactional data")
     return parser.parse_args(argv)
 
 
@@ -75,13 +79,14 @@ def run(args: argparse.Namespace, work: Path, dirs: list[Path]) -> int:
     _fresh(work, dirs)
     step("1/5", f"start the source cluster: {args.source_stores} stores, Redis, S3, IMDS, agents, Flower")
     source = _up(source_dir, ClusterConfig(stores=args.source_stores, regions=8), fleet.FleetOptions())
-    step("2/5", f"load {args.size / 1e9:.2f} GB of generated data")
-    _run(["br-devcluster", "load", "--pd", source.pd_address, "--size", str(args.size)])
+    step("2/5", f"load {args.size / 1e9:.2f} GB of generated data" + (" (raw KV)" if args.raw else " in transactions"))
+    _run(["br-devcluster", "load", "--pd", source.pd_address, "--size", str(args.size),
+          *([] if args.raw else ["--txn"])])
     assert source.fleet is not None
     storage = f"s3://{source.fleet.bucket}/demo-{time.strftime('%Y%m%d-%H%M%S')}?endpoint={source.fleet.s3_endpoint}"
     step("3/5", "back up with br (agents upload with their instance-profile credentials)")
     backup_log = work / "backup.log"
-    _run(["br", "backup", "full", "--pd", source.pd_address, "--storage", storage, "--broker",
+    _run(["br", "backup", "raw" if args.raw else "full", "--pd", source.pd_address, "--storage", storage, "--broker",
           source.fleet.broker_url, *_ratelimit(args), "--log-file", str(backup_log)])
     backup_ts = _backup_ts(backup_log)
     step("4/5", f"start an empty target cluster: {args.target_stores} stores, {args.target_replicas} replica(s)")
@@ -92,7 +97,7 @@ def run(args: argparse.Namespace, work: Path, dirs: list[Path]) -> int:
     assert target.fleet is not None
     _run(["br", "restore", "full", "--pd", target.pd_address, "--storage", storage, "--broker",
           target.fleet.broker_url, *_ratelimit(args), "--log-file", str(work / "restore.log")])
-    return _compare(source, target, backup_ts, args.keep)
+    return _compare(source, target, backup_ts, args)
 
 
 def _ratelimit(args: argparse.Namespace) -> list[str]:
@@ -141,18 +146,22 @@ def _backup_ts(log_file: Path) -> int:
     raise DemoError(f"no backup ts in {log_file}")
 
 
-def _checksum(pd_address: str, ts: int | None) -> Checksum:
+def _checksum(pd_address: str, ts: int | None, raw: bool) -> Checksum:
     with PDClient(pd_address) as pd:
         if ts is not None:  # the stores answer below the GC safe point with what is left, as TiKV does
             try:
                 require_after_safe_point(pd, ts, "backup ts", "the source cannot be compared at it any more")
             except StaleReadError as exc:
                 raise DemoError(str(exc)) from None
-        return SnapshotKV(pd).checksum(ts=ts if ts is not None else pd.tso())
+        read_ts = ts if ts is not None else pd.tso()
+        if raw:
+            return SnapshotKV(pd).checksum(ts=read_ts)
+        with TxnChecksum(pd) as client:  # the Coprocessor checksum, as TiDB's ADMIN CHECKSUM
+            return client.checksum_at(b"", b"", read_ts)
 
 
-def _compare(source: ClusterState, target: ClusterState, backup_ts: int, keep: bool) -> int:
-    left, right = _checksum(source.pd_address, backup_ts), _checksum(target.pd_address, None)
+def _compare(source: ClusterState, target: ClusterState, backup_ts: int, args: argparse.Namespace) -> int:
+    left, right = _checksum(source.pd_address, backup_ts, args.raw), _checksum(target.pd_address, None, args.raw)
     table = Table(title="checksums")
     table.add_column("")
     table.add_column(f"source at backup_ts {backup_ts}")
@@ -166,7 +175,7 @@ def _compare(source: ClusterState, target: ClusterState, backup_ts: int, keep: b
         console.print("[red]MISMATCH: the restored cluster differs from the source at backup_ts[/red]")
         return 1
     console.print("[green]match: the restored cluster equals the source at backup_ts[/green]")
-    if keep:
+    if args.keep:
         console.print(f"both clusters keep running: source PD {source.pd_address}, target PD {target.pd_address}; "
                       "stop them with `br-devcluster down --data-dir DIR`")
     return 0

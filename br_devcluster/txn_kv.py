@@ -1,8 +1,8 @@
-"""Transactional writes and checksums for the devcluster's own tools (`br-devcluster load --txn`,
-`checksum --txn`): Percolator's two phases over the Kv* API, and the Coprocessor checksum
-(tp 105) at a ts, routed by region as RawKVClient does but with keys located by their encoding
-(regions hold engine keys). A minimal client: it resolves no locks (a conflicting lock fails the
-transaction, which is rolled back); tests use pingcap's own client for the full protocol.
+"""Transactional writes for the devcluster's own tools (`br-devcluster load --txn`, `checksum
+--txn`): Percolator's two phases over the Kv* API, routed by region as RawKVClient does but with
+keys located by their encoding (regions hold engine keys); checksum_at is the product's
+Coprocessor checksum client (br_common.txn_checksum). A minimal writer: a conflicting lock fails
+the transaction, which is rolled back; tests use pingcap's own client for the full protocol.
 """
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from br_common.checksum import Checksum
-from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb, metapb_pb2
+from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.pd_client import RegionInfo
-from br_common.tikv_client import Pair, RawKVClient, RawKVError
+from br_common.tikv_client import Pair, RawKVError
+from br_common.txn_checksum import TxnChecksum
 from br_common.txn_codec import encode_bytes
-from br_devcluster.store.coprocessor_service import REQ_TYPE_CHECKSUM
-from br_devcluster.store.key_space import raw_bounds
 
 LOCK_TTL_MS = 3000
 
@@ -25,7 +23,7 @@ class TxnError(RawKVError):
     """The transaction failed (a conflict or a lock of another transaction) and was rolled back."""
 
 
-class TxnKV(RawKVClient):
+class TxnKV(TxnChecksum):
     def commit(self, pairs: list[Pair]) -> int:
         """Write the pairs as one transaction; returns its commit ts."""
         if not pairs:
@@ -72,33 +70,3 @@ class TxnKV(RawKVClient):
             info = self.regions.locate(encode_bytes(key))
             groups.setdefault(info.id, (info, []))[1].append(key)
         yield from groups.values()
-
-    def checksum_at(self, start: bytes, end: bytes, ts: int) -> Checksum:
-        """Coprocessor checksum of the values visible at ts in [start, end) (end b"": unbounded)."""
-        total, cursor = Checksum(), start
-        while True:
-            info, response = self._call_at(encode_bytes(cursor), "Coprocessor", _checksum_builder(cursor, end, ts))
-            if response.other_error or response.HasField("locked"):
-                raise TxnError(f"checksum at ts {ts} on region {info.id}: "
-                               f"{response.other_error or _locked(response.locked)}")
-            part = checksum_pb2.ChecksumResponse.FromString(response.data)
-            total = total.merge(Checksum(crc64xor=part.checksum, total_kvs=part.total_kvs,
-                                         total_bytes=part.total_bytes))
-            region_end = raw_bounds(info.region)[1]
-            if region_end is None or (end and region_end >= end):
-                return total
-            cursor = region_end
-
-
-def _locked(lock: pb.LockInfo) -> str:
-    return f"key {lock.key.hex()} is locked by txn {lock.lock_version} (retry once it committed or expired)"
-
-
-def _checksum_builder(cursor: bytes, end: bytes, ts: int) -> Callable:
-    def build(ctx: pb.Context, region: metapb_pb2.Region) -> coprocessor_pb2.Request:
-        lower, upper = raw_bounds(region)
-        hi = end if upper is None or (end and end < upper) else upper
-        data = checksum_pb2.ChecksumRequest(algorithm=checksum_pb2.Crc64_Xor).SerializeToString()
-        return coprocessor_pb2.Request(context=ctx, tp=REQ_TYPE_CHECKSUM, data=data, start_ts=ts,
-                                       ranges=[coprocessor_pb2.KeyRange(start=max(cursor, lower), end=hi)])
-    return build

@@ -24,13 +24,16 @@ class MetaError(ValueError):
 
 def build(kind: BackupKind, *, cluster_id: int, cluster_version: str, br_version: str, files: list[FileInfo],
           ranges: list[KeyRange], end_version: int, start_version: int = 0) -> brpb_pb2.BackupMeta:
-    """backup_size is serialized last, so a truncated backupmeta shows as a size mismatch."""
+    """backup_size is serialized last, so a truncated backupmeta shows as a size mismatch. The flags
+    are BR's: a txn backup has is_txn_kv (and is_raw_kv false), API V1. raw_ranges record the
+    backed-up range for both kinds (for a txn backup: raw user keys; BR leaves it empty because
+    its txn backup always takes everything, and its readers ignore the field for txn backups)."""
     kind_rules = rules(kind)
     protos = [f.to_proto() for f in files]
     return brpb_pb2.BackupMeta(
         cluster_id=cluster_id, cluster_version=cluster_version, br_version=br_version, version=brpb_pb2.V1,
         files=protos, start_version=start_version, end_version=end_version, is_raw_kv=kind_rules.is_raw_kv,
-        api_version=kvrpcpb_pb2.V1, mode=brpb_pb2.SCAN,
+        is_txn_kv=kind_rules.is_txn_kv, api_version=kvrpcpb_pb2.V1, mode=brpb_pb2.SCAN,
         raw_ranges=[brpb_pb2.RawRange(start_key=r.start, end_key=r.end, cf=kind_rules.request_cf) for r in ranges],
         backup_size=sum(f.size for f in protos))
 
@@ -66,10 +69,15 @@ def check(backup: brpb_pb2.BackupMeta, where: str = "backupmeta") -> BackupKind:
 
 
 def kind_of(backup: brpb_pb2.BackupMeta, where: str = "backupmeta") -> BackupKind:
+    """By BR's flags: is_raw_kv (raw), is_txn_kv (`br backup txn`, ours and BR's). Neither is a
+    TiDB table backup, whose files must be rewritten to new table ids: not ours to restore."""
+    if backup.is_raw_kv and backup.is_txn_kv:
+        raise MetaError(f"{where} says it is both a raw and a transactional backup: it is corrupt")
     for kind, kind_rules in RULES.items():
-        if kind_rules.is_raw_kv == backup.is_raw_kv:
+        if kind_rules.is_raw_kv == backup.is_raw_kv and kind_rules.is_txn_kv == backup.is_txn_kv:
             return kind
-    raise MetaError(f"{where} holds a transactional backup (is_raw_kv is false): br-fleet restores raw KV only")
+    raise MetaError(f"{where} holds a TiDB table backup (neither is_raw_kv nor is_txn_kv): br-fleet restores "
+                    "raw and transactional (is_txn_kv) backups")
 
 
 def ranges(backup: brpb_pb2.BackupMeta) -> list[KeyRange]:

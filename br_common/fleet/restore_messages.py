@@ -102,7 +102,7 @@ class DownloadTask(Message):
     store_id: int
     region: RegionRef
     pieces: list[Piece]
-    restore_ts: int  # RewriteRule.new_timestamp: every restored key gets this commit ts
+    restore_ts: int  # RewriteRule.new_timestamp of a raw restore (txn keys keep their commit ts)
     kind: BackupKind = BackupKind.RAW  # what the backup holds: Download's is_raw_kv follows from it
     rate_limit: int = 0  # bytes/s per store (storage reads and SetDownloadSpeedLimit), 0 = unlimited
     storage: StorageSpec

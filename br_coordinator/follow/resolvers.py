@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from br_common.backupmeta.kind import BackupKind, rules
 from br_common.pd_client import PDClient, PDError
 from br_coordinator import restore_plan as plan
 from br_coordinator.backup_plan import plan_range
@@ -20,10 +21,11 @@ class BackupResolver:
 
     pd: PDClient
     book: BackupBook
+    kind: BackupKind = BackupKind.RAW  # the key space the book's ranges are in
 
     def __call__(self, resolve: Resolve) -> list[Action]:
         try:
-            tasks = plan_range(self.pd, self.book.range_of(resolve.work_id))
+            tasks = plan_range(self.pd, self.book.range_of(resolve.work_id), self.kind)
         except PDError as exc:
             return self.book.unplaced(resolve.work_id, f"PD: {exc}")
         return self.book.placed(resolve.work_id, tasks)
@@ -37,6 +39,7 @@ class RestoreResolver:
     pd: PDClient
     book: RestoreBook
     job_id: str
+    kind: BackupKind = BackupKind.RAW  # the key space the pieces' ranges are in
 
     def __call__(self, resolve: Resolve) -> list[Action]:
         work, ingest_only = self.book.redo_of(resolve.work_id)
@@ -47,10 +50,12 @@ class RestoreResolver:
                     current = plan.region_ref(info)
                     if current.same_placement(work.region):
                         return self.book.reingest(resolve.work_id, current)
-            regions = [info for p in work.pieces for info in self.pd.scan_regions(p.range.start, p.range.end)]
+            kind_rules = rules(self.kind)
+            regions = [info for p in work.pieces
+                       for info in self.pd.scan_regions(*kind_rules.pd_bounds(p.range.start, p.range.end))]
         except PDError as exc:
             return self.book.unplaced(resolve.work_id, f"PD: {exc}")
         if any(info.leader is None for info in regions):
             return self.book.unplaced(resolve.work_id, "a region has no leader yet")
         unique = list({info.id: info for info in regions}.values())
-        return self.book.replace(resolve.work_id, plan.reassign(work.pieces, unique, self.job_id))
+        return self.book.replace(resolve.work_id, plan.reassign(work.pieces, unique, self.job_id, rules(self.kind)))

@@ -69,10 +69,15 @@ class RestoreBook(Book):
         self._outstanding: dict[tuple[str, bytes], set[bytes]] = {}
         self._sums: dict[tuple[str, bytes], Checksum] = {}
         self._parts: dict[tuple[str, bytes], KeyRange] = {}
+        # parts of one range (a txn backup's write and default files) are checkpointed together:
+        # the job records one RangeRecord per range
+        self._range_parts: dict[tuple[bytes, bytes], set[tuple[str, bytes]]] = {}
+        self._range_files: dict[tuple[bytes, bytes], list[FileInfo]] = {}
         for p in parts:
             key = (p.file.name, p.range.start)
             self._files[key], self._parts[key] = p.file, p.range
             self._outstanding[key], self._sums[key] = set(), Checksum()
+            self._range_parts.setdefault((p.range.start, p.range.end), set()).add(key)
         self._works: dict[int, _WorkState] = {}
         self._next_id = 1
         self._initial = list(works)
@@ -268,17 +273,23 @@ class RestoreBook(Book):
             self._sums[key] = self._sums[key].merge(_piece_checksum(piece, staged.get(piece.uuid)))
             self._outstanding[key].discard(piece.uuid)
             if not self._outstanding[key]:
-                actions.append(self._part_done(key))
+                actions += self._part_done(key)
         return actions
 
-    def _part_done(self, key: tuple[str, bytes]) -> Checkpoint:
-        """The checkpoint: the part's range, and its file with the checksum of what was restored."""
+    def _part_done(self, key: tuple[str, bytes]) -> list[Action]:
+        """Once every part of its range is done, the checkpoint: the range, and its files each with
+        the checksum of what was restored."""
         file, checksum = self._files[key], self._sums[key]
         self.parts_done += 1
         self.part_bytes += file.size
         restored = file.model_copy(update={"crc64xor": checksum.crc64xor, "total_kvs": checksum.total_kvs,
                                            "total_bytes": checksum.total_bytes})
-        return Checkpoint(RangeRecord(range=self._parts[key], files=[restored]))
+        rng = self._parts[key]
+        done = self._range_files.setdefault((rng.start, rng.end), [])
+        done.append(restored)
+        if len(done) < len(self._range_parts[(rng.start, rng.end)]):
+            return []
+        return [Checkpoint(RangeRecord(range=rng, files=sorted(done, key=lambda f: f.name)))]
 
 
 def _gave_up(work: RegionWork, tries: int, last_error: str) -> str:

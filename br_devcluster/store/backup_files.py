@@ -1,16 +1,23 @@
-"""Turning one region's visible pairs into backup SST files and their backup.File records.
+"""Turning one region's backup entries into backup SST files and their backup.File records.
 
-Names are deterministic ({store}/{region}_{epoch version}_{sha256(file start key)}_{ms}_default.sst)
-so a retried backup overwrites its files instead of adding new ones. The files of a region tile
-its overlap with the request: the first starts at the overlap start, each next one at its own
-first key, and each ends where the next starts (the last at the overlap end).
+Names are deterministic ({store}/{region}_{epoch version}_{sha256(chunk start key)}_{ms}_{cf}.sst,
+TiKV's naming) so a retried backup overwrites its files instead of adding new ones. A chunk is
+one SST per column family that has records (raw: default; txn: write, plus default when long
+values exist); a chunk is cut once its counted key+value bytes reach the roll size. The chunks of
+a region tile its overlap with the request: the first starts at the overlap start, each next one
+at its own first key, and each ends where the next starts (the last at the overlap end).
+
+Checksums follow TiKV's writer: each logical key is counted once, in the file named by
+entry.counted_in, over the raw user key and the user value (so a txn write file may hold records
+and still count 0 kvs when all its values are long).
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from rocksdict import Options
 
@@ -20,9 +27,39 @@ from br_common.kvproto import brpb_pb2
 from br_common.tso import physical_ms
 from br_devcluster.store.ratelimit import RateLimiter
 from br_devcluster.store.sstfiles import SstBuilder
+from br_devcluster.store.txn_reader import CF_DEFAULT, CF_WRITE
 
-ROLL_BYTES = 64 * 1024 * 1024  # key+value bytes per file before rolling to the next one
-CF = "default"
+ROLL_BYTES = 64 * 1024 * 1024  # key+value bytes per chunk before rolling to the next one
+CF = CF_DEFAULT  # raw KV (API V1) backups are of the default CF
+FILE_ORDER = (CF_DEFAULT, CF_WRITE)  # TiKV lists a chunk's default file before its write file
+
+
+class BackupEntry(Protocol):
+    """One logical key of a backup."""
+
+    raw_key: bytes  # the user key (a chunk starting here starts at it)
+    value: bytes  # what the checksum counts with the key
+    counted_in: str  # the CF file whose counters count it
+
+    def records(self) -> list[tuple[str, bytes, bytes]]:
+        """(cf, key without 'z', value) to write, in CF order."""
+        ...
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """A raw KV pair: one default-CF record, stored as given."""
+
+    raw_key: bytes
+    value: bytes
+    counted_in: str = CF
+
+    def records(self) -> list[tuple[str, bytes, bytes]]:
+        return [(CF, self.raw_key, self.value)]
+
+
+def raw_entries(pairs: Iterable[tuple[bytes, bytes]]) -> Iterable[RawEntry]:
+    return (RawEntry(key, value) for key, value in pairs)
 
 
 @dataclass(frozen=True)
@@ -32,60 +69,83 @@ class RegionBackup:
     store_id: int
     region_id: int
     epoch_version: int
-    start_key: bytes  # the overlap of the request and the region
+    start_key: bytes  # the overlap of the request and the region (raw user keys)
     end_key: bytes
     start_version: int
     end_version: int
 
-    def relative_name(self, file_start_key: bytes) -> str:
-        digest = hashlib.sha256(file_start_key).hexdigest()
+    def relative_name(self, chunk_start_key: bytes, cf: str = CF) -> str:
+        digest = hashlib.sha256(chunk_start_key).hexdigest()
         return (f"{self.store_id}/{self.region_id}_{self.epoch_version}_{digest}_"
-                f"{physical_ms(self.end_version)}_{CF}.sst")
+                f"{physical_ms(self.end_version)}_{cf}.sst")
 
 
-def write_region_files(target: RegionBackup, pairs: Iterable[tuple[bytes, bytes]], options: Options,
-                       limiter: RateLimiter, roll_bytes: int = ROLL_BYTES) -> list[brpb_pb2.File]:
-    """Write the (ascending) pairs to SSTs; no pairs, no files."""
-    files: list[brpb_pb2.File] = []
-    builder: SstBuilder | None = None
-    current: brpb_pb2.File | None = None
-    checksum = Checksum()
-    try:
-        for key, value in pairs:
-            if builder is None:
-                file_start = target.start_key if not files else key
-                name = target.relative_name(file_start)
-                builder = SstBuilder(target.root / name, options)
-                current, checksum = _new_file(target, name, file_start), Checksum()
-                files.append(current)
-            builder.add(data_key(key), value)  # TiKV's backup files hold data keys
-            checksum.add(key, value)
+@dataclass
+class _Chunk:
+    """The SSTs of one chunk, opened per CF on its first record."""
+
+    target: RegionBackup
+    start_key: bytes
+    options: Options
+    builders: dict[str, SstBuilder] = field(default_factory=dict)
+    sums: dict[str, Checksum] = field(default_factory=dict)
+
+    def add(self, entry: BackupEntry, limiter: RateLimiter) -> None:
+        for cf, key, value in entry.records():
+            if cf not in self.builders:
+                self.builders[cf] = SstBuilder(self.target.root / self.target.relative_name(self.start_key, cf),
+                                               self.options)
+            self.builders[cf].add(data_key(key), value)  # TiKV's backup files hold data keys
             limiter.consume(len(key) + len(value))
-            if checksum.total_bytes >= roll_bytes:
-                _finish(builder, current, checksum)
-                builder = None
-        if builder is not None:
-            _finish(builder, current, checksum)
-            builder = None
-    finally:
-        if builder is not None:
+        self.sums.setdefault(entry.counted_in, Checksum()).add(entry.raw_key, entry.value)
+
+    @property
+    def counted_bytes(self) -> int:
+        return sum(s.total_bytes for s in self.sums.values())
+
+    def finish(self) -> list[brpb_pb2.File]:
+        return [self._finish_cf(cf) for cf in FILE_ORDER if cf in self.builders]
+
+    def _finish_cf(self, cf: str) -> brpb_pb2.File:
+        done = self.builders.pop(cf).finish()
+        checksum = self.sums.get(cf, Checksum())
+        target = self.target
+        return brpb_pb2.File(name=target.relative_name(self.start_key, cf), sha256=done.sha256,
+                             start_key=self.start_key, start_version=target.start_version,
+                             end_version=target.end_version, crc64xor=checksum.crc64xor,
+                             total_kvs=checksum.total_kvs, total_bytes=checksum.total_bytes, cf=cf, size=done.size)
+
+    def abort(self) -> None:
+        for builder in self.builders.values():
             builder.abort()
-    for this, following in zip(files, files[1:]):
-        this.end_key = following.start_key
-    if files:
-        files[-1].end_key = target.end_key
-    return files
 
 
-def _new_file(target: RegionBackup, name: str, start_key: bytes) -> brpb_pb2.File:
-    return brpb_pb2.File(name=name, start_key=start_key, start_version=target.start_version,
-                         end_version=target.end_version, cf=CF)
+def write_region_files(target: RegionBackup, entries: Iterable[BackupEntry], options: Options,
+                       limiter: RateLimiter, roll_bytes: int = ROLL_BYTES) -> list[brpb_pb2.File]:
+    """Write the (ascending) entries to SSTs; no entries, no files."""
+    chunks: list[list[brpb_pb2.File]] = []
+    chunk: _Chunk | None = None
+    try:
+        for entry in entries:
+            if chunk is None:
+                chunk = _Chunk(target, target.start_key if not chunks else entry.raw_key, options)
+            chunk.add(entry, limiter)
+            if chunk.counted_bytes >= roll_bytes:
+                chunks.append(chunk.finish())
+                chunk = None
+        if chunk is not None:
+            chunks.append(chunk.finish())
+            chunk = None
+    finally:
+        if chunk is not None:
+            chunk.abort()
+    return _tiled(chunks, target.end_key)
 
 
-def _finish(builder: SstBuilder, record: brpb_pb2.File, checksum: Checksum) -> None:
-    done = builder.finish()
-    record.sha256 = done.sha256
-    record.size = done.size
-    record.crc64xor = checksum.crc64xor
-    record.total_kvs = checksum.total_kvs
-    record.total_bytes = checksum.total_bytes
+def _tiled(chunks: list[list[brpb_pb2.File]], end_key: bytes) -> list[brpb_pb2.File]:
+    """Each chunk's files end where the next chunk starts, the last at the region's overlap end."""
+    ends = [following[0].start_key for following in chunks[1:]] + [end_key]
+    for files, end in zip(chunks, ends):
+        for f in files:
+            f.end_key = end
+    return [f for files in chunks for f in files]

@@ -2,23 +2,31 @@
 
 One response per region overlapping the request, in key order: its files, or a region error
 (NotLeader with the leader) for regions led elsewhere, with the sub-range as start/end key.
+is_raw_kv picks what is read, as in TiKV: raw KV (API V1, default CF, keys as given) or the
+transactional key space (start/end_key are raw user keys, regions are compared at their
+encoding; txn_backup_scan reads each key's newest version at end_version, and a blocking lock
+answers Error.kv_error.locked for the client to resolve).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from br_common.kvproto import brpb_pb2, brpb_pb2_grpc, errorpb_pb2
+from br_common.kvproto import brpb_pb2, brpb_pb2_grpc, errorpb_pb2, kvrpcpb_pb2, metapb_pb2
 from br_common.pd_client import PDError, RegionInfo
 from br_common.redaction import show_key
-from br_devcluster.store.backup_files import CF, RegionBackup, write_region_files
+from br_common.txn_keys import engine_bound, raw_bounds
+from br_devcluster.store.backup_files import CF, BackupEntry, RegionBackup, raw_entries, write_region_files
+from br_devcluster.store.cf_engine import CFSnapshot
 from br_devcluster.store.engine import Snapshot
 from br_devcluster.store.errors import RegionError, StoreError, pd_unavailable
 from br_devcluster.store.ratelimit import RateLimiter
 from br_devcluster.store.regions import epoch_not_match, region_not_found
 from br_devcluster.store.sstfiles import sst_options
 from br_devcluster.store.state import StoreState
+from br_devcluster.store.txn_backup_scan import BackupLocked, backup_entries
+from br_devcluster.store.txn_reader import TxnReader
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +45,7 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
             return
         try:
             root = _validate(request)
-            regions = list(self._state.pd.scan_regions(request.start_key, request.end_key))
+            regions = list(self._state.pd.scan_regions(*_engine_range(request)))
         except StoreError as exc:
             yield brpb_pb2.BackupResponse(start_key=whole[0], end_key=whole[1], error=brpb_pb2.Error(msg=str(exc)))
             return
@@ -46,20 +54,25 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
             return
         limiter = RateLimiter(request.rate_limit)  # per request: bounds this request's SST bytes
         for info in regions:
-            yield self._backup_region(request, root, info, limiter)
+            start, end = _overlap(request, info.region)
+            if end and end <= start:
+                continue  # a region holding no txn key of the range (its bounds fall between two keys)
+            yield self._backup_region(request, root, info, (start, end), limiter)
 
     def _backup_region(self, request: brpb_pb2.BackupRequest, root: Path, info: RegionInfo,
-                       limiter: RateLimiter) -> brpb_pb2.BackupResponse:
+                       piece: tuple[bytes, bytes], limiter: RateLimiter) -> brpb_pb2.BackupResponse:
         region = info.region
-        start = max(request.start_key, region.start_key)
-        end = _min_end(request.end_key, region.end_key)
+        start, end = piece
         try:
-            snapshot = self._leader_snapshot(info)
+            view = self._leader_view(info)
             target = RegionBackup(root=root, store_id=self._state.store_id, region_id=region.id,
                                   epoch_version=region.region_epoch.version, start_key=start, end_key=end,
                                   start_version=request.start_version, end_version=request.end_version)
             options = sst_options(request.compression_type, request.compression_level)
-            files = write_region_files(target, snapshot.scan(start, end, request.end_version), options, limiter)
+            files = write_region_files(target, _entries(request, view, start, end), options, limiter)
+        except BackupLocked as exc:
+            return brpb_pb2.BackupResponse(start_key=start, end_key=end, error=brpb_pb2.Error(
+                msg=str(exc), kv_error=kvrpcpb_pb2.KeyError(locked=exc.lock)))
         except RegionError as exc:
             return _failed(start, end, exc.error)
         except PDError as exc:
@@ -70,8 +83,8 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
         log.info("backed up region %d [%r, %r): %d files", region.id, start, end, len(files))
         return brpb_pb2.BackupResponse(start_key=start, end_key=end, files=files)
 
-    def _leader_snapshot(self, scanned: RegionInfo) -> Snapshot:
-        """Under the write lock: still the leader of the region as scanned, then the snapshot."""
+    def _leader_view(self, scanned: RegionInfo) -> CFSnapshot:
+        """Under the write lock: still the leader of the region as scanned, then a view of every CF."""
         state = self._state
         with state.write_lock:
             info = state.pd.region_by_id(scanned.id)
@@ -80,7 +93,30 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
             state.checker.require_leader(info)
             if info.region.region_epoch != scanned.region.region_epoch:
                 raise epoch_not_match(scanned.region.region_epoch, info.region)
-            return state.engine.snapshot()
+            return state.engine.snapshot_cfs()
+
+
+def _engine_range(request: brpb_pb2.BackupRequest) -> tuple[bytes, bytes]:
+    """The request's range as PD's region bounds are compared (a txn key at its encoding)."""
+    if request.is_raw_kv:
+        return request.start_key, request.end_key
+    return engine_bound(request.start_key), engine_bound(request.end_key)
+
+
+def _overlap(request: brpb_pb2.BackupRequest, region: metapb_pb2.Region) -> tuple[bytes, bytes]:
+    """The request's range within the region, in the request's key space (b"" end: unbounded)."""
+    if request.is_raw_kv:
+        lower, upper = region.start_key, region.end_key
+    else:
+        lower, upper = raw_bounds(region)
+    return max(request.start_key, lower), _min_end(request.end_key, upper or b"")
+
+
+def _entries(request: brpb_pb2.BackupRequest, view: CFSnapshot, start: bytes, end: bytes) -> Iterable[BackupEntry]:
+    if request.is_raw_kv:
+        return raw_entries(Snapshot(view, CF).scan(start, end))
+    return backup_entries(TxnReader(view), start, end or None, request.start_version, request.end_version,
+                          request.context.resolved_locks)
 
 
 def _validate(request: brpb_pb2.BackupRequest) -> Path:
@@ -94,7 +130,7 @@ def _validate(request: brpb_pb2.BackupRequest) -> Path:
         raise StoreError(f"bad versions: start {request.start_version}, end {request.end_version}")
     if request.cipher_info.cipher_key:
         raise StoreError("encrypted backup is not supported by the devcluster store")
-    if request.cf not in ("", CF):
+    if request.is_raw_kv and request.cf not in ("", CF):
         raise StoreError(f"unsupported column family {request.cf!r} (raw KV uses {CF!r})")
     if request.sub_ranges:
         raise StoreError("sub_ranges are not supported by the devcluster store")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from br_common.checksum import Checksum
 from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb
+from br_common.txn_checksum import REQ_TYPE_CHECKSUM
 from br_devcluster.store.errors import rpc
 from br_devcluster.store.key_space import check_raw_ranges
 from br_devcluster.store.raw_checks import check_api_version
@@ -18,7 +19,6 @@ from br_devcluster.store.state import StoreState
 from br_devcluster.store.txn_reader import TxnReader
 from br_devcluster.store.txn_reads import scan_entries
 
-REQ_TYPE_CHECKSUM = 105  # TiDB's kv.ReqTypeChecksum
 
 
 class LockedError(Exception):

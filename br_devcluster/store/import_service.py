@@ -23,7 +23,7 @@ from br_devcluster.store.state import StoreState
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_CFS = ("", "default")
+SUPPORTED_CFS = ("", "default", "write")  # write: transactional backups (TiKV's write CF files)
 
 
 class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):

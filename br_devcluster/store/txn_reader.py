@@ -133,10 +133,15 @@ class TxnReader:
 
     def writes(self, raw_key: bytes, max_ts: int = TS_MAX) -> Iterator[tuple[int, Write]]:
         """(commit_ts, Write) of raw_key with commit_ts <= max_ts, newest first."""
+        for commit_ts, data in self.write_records(raw_key, max_ts):
+            yield commit_ts, Write.parse(data)
+
+    def write_records(self, raw_key: bytes, max_ts: int = TS_MAX) -> Iterator[tuple[int, bytes]]:
+        """(commit_ts, the write CF value as stored) newest first: a backup copies the bytes as they are."""
         prefix = encode_bytes(raw_key)
         for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, max_ts), prefix + b"\xff" * 9):
             if len(key) == len(prefix) + _TS_LEN:
-                yield TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), Write.parse(value)
+                yield TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), value
 
     def seek_write(self, raw_key: bytes, ts: int = TS_MAX) -> tuple[int, Write] | None:
         """The newest record with commit_ts <= ts, of any type."""

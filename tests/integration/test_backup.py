@@ -31,11 +31,11 @@ class Env:
         return self.s3.url(prefix, with_keys=False)
 
     def backup(self, prefix: str, *extra: str, timeout: float = 180.0):  # noqa: ANN201
-        return run_br("backup", "full", "--pd", self.dc.pd_address, "-s", self.url(prefix), *extra,
+        return run_br("backup", "raw", "--pd", self.dc.pd_address, "-s", self.url(prefix), *extra,
                       broker=self.broker, timeout=timeout, log_file=self.work / f"br-{prefix}.log")
 
     def start_backup(self, prefix: str, *extra: str):  # noqa: ANN201
-        return start_br("backup", "full", "--pd", self.dc.pd_address, "-s", self.url(prefix), *extra,
+        return start_br("backup", "raw", "--pd", self.dc.pd_address, "-s", self.url(prefix), *extra,
                         broker=self.broker, log_path=self.work / f"br-{prefix}.out")
 
     def meta(self, prefix: str):  # noqa: ANN201

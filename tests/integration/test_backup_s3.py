@@ -53,7 +53,7 @@ def test_object_lock_bucket_with_default_retention(dc, agent_fleets, moto_s3, im
     create_lock_bucket(moto_s3.endpoint, "br-locked", days=1)
     imds = imds_endpoint({"AccessKeyId": "testing", "SecretAccessKey": "testing"})
     _agents(agent_fleets, dc, redis_url, tmp_path, instance_profile_env(imds))
-    done = run_br("backup", "full", "--pd", dc.pd_address, "-s", moto_url(moto_s3.endpoint, "br-locked", "b1"),
+    done = run_br("backup", "raw", "--pd", dc.pd_address, "-s", moto_url(moto_s3.endpoint, "br-locked", "b1"),
                   broker=redis_url)
     assert done.returncode == 0, done.stderr
     admin = s3_admin(moto_s3.endpoint)
@@ -74,9 +74,9 @@ def test_minimum_iam_policy_through_the_instance_profile(dc, agent_fleets, moto_
     enforce_iam(moto_s3.endpoint)
     _agents(agent_fleets, dc, redis_url, tmp_path, instance_profile_env(imds))
     url = moto_url(moto_s3.endpoint, moto_s3.bucket, "")
-    done = run_br("backup", "full", "--pd", dc.pd_address, "-s", url, broker=redis_url)
+    done = run_br("backup", "raw", "--pd", dc.pd_address, "-s", url, broker=redis_url)
     assert done.returncode == 0, done.stderr
-    again = run_br("backup", "full", "--pd", dc.pd_address, "-s", url, "--compression", "lz4", broker=redis_url)
+    again = run_br("backup", "raw", "--pd", dc.pd_address, "-s", url, "--compression", "lz4", broker=redis_url)
     assert again.returncode == 1 and "already holds a complete backup" in again.stderr  # via ListBucket only
     as_user = boto3.client("s3", endpoint_url=moto_s3.endpoint, region_name="us-east-1",
                            aws_access_key_id=user.access_key.get_secret_value(),
@@ -138,7 +138,7 @@ def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, agent_fl
         url = moto_url(moto_s3.endpoint, moto_s3.bucket, "", (access, secret))
         env = os.environ | {"BR_TEST_STORAGE": url}
         storage = url if given == "in the URL" else "@env:BR_TEST_STORAGE"
-        proc = start_br("backup", "full", "--pd", dc.pd_address, "-s", storage, "-c", "--ratelimit", "4",
+        proc = start_br("backup", "raw", "--pd", dc.pd_address, "-s", storage, "-c", "--ratelimit", "4",
                         "--log-file", str(log_file), "--log-level", "debug", broker=redis_url,
                         log_path=tmp_path / "br.out", env=env)
         cmdlines = []

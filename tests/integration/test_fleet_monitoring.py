@@ -122,7 +122,7 @@ def test_flower_shows_the_running_backup_by_job_store_range_and_bytes_without_se
         {f"br-agent-store{s}" for s in env.agents.procs}  # br-agent-<cluster id>-store<id>
     prefix = f"{ALLOWED_PREFIX}/flower-{uuid.uuid4().hex[:6]}"
     keyed = env.s3.url(prefix, with_keys=False) + f"&access-key={ACCESS_KEY}&secret-access-key={SECRET_KEY}"
-    proc = start_br("backup", "full", "--pd", env.dc.pd_address, "-s", keyed, "-c", "--ratelimit", "1",
+    proc = start_br("backup", "raw", "--pd", env.dc.pd_address, "-s", keyed, "-c", "--ratelimit", "1",
                     broker=env.broker, log_path=env.work / "br-flower.out")
     running: dict[str, dict] = {}
     try:
@@ -169,7 +169,7 @@ def test_flower_shows_the_running_backup_by_job_store_range_and_bytes_without_se
 
 def test_agents_refuse_destinations_outside_their_allowlist_with_one_line(env: Env) -> None:
     elsewhere = env.url(f"other-{uuid.uuid4().hex[:6]}")
-    refused = run_br("backup", "full", "--pd", env.dc.pd_address, "-s", elsewhere, broker=env.broker)
+    refused = run_br("backup", "raw", "--pd", env.dc.pd_address, "-s", elsewhere, broker=env.broker)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     line = refused.stderr.strip().splitlines()[-1]
     other = elsewhere.split("?")[0]

@@ -203,7 +203,7 @@ def _redis_values(client: redis.Redis) -> bytes:
 # --- tests ------------------------------------------------------------------------------------------
 def test_signed_backup_over_tls_and_auth(channel: Channel) -> None:
     target = channel.work / "storage" / "b1"
-    done = _br(channel, "backup", "full", "--pd", channel.pd_address, "-s", f"local://{target}",
+    done = _br(channel, "backup", "raw", "--pd", channel.pd_address, "-s", f"local://{target}",
                "--log-file", str(channel.work / "br.log"))
     assert done.returncode == 0, done.stderr
     assert (target / "backupmeta").exists()
@@ -298,7 +298,7 @@ def test_a_replayed_signed_task_is_refused(channel: Channel) -> None:
 
 def test_broker_mistakes_are_one_line_errors(channel: Channel) -> None:
     wrong = _write(channel.work / "wrong-password", b"not-the-password\n", 0o600)
-    backup = ("backup", "full", "--pd", channel.pd_address, "-s", f"local://{channel.work}/storage/never")
+    backup = ("backup", "raw", "--pd", channel.pd_address, "-s", f"local://{channel.work}/storage/never")
     no_ca = channel.broker.split("?", 1)[0]  # system CAs: the test CA is not among them
     cases = {
         "refused the connection": channel.br_env(BR_BROKER_PASSWORD_FILE=str(wrong)),

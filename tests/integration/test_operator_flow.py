@@ -131,7 +131,7 @@ def test_readme_step_by_step_runs_as_written(tmp_path):
 # --- BR's flags ---------------------------------------------------------------------------------------
 def test_root_flags_pd_list_default_log_file_and_tls(fleet):
     # global flags before the verb, a PD list whose first entry is dead, TLS, no --log-file
-    backup = fleet.br("--pd", f"127.0.0.1:1,{fleet.pd}", *fleet.tls, "backup", "full", "-s", fleet.storage("flags"))
+    backup = fleet.br("--pd", f"127.0.0.1:1,{fleet.pd}", *fleet.tls, "backup", "raw", "-s", fleet.storage("flags"))
     assert "Backup complete" in backup.stdout
     log_file = _log_path(backup.stdout)
     assert str(log_file).startswith("/tmp/br.log.")
@@ -141,7 +141,7 @@ def test_root_flags_pd_list_default_log_file_and_tls(fleet):
     assert re.search(r"backup_ts: \d+ \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d\)", backup.stdout)
 
     # the same path again: refused, and the log file ends with that error
-    again = fleet.br("backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("flags"), "--log-format",
+    again = fleet.br("backup", "raw", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("flags"), "--log-format",
                      "json", expect=1)
     assert again.stderr.strip().splitlines()[-1].startswith("br: error:") and "complete backup" in again.stderr
     entries = [json.loads(line) for line in _log_path(again.stderr).read_text().splitlines()]
@@ -149,7 +149,7 @@ def test_root_flags_pd_list_default_log_file_and_tls(fleet):
     assert all({"time", "level", "logger", "message"} <= e.keys() for e in entries)
 
     # without TLS flags: one line that says what to do
-    plain = fleet.br("backup", "full", "--pd", fleet.pd, "-s", fleet.storage("plain"), expect=1)
+    plain = fleet.br("backup", "raw", "--pd", fleet.pd, "-s", fleet.storage("plain"), expect=1)
     assert "--ca/--cert/--key" in plain.stderr.strip().splitlines()[-1]
 
 
@@ -164,11 +164,11 @@ def test_flags_are_never_abbreviated_and_bad_values_are_one_line(fleet):
         assert re.match(r"br( backup full| restore full)?: error: ", result.stderr.strip().splitlines()[-1]), \
             result.stderr
     assert "allowed 1 to 1024" in result.stderr or "allowed -131072 to 22" in result.stderr
-    no_dir = fleet.br("backup", "full", "--pd", fleet.pd, "-s", fleet.storage("x"), "--log-file",
+    no_dir = fleet.br("backup", "raw", "--pd", fleet.pd, "-s", fleet.storage("x"), "--log-file",
                       "/nonexistent-dir/b.log", expect=1)
     assert no_dir.stderr == ("br: error: cannot open the log file /nonexistent-dir/b.log: No such file or directory; "
                              "create the directory /nonexistent-dir first, or choose another --log-file\n")
-    future = fleet.br("backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("future"),
+    future = fleet.br("backup", "raw", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("future"),
                       "--backupts", str(int(time.time() * 1000 + 3_600_000) << 18), expect=1)
     assert "after PD's current time" in future.stderr
     helps = fleet.br("--help").stdout
@@ -187,7 +187,7 @@ def test_redact_info_log_hides_keys(fleet, tmp_path):
 # --- Ctrl-C, GC and resume --------------------------------------------------------------------------
 def test_ctrl_c_then_rerun_after_gc_life_time_resumes(fleet, tmp_path):
     storage = fleet.storage("interrupted")
-    args = ["backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", storage, "--ratelimit", "1",
+    args = ["backup", "raw", "--pd", fleet.pd, *fleet.tls, "-s", storage, "--ratelimit", "1",
             "--log-file", str(tmp_path / "first.log")]
     first = fleet.popen_br(*args, log=tmp_path / "first.out")
     _wait_for(lambda: (tmp_path / "first.log").exists() and "backup job" in (tmp_path / "first.log").read_text(), 30)
@@ -221,7 +221,7 @@ def test_ctrl_c_then_rerun_after_gc_life_time_resumes(fleet, tmp_path):
 
 def test_abandon_removes_the_safe_point_and_a_rerun_starts_over(fleet, tmp_path):
     storage = fleet.storage("abandoned")
-    args = ["backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", storage, "--ratelimit", "1"]
+    args = ["backup", "raw", "--pd", fleet.pd, *fleet.tls, "-s", storage, "--ratelimit", "1"]
     first = fleet.popen_br(*args, "--log-file", str(tmp_path / "b.log"), log=tmp_path / "b.out")
     _wait_for(lambda: (tmp_path / "b.log").exists() and "registered service GC" in (tmp_path / "b.log").read_text(),
               30)
@@ -248,7 +248,7 @@ def test_ratelimit_is_one_budget_per_store_whatever_the_concurrency(fleet):
     """--ratelimit 4 with --concurrency 4: the tasks carry the store's budget (one stream per agent,
     s3transfer's bandwidth limiter shared by all its transfers) and TiKV's per-request limit; the
     figures against the asked rate are measured by bench/ratelimit.py, not asserted here."""
-    backup = fleet.br("backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("limited"),
+    backup = fleet.br("backup", "raw", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("limited"),
                       "--ratelimit", "4", "--concurrency", "4", timeout=180)
     job_id = _job_id(backup.stdout)
     budgets = {(t["args"].count("rate_limit=4194304"), t["args"].count("store_budget=4194304"))
@@ -280,7 +280,7 @@ def test_celery_tools_and_agent_flags(fleet):
 
 def test_flower_names_every_task_and_keeps_metrics_bounded(fleet):
     for n in range(3):
-        fleet.br("backup", "full", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage(f"flower-{n}"))
+        fleet.br("backup", "raw", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage(f"flower-{n}"))
     time.sleep(1.5)  # the last events reach Flower
     tasks = json.loads(fleet.flower("/api/tasks")).values()
     assert tasks and all(" job=" in (t.get("name") or "") for t in tasks), \

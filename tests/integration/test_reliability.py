@@ -92,7 +92,7 @@ def _start_br(state: cluster.ClusterState, *args: str, log: Path) -> subprocess.
 
 
 def _backup_args(state: cluster.ClusterState, storage: str, *extra: str) -> tuple[str, ...]:
-    return ("backup", "full", "--pd", state.pd_address, "-s", storage, *extra)
+    return ("backup", "raw", "--pd", state.pd_address, "-s", storage, *extra)
 
 
 def _one_line_failure(done: subprocess.CompletedProcess) -> bool:
@@ -147,7 +147,7 @@ def test_a_straggler_upload_of_an_interrupted_run_never_changes_the_complete_bac
     proxy = FaultProxy("127.0.0.1", int(state.fleet.s3_endpoint.rsplit(":", 1)[1])).start()
     prefix = "straggler"
     storage = f"s3://{state.fleet.bucket}/{prefix}?endpoint={proxy.url}"
-    argv = [sys.executable, "-m", "br_coordinator.cli", "backup", "full", "--pd", state.pd_address, "-s", storage,
+    argv = [sys.executable, "-m", "br_coordinator.cli", "backup", "raw", "--pd", state.pd_address, "-s", storage,
             "--broker", state.fleet.broker_url]
     try:
         proxy.stall(r"/2/")  # store 2's data uploads hang in the network
@@ -355,7 +355,7 @@ def test_a_replayed_task_cannot_rewrite_a_complete_backup(dc, tmp_path):
     state, data_dir = dc
     prefix = "replayed"
     storage = f"s3://{state.fleet.bucket}/{prefix}?endpoint={state.fleet.s3_endpoint}"
-    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", "backup", "full", "--pd", state.pd_address,
+    done = subprocess.run([sys.executable, "-m", "br_coordinator.cli", "backup", "raw", "--pd", state.pd_address,
                            "-s", storage, "--broker", state.fleet.broker_url, "--log-file", str(tmp_path / "b.log")],
                           capture_output=True, text=True, env=_env(), timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -78,7 +78,7 @@ def source(tmp_path_factory: pytest.TempPathFactory, seaweedfs_s3) -> Iterator[S
                     time.sleep(0.2)
                 finally:
                     writer.finish()
-                done = run_br("backup", "full", "--pd", dc.pd_address, "-s",
+                done = run_br("backup", "raw", "--pd", dc.pd_address, "-s",
                               seaweedfs_s3.url(prefix, with_keys=False), "--ratelimit", "2", broker=f"{base}/0",
                               log_file=work / "backup.log")
             finally:

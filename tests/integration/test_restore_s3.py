@@ -43,7 +43,7 @@ def brokers(tmp_path: Path) -> Iterator[tuple[str, str]]:
 def _backup_then_restrict(source: DevCluster, moto_s3, broker: str, agent_fleets: list, work: Path):  # noqa: ANN001, ANN202
     """Back up with admin keys, then enforce IAM for a user allowed only to restore."""
     agent_fleets.append(AgentFleet(source, broker, work / "source-agents", env=HOST_ENV).start_all())
-    done = run_br("backup", "full", "--pd", source.pd_address, "-s", moto_url(moto_s3.endpoint, moto_s3.bucket),
+    done = run_br("backup", "raw", "--pd", source.pd_address, "-s", moto_url(moto_s3.endpoint, moto_s3.bucket),
                   broker=broker)
     assert done.returncode == 0, done.stderr
     agent_fleets[-1].stop_all()

@@ -35,7 +35,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def backup_request(cluster: Cluster, path: Path, ts: int, **fields) -> brpb_pb2.BackupRequest:  # noqa: ANN003
-    fields = {"cluster_id": cluster.pd.cluster_id, "start_key": b"", "end_key": b"", **fields}
+    fields = {"cluster_id": cluster.pd.cluster_id, "start_key": b"", "end_key": b"", "is_raw_kv": True, **fields}
     return brpb_pb2.BackupRequest(end_version=ts, compression_type=brpb_pb2.ZSTD,
                                   storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(path))),
                                   **fields)

@@ -44,7 +44,7 @@ def test_two_clusters_on_one_redis_database_each_run_only_their_own_tasks(devclu
     for name, dc in clusters.items():
         assert [a.pid for a in registry.alive(dc.cluster_id)] == [p.pid for p in fleets[name].procs.values()]
 
-    running = {name: start_br("backup", "full", "--pd", dc.pd_address, "-s", f"local://{tmp_path}/backup-{name}",
+    running = {name: start_br("backup", "raw", "--pd", dc.pd_address, "-s", f"local://{tmp_path}/backup-{name}",
                               "--ratelimit", "1", broker=redis_url, log_path=tmp_path / f"br-{name}.out")
                for name, dc in clusters.items()}  # at the same time: both clusters' tasks are in Redis at once
     jobs = {}

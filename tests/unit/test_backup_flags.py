@@ -61,6 +61,8 @@ def test_durations_timestamps_and_keys() -> None:
     (["backup", "full", "-s", "local:///tmp/x", "--backupts", "1", "--timeago", "1h"], "exclusive"),
     (["backup", "raw", "-s", "local:///tmp/x", "--start", "31", "--end", "30"], "--end must be greater"),
     (["backup", "raw", "-s", "local:///tmp/x", "--cf", "write"], "default cf"),
+    (["backup", "raw", "-s", "local:///tmp/x", "--lastbackupts", "5"], "incremental backups are of txn KV"),
+    (["backup", "txn", "-s", "local:///tmp/x", "--start", "31", "--end", "30"], "--end must be greater"),
 ])
 def test_bad_input_is_one_line_and_exit_1(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(argv) == 1
@@ -126,3 +128,17 @@ def test_numeric_flags_at_their_bounds_are_accepted() -> None:
     options = BackupOptions.from_args(args, KeyRange(), BackupKind.RAW)
     assert options.rate_limit == 1 << 40 and options.rate_limit < 1 << 64 and options.concurrency < 1 << 32
     assert _parse("--backupts", str((1 << 64) - 1)).backupts == (1 << 64) - 1
+
+
+def test_full_help_says_schemas_travel_in_the_txn_key_space(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["backup", "full", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "schemas travel as the meta keys inside the txn key space" in text and "--lastbackupts" in text
+
+
+def test_lastbackupts_is_a_tso_and_reaches_the_options() -> None:
+    args = _parse("--lastbackupts", "424242")
+    assert BackupOptions.from_args(args, KeyRange(), BackupKind.TXN).last_backup_ts == 424242
+    with pytest.raises(SystemExit):
+        _parse("--lastbackupts", "2024-01-01 00:00:00")

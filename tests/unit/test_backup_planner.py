@@ -1,10 +1,12 @@
 """Planner: grouping by leader, bounded size, clipping, leaderless regions."""
 from __future__ import annotations
 
+from br_common.backupmeta.kind import RULES, BackupKind
 from br_common.fleet.keyranges import tiling_problem
 from br_common.fleet.messages import KeyRange
 from br_common.kvproto import metapb_pb2
 from br_common.pd_client import RegionInfo
+from br_common.txn_codec import encode_bytes
 from br_coordinator.backup_plan import plan
 
 
@@ -41,3 +43,12 @@ def test_plan_is_clipped_to_the_range() -> None:
 def test_leaderless_regions_are_never_merged() -> None:
     tasks = plan(_regions([b"b"], [0, 0]), KeyRange())
     assert [(t.store_id, t.regions) for t in tasks] == [(0, 1), (0, 1)]
+
+
+def test_txn_plans_are_in_raw_user_key_space() -> None:
+    """Regions hold encoded keys; a txn backup's tasks cut the raw range at the raw keys they hold."""
+    regions = _regions([encode_bytes(b"g"), encode_bytes(b"p")], [1, 2, 2])
+    tasks = plan(regions, KeyRange(start=b"c", end=b"r"), kind_rules=RULES[BackupKind.TXN])
+    assert [(t.store_id, t.range) for t in tasks] == [(1, KeyRange(start=b"c", end=b"g")),
+                                                     (2, KeyRange(start=b"g", end=b"r"))]
+    assert RULES[BackupKind.TXN].pd_bounds(b"c", b"") == (encode_bytes(b"c"), b"")

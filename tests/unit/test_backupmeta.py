@@ -31,7 +31,8 @@ def test_a_built_raw_backup_reads_back_as_built() -> None:
 
 
 @pytest.mark.parametrize("mutate, words", [
-    (lambda m: setattr(m, "is_raw_kv", False), "transactional backup"),
+    (lambda m: setattr(m, "is_raw_kv", False), "TiDB table backup"),
+    (lambda m: setattr(m, "is_txn_kv", True), "both a raw and a transactional"),
     (lambda m: setattr(m, "version", brpb_pb2.V2), "meta version"),
     (lambda m: setattr(m, "api_version", kvrpcpb_pb2.V2), "API version V2"),
     (lambda m: setattr(m, "end_version", 0), "no backup ts"),
@@ -85,3 +86,33 @@ def test_orphans_are_the_attempt_files_backupmeta_does_not_list() -> None:
     stored = [("backupmeta", 10), ("backupmeta.seal", 1), ("backup.lock", 2), ("1/aaaa/5_1_x_default.sst", 100),
               ("1/bbbb/5_1_x_default.sst", 90), ("notes/readme", 3), ("2/aaaa/x.sst", 7)]
     assert orphans(stored, {"1/aaaa/5_1_x_default.sst", "2/aaaa/x.sst"}) == [("1/bbbb/5_1_x_default.sst", 90)]
+
+
+def _txn_file(name: str, cf: str, start: bytes, end: bytes) -> FileInfo:
+    return _file(name, start, end).model_copy(update={"cf": cf})
+
+
+def test_a_built_txn_backup_carries_brs_flags() -> None:
+    files = [_txn_file("1/a/r_default.sst", "default", b"", b"m"), _txn_file("1/a/r_write.sst", "write", b"", b"m")]
+    built = backupmeta.build(BackupKind.TXN, cluster_id=1, cluster_version="8.5.0", br_version="br-fleet 0.1",
+                             files=files, ranges=[KeyRange()], end_version=42)
+    backup = backupmeta.parse(built.SerializeToString())
+    assert backup.is_txn_kv and not backup.is_raw_kv and backup.api_version == kvrpcpb_pb2.V1
+    assert backupmeta.kind_of(backup) is BackupKind.TXN
+
+
+def test_a_br_written_txn_backup_is_recognised() -> None:
+    """BR's `backup txn`: is_txn_kv, no raw_ranges, files in the v1 field, its own br_version."""
+    files = [_txn_file("1/2_3_ab_9_default.sst", "default", b"", b""),
+             _txn_file("1/2_3_ab_9_write.sst", "write", b"", b"")]
+    meta = brpb_pb2.BackupMeta(cluster_id=7, cluster_version="8.5.0", br_version="BR\nRelease Version: v8.5.0",
+                               files=[f.to_proto() for f in files], end_version=42, is_txn_kv=True,
+                               api_version=kvrpcpb_pb2.V1)
+    assert backupmeta.check(meta) is BackupKind.TXN
+
+
+def test_a_txn_backup_holds_no_other_cf() -> None:
+    meta = backupmeta.build(BackupKind.TXN, cluster_id=1, cluster_version="", br_version="br-fleet 0.1",
+                            files=[_txn_file("1/a_lock.sst", "lock", b"", b"")], ranges=[KeyRange()], end_version=4)
+    with pytest.raises(backupmeta.MetaError, match="column family 'lock'"):
+        backupmeta.check(meta)

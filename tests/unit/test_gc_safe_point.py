@@ -61,6 +61,6 @@ def test_the_demo_compares_the_source_at_its_backup_ts_only_while_it_is_readable
     monkeypatch.setattr(demo, "PDClient", lambda address: contextlib.nullcontext(FakePD(safe_point=SAFE_POINT)))
     monkeypatch.setattr(demo, "SnapshotKV", lambda pd: SimpleNamespace(checksum=lambda ts: reads.append(ts)))
     with pytest.raises(demo.DemoError, match="^backup ts .* is not after the GC safe point"):
-        demo._checksum("127.0.0.1:2379", SAFE_POINT)
-    demo._checksum("127.0.0.1:2379", SAFE_POINT + 1)
+        demo._checksum("127.0.0.1:2379", SAFE_POINT, raw=True)
+    demo._checksum("127.0.0.1:2379", SAFE_POINT + 1, raw=True)
     assert reads == [SAFE_POINT + 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from br_common.fleet.jobs import RangeRecord
+from br_common.backupmeta.kind import BackupKind
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.fleet.restore_messages import FilePart
 from br_coordinator import restore, run
@@ -45,11 +46,27 @@ def test_storage_is_required_and_checked() -> None:
 
 def test_raw_key_formats(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
-    monkeypatch.setattr(restore, "run", lambda args, wanted: seen.append(wanted) or 0)
+    monkeypatch.setattr(restore, "run", lambda args, wanted, *_kind: seen.append(wanted) or 0)
     for fmt, start, end in (("hex", "6162", "7a"), ("raw", "ab", "z"), ("escape", "a\\x62", "z")):
         args = _parse("raw", "-s", "local:///tmp/x", "--format", fmt, "--start", start, "--end", end)
         assert args.func(args) == 0
     assert seen == [KeyRange(start=b"ab", end=b"z")] * 3
+
+
+def test_restore_txn_takes_a_raw_user_key_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    monkeypatch.setattr(restore, "run", lambda args, wanted, kind: seen.append((wanted, kind)) or 0)
+    args = _parse("txn", "-s", "local:///tmp/x", "--format", "raw", "--start", "a", "--end", "b")
+    assert args.func(args) == 0
+    assert seen == [(KeyRange(start=b"a", end=b"b"), BackupKind.TXN)]
+
+
+def test_a_backup_of_the_other_kind_is_refused_in_one_line() -> None:
+    with pytest.raises(CommandError, match="holds a raw KV backup: `br restore txn` restores transactional KV"):
+        restore._check_verb(BackupKind.TXN, BackupKind.RAW, "s3://b/p/backupmeta")
+    with pytest.raises(CommandError, match="holds a transactional KV backup: `br restore raw`"):
+        restore._check_verb(BackupKind.RAW, BackupKind.TXN, "s3://b/p/backupmeta")
+    restore._check_verb(None, BackupKind.TXN, "s3://b/p/backupmeta")  # restore full takes either
 
 
 def test_parts_already_restored_are_skipped() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 import pytest
 
 from br_common.backupmeta import meta as backupmeta
+from br_common.backupmeta.kind import RULES, BackupKind
 from br_common.checksum import Checksum
-from br_common.fleet.messages import KeyRange
+from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
+from br_common.txn_codec import encode_bytes
 from br_coordinator import restore_plan as rp
 
 
@@ -105,3 +107,19 @@ def test_messages_round_trip_through_json() -> None:
     work = rp.assign_regions(parts, [_region(1, b"", b"")], "job1")[0]
     again = type(work).model_validate(work.model_dump(mode="json"))
     assert again == work
+
+
+def test_a_txn_backup_splits_at_encodings_and_keeps_a_ranges_files_in_one_region() -> None:
+    """Raw user-key file ranges; PD splits at encode_bytes(k); a range's write and default files
+    become pieces of one region's work (downloaded and ingested together)."""
+    txn = RULES[BackupKind.TXN]
+    files = [FileInfo(name=f"1/r_{cf}.sst", start_key=b"a", end_key=b"f", cf=cf) for cf in ("default", "write")]
+    files.append(FileInfo(name="1/s_write.sst", start_key=b"f", end_key=b"", cf="write"))
+    parts = rp.select_parts(files, [KeyRange()])
+    assert rp.split_keys(parts, txn) == [encode_bytes(b"a"), encode_bytes(b"f")]
+    regions = [_region(1, b"", encode_bytes(b"a")), _region(2, encode_bytes(b"a"), encode_bytes(b"f"), leader=2),
+               _region(3, encode_bytes(b"f"), b"")]
+    works = rp.assign_regions(parts, regions, "job1", txn)
+    assert [(w.region.id, sorted(p.file.name for p in w.pieces)) for w in works] == [
+        (2, ["1/r_default.sst", "1/r_write.sst"]), (3, ["1/s_write.sst"])]
+    assert all(p.whole_file for w in works for p in w.pieces)

@@ -10,7 +10,7 @@ from br_common.checksum import Checksum
 from br_common.data_keys import origin_key
 from br_common.kvproto import brpb_pb2
 from br_common.tso import compose
-from br_devcluster.store.backup_files import RegionBackup, write_region_files
+from br_devcluster.store.backup_files import RegionBackup, raw_entries, write_region_files
 from br_devcluster.store.errors import StoreError
 from br_devcluster.store.ratelimit import RateLimiter
 from br_devcluster.store.sstfiles import SstBuilder, SstError, read_sst, sst_options
@@ -58,7 +58,7 @@ def target(tmp_path: Path, start: bytes = b"k", end: bytes = b"l") -> RegionBack
 
 def test_region_files_roll_and_tile_the_range(tmp_path: Path) -> None:
     t = target(tmp_path)
-    files = write_region_files(t, PAIRS, sst_options(), RateLimiter(), roll_bytes=20_000)
+    files = write_region_files(t, raw_entries(PAIRS), sst_options(), RateLimiter(), roll_bytes=20_000)
     assert len(files) > 2
     assert files[0].start_key == b"k" and files[-1].end_key == b"l"
     for this, following in zip(files, files[1:]):
@@ -84,8 +84,8 @@ def test_region_files_roll_and_tile_the_range(tmp_path: Path) -> None:
 
 
 def test_region_files_are_deterministic(tmp_path: Path) -> None:
-    first = write_region_files(target(tmp_path), PAIRS, sst_options(), RateLimiter(), roll_bytes=20_000)
-    again = write_region_files(target(tmp_path), PAIRS, sst_options(), RateLimiter(), roll_bytes=20_000)
+    first = write_region_files(target(tmp_path), raw_entries(PAIRS), sst_options(), RateLimiter(), roll_bytes=20_000)
+    again = write_region_files(target(tmp_path), raw_entries(PAIRS), sst_options(), RateLimiter(), roll_bytes=20_000)
     assert [f.name for f in first] == [f.name for f in again]
     assert len(list((tmp_path / "backup" / "3").iterdir())) == len(first)
 
@@ -101,7 +101,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        write_region_files(target(tmp_path), pairs(), sst_options(), RateLimiter())
+        write_region_files(target(tmp_path), raw_entries(pairs()), sst_options(), RateLimiter())
     assert list((tmp_path / "backup" / "3").iterdir()) == []
 
 

@@ -1,0 +1,48 @@
+"""Counting a transactional backup file as TiKV counts it (crc64xor / total_kvs / total_bytes of
+backup.File; ../shared/reference/tikv-txn.md A2), from the file's own records:
+
+    default file: every record counts (raw user key, the value);
+    write file:   a Put with a short value counts (raw user key, short value), a Delete counts
+                  (raw user key, b""); a Put whose value is long is counted by the default file.
+
+Keys are data keys ('z' + memcomparable key + ~ts); the checksum is over the raw user key. A file
+is thereby checkable on its own, and so is the part of it inside a raw-key range (a restore
+piece), which is what the Coprocessor checksum of the restored range must then add up to.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from br_common.checksum import Checksum
+from br_common.data_keys import origin_key
+from br_common.txn_codec import Write, WriteType, decode_bytes
+
+CF_WRITE = "write"
+
+
+def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: bytes = b"",
+                      end: bytes = b"") -> Checksum:
+    """The counters of the file's records whose raw user key lies in [start, end) (end b"": unbounded);
+    raises ValueError (CodecError) on a key or record TiKV would not have written."""
+    checksum = Checksum()
+    for stored, value in pairs:
+        raw_key, _ts = decode_bytes(origin_key(stored))
+        if raw_key < start:
+            continue
+        if end and raw_key >= end:
+            break
+        counted = _counted_value(cf, value)
+        if counted is not None:
+            checksum.add(raw_key, counted)
+    return checksum
+
+
+def _counted_value(cf: str, value: bytes) -> bytes | None:
+    if cf != CF_WRITE:
+        return value
+    write = Write.parse(value)
+    if write.write_type == WriteType.DELETE:
+        return b""
+    if write.write_type == WriteType.PUT:
+        return write.short_value  # None: long, counted in the default file
+    return None

@@ -1,0 +1,80 @@
+"""What TiKV's backup endpoint reads for a transactional (is_raw_kv=false) backup: per user key
+the newest version visible at backup_ts (ForwardScanner with LatestEntryPolicy, see
+../shared/reference/tikv-txn.md A2), as entries ready for the backup files.
+
+    - the newest Write with commit_ts <= backup_ts, skipping Lock and Rollback records;
+    - nothing when that commit_ts <= after_ts (an incremental backup's start_version);
+    - Put: the write record, plus the default-CF value when the value is not short;
+    - Delete: the write record only, and only for incremental backups (after_ts > 0);
+    - a lock that blocks a read at backup_ts aborts the region with its LockInfo, so a backup
+      never holds half of a transaction (the client resolves the lock and retries).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.txn_codec import Write, WriteType
+from br_devcluster.store.txn_reader import (
+    CF_DEFAULT, CF_WRITE, TxnReader, default_key, lock_blocks_read, lock_info, write_key,
+)
+
+
+class BackupLocked(Exception):
+    """A lock blocks the read at backup_ts: TiKV answers Error.kv_error.locked."""
+
+    def __init__(self, lock: pb.LockInfo) -> None:
+        super().__init__(f"key {lock.key.hex()} is locked by txn {lock.lock_version}")
+        self.lock = lock
+
+
+@dataclass(frozen=True)
+class TxnEntry:
+    """One logical key of the backup: its CF records and what its checksum counts."""
+
+    raw_key: bytes
+    commit_ts: int
+    write: bytes  # the write CF value, byte for byte as stored
+    start_ts: int
+    value: bytes  # the user value (b"" for a Delete)
+    long_value: bool  # the value lives in the default CF (> 255 bytes)
+
+    def records(self) -> list[tuple[str, bytes, bytes]]:
+        """(cf, MVCC key without 'z', value): default first, as TiKV lists the files."""
+        out = [(CF_DEFAULT, default_key(self.raw_key, self.start_ts), self.value)] if self.long_value else []
+        return out + [(CF_WRITE, write_key(self.raw_key, self.commit_ts), self.write)]
+
+    @property
+    def counted_in(self) -> str:
+        """The file whose crc64xor/total_kvs/total_bytes count this key (TiKV: default if there)."""
+        return CF_DEFAULT if self.long_value else CF_WRITE
+
+
+def backup_entries(reader: TxnReader, low: bytes, high: bytes | None, after_ts: int, backup_ts: int,
+                   bypass_locks: Iterable[int] = ()) -> Iterator[TxnEntry]:
+    """Entries of the raw keys in [low, high) in key order; raises BackupLocked."""
+    bypass = set(bypass_locks)
+    for raw_key in reader.user_keys(low, high):
+        lock = reader.load_lock(raw_key)
+        if lock is not None and lock_blocks_read(lock, raw_key, backup_ts, bypass):
+            raise BackupLocked(lock_info(lock, raw_key))
+        entry = latest_entry(reader, raw_key, after_ts, backup_ts)
+        if entry is not None:
+            yield entry
+
+
+def latest_entry(reader: TxnReader, raw_key: bytes, after_ts: int, backup_ts: int) -> TxnEntry | None:
+    """LatestEntryPolicy::handle_write for one key."""
+    for commit_ts, data in reader.write_records(raw_key, backup_ts):
+        if commit_ts <= after_ts:
+            return None
+        write = Write.parse(data)
+        if not write.check_gc_fence_as_latest_version(backup_ts):
+            return None
+        if write.write_type == WriteType.PUT:
+            return TxnEntry(raw_key, commit_ts, data, write.start_ts, reader.value_of(raw_key, write),
+                            long_value=write.short_value is None)
+        if write.write_type == WriteType.DELETE:
+            return TxnEntry(raw_key, commit_ts, data, write.start_ts, b"", False) if after_ts else None
+    return None

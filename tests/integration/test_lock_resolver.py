@@ -1,0 +1,84 @@
+"""br_common.lock_resolver against real PD + store processes: a crashed client's locks are
+committed or rolled back through their primary, a live txn's lock is left alone with its wait."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.lock_resolver import LockResolver
+from br_common.txn_codec import encode_bytes
+from br_devcluster.admin import DevAdmin
+from tests.integration._store_cluster import Cluster, context_of, running_cluster
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("locks"), stores=2, regions=1) as running:
+        admin = DevAdmin.of(running.pd)
+        admin.split_region(encode_bytes(b"m"))
+        admin.close()
+        yield running
+
+
+def prewrite(cluster: Cluster, start: int, primary: bytes, keys: list[bytes], ttl_ms: int) -> None:
+    for key in keys:
+        info = cluster.pd.region(encode_bytes(key))
+        response = cluster.stub(info.leader_store_id).KvPrewrite(pb.PrewriteRequest(
+            context=context_of(info), mutations=[pb.Mutation(op=pb.Put, key=key, value=b"v-" + key)],
+            primary_lock=primary, start_version=start, lock_ttl=ttl_ms))
+        assert not response.errors, response
+
+
+def commit(cluster: Cluster, start: int, key: bytes) -> int:
+    info = cluster.pd.region(encode_bytes(key))
+    commit_ts = cluster.pd.tso()
+    response = cluster.stub(info.leader_store_id).KvCommit(pb.CommitRequest(
+        context=context_of(info), keys=[key], start_version=start, commit_version=commit_ts))
+    assert not response.HasField("error")
+    return commit_ts
+
+
+def read(cluster: Cluster, key: bytes) -> pb.GetResponse:
+    info = cluster.pd.region(encode_bytes(key))
+    return cluster.stub(info.leader_store_id).KvGet(pb.GetRequest(context=context_of(info), key=key,
+                                                                  version=cluster.pd.tso()))
+
+
+def lock_of(cluster: Cluster, key: bytes) -> pb.LockInfo:
+    response = read(cluster, key)
+    assert response.error.HasField("locked"), response
+    return response.error.locked
+
+
+def test_an_expired_txn_is_rolled_back(cluster: Cluster) -> None:
+    start = cluster.pd.tso()
+    prewrite(cluster, start, b"a/p", [b"a/p", b"z/s"], ttl_ms=50)
+    time.sleep(0.2)
+    with LockResolver(cluster.pd) as resolver:
+        outcome = resolver.resolve(lock_of(cluster, b"z/s"), cluster.pd.tso())
+    assert outcome.resolved and "rolled back" in outcome.detail
+    assert read(cluster, b"z/s").not_found
+
+
+def test_a_committed_primary_commits_the_secondary(cluster: Cluster) -> None:
+    start = cluster.pd.tso()
+    prewrite(cluster, start, b"b/p", [b"b/p", b"y/s"], ttl_ms=50)
+    commit_ts = commit(cluster, start, b"b/p")  # the client died before committing y/s
+    with LockResolver(cluster.pd) as resolver:
+        outcome = resolver.resolve(lock_of(cluster, b"y/s"), cluster.pd.tso())
+    assert outcome.resolved and f"committed at {commit_ts}" in outcome.detail
+    assert read(cluster, b"y/s").value == b"v-y/s"
+
+
+def test_a_live_txn_is_waited_on(cluster: Cluster) -> None:
+    start = cluster.pd.tso()
+    prewrite(cluster, start, b"c/p", [b"c/p", b"x/s"], ttl_ms=60_000)
+    with LockResolver(cluster.pd) as resolver:
+        outcome = resolver.resolve(lock_of(cluster, b"x/s"), cluster.pd.tso())
+    assert not outcome.resolved and 50_000 < outcome.wait_ms <= 60_000
+    assert read(cluster, b"x/s").error.HasField("locked")  # untouched
