@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -40,7 +41,7 @@ from br_coordinator.follow.backup_book import LANE, BackupBook, BackupTotals
 from br_coordinator.follow.book import Send
 from br_coordinator.follow.engine import FollowEngine, Outgoing
 from br_coordinator.follow.resolvers import BackupResolver
-from br_coordinator.job_options import BackupOptions
+from br_coordinator.job_options import CHECKSUM_CONCURRENCY, BackupOptions
 from br_coordinator.job_runner import Connections, JobRunner, connections
 from br_coordinator.gc_keeper import GCKeeper
 from br_coordinator.backup_plan import PlannedTask
@@ -231,10 +232,10 @@ class Backup:
         if self.options.last_backup_ts:  # its files hold changes, not the data at backup_ts (BR skips it too)
             log.info("an incremental backup is not compared with the Coprocessor checksum: its files hold changes")
             return
-        with TxnChecksum(self.pd) as txn:
-            for record in records:
+        with TxnChecksum(self.pd) as txn, ThreadPoolExecutor(CHECKSUM_CONCURRENCY) as pool:
+            sums = pool.map(lambda r: txn.checksum_at(r.range.start, r.range.end, backup_ts), records)
+            for record, got in zip(records, sums):
                 want = total_of(record.files)
-                got = txn.checksum_at(record.range.start, record.range.end, backup_ts)
                 if got != want:
                     raise CommandError(f"checksum mismatch in range {record.range.label()}: its files hold {want}, "
                                        f"the cluster at backup ts {backup_ts} holds {got}")

@@ -15,6 +15,10 @@ from br_common.backupmeta.kind import BackupKind
 from br_common.fleet.messages import Compression, KeyRange
 from br_common.storage.options import MiB
 
+# ranges checksummed at once after a backup or restore, each by its regions' stores (BR's
+# --checksum-concurrency default)
+CHECKSUM_CONCURRENCY = 4
+
 
 class _Options(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

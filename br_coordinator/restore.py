@@ -25,6 +25,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +54,7 @@ from br_coordinator.follow.resolvers import RestoreResolver
 from br_coordinator.follow.restore_book import DOWNLOAD, Ingest, RestoreBook
 from br_coordinator.follow.storage_book import call_storage
 from br_coordinator.restore_discard import StagedDiscard, discard_unconsumed
-from br_coordinator.job_options import RestoreOptions
+from br_coordinator.job_options import CHECKSUM_CONCURRENCY, RestoreOptions
 from br_coordinator.job_runner import Connections, JobRunner, connections
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
 
@@ -325,9 +326,9 @@ class Restore:
             return False
         restored = [(r.range, Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
                     for r in self.jobs.ranges() for f in r.files]
-        with self._checksum_client() as kv:
-            for rng, want in plan.expected_checksums(ranges, restored):
-                got = kv(rng)
+        expected = plan.expected_checksums(ranges, restored)
+        with self._checksum_client() as kv, ThreadPoolExecutor(CHECKSUM_CONCURRENCY) as pool:
+            for (rng, want), got in zip(expected, pool.map(lambda item: kv(item[0]), expected)):
                 if got != want:
                     raise CommandError(f"checksum mismatch in range {rng.label()}: the backup has {want}, "
                                        f"the restored cluster has {got}")
