@@ -112,7 +112,7 @@ def test_readme_step_by_step_runs_as_written(tmp_path):
     readme = (ROOT / "README.md").read_text()
     block = readme.split("## Step by step on the devcluster", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     lines = [line for line in block.splitlines() if not line.startswith("pip install")]
-    script = "\n".join(lines).replace("--size 1GB", "--size 2MB").replace("--stores 3", "--stores 2")
+    script = "\n".join(lines).replace("--size 64MB", "--size 2MB").replace("--stores 3", "--stores 2")
     assert "br backup full" in script and "br-devcluster down" in script
     try:
         env = {k: v for k, v in _env().items() if k not in ("BR_BROKER", "BR_DEVCLUSTER_DIR")}
