@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from br_common.pd_client import PDError
 from br_common.txn_codec import CodecError, decode_bytes
 from br_devcluster.admin import DevAdmin
 from tests.integration._store_cluster import Cluster, running_cluster, txn_commit
@@ -70,11 +71,16 @@ def load(cluster: Cluster) -> tuple[Model, Model]:
 
 
 def move_leaders(cluster: Cluster) -> None:
-    """Every region's leader to the other store: the new leader checks (and splits) it from then on."""
+    """Every region's leader to the other store: the new leader checks (and splits) it from then on.
+    A region its store splits meanwhile refuses the move (epoch changed), as PD does: skipped."""
     with DevAdmin.of(cluster.pd) as admin:
         for info in cluster.pd.scan_regions():
             other = next(p.store_id for p in info.region.peers if p.store_id != info.leader_store_id)
-            admin.transfer_leader(info.id, other)
+            try:
+                admin.transfer_leader(info.id, other)
+            except PDError as exc:
+                if "epoch changed" not in str(exc):
+                    raise
 
 
 def is_encoded_user_key(key: bytes) -> bool:
