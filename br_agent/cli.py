@@ -13,11 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from br_agent import check_config
-from br_agent.agent import AgentError, run
 from br_agent.settings import ENV_PREFIX, AgentSettings, field_extra, load, shown_default
 from br_common.fleet.broker import has_password
-from br_common.fleet.config import fleet_version
+from br_common.version import fleet_version
 
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] [%(name)s] %(message)s"
 
@@ -86,6 +84,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check(settings: AgentSettings, ignored: list[str], args: argparse.Namespace) -> int:
+    from br_agent import check_config  # noqa: PLC0415 - the agent's imports are not for --help
+
     found = check_config.problems(settings)
     for problem in found:
         print(f"br-agent: error: {problem}", file=sys.stderr)
@@ -103,6 +103,8 @@ def _serve(settings: AgentSettings, ignored: list[str], config_file: str | None)
     for key in ignored:
         logging.getLogger("br_agent").warning("setting %r in %s is not supported by this br-agent and is "
                                               "ignored", key, config_file)
+    from br_agent.agent import run  # noqa: PLC0415 - Celery, boto3, gRPC: not for --help
+
     return run(settings)
 
 
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         where = ".".join(map(str, first["loc"])) or "settings"
         print(f"br-agent: error: {where}: {first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return failed
-    except (AgentError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError) as exc:  # AgentError is a RuntimeError
         print(f"br-agent: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

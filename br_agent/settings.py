@@ -17,7 +17,7 @@ import os
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -27,8 +27,9 @@ from br_common.addresses import parse_host_port, parse_pd_addresses
 from br_common.fleet.broker import BrokerURL, resolve
 from br_common.fleet.config import DEFAULT_BROKER
 from br_common.fleet.destinations import parse_entry
-from br_common.fleet.signing import load_public_keys
-from br_common.grpc_tls import TLSConfig
+
+if TYPE_CHECKING:
+    from br_common.grpc_tls import TLSConfig
 
 NOT_IMPLEMENTED = ("ratelimit_default_mib",)
 ENV_PREFIX = "BR_AGENT_"
@@ -124,6 +125,8 @@ class AgentSettings(BaseSettings):
     @field_validator("trusted_coordinator_keys")
     @classmethod
     def _check_trusted_keys(cls, paths: list[str]) -> list[str]:
+        from br_common.fleet.signing import load_public_keys  # noqa: PLC0415 - Celery: not for --help
+
         for path in paths:
             load_public_keys(Path(path))  # SigningError (a ValueError, one line): pydantic names the field
         return paths
@@ -171,6 +174,8 @@ class AgentSettings(BaseSettings):
     @property
     def tls(self) -> TLSConfig:
         """To PD and the store (clusters with enable_tls)."""
+        from br_common.grpc_tls import TLSConfig  # noqa: PLC0415 - gRPC: not for --help
+
         return TLSConfig(ca=self.ca, cert=self.cert, key=self.key)
 
     def resolved_staging_dir(self) -> Path:

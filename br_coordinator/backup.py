@@ -25,7 +25,7 @@ from br_common.backupmeta.kind import BackupKind, rules
 from br_common.checksum import total_of
 from br_common.fleet import messages as m
 from br_common.fleet.app import make_app
-from br_common.fleet.config import fleet_version
+from br_common.version import fleet_version
 from br_common.fleet.jobs import JobSpec, JobState, RangeRecord
 from br_common.fleet.keyranges import subtract, tiling_problem
 from br_common.fleet.registry import Registry
@@ -49,25 +49,6 @@ from br_coordinator.progress import JobProgress, human_bytes, print_summary
 from br_coordinator.follow.storage_book import call_storage
 
 log = logging.getLogger("br.backup")
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction) -> None:
-    backup = flags.JobVerb.add(subparsers, "backup", "backup a TiKV cluster",
-                               "backup a TiKV cluster to S3 (or a local directory every agent reaches), through "
-                               "the br-agent beside each store", [flags.common_parser(), flags.backup_parser()])
-    backup.command("full", run_full, "backup the whole key space",
-                   "backup the whole transactional key space of the cluster (what TiDB stores) as it was at the "
-                   "backup ts: every committed transaction, TiKV's write and default files per region. There is "
-                   "no --filter: TiDB's schemas travel as the meta keys inside the txn key space, so they are "
-                   "backed up with the data (raw KV: `br backup raw`)",
-                   epilog='Example: br backup full --pd "${PDIP}:2379" --storage "s3://${Bucket}/${Folder}" '
-                          '--ratelimit 128 --log-file backup.log')
-    backup.command("raw", run_raw, "backup a raw kv range from TiKV cluster",
-                   "(experimental) backup a raw kv range from TiKV cluster", [flags.raw_parser("backup")])
-    backup.command("txn", run_txn, "backup a txn kv range from TiKV cluster",
-                   "(experimental) backup a txn kv range from TiKV cluster: the committed transactional data "
-                   "in [--start, --end) (raw user keys) at the backup ts", [flags.txn_parser("backup")])
 
 
 def run_full(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from br_common import key_format
 from br_common.addresses import parse_pd_addresses
 from br_common.fleet.broker import has_password
-from br_common.fleet.config import FleetSettings
 from br_common.fleet.messages import KeyRange
 from br_common.storage import S3Flags
 from br_common.storage.url import FLAG_PARAMS
@@ -190,6 +189,27 @@ def connection_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     connection_flags(parser.add_argument_group("Global Flags"))
     return parser
+
+
+@dataclass(frozen=True)
+class run_later:  # noqa: N801 - used like a function: run_later(module, name)
+    """A command's func that imports its job module only when the command runs: the parsers are
+    built for every `br` call (--help included), the jobs' imports (Celery, boto3, gRPC) are not."""
+
+    module: str
+    name: str
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        import importlib  # noqa: PLC0415 - only when a command runs
+
+        return getattr(importlib.import_module(self.module), self.name)(args)
+
+    @property
+    def target(self) -> Callable[[argparse.Namespace], int]:
+        """The job function itself (for tests)."""
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(self.module), self.name)
 
 
 @dataclass
@@ -367,6 +387,8 @@ def resolve_broker(args: argparse.Namespace) -> str:
     if args.broker and has_password(args.broker):
         raise CommandError("--broker must not contain the Redis password (command lines are visible to every "
                            "local user): put it in BR_BROKER_PASSWORD_FILE, BR_BROKER_PASSWORD or BR_BROKER")
+    from br_common.fleet.config import FleetSettings  # noqa: PLC0415 - pydantic-settings: not for --help
+
     settings = FleetSettings(broker=args.broker) if args.broker else FleetSettings()
     try:
         return settings.resolved_broker()

@@ -18,15 +18,6 @@ from br_coordinator.errors import CommandError
 from br_coordinator.gc_keeper import remove_safe_point
 
 
-def register(commands: argparse._SubParsersAction) -> None:
-    abandon = commands.add_parser(
-        "abandon", parents=[flags.connection_parser()], help="give up on an interrupted or failed job",
-        description="mark an interrupted or failed job abandoned and remove its GC safe point now (a "
-                    "rerun of its command then starts over); `br fleet status` lists the job ids")
-    abandon.add_argument("--job", required=True, metavar="ID", help="the job id (as br fleet status shows it)")
-    abandon.set_defaults(func=run_abandon, verb_defaults={"log_level": "warn"})
-
-
 def run_abandon(args: argparse.Namespace) -> int:
     broker = flags.resolve_broker(args)
     client = redis_client(broker)

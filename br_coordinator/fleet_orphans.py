@@ -20,16 +20,6 @@ from br_coordinator.job_runner import connections
 from br_coordinator.progress import human_bytes
 
 
-def register(commands: argparse._SubParsersAction) -> None:
-    orphans = commands.add_parser(
-        "orphans", parents=[flags.common_parser()], help="list (or remove) files a backup does not use",
-        description="list the data files under a backup that its backupmeta does not list (uploads of resent, "
-                    "interrupted or late attempts); --remove deletes them from a complete backup (the agent's role "
-                    "needs s3:DeleteObject); files backupmeta lists are never touched")
-    orphans.add_argument("--remove", action="store_true", help="delete the orphans (complete backups only)")
-    orphans.set_defaults(func=run_orphans, verb_defaults={"log_level": "warn"})
-
-
 def run_orphans(args: argparse.Namespace) -> int:
     with connections(args) as conn:
         app = make_app(conn.settings.broker, conn.settings)

@@ -35,26 +35,6 @@ PRIORITY_SEP, PRIORITY_STEPS = "\x06\x16", (0, 3, 6, 9)  # kombu's Redis transpo
 PD_TIMEOUT = 5.0
 
 
-# --- CLI ----------------------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction) -> None:
-    fleet = subparsers.add_parser("fleet", help="inspect the br-agent fleet",
-                                  description="inspect the br-agent fleet (agents, queues, jobs)")
-    commands = fleet.add_subparsers(dest="fleet_command", metavar="<command>", title="Available Commands")
-    commands.required = True
-    status = commands.add_parser(
-        "status", parents=[flags.connection_parser()], help="each store, its agent, its queue, and the jobs",
-        description="each store of PD with its agent (online, version, host/pid, last heartbeat, queue depth, "
-                    "allowed storage destinations, metrics URL), the shared queue, and the jobs running or "
-                    "interrupted (an interrupted job resumes when its command is rerun)",
-        epilog="exit status: 0 every store has an online agent; 3 a store has none; 1 Redis or PD unreachable. "
-               'Example: br fleet status --pd "${PDIP}:2379"')
-    status.set_defaults(func=run_status, verb_defaults={"log_level": "warn"})
-    from br_coordinator import fleet_abandon, fleet_orphans  # noqa: PLC0415 - their own verb modules
-
-    fleet_abandon.register(commands)
-    fleet_orphans.register(commands)
-
-
 def run_status(args: argparse.Namespace) -> int:
     broker = flags.resolve_broker(args)
     client = redis_client(broker)

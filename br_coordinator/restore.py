@@ -63,34 +63,6 @@ log = logging.getLogger("br.restore")
 TSO_PATIENCE = 10.0  # seconds to wait for the target PD's clock to pass a txn backup's end version
 
 
-# --- CLI ----------------------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction) -> None:
-    restore = flags.JobVerb.add(subparsers, "restore", "restore a TiKV cluster from a backup",
-                                "restore a backup from S3 (or a local directory every agent reaches) into a TiKV "
-                                "cluster, through the br-agent beside each store",
-                                [flags.common_parser(), _restore_parser()])
-    restore.command("full", run_full, "restore all the backed-up key space", "restore every range of a (raw) backup",
-                    epilog='Example: br restore full --pd "${PDIP}:2379" --storage "s3://${Bucket}/${Folder}" '
-                           '--ratelimit 128 --log-file restore.log')
-    restore.command("raw", run_raw, "restore a raw kv range to TiKV cluster",
-                    "(experimental) restore the part of a raw backup inside [--start, --end)",
-                    [flags.raw_parser("restore")])
-    restore.command("txn", run_txn, "restore a txn kv range to TiKV cluster",
-                    "(experimental) restore the part of a transactional backup inside [--start, --end) "
-                    "(raw user keys), commit timestamps kept", [flags.txn_parser("restore")])
-
-
-def _restore_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
-    group = parser.add_argument_group("Restore Flags")
-    group.add_argument("--allow-non-empty", type=flags.parse_bool, nargs="?", const=True, default=False,
-                       metavar="BOOL", help="restore even when the target already holds keys in the restored "
-                                            "ranges: the backup's keys are written over them, the others stay "
-                                            "(and then fail --checksum, which compares whole ranges) "
-                                            "(default false)")
-    return parser
-
-
 def run_full(args: argparse.Namespace) -> int:
     return run(args, None)
 

@@ -19,14 +19,14 @@ import shlex
 import signal
 import sys
 
-from br_common.fleet.config import fleet_version
+from br_common.version import fleet_version
 from br_common.redaction import set_redact
 from br_common.storage import parse_storage_url
 from br_coordinator import flags, logging_setup
 from br_coordinator.errors import CommandError
 from br_coordinator.hide_args import read_storage_arg, storage_positions
 
-VERBS = ("br_coordinator.backup", "br_coordinator.restore", "br_coordinator.fleet_status")
+VERBS = ("br_coordinator.backup_cli", "br_coordinator.restore_cli", "br_coordinator.fleet_cli")
 log = logging.getLogger("br")
 
 EPILOG = """\

@@ -12,13 +12,18 @@ messages, agent registry, job state. See each module's docstring for usage:
 """
 from __future__ import annotations
 
-import redis
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
 
 
 def redis_client(url: str) -> redis.Redis:
     """A client for job state and the registry on the broker's Redis (short timeouts: fail fast),
     with the URL's TLS options (br_common.fleet.broker)."""
-    from br_common.fleet.broker import BrokerURL  # noqa: PLC0415 - keep `import br_common.fleet` light
+    import redis  # noqa: PLC0415 - keep `import br_common.fleet` light (br --help)
+
+    from br_common.fleet.broker import BrokerURL  # noqa: PLC0415
 
     broker = BrokerURL.parse(url)
     return redis.Redis.from_url(broker.url(), socket_connect_timeout=5, socket_timeout=10, health_check_interval=30,

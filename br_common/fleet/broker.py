@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-import redis
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 SCHEMES = ("redis", "rediss")
@@ -193,6 +192,8 @@ def broker_problem(url: str, exc: Exception) -> str:
     except BrokerError:
         where = redact(url)
     detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    import redis  # noqa: PLC0415 - keep flag parsing light (br --help)
+
     if isinstance(exc, redis.AuthenticationError):
         return (f"the broker at {where} refused the connection: {detail} (wrong or missing Redis password: "
                 f"check the password file or variable)")

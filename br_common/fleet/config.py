@@ -41,13 +41,3 @@ class FleetSettings(BaseSettings):
 
         password = self.broker_password.get_secret_value() if self.broker_password else None
         return resolve(self.broker, password, self.broker_password_file or None).full_url()
-
-
-def fleet_version() -> str:
-    """The installed br-fleet version (BackupMeta.br_version, agent registry)."""
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        return version("br-fleet")
-    except PackageNotFoundError:
-        return "0.0.0+unknown"

@@ -37,7 +37,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from br_common.fleet import destinations
-from br_common.fleet.config import fleet_version
+from br_common.version import fleet_version
 
 log = logging.getLogger(__name__)
 

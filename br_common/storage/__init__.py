@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key, \
     check_prefix
-from br_common.storage.local import LocalStorage
 from br_common.storage.options import StorageOptions
-from br_common.storage.s3 import S3Storage
 from br_common.storage.schemes import location_from_pb, parse_storage_url, scheme_of
 from br_common.storage.url import Location, LocalLocation, S3Credentials, S3Flags, S3Location, StorageLocation
 
@@ -28,6 +26,19 @@ __all__ = [
     "S3Location", "S3Storage", "StorageError", "StorageLocation", "StorageOptions", "StoredObject", "check_key",
     "check_prefix", "location_from_pb", "open_storage", "parse_storage_url",
 ]
+
+
+def __getattr__(name: str) -> type:
+    """The storage classes load on first use: parsing a URL (every `br` call) must not import boto3."""
+    if name == "S3Storage":
+        from br_common.storage.s3 import S3Storage  # noqa: PLC0415
+
+        return S3Storage
+    if name == "LocalStorage":
+        from br_common.storage.local import LocalStorage  # noqa: PLC0415
+
+        return LocalStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_storage(target: str | Location, *, flags: S3Flags | None = None,

@@ -21,7 +21,7 @@ def test_full_takes_brs_flags() -> None:
                   "--s3.endpoint", "http://127.0.0.1:9000")
     assert (args.pd, args.storage, args.ratelimit, args.concurrency) == ("10.0.0.1:2379", "s3://b/p", 128, 8)
     assert args.checksum is False and args.send_credentials_to_tikv is True and args.allow_non_empty is False
-    assert args.func is restore.run_full and args.s3_endpoint == "http://127.0.0.1:9000"
+    assert args.func.target is restore.run_full and args.s3_endpoint == "http://127.0.0.1:9000"
     assert _parse("full", "-s", "s3://b/p", "--allow-non-empty").allow_non_empty is True
 
 
