@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from br_common.kvproto import metapb_pb2
-from br_common.txn_keys import engine_bound, raw_bounds
+from br_common.txn_keys import engine_bound, raw_bounds, smallest_raw_at_or_after
 
 
 class BackupKind(str, Enum):
@@ -44,6 +44,10 @@ class KindRules:
             return region.start_key, region.end_key
         lower, upper = raw_bounds(region)
         return lower, upper or b""
+
+    def bound_of(self, engine_key: bytes) -> bytes:
+        """One region bound (start or end; b"" stays b"") in this kind's key space."""
+        return engine_key if self.is_raw_kv else smallest_raw_at_or_after(engine_key)
 
     def pd_bounds(self, start: bytes, end: bytes) -> tuple[bytes, bytes]:
         """A range of this kind's key space as PD compares it with region bounds."""
