@@ -26,6 +26,7 @@ from br_common.tikv_client import RawKVClient
 from br_devcluster import cluster
 from br_devcluster.load import KeyGen, LoadSpec, parse_size, run_load
 from br_devcluster.services import start_redis, start_seaweedfs
+from br_devcluster.txn_kv import TxnKV
 
 BUCKET = "bench"
 MB = 1e6
@@ -36,13 +37,14 @@ def s3_client(endpoint: str):  # noqa: ANN201 - boto3 client
                         aws_secret_access_key="testing")
 
 
-def load(state: cluster.ClusterState, size: str, value_size: int) -> KeyGen:
-    """Write `size` of keys and values into the cluster (4 writers), printing the time it took."""
+def load(state: cluster.ClusterState, size: str, value_size: int, txn: bool = False) -> KeyGen:
+    """Write `size` of keys and values into the cluster (4 writers; raw, or with txn in
+    transactions of 4 MiB as `br-devcluster load --txn` does), printing the time it took."""
     gen = KeyGen(LoadSpec.from_size(parse_size(size), value_size, seed=7))
-    with PDClient(state.pd_address) as pd, RawKVClient(pd) as kv:
+    with PDClient(state.pd_address) as pd, (TxnKV(pd) if txn else RawKVClient(pd)) as kv:
         started = time.monotonic()
-        run_load(gen, kv.batch_put, 4 << 20, writers=4)
-        print(f"loaded {gen.spec.total_bytes / MB:.0f} MB ({gen.spec.keys} keys) in "
+        run_load(gen, kv.commit if txn else kv.batch_put, 4 << 20, writers=4)
+        print(f"loaded {gen.spec.total_bytes / MB:.0f} MB ({gen.spec.keys} keys, {'txn' if txn else 'raw'}) in "
               f"{time.monotonic() - started:.1f}s")
     return gen
 
@@ -93,7 +95,8 @@ class Bench:
 
 
 @contextmanager
-def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: int) -> Iterator[Bench]:
+def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: int,
+                   txn: bool = False) -> Iterator[Bench]:
     """SeaweedFS, Redis, a devcluster loaded with `size` of data and one agent per store, in a
     fresh temporary directory; everything is stopped by PID and removed at the end."""
     work = Path(tempfile.mkdtemp(prefix=f"br-bench-{tag}-"))
@@ -102,7 +105,7 @@ def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: i
         services.append(start_seaweedfs(work / "seaweedfs", bucket=BUCKET))
         services.append(start_redis(work / "redis"))
         state = cluster.up(data_dir, cluster.ClusterConfig(stores=stores, regions=regions)).state
-        load(state, size, value_size)
+        load(state, size, value_size, txn)
         agents = start_agents(state, services[1].url, work)
         yield Bench(work, state, services[1].url, services[0].url)
     finally:

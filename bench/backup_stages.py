@@ -1,0 +1,112 @@
+"""Backup, stage by stage, on one data set: which stage bounds `br backup`, and how much the
+pipeline loses against it.
+
+    python bench/backup_stages.py --size 256MB [--kind raw|txn --stores 3 --regions 24 --concurrency 4]
+
+Starts SeaweedFS, Redis, a devcluster and one br-agent per store, loads `--size` of raw or
+transactional data, then measures on the same data:
+  (a) store:  every store's Backup RPC into a local directory alone (the regions each store
+              leads, planned as br plans them, `--concurrency` requests in flight per store);
+  (b) upload: the files (a) wrote, uploaded alone with boto3/s3transfer, `--concurrency`
+              uploads in flight per store (what the agents run at most);
+  (c) br:     `br backup raw|full` end to end (checksum on, as operators run it);
+and prints each stage's time and MB/s (of SST bytes) and the ratio slower(a, b) / c: 1.0 means
+br is as fast as its slowest stage alone, the target is >= 0.8.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from bench_setup import BUCKET, MB, Bench, loaded_cluster, read_meta, run_br, s3_client
+
+from br_common.backupmeta.kind import BackupKind, rules
+from br_common.fleet.messages import COMPRESSION_TYPES, KeyRange
+from br_common.kvproto import brpb_pb2, brpb_pb2_grpc, kvrpcpb_pb2
+from br_common.pd_client import PDClient
+from br_coordinator.backup_plan import PlannedTask, plan_range
+
+
+def store_stage(bench: Bench, kind: BackupKind, concurrency: int) -> tuple[float, list[Path]]:
+    """(a): seconds for every store to back up the ranges it leads into local directories."""
+    with PDClient(bench.state.pd_address) as pd:
+        tasks = plan_range(pd, KeyRange(), kind)
+        backup_ts, cluster_id = pd.tso(), pd.cluster_id
+        addresses = {s.id: s.address for s in pd.stores()}
+    by_store: dict[int, list[PlannedTask]] = {}
+    for task in tasks:
+        by_store.setdefault(task.store_id, []).append(task)
+    out = bench.work / "stage-a"
+
+    def one(store_id: int, task: PlannedTask, n: int) -> list[Path]:
+        target = out / f"{store_id}-{n}"
+        target.mkdir(parents=True)
+        request = brpb_pb2.BackupRequest(
+            cluster_id=cluster_id, start_key=task.range.start, end_key=task.range.end, end_version=backup_ts,
+            is_raw_kv=rules(kind).is_raw_kv, cf=rules(kind).request_cf, compression_type=COMPRESSION_TYPES["zstd"],
+            storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(target))),
+            dst_api_version=kvrpcpb_pb2.V1)
+        with grpc.insecure_channel(addresses[store_id]) as channel:
+            for response in brpb_pb2_grpc.BackupStub(channel).backup(request):
+                if response.HasField("error"):
+                    raise SystemExit(f"store {store_id} backup error: {response.error}")
+        return sorted(p for p in target.rglob("*.sst"))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(concurrency * len(by_store)) as pool:
+        futures = [pool.submit(one, store, task, n) for store, ts in by_store.items() for n, task in enumerate(ts)]
+        files = [path for f in futures for path in f.result()]
+    return time.monotonic() - started, files
+
+
+def upload_stage(bench: Bench, files: list[Path], streams: int) -> float:
+    """(b): seconds to upload the same files with boto3 (s3transfer), `streams` at a time."""
+    client = s3_client(bench.endpoint)
+    started = time.monotonic()
+    with ThreadPoolExecutor(streams) as pool:
+        list(pool.map(lambda p: client.upload_file(str(p), BUCKET, f"stage-b/{p.parent.name}/{p.name}"), files))
+    return time.monotonic() - started
+
+
+def br_stage(bench: Bench, kind: BackupKind, concurrency: int) -> tuple[float, int]:
+    """(c): seconds of `br backup` and the SST bytes it stored."""
+    prefix = f"stage-c-{time.monotonic_ns()}"
+    verb = "raw" if kind == BackupKind.RAW else "full"
+    elapsed, _ = run_br("backup", verb, "--pd", bench.state.pd_address, "-s",
+                        f"s3://{BUCKET}/{prefix}?endpoint={bench.endpoint}", "--concurrency", str(concurrency),
+                        broker=bench.broker, log_file=bench.work / "br-backup.log")
+    return elapsed, read_meta(bench.endpoint, prefix).backup_size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="256MB", help="data set size (keys + values), e.g. 1GB")
+    parser.add_argument("--kind", choices=["raw", "txn"], default="raw")
+    parser.add_argument("--stores", type=int, default=3)
+    parser.add_argument("--regions", type=int, default=24)
+    parser.add_argument("--value-size", type=int, default=1024)
+    parser.add_argument("--concurrency", type=int, default=4, help="ranges in flight per store (br's default 4)")
+    args = parser.parse_args()
+    kind = BackupKind(args.kind)
+    with loaded_cluster("stages", args.stores, args.regions, args.size, args.value_size, kind == BackupKind.TXN) as b:
+        a_time, files = store_stage(b, kind, args.concurrency)
+        sst = sum(p.stat().st_size for p in files)
+        b_time = upload_stage(b, files, args.concurrency * args.stores)
+        c_time, c_bytes = br_stage(b, kind, args.concurrency)
+    rows = [("(a) store Backup RPC alone", a_time, sst), ("(b) boto3 upload alone", b_time, sst),
+            ("(c) br backup end to end", c_time, c_bytes)]
+    print(f"backup stages, {args.size} of {args.kind} data, {args.stores} stores, {len(files)} files:")
+    for name, seconds, nbytes in rows:
+        print(f"  {name:<28} {seconds:7.1f} s  {nbytes / MB / seconds:7.1f} MB/s of SST")
+    slower = max(a_time, b_time)
+    print(f"ratio slower(a, b) / c = {slower / c_time:.2f}  (target >= 0.8; bound by "
+          f"{'the store' if a_time >= b_time else 'the upload'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
