@@ -3,7 +3,7 @@
     python bench/ratelimit.py [--size 192MB --stores 2 --rates 8,32]
 
 Starts SeaweedFS, Redis, a devcluster and one br-agent per store, loads the data, then runs
-`br backup full` once without a limit and once per asked rate (each to a new prefix, with the
+`br backup raw` once without a limit and once per asked rate (each to a new prefix, with the
 default --concurrency 4), and prints for every store the bytes it backed up (SST bytes, what
 the limit meters), the rate that makes over the whole command, and its ratio to the asked
 rate. The whole command's time includes planning, checksum and the commit, so the measured
@@ -26,7 +26,7 @@ MiB = 1024 * 1024
 
 def _backup(state: cluster.ClusterState, broker: str, endpoint: str, work: Path, rate: int) -> dict[str, float]:
     prefix = f"ratelimit-{rate}-{int(time.time())}"
-    args = ["backup", "full", "--pd", state.pd_address, "-s", f"s3://{BUCKET}/{prefix}?endpoint={endpoint}"]
+    args = ["backup", "raw", "--pd", state.pd_address, "-s", f"s3://{BUCKET}/{prefix}?endpoint={endpoint}"]
     elapsed, _ = run_br(*args, *(["--ratelimit", str(rate)] if rate else []), broker=broker,
                         log_file=work / f"br-{rate}.log")
     per_store: dict[str, int] = defaultdict(int)
