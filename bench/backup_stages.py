@@ -9,6 +9,8 @@ transactional data, then measures on the same data:
               leads, planned as br plans them, `--concurrency` requests in flight per store);
   (b) upload: the files (a) wrote, uploaded alone with boto3/s3transfer, `--concurrency`
               uploads in flight per store (what the agents run at most);
+  and the same upload by rclone and by the AWS CLI (`aws s3 cp --recursive`) when installed
+  (apt-get install rclone; pip install awscli), as an operator copying files by hand would get;
   (c) br:     `br backup raw|full` end to end (checksum on, as operators run it);
 and prints each stage's time and MB/s (of SST bytes) and the ratio slower(a, b) / c: 1.0 means
 br is as fast as its slowest stage alone, the target is >= 0.8.
@@ -16,6 +18,9 @@ br is as fast as its slowest stage alone, the target is >= 0.8.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +77,37 @@ def upload_stage(bench: Bench, files: list[Path], streams: int) -> float:
     return time.monotonic() - started
 
 
+def tool_uploads(bench: Bench, streams: int) -> dict[str, float]:
+    """The same upload by rclone (Debian's package) and by the AWS CLI, when installed: what an
+    operator copying the files by hand would get. Seconds per tool."""
+    out: dict[str, float] = {}
+    source = str(bench.work / "stage-a")
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    if shutil.which("rclone"):
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},  # AWS_CA_BUNDLE: rclone fails on it
+               "RCLONE_CONFIG_BENCH_TYPE": "s3", "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+               "RCLONE_CONFIG_BENCH_ENDPOINT": bench.endpoint, "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": "testing",
+               "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": "testing"}
+        out["rclone copy"] = _timed(["rclone", "copy", source, f"bench:{BUCKET}/stage-rclone",
+                                     "--transfers", str(streams)], env)
+    if shutil.which("aws"):
+        config = bench.work / "aws-config"
+        config.write_text(f"[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = {streams}\n")
+        env = {**os.environ, **keys, "AWS_CONFIG_FILE": str(config)}
+        out["aws s3 cp --recursive"] = _timed(["aws", "s3", "cp", source, f"s3://{BUCKET}/stage-awscli",
+                                               "--recursive", "--only-show-errors", "--endpoint-url",
+                                               bench.endpoint], env)
+    return out
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.monotonic()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {done.stderr.strip()[-500:]}")
+    return time.monotonic() - started
+
+
 def br_stage(bench: Bench, kind: BackupKind, concurrency: int) -> tuple[float, int]:
     """(c): seconds of `br backup` and the SST bytes it stored."""
     prefix = f"stage-c-{time.monotonic_ns()}"
@@ -96,12 +132,14 @@ def main() -> int:
         a_time, files = store_stage(b, kind, args.concurrency)
         sst = sum(p.stat().st_size for p in files)
         b_time = upload_stage(b, files, args.concurrency * args.stores)
+        tools = tool_uploads(b, args.concurrency * args.stores)
         c_time, c_bytes = br_stage(b, kind, args.concurrency)
     rows = [("(a) store Backup RPC alone", a_time, sst), ("(b) boto3 upload alone", b_time, sst),
+            *((f"    the same upload by {name}", seconds, sst) for name, seconds in tools.items()),
             ("(c) br backup end to end", c_time, c_bytes)]
     print(f"backup stages, {args.size} of {args.kind} data, {args.stores} stores, {len(files)} files:")
     for name, seconds, nbytes in rows:
-        print(f"  {name:<28} {seconds:7.1f} s  {nbytes / MB / seconds:7.1f} MB/s of SST")
+        print(f"  {name:<44} {seconds:7.1f} s  {nbytes / MB / seconds:7.1f} MB/s of SST")
     slower = max(a_time, b_time)
     print(f"ratio slower(a, b) / c = {slower / c_time:.2f}  (target >= 0.8; bound by "
           f"{'the store' if a_time >= b_time else 'the upload'})")
