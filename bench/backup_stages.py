@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, Bench, loaded_cluster, read_meta, run_br, s3_client
+from bench_setup import BUCKET, MB, Bench, loaded_cluster, peak_rss_mb, read_meta, run_br, s3_client
 
 from br_common.backupmeta.kind import BackupKind, rules
 from br_common.fleet.messages import COMPRESSION_TYPES, KeyRange
@@ -134,12 +134,14 @@ def main() -> int:
         b_time = upload_stage(b, files, args.concurrency * args.stores)
         tools = tool_uploads(b, args.concurrency * args.stores)
         c_time, c_bytes = br_stage(b, kind, args.concurrency)
+        agent_rss = peak_rss_mb(b.agent_pids)
     rows = [("(a) store Backup RPC alone", a_time, sst), ("(b) boto3 upload alone", b_time, sst),
             *((f"    the same upload by {name}", seconds, sst) for name, seconds in tools.items()),
             ("(c) br backup end to end", c_time, c_bytes)]
     print(f"backup stages, {args.size} of {args.kind} data, {args.stores} stores, {len(files)} files:")
     for name, seconds, nbytes in rows:
         print(f"  {name:<44} {seconds:7.1f} s  {nbytes / MB / seconds:7.1f} MB/s of SST")
+    print(f"  agent peak RSS (VmHWM, the largest of {args.stores}): {agent_rss:.0f} MB (target: under 200 MB at 4 GB)")
     slower = max(a_time, b_time)
     print(f"ratio slower(a, b) / c = {slower / c_time:.2f}  (target >= 0.8; bound by "
           f"{'the store' if a_time >= b_time else 'the upload'})")

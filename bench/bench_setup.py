@@ -68,6 +68,18 @@ def start_agents(state: cluster.ClusterState, broker: str, work: Path, tag: str 
     return pids
 
 
+def peak_rss_mb(pids: list[int]) -> float:
+    """The largest peak resident set (VmHWM) among the processes, in MB (0 when all are gone)."""
+    peaks = [0.0]
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) * 1024 / MB for line in status.splitlines() if line.startswith("VmHWM:")]
+    return max(peaks)
+
+
 def run_br(*args: str, broker: str, log_file: Path) -> tuple[float, str]:
     """`br ...` without AWS keys in its environment; (seconds it took, its stdout)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -92,6 +104,7 @@ class Bench:
     state: cluster.ClusterState
     broker: str
     endpoint: str
+    agent_pids: list[int]
 
 
 @contextmanager
@@ -107,7 +120,7 @@ def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: i
         state = cluster.up(data_dir, cluster.ClusterConfig(stores=stores, regions=regions)).state
         load(state, size, value_size, txn)
         agents = start_agents(state, services[1].url, work)
-        yield Bench(work, state, services[1].url, services[0].url)
+        yield Bench(work, state, services[1].url, services[0].url, agents)
     finally:
         for pid in agents:
             procs.stop_pid(pid)

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, load, read_meta, run_br, s3_client, start_agents
+from bench_setup import BUCKET, MB, load, peak_rss_mb, read_meta, run_br, s3_client, start_agents
 
 from br_common import procs
 from br_common.backupmeta.kind import BackupKind, rules, sst_cf
@@ -144,6 +144,7 @@ def main() -> int:
         c_time, _ = run_br("restore", "full", "--pd", target.pd_address, "-s", url, "--concurrency",
                            str(args.concurrency), broker=f"{base}/1", log_file=work / "restore.log")
         _report(args, meta, a_time, b_time, c_time)
+        print(f"  agent peak RSS (VmHWM, the largest of {args.target_stores}): {peak_rss_mb(agents):.0f} MB")
         return 0
     finally:
         _stop(agents, dirs)
