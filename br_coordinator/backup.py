@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from br_common.backupmeta import meta as backupmeta
@@ -34,7 +34,8 @@ from br_common.kvproto import brpb_pb2
 from br_common.pd_client import PDClient, PDError
 from br_common.tso import from_unix_seconds, physical_ms, ts_time
 from br_common.txn_checksum import TxnChecksum
-from br_coordinator import flags
+from br_common.storage import parse_storage_url
+from br_coordinator import flags, incremental_base, logging_setup
 from br_coordinator.errors import CommandError
 from br_coordinator.follow.agents import FollowConfig, check_agents
 from br_coordinator.follow.backup_book import LANE, BackupBook, BackupTotals
@@ -42,7 +43,8 @@ from br_coordinator.follow.book import Send
 from br_coordinator.follow.engine import FollowEngine, Outgoing
 from br_coordinator.follow.resolvers import BackupResolver
 from br_coordinator.job_options import CHECKSUM_CONCURRENCY, BackupOptions
-from br_coordinator.job_runner import Connections, JobRunner, connections
+from br_coordinator.job_runner import Connections, JobRunner, connections, one_line
+from br_coordinator.storage_spec import StorageSpecs
 from br_coordinator.gc_keeper import GCKeeper
 from br_coordinator.backup_plan import PlannedTask
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
@@ -68,6 +70,7 @@ def run_raw(args: argparse.Namespace) -> int:
 class Backup:
     options: BackupOptions
     conn: Connections
+    base: StorageSpecs | None = field(default=None)  # --lastbackup: the backup this one builds on
 
     def __post_init__(self) -> None:
         self.whole, self.kind = self.options.whole, self.options.kind
@@ -81,6 +84,8 @@ class Backup:
                                                      "compression_level": self.options.compression_level,
                                                      "backupts": self.options.backupts,
                                                      "lastbackupts": self.options.last_backup_ts})
+        if self.base is not None:  # only then: the ids of other jobs stay what earlier versions made them
+            spec.options["lastbackup"] = self.base.url
         self.runner = JobRunner(self.conn.redis, spec, self.settings.job_ttl_days, "backup")
         self.jobs, self.lease = self.runner.jobs, self.runner.lease
         self.started = time.monotonic()
@@ -101,6 +106,7 @@ class Backup:
 
     def _run(self, state: JobState) -> int:
         self._check_agents_alive()
+        self._check_base()
         backup_ts = self._backup_ts(state)
         log.info("backup job %s of cluster %d to %s at ts %d (%s)", self.job_id, self.pd.cluster_id, self.specs.url,
                  backup_ts, ts_time(backup_ts))
@@ -124,6 +130,30 @@ class Backup:
         bounds = rules(self.kind).pd_bounds(self.whole.start, self.whole.end)
         leaders = {info.leader_store_id for info in self.pd.scan_regions(*bounds)}
         check_agents(self.registry.alive(self.pd.cluster_id), self.specs, self.app.signer, leaders, self.pd)
+
+    def _check_base(self) -> None:
+        """An incremental backup builds on a complete txn backup: --lastbackup is read and checked
+        (its end version becomes --lastbackupts); --lastbackupts alone is checked against the fleet's
+        job records (incremental_base)."""
+        if self.base is not None:
+            ts = self._read_base(self.base)
+            self.options = self.options.model_copy(update={"last_backup_ts": ts})
+        elif self.options.last_backup_ts:
+            incremental_base.check_job_records(self.conn.redis, self.pd.cluster_id, self.options.last_backup_ts,
+                                               self.whole)
+
+    def _read_base(self, base: StorageSpecs) -> int:
+        """An agent reads it (with its own credentials, or the URL's sealed to it with -c)."""
+        where = f"{base.url}/backupmeta"
+        spec = base.for_agents(self.registry.alive(self.pd.cluster_id))
+        try:
+            result = self._call_storage(m.READ_BACKUPMETA, m.ReadBackupMetaTask(storage=spec), m.ReadBackupMetaResult,
+                                        shadow=f"read the last backup's backupmeta {base.url}")
+        except CommandError as exc:
+            raise CommandError(f"--lastbackup {base.url}: {one_line(exc)}: name a complete backup, or take a full "
+                               f"backup") from None
+        return incremental_base.from_backupmeta(result.backupmeta, result.seal, self.app.signer, where, self.whole,
+                                                self.pd.cluster_id, self.options.last_backup_ts)
 
     def _backup_ts(self, state: JobState) -> int:
         if state.job_ts:
@@ -281,11 +311,27 @@ class Backup:
 def run(args: argparse.Namespace, whole: m.KeyRange, kind: BackupKind) -> int:
     if args.storage and args.backupts and args.timeago:
         raise CommandError("--backupts and --timeago are exclusive")
-    if args.lastbackupts and rules(kind).is_raw_kv:
-        raise CommandError("--lastbackupts: raw KV (API V1) has no versions: incremental backups are of txn KV")
+    if (args.lastbackupts or args.lastbackup) and rules(kind).is_raw_kv:
+        raise CommandError("--lastbackupts/--lastbackup: raw KV (API V1) has no versions: incremental backups are "
+                           "of txn KV")
     options = BackupOptions.from_args(args, whole, kind)
+    base = _base_location(args)
     with connections(args, warn_credentials=True) as conn:
-        return Backup(options, conn).run()
+        if base is not None and base.url == conn.specs.url:
+            raise CommandError("--lastbackup names this backup's own storage: give the previous backup's URL")
+        return Backup(options, conn, base).run()
+
+
+def _base_location(args: argparse.Namespace) -> StorageSpecs | None:
+    """--lastbackup parsed as -s is (the S3 flags apply); its keys are scrubbed from the log."""
+    if not args.lastbackup:
+        return None
+    try:
+        base = parse_storage_url(args.lastbackup, flags.s3_flags(args))
+    except ValueError as exc:
+        raise CommandError(f"invalid --lastbackup: {exc}") from None
+    logging_setup.add_secrets(base.secret_values())
+    return StorageSpecs(base, args.send_credentials_to_tikv)
 
 
 def _cluster_version(pd: PDClient) -> str:

@@ -309,6 +309,13 @@ def backup_parser() -> argparse.ArgumentParser:
     group.add_argument("--lastbackupts", type=parse_last_backup_ts, default=0, metavar="TS",
                        help="the last time backup ts, use for incremental backup, support TSO only: the newest "
                             "change of every key committed after it (deletes included); full and txn backups only")
+    group.add_argument("--lastbackup", default=None, metavar="URL",
+                       help="the previous backup this incremental one builds on, as a storage URL (the forms of "
+                            "-s, @env:NAME and @file:PATH included; the S3 flags apply to it too): an agent reads "
+                            "its backupmeta, which must be sealed intact, transactional and cover the range backed "
+                            "up; its end version is the --lastbackupts (if both are given they must agree). With "
+                            "--lastbackupts alone br checks the fleet's job records for that backup instead, and "
+                            "warns when it knows none")
     group.add_argument("--gcttl", type=int_in("--gcttl", 1, MAX_TTL_SECONDS), default=300, metavar="SECONDS",
                        help="the TTL (in seconds) that PD holds for BR's GC safepoint while the backup runs; "
                             "refreshed every TTL/3 (default 300; at most a year)")

@@ -1,6 +1,7 @@
 """Keep storage keys out of the process's command line (`ps`, /proc/PID/cmdline are world-readable).
 
-When -s/--storage carries access-key/secret-access-key/session-token, `br` re-executes itself
+When -s/--storage (or --lastbackup, another storage URL) carries access-key/secret-access-key/
+session-token, `br` re-executes itself
 at once with the URL moved into an inherited pipe: the new command line says `-s @fd:N`, and
 `read_storage_arg` reads the URL back from the pipe after parsing. Same PID, no temp file.
 
@@ -20,6 +21,7 @@ ENV_PREFIX = "@env:"
 FILE_PREFIX = "@file:"
 _SECRET_MARKERS = ("access-key", "access_key", "session-token", "session_token")
 _FLAGS = ("-s", "--storage")
+URL_FLAGS = ("--storage", "--lastbackup")  # every flag whose value is a storage URL (-s: --storage)
 
 
 def _has_secret(value: str) -> bool:
@@ -28,22 +30,24 @@ def _has_secret(value: str) -> bool:
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
-def storage_positions(argv: list[str]) -> list[tuple[int, str]]:
-    """(index, prefix) of every storage value: `-s V`/`--storage V` (prefix "") or `--storage=V`."""
+def storage_positions(argv: list[str], flag: str = "--storage") -> list[tuple[int, str]]:
+    """(index, prefix) of every value of `flag` (one of URL_FLAGS): `-s V`/`--storage V` (prefix "")
+    or `--storage=V` (and -sV for --storage)."""
+    names = _FLAGS if flag == "--storage" else (flag,)
     out = []
     for i, arg in enumerate(argv):
-        if arg in _FLAGS and i + 1 < len(argv):
+        if arg in names and i + 1 < len(argv):
             out.append((i + 1, ""))
-        elif arg.startswith("--storage="):
-            out.append((i, "--storage="))
-        elif arg.startswith("-s") and len(arg) > 2 and not arg.startswith("--"):
+        elif arg.startswith(f"{flag}="):
+            out.append((i, f"{flag}="))
+        elif flag == "--storage" and arg.startswith("-s") and len(arg) > 2 and not arg.startswith("--"):
             out.append((i, "-s"))
     return out
 
 
 def hide_storage_secrets(argv: list[str]) -> None:
     """Re-exec without the secret in argv when there is one; returns only when there is none."""
-    positions = [(i, p) for i, p in storage_positions(argv) if _has_secret(argv[i][len(p):])]
+    positions = [(i, p) for flag in URL_FLAGS for i, p in storage_positions(argv, flag) if _has_secret(argv[i][len(p):])]
     if not positions:
         return
     new_argv = list(argv)
@@ -58,18 +62,18 @@ def hide_storage_secrets(argv: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "br_coordinator.cli", *new_argv])
 
 
-def read_storage_arg(value: str | None) -> str | None:
-    """The real storage URL for a parsed -s value: `@fd:N` (the re-exec's pipe, read and closed),
-    `@env:NAME` or `@file:PATH`; any other value is the URL itself. ValueError (one line) when
-    the indirection does not hold a URL."""
+def read_storage_arg(value: str | None, flag: str = "-s") -> str | None:
+    """The real storage URL for a parsed -s (or `flag`) value: `@fd:N` (the re-exec's pipe, read
+    and closed), `@env:NAME` or `@file:PATH`; any other value is the URL itself. ValueError (one
+    line) when the indirection does not hold a URL."""
     if value is None:
         return None
     if value.startswith(FD_PREFIX):
-        return _read_fd(value[len(FD_PREFIX):])
+        return _read_fd(value[len(FD_PREFIX):], flag)
     if value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX):]
         if not os.environ.get(name):
-            raise ValueError(f"-s {value}: the environment variable {name} is not set")
+            raise ValueError(f"{flag} {value}: the environment variable {name} is not set")
         return os.environ[name].strip()
     if value.startswith(FILE_PREFIX):
         path = value[len(FILE_PREFIX):]
@@ -77,13 +81,13 @@ def read_storage_arg(value: str | None) -> str | None:
             with open(path, encoding="utf-8") as handle:
                 return handle.read().strip()
         except OSError as exc:
-            raise ValueError(f"-s {value}: cannot read {path}: {exc.strerror or exc}") from None
+            raise ValueError(f"{flag} {value}: cannot read {path}: {exc.strerror or exc}") from None
     return value
 
 
-def _read_fd(number: str) -> str:
+def _read_fd(number: str, flag: str) -> str:
     try:
         with os.fdopen(int(number), "rb") as pipe:
             return pipe.read().decode()
     except (ValueError, OSError):
-        raise ValueError("-s @fd:N is internal to br: give the storage URL itself") from None
+        raise ValueError(f"{flag} @fd:N is internal to br: give the storage URL itself") from None

@@ -55,6 +55,9 @@ class RestoreOptions(_Options):
     split_batch: int = Field(1024, ge=1)  # split keys per SplitRegions call
     discard_timeout: float = 15.0  # seconds for the agents to drop what a run staged and never ingested
     spec_refresh: float = 1.0  # seconds a StorageSpec (sealed to the agents alive then) is reused
+    # seconds to wait for the target PD's clock to pass a txn backup's end version before moving
+    # its TSO with reset-ts (clocks of synced hosts differ by milliseconds)
+    tso_patience: float = 2.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, wanted: KeyRange | None,

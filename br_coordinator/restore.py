@@ -7,9 +7,9 @@ and default files are downloaded together and ingested by one MultiIngest, so no
 commit record without its value. New transactions must never commit below the restored ones:
 the restore ts (PD's TSO when the job starts, before any ingest) must lie after the backup's
 end_version. PD's TSO follows its clock, so on one host (and on EC2 with synced clocks) it does;
-if it does not, br waits a few seconds for PD's clock to pass it and otherwise refuses, naming
-the gap (a real PD can be moved forward with its admin API `/pd/api/v1/admin/reset-ts`, which
-BR's PITR uses; plain BR's `restore full` relies on the clock as we do).
+if it does not, br waits a moment for PD's clock to pass it, then moves PD's TSO past it with
+PD's admin API `/pd/api/v1/admin/reset-ts` (as BR's restore does: br_common.pd_admin), reads the
+TSO again, and refuses unless it is now past.
 
 Order (each step's why in its function): job lease (one runner per identical command) -> the
 cluster's restore lease (one restore per target cluster: cluster_lease) -> job
@@ -40,6 +40,7 @@ from br_common.fleet.app import make_app
 from br_common.fleet.jobs import JobSpec, JobState, RangeRecord
 from br_common.fleet.registry import Registry
 from br_common.kvproto import brpb_pb2
+from br_common import pd_admin
 from br_common.pd_client import PDClient, RegionInfo
 from br_common.tikv_client import RawKVClient
 from br_common.tso import physical_ms, ts_time
@@ -60,7 +61,6 @@ from br_coordinator.progress import JobProgress, human_bytes, print_summary
 
 log = logging.getLogger("br.restore")
 
-TSO_PATIENCE = 10.0  # seconds to wait for the target PD's clock to pass a txn backup's end version
 
 
 def run_full(args: argparse.Namespace) -> int:
@@ -196,7 +196,7 @@ class Restore:
         """One ts for the job (the first run's wins: re-ingest is harmless); for a txn backup PD's TSO
         must already be past every restored commit ts, before anything is ingested."""
         if not rules(self.kind).is_raw_kv:
-            wait_tso_past(self.pd, meta.end_version)
+            ensure_tso_past(self.pd, meta.end_version, self.options.tso_patience)
         return self.jobs.fix_job_ts(self.pd.tso())
 
     def _check_objects(self, parts: list[rm.FilePart]) -> None:
@@ -350,16 +350,39 @@ def _check_verb(only_kind: BackupKind | None, kind: BackupKind, where: str) -> N
                        f"{rules(only_kind).label} backups only (use `br restore {kind.value}` or `br restore full`)")
 
 
-def wait_tso_past(pd: PDClient, ts: int, patience: float = TSO_PATIENCE) -> None:
-    """Return once PD's TSO is after ts (the backup's max commit ts); refuse when its clock lags."""
+def ensure_tso_past(pd: PDClient, ts: int, patience: float) -> None:
+    """Return once PD's TSO is after ts (the backup's max commit ts), so that no new transaction
+    commits below a restored one. Clocks of hosts differ by milliseconds: wait up to `patience`
+    seconds; then ask PD to move its TSO past ts (reset-ts) and read it again to see that it did."""
+    behind = _wait_tso_past(pd, ts, patience)
+    if not behind:
+        return
+    lag = f"{(physical_ms(ts) - physical_ms(behind)) / 1000:.1f}s"
+    yourself = (f"move PD's TSO past {ts} yourself (POST {pd_admin.RESET_TS_PATH} {{\"tso\": \"{ts + 1}\", "
+                "\"force-use-larger\": true}) or fix PD's clock, then rerun")
+    urls = list(pd.members().leader.client_urls)
+    try:
+        answer = pd_admin.reset_ts(urls, ts + 1, pd.tls)
+    except pd_admin.PDAdminError as exc:
+        raise CommandError(f"the target PD's TSO is {lag} behind the backup's end version {ts} and br could not move "
+                           f"it: {exc}; {yourself}") from None
+    now = pd.tso()
+    if now <= ts:
+        raise CommandError(f"the target PD's TSO is {lag} behind the backup's end version {ts} ({ts_time(ts)}) and PD "
+                           f"did not move it (reset-ts: HTTP {answer.status} {answer.text}): new transactions would "
+                           f"commit below restored ones; {yourself}")
+    log.warning("the target PD's TSO was %s behind the backup's end version %d (%s): moved it past with PD's "
+                "reset-ts (%s), now %d", lag, ts, ts_time(ts), answer.url, now)
+
+
+def _wait_tso_past(pd: PDClient, ts: int, patience: float) -> int:
+    """0 once PD's TSO is after ts within `patience` seconds; else the last TSO read (behind it)."""
     deadline = time.monotonic() + patience
     while (now := pd.tso()) <= ts:
         if time.monotonic() > deadline:
-            lag = (physical_ms(ts) - physical_ms(now)) / 1000
-            raise CommandError(f"the target PD's TSO ({ts_time(now)}) is {lag:.1f}s behind the backup's end version "
-                               f"{ts} ({ts_time(ts)}): new transactions would commit below restored ones; move "
-                               "PD's TSO past it (PD's admin API reset-ts) or fix its clock, then rerun")
+            return now
         time.sleep(0.1)
+    return 0
 
 
 def _not_done(parts: list[rm.FilePart], done: list[RangeRecord]) -> list[rm.FilePart]:

@@ -24,7 +24,7 @@ from br_common.redaction import set_redact
 from br_common.storage import parse_storage_url
 from br_coordinator import flags, logging_setup
 from br_coordinator.errors import CommandError
-from br_coordinator.hide_args import read_storage_arg, storage_positions
+from br_coordinator.hide_args import URL_FLAGS, read_storage_arg, storage_positions
 
 VERBS = ("br_coordinator.backup_cli", "br_coordinator.restore_cli", "br_coordinator.fleet_cli")
 log = logging.getLogger("br")
@@ -85,6 +85,8 @@ def run(argv: list[str]) -> int:
     try:
         if getattr(args, "storage", None) is not None:
             args.storage = read_storage_arg(args.storage)
+        if getattr(args, "lastbackup", None) is not None:
+            args.lastbackup = read_storage_arg(args.lastbackup, "--lastbackup")
         _log_arguments(argv, args)
         code = int(args.func(args))
         log.info("br exits with %d", code)
@@ -122,8 +124,9 @@ def _start_logging(args: argparse.Namespace) -> None:
 
 def _log_arguments(argv: list[str], args: argparse.Namespace) -> None:
     shown = list(argv)
-    for index, prefix in storage_positions(argv):
-        shown[index] = prefix + _redacted_storage(args.storage)
+    for flag in URL_FLAGS:
+        for index, prefix in storage_positions(argv, flag):
+            shown[index] = prefix + _redacted_storage(getattr(args, flag.removeprefix("--"), None))
     if args.redact_info_log:  # keys are user data: --start/--end values go too
         shown = [("?" if i and shown[i - 1] in ("--start", "--end") else re.sub(r"^(--(?:start|end)=).*", r"\1?", a))
                  for i, a in enumerate(shown)]

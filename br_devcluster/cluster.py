@@ -55,6 +55,7 @@ class ClusterConfig(BaseModel):
     region_split_size: int | None = Field(default=None, gt=0)  # None: the store's (TiKV's 96 MiB)
     split_check_interval: float | None = Field(default=None, gt=0)
     tls: bool = False  # PD and stores serve TLS (and require client certificates), as tiup's enable_tls
+    tso_clock_offset: float | None = None  # seconds PD's TSO clock is off the wall clock (negative: it lags)
 
     @model_validator(mode="after")
     def _replicas_fit(self) -> "ClusterConfig":
@@ -192,6 +193,8 @@ def _new_state(data_dir: Path, config: ClusterConfig) -> ClusterState:
                              "--max-replicas", config.replicas)
     if config.gc_life_time is not None:
         pd_args += ["--gc-life-time", str(config.gc_life_time)]
+    if config.tso_clock_offset:
+        pd_args += ["--tso-clock-offset", str(config.tso_clock_offset)]
     tls_dir = data_dir / "tls"
     if config.tls:
         make_certificates(tls_dir)

@@ -43,30 +43,31 @@ def seal(backupmeta: bytes, signer: Signer | None) -> Seal:
     return Seal(sha256=digest, size=size, signer=signer.fingerprint, sig=signer.sign(sealed_content(digest, size)))
 
 
-def check(backupmeta: bytes, seal_bytes: bytes | None, ours: bool, signer: Signer | None, where: str) -> str:
-    """MetaError when backupmeta fails its seal; else a warning for the operator ("" = none)."""
+def check(backupmeta: bytes, seal_bytes: bytes | None, ours: bool, signer: Signer | None, where: str,
+          use: str = "restore from it") -> str:
+    """MetaError when backupmeta fails its seal; else a warning for the operator ("" = none).
+    `use`: what is refused ("restore from it", "build on it")."""
     if seal_bytes is None:
         if ours:
             raise MetaError(f"{where} has no seal (backupmeta.seal): br-fleet writes one with every backup, so this "
-                            "backupmeta was replaced or its seal deleted; refusing to restore from it")
+                            f"backupmeta was replaced or its seal deleted; refusing to {use}")
         return f"{where} was not written by br-fleet: it has no seal, so its integrity cannot be checked"
     try:
         found = Seal.model_validate_json(seal_bytes)
     except ValidationError:
-        raise MetaError(f"{where}'s seal (backupmeta.seal) is damaged; refusing to restore from it") from None
+        raise MetaError(f"{where}'s seal (backupmeta.seal) is damaged; refusing to {use}") from None
     if found.size != len(backupmeta) or found.sha256 != hashlib.sha256(backupmeta).hexdigest():
         raise MetaError(f"{where} does not match its seal (sha256 and size in backupmeta.seal): it was changed or "
-                        "truncated after the backup; refusing to restore from it")
-    return _check_signature(found, signer, where)
+                        f"truncated after the backup; refusing to {use}")
+    return _check_signature(found, signer, where, use)
 
 
-def _check_signature(found: Seal, signer: Signer | None, where: str) -> str:
+def _check_signature(found: Seal, signer: Signer | None, where: str, use: str) -> str:
     if not found.signer:
         return ""
     if signer is None or signer.fingerprint != found.signer:
         return (f"{where} is signed by coordinator key {found.signer}, not by this coordinator's key: its seal's "
                 "checksum is checked, its signature is not")
     if not signer.verifies(sealed_content(found.sha256, found.size), found.sig):
-        raise MetaError(f"{where}'s seal has a bad signature (forged or changed after signing); refusing to restore "
-                        "from it")
+        raise MetaError(f"{where}'s seal has a bad signature (forged or changed after signing); refusing to {use}")
     return ""

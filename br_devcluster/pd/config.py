@@ -14,6 +14,8 @@ class PDConfig(ServerConfig):
     initial_regions: int = Field(1, ge=1, le=KEY_SPACE)
     max_replicas: int = Field(1, ge=1)
     gc_life_time: float = Field(600.0, ge=0)
+    http_port: int = Field(0, ge=0, le=65535)  # PD's HTTP API (0: any free port; advertised in GetMembers)
+    tso_clock_offset: float = 0.0  # seconds added to the clock the TSO follows (negative: it lags)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> PDConfig:
@@ -26,6 +28,10 @@ def parse_args(argv: Sequence[str] | None = None) -> PDConfig:
     parser.add_argument("--initial-regions", default="1", help="regions created at bootstrap")
     parser.add_argument("--max-replicas", default="1", help="peers per region")
     parser.add_argument("--gc-life-time", default="600", help="seconds of history GC keeps")
+    parser.add_argument("--http-port", default="0",
+                        help="port of PD's HTTP API (admin/reset-ts), advertised as a second client URL (default: any)")
+    parser.add_argument("--tso-clock-offset", default="0",
+                        help="seconds added to the clock PD's TSO follows, e.g. -60 for a PD whose clock lags")
     parser.add_argument("--log-file", default=None)
     parser.add_argument("--tls-ca", default="", help="CA (PEM): clients must present a certificate it signed")
     parser.add_argument("--tls-cert", default="", help="server certificate (PEM): serve TLS")

@@ -30,13 +30,14 @@ def check_cluster_id(expected: int, got: int, context: grpc.ServicerContext, all
 
 class PDService(pdpb_pb2_grpc.PDServicer):
     def __init__(self, state: ClusterState, tso: TsoAllocator, gc: GCSafePoints, operators: Operators,
-                 client_url: str) -> None:
+                 client_urls: list[str]) -> None:
+        """client_urls: the gRPC URL first (what gRPC clients connect to), then the HTTP API's."""
         self._state = state
         self._tso = tso
         self._gc = gc
         self._operators = operators
-        self._member = pdpb_pb2.Member(name="pd", member_id=state.member_id, client_urls=[client_url],
-                                       peer_urls=[client_url], binary_version=RELEASE_VERSION, git_hash=GIT_HASH)
+        self._member = pdpb_pb2.Member(name="pd", member_id=state.member_id, client_urls=client_urls,
+                                       peer_urls=client_urls[:1], binary_version=RELEASE_VERSION, git_hash=GIT_HASH)
 
     def _check(self, request, context: grpc.ServicerContext, allow_zero: bool = False) -> None:  # noqa: ANN001
         check_cluster_id(self._state.cluster_id, request.header.cluster_id, context, allow_zero)

@@ -286,3 +286,42 @@ def test_a_backup_while_transactions_commit_is_the_snapshot_at_backup_ts(source:
     meta = source.meta(prefix)
     with TxnChecksum(source.dc.pd) as txn:
         assert txn.checksum_at(b"", b"", meta.end_version) == files_checksum(meta)
+
+
+def test_an_incremental_by_path_builds_on_a_checked_complete_backup(source: Source, backup_prefix: str) -> None:
+    """--lastbackup URL: the previous backup's backupmeta gives the start version; a path without a
+    complete backup, or a --lastbackupts that is not its end version, is refused in one line."""
+    base = source.meta(backup_prefix)
+    txn_commit(tikv_client.TransactionClient.connect([source.dc.pd_address]), {_key(5): b"after the base"})
+    missing = source.backup(f"incr-none-{os.getpid()}", "full", "--lastbackup", source.url(f"nothing-{os.getpid()}"))
+    assert missing.returncode != 0 and "--lastbackup" in missing.stderr and "backupmeta not found" in missing.stderr
+    assert "name a complete backup" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    wrong = source.backup(f"incr-wrong-{os.getpid()}", "full", "--lastbackup", source.url(backup_prefix),
+                          "--lastbackupts", str(base.end_version - 1))
+    assert wrong.returncode != 0 and f"is not the end version {base.end_version}" in wrong.stderr
+    prefix = f"txn-incr-path-{os.getpid()}"
+    done = source.backup(prefix, "full", "--lastbackup", source.url(backup_prefix))
+    assert done.returncode == 0, done.stderr
+    meta = source.meta(prefix)
+    assert meta.is_txn_kv and meta.start_version == base.end_version < meta.end_version
+    assert sum(f.total_kvs for f in meta.files) >= 1  # the change above (and those of earlier tests)
+
+
+def test_restore_moves_a_lagging_pds_tso_past_the_backup(source: Source, backup_prefix: str) -> None:
+    """The target PD's clock runs an hour behind the backup's end version: br moves its TSO with
+    PD's reset-ts and restores; new transactions then commit above every restored one."""
+    meta = source.meta(backup_prefix)
+    shape = cluster.ClusterConfig(stores=1, regions=2, tso_clock_offset=-3600.0)
+    with target_cluster(source, "target-lagging", shape) as (dc, broker):
+        assert dc.pd.tso() < meta.end_version
+        done = restore(source, dc, broker, backup_prefix)
+        assert done.returncode == 0, done.stderr
+        assert "moved it past with PD's reset-ts" in (source.work / f"restore-{backup_prefix}-full.log").read_text()
+        assert dc.pd.tso() > meta.end_version
+        with TxnChecksum(dc.pd) as txn:
+            assert txn.checksum_at(b"", b"", dc.pd.tso()) == files_checksum(meta)
+        client = tikv_client.TransactionClient.connect([dc.pd_address])
+        restored = client.snapshot(meta.end_version, False).get(_key(1))
+        txn_commit(client, {_key(1): b"after restore"})
+        assert client.snapshot(dc.pd.tso(), False).get(_key(1)) == b"after restore"
+        assert client.snapshot(meta.end_version, False).get(_key(1)) == restored  # committed above it

@@ -43,3 +43,15 @@ def test_the_url_can_come_from_an_environment_variable_or_a_file(tmp_path, monke
         read_storage_arg("@env:NOPE")
     with pytest.raises(ValueError, match="cannot read"):
         read_storage_arg(f"@file:{tmp_path / 'missing'}")
+
+
+def test_lastbackup_is_a_storage_url_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lastbackup V / --lastbackup=V are found (never --lastbackupts), and read through @env: as -s is."""
+    argv = ["backup", "full", "-s", "A", "--lastbackup", "B", "--lastbackup=C", "--lastbackupts", "5",
+            "--lastbackupts=6"]
+    assert [argv[i][len(p):] for i, p in storage_positions(argv, "--lastbackup")] == ["B", "C"]
+    assert [argv[i][len(p):] for i, p in storage_positions(argv)] == ["A"]
+    monkeypatch.setenv("BR_BASE_URL", "s3://b/full?access-key=a&secret-access-key=b")
+    assert read_storage_arg("@env:BR_BASE_URL", "--lastbackup") == "s3://b/full?access-key=a&secret-access-key=b"
+    with pytest.raises(ValueError, match="^--lastbackup @env:NOPE: the environment variable NOPE is not set"):
+        read_storage_arg("@env:NOPE", "--lastbackup")
