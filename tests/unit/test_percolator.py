@@ -11,6 +11,7 @@ from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.tso import compose
 from br_common.txn_codec import TS_MAX, Lock, LockType, Write, WriteType, append_ts, encode_bytes
 from br_devcluster.store import percolator, txn_reads
+from br_devcluster.store.concurrency import ConcurrencyManager
 from br_devcluster.store.txn_reader import Modify, TxnReader
 from tests.doubles import EngineCFs, MemoryCFs
 
@@ -121,13 +122,88 @@ def test_prewrite_and_commit_leave_tikvs_bytes() -> None:
     assert get(cfs, b"k2", 30).commit_ts == 20
 
 
-def test_async_commit_and_one_pc_are_refused_with_ordinary_locks() -> None:
+def async_prewrite(cfs: MemoryCFs, start: int, primary: bytes, secondaries: list[bytes], max_ts: int,
+                   *keys: bytes, **fields) -> pb.PrewriteResponse:
+    """One region's share of an async-commit txn, with the store's max ts."""
+    req = pb.PrewriteRequest(mutations=[put(k, b"v-" + k) for k in keys], primary_lock=primary,
+                             start_version=start, lock_ttl=3000, use_async_commit=True,
+                             secondaries=secondaries, **fields)
+    return run(cfs, percolator.prewrite, req, max_ts)
+
+
+def test_async_commit_prewrite_takes_min_commit_ts_above_the_max_ts() -> None:
+    """max(start_ts, max_ts, for_update_ts) + 1, or the request's if higher; the primary's lock
+    lists the secondaries, every lock says async commit; the answer is the largest."""
     cfs = new_cfs()
-    response = prewrite(cfs, 10, put(b"k", b"v"), use_async_commit=True, secondaries=[b"s"], try_one_pc=True)
+    response = async_prewrite(cfs, 10, b"p", [b"s1", b"s2"], 30, b"p", b"s1", try_one_pc=True)
+    assert not response.errors and response.min_commit_ts == 31 and response.one_pc_commit_ts == 0
+    primary, secondary = lock_record(cfs, b"p"), lock_record(cfs, b"s1")
+    assert primary.use_async_commit and primary.secondaries == (b"s1", b"s2") and primary.min_commit_ts == 31
+    assert secondary.use_async_commit and secondary.secondaries == () and secondary.min_commit_ts == 31
+    assert async_prewrite(cfs, 10, b"p", [b"s1", b"s2"], 5, b"s2").min_commit_ts == 11  # start_ts + 1
+    assert async_prewrite(cfs, 10, b"p", [], 5, b"s3", min_commit_ts=50).min_commit_ts == 50
+    # a retry answers the lock's own min_commit_ts, whatever the max ts is now
+    assert async_prewrite(cfs, 10, b"p", [b"s1", b"s2"], 90, b"p", b"s1").min_commit_ts == 31
+    assert cfs.data["write"] == {}
+
+
+def test_async_commit_above_max_commit_ts_falls_back_to_2pc() -> None:
+    cfs = new_cfs()
+    response = async_prewrite(cfs, 10, b"p", [b"s"], 40, b"p", max_commit_ts=35)
+    assert not response.errors and response.min_commit_ts == 0
+    lock = lock_record(cfs, b"p")
+    assert not lock.use_async_commit and not lock.secondaries and lock.min_commit_ts == 0
+
+
+def test_one_pc_alone_is_refused_with_ordinary_locks() -> None:
+    cfs = new_cfs()
+    response = prewrite(cfs, 10, put(b"k", b"v"), try_one_pc=True)
     assert not response.errors and response.min_commit_ts == 0 and response.one_pc_commit_ts == 0
     lock = lock_record(cfs, b"k")
     assert lock is not None and not lock.use_async_commit and not lock.secondaries
     assert cfs.data["write"] == {}
+
+
+def test_async_commit_locks_block_reads_from_min_commit_ts_and_commit_at_it() -> None:
+    cfs = new_cfs()
+    async_prewrite(cfs, 10, b"p", [b"s"], 30, b"p", b"s")
+    assert get(cfs, b"s", 30).not_found  # it will commit after 30: the read at 30 is not blocked
+    assert get(cfs, b"s", 31).error.locked.use_async_commit
+    assert get(cfs, b"p", TS_MAX).error.locked.min_commit_ts == 31  # an async primary blocks the max ts too
+    too_early = commit(cfs, 10, 25, b"p", b"s")
+    assert too_early.error.commit_ts_expired.min_commit_ts == 31
+    assert not commit(cfs, 10, 31, b"p", b"s").HasField("error")
+    assert value_at(cfs, b"s", 31) == b"v-s" and value_at(cfs, b"p", 30) is None
+
+
+def test_check_txn_status_reports_an_expired_async_commit_primary_untouched() -> None:
+    """TiKV neither rolls it back by TTL nor pushes it: the caller checks the secondaries."""
+    cfs = new_cfs()
+    async_prewrite(cfs, ts(100), b"p", [b"s"], 0, b"p")
+    status = check_status(cfs, b"p", ts(100), ts(100_000), caller_start_ts=ts(100_000))
+    assert status.action == pb.NoAction and status.lock_ttl == 3000 and status.commit_version == 0
+    assert status.lock_info.use_async_commit and list(status.lock_info.secondaries) == [b"s"]
+    assert status.lock_info.min_commit_ts == ts(100) + 1 and lock_record(cfs, b"p") is not None
+    forced = check_status(cfs, b"p", ts(100), ts(100_000), force_sync_commit=True)
+    assert forced.action == pb.TTLExpireRollback and lock_record(cfs, b"p") is None
+
+
+def test_check_secondary_locks_of_an_async_commit_txn() -> None:
+    """All locked: the locks (with min_commit_ts); one never prewritten: a protected rollback
+    there, so that its late prewrite fails; one committed: its commit ts."""
+    cfs = new_cfs()
+    async_prewrite(cfs, 10, b"p", [b"a", b"b", b"c"], 20, b"p", b"a", b"b")
+    check = pb.CheckSecondaryLocksRequest(keys=[b"a", b"b"], start_version=10)
+    locks = run(cfs, percolator.check_secondary_locks, check).locks
+    assert [(lock.key, lock.min_commit_ts, lock.use_async_commit) for lock in locks] == [(b"a", 21, True), (b"b", 21, True)]
+    missing = run(cfs, percolator.check_secondary_locks, pb.CheckSecondaryLocksRequest(keys=[b"c"], start_version=10))
+    assert not missing.locks and missing.commit_ts == 0
+    assert write_record(cfs, b"c", 10) == Write.rollback(10, protected=True)
+    late = async_prewrite(cfs, 10, b"p", [], 20, b"c")
+    assert late.errors[0].conflict.reason == pb.WriteConflict.SelfRolledBack
+    assert not commit(cfs, 10, 21, b"a").HasField("error")
+    committed = run(cfs, percolator.check_secondary_locks, check)
+    assert not committed.locks and committed.commit_ts == 21
 
 
 # --- reads and locks ------------------------------------------------------------------------
@@ -682,3 +758,12 @@ def test_gc_as_tikvs_own_test(size: int) -> None:
     assert value_at(cfs, b"k", 62) == v3
     assert [commit_ts for commit_ts, _ in TxnReader(cfs).writes(b"k")] == [40]
     assert len(cfs.data["default"]) == (1 if size > 255 else 0)
+
+
+def test_max_ts_only_rises_and_ignores_the_max_ts() -> None:
+    manager = ConcurrencyManager(100)
+    manager.update_max_ts(50)
+    manager.update_max_ts(TS_MAX)  # a read of the latest (TiKV skips it)
+    assert manager.max_ts() == 100
+    manager.update_max_ts(120)
+    assert manager.max_ts() == 120
