@@ -81,11 +81,13 @@ def _write(kind: str, response_type: type, keys_of: KeysOf, command: Callable[..
 
 
 def _prewrite(self: "TxnMethods", request: pb.PrewriteRequest, context: Any) -> pb.PrewriteResponse:
-    """Prewrite gets the store's max ts (under the lock, so no read slips in between)."""
+    """Prewrite gets the store's max ts (under the lock, so no read slips in between); async
+    commit first syncs it with PD if this store has not since it began leading the region."""
     check_api_version(request.context, "prewrite")
     def run(reader: TxnReader, _bounds: Bounds, max_ts: int) -> Outcome:
         return percolator.prewrite(reader, request, max_ts)
-    return self._command(request.context, _keys(_mutation_keys(request)), run, TS_MAX)
+    return self._command(request.context, _keys(_mutation_keys(request)), run, TS_MAX,
+                         sync_max_ts=request.use_async_commit)
 
 
 _prewrite.__name__ = "prewrite"
@@ -144,11 +146,14 @@ class TxnMethods:
             return TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region)
 
     def _command(self, ctx: pb.Context, keys: list[bytes],
-                 command: Callable[[TxnReader, Bounds, int], Outcome], read_ts: int) -> object:
+                 command: Callable[[TxnReader, Bounds, int], Outcome], read_ts: int,
+                 sync_max_ts: bool = False) -> object:
         state = self._state
         with state.write_lock:
             info = state.checker.check_keys(ctx, encoded(keys))
             state.concurrency.update_max_ts(read_ts)
+            if sync_max_ts and not state.concurrency.is_synced(info.id):
+                state.concurrency.sync(info.id, state.pd.tso())
             outcome = command(TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region),
                               state.concurrency.max_ts())
             self._apply(info, outcome.modifies)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("locks"), stores=2, regions=1) as running:
+    with running_cluster(tmp_path_factory.mktemp("locks"), stores=2, regions=1, replicas=2) as running:
         admin = DevAdmin.of(running.pd)
         admin.split_region(encode_bytes(b"m"))
         admin.close()
@@ -99,13 +99,20 @@ def async_prewrite(cluster: Cluster, start: int, primary: bytes, secondaries: li
     return min_commit_ts
 
 
-def test_an_async_commit_prewrite_commits_above_earlier_reads(cluster: Cluster) -> None:
-    """The store's max ts: a read at ts (of any key it leads) puts min_commit_ts above ts."""
-    start = cluster.pd.tso()
+def read_at(cluster: Cluster, key: bytes) -> int:
+    """A read at a fresh ts on the key's leader: its ts."""
     read_ts = cluster.pd.tso()
-    info = cluster.pd.region(encode_bytes(b"e/r"))
-    cluster.stub(info.leader_store_id).KvGet(pb.GetRequest(context=context_of(info), key=b"e/r", version=read_ts))
-    assert async_prewrite(cluster, start, b"e/p", [], [b"e/p"], ttl_ms=50) > read_ts
+    info = cluster.pd.region(encode_bytes(key))
+    cluster.stub(info.leader_store_id).KvGet(pb.GetRequest(context=context_of(info), key=key, version=read_ts))
+    return read_ts
+
+
+def test_an_async_commit_prewrite_commits_above_earlier_reads(cluster: Cluster) -> None:
+    """The store's max ts: a read at ts (of any key it leads) puts min_commit_ts right above ts."""
+    async_prewrite(cluster, cluster.pd.tso(), b"e/p0", [], [b"e/p0"], ttl_ms=50)  # the leader syncs with PD
+    start = cluster.pd.tso()
+    read_ts = read_at(cluster, b"e/r")
+    assert async_prewrite(cluster, start, b"e/p", [], [b"e/p"], ttl_ms=50) == read_ts + 1
 
 
 def test_an_expired_async_commit_txn_with_every_lock_is_committed(cluster: Cluster) -> None:
@@ -147,3 +154,19 @@ def test_a_live_async_commit_txn_is_waited_on(cluster: Cluster) -> None:
         outcome = resolver.resolve(lock_of(cluster, b"t/s"), cluster.pd.tso())
     assert not outcome.resolved and 50_000 < outcome.wait_ms <= 60_000 and "async commit" in outcome.detail
     assert read(cluster, b"t/s").error.locked.use_async_commit  # untouched
+
+
+def test_a_new_leader_commits_above_the_reads_its_predecessor_served(cluster: Cluster) -> None:
+    """TiKV raises a new leader's max ts to a PD ts before it takes async commits; both ways."""
+    admin = DevAdmin.of(cluster.pd)
+    try:
+        for round_trip in range(2):
+            info = cluster.pd.region(encode_bytes(b"h/r"))
+            other = next(p.store_id for p in info.region.peers if p.store_id != info.leader_store_id)
+            start = cluster.pd.tso()
+            read_ts = read_at(cluster, b"h/r")  # served by the leader about to hand over
+            admin.transfer_leader(info.id, other)
+            key = b"h/p%d" % round_trip
+            assert async_prewrite(cluster, start, key, [], [key], ttl_ms=50) > read_ts
+    finally:
+        admin.close()

@@ -767,3 +767,12 @@ def test_max_ts_only_rises_and_ignores_the_max_ts() -> None:
     assert manager.max_ts() == 100
     manager.update_max_ts(120)
     assert manager.max_ts() == 120
+
+
+def test_a_region_is_synced_again_after_its_leadership_left() -> None:
+    manager = ConcurrencyManager(100)
+    assert not manager.is_synced(7)
+    manager.sync(7, 300)
+    assert manager.is_synced(7) and manager.max_ts() == 300
+    manager.forget(7)
+    assert not manager.is_synced(7) and manager.max_ts() == 300
