@@ -195,7 +195,8 @@ def test_check_secondary_locks_of_an_async_commit_txn() -> None:
     async_prewrite(cfs, 10, b"p", [b"a", b"b", b"c"], 20, b"p", b"a", b"b")
     check = pb.CheckSecondaryLocksRequest(keys=[b"a", b"b"], start_version=10)
     locks = run(cfs, percolator.check_secondary_locks, check).locks
-    assert [(lock.key, lock.min_commit_ts, lock.use_async_commit) for lock in locks] == [(b"a", 21, True), (b"b", 21, True)]
+    assert [(lock.key, lock.min_commit_ts, lock.use_async_commit) for lock in locks] == [
+        (b"a", 21, True), (b"b", 21, True)]
     missing = run(cfs, percolator.check_secondary_locks, pb.CheckSecondaryLocksRequest(keys=[b"c"], start_version=10))
     assert not missing.locks and missing.commit_ts == 0
     assert write_record(cfs, b"c", 10) == Write.rollback(10, protected=True)
