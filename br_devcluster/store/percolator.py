@@ -357,10 +357,12 @@ def batch_rollback(reader: TxnReader, req: pb.BatchRollbackRequest) -> Outcome:
 def resolve_lock(reader: TxnReader, req: pb.ResolveLockRequest, lower: bytes = b"",
                  upper: bytes | None = None) -> Outcome:
     """Commit or roll back the locks of the given txns in [lower, upper) (the region), or only
-    on req.keys (resolve lock lite)."""
+    req.keys (resolve lock lite)."""
+    if req.keys:
+        return _resolve_lock_lite(reader, req)
     statuses = {info.txn: info.status for info in req.txn_infos} or {req.start_version: req.commit_version}
     batch = TxnBatch()
-    for raw_key, lock in _locks_to_resolve(reader, req, lower, upper):
+    for raw_key, lock in reader.locks(lower, upper):
         commit_ts = statuses.get(lock.ts)
         if commit_ts is None:
             continue
@@ -376,14 +378,25 @@ def resolve_lock(reader: TxnReader, req: pb.ResolveLockRequest, lower: bytes = b
     return Outcome(batch.modifies, pb.ResolveLockResponse())
 
 
-def _locks_to_resolve(reader: TxnReader, req: pb.ResolveLockRequest, lower: bytes, upper: bytes | None):
-    if not req.keys:
-        yield from reader.locks(lower, upper)
-        return
-    for raw_key in req.keys:
-        lock = reader.load_lock(raw_key)
-        if lock is not None:
-            yield raw_key, lock
+def _resolve_lock_lite(reader: TxnReader, req: pb.ResolveLockRequest) -> Outcome:
+    """commands/resolve_lock_lite.rs: each key committed as KvCommit does (no lock of the txn and
+    not committed: TxnLockNotFound) or cleaned up as KvCleanup with current_ts 0 (a key without
+    the lock gets a rollback record; one the txn committed fails the command)."""
+    start_ts, commit_ts = req.start_version, req.commit_version
+    if commit_ts and commit_ts <= start_ts:
+        return Outcome([], pb.ResolveLockResponse(error=abort_error(
+            f"invalid txn tso: start_ts {start_ts} commit_ts {commit_ts}")))
+    batch = TxnBatch()
+    for raw_key in dict.fromkeys(req.keys):
+        if commit_ts:
+            error = _commit_key(reader, batch, raw_key, start_ts, commit_ts)
+        else:
+            committed = _cleanup_key(reader, batch, raw_key, start_ts, 0, protect_rollback=False)
+            error = abort_error(f"txn {start_ts} already committed at {committed} on key {raw_key.hex()}"
+                                ) if committed else None
+        if error is not None:
+            return Outcome([], pb.ResolveLockResponse(error=error))
+    return Outcome(batch.modifies, pb.ResolveLockResponse())
 
 
 # --- transaction status ---------------------------------------------------------------------

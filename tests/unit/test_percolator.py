@@ -404,10 +404,18 @@ def test_resolve_lock() -> None:
                                                                       pb.TxnInfo(txn=11, status=0)]))
     assert cfs.data["lock"] == {} and value_at(cfs, b"c", 30) == b"3" and value_at(cfs, b"d", 30) is None
     prewrite(cfs, 40, put(b"x", b"1"), put(b"y", b"2"))
-    run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, keys=[b"y"]))
+    run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, keys=[b"y", b"z"]))
     assert lock_record(cfs, b"x") is not None and lock_record(cfs, b"y") is None
+    assert write_record(cfs, b"z", 40) == Write.rollback(40, protected=False)  # lite: cleanup of every key
     bad = run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, commit_version=40))
     assert bad.error.abort
+    missing = run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, commit_version=50,
+                                                                       keys=[b"x", b"y"]))
+    assert missing.error.HasField("txn_lock_not_found") and lock_record(cfs, b"x") is not None
+    assert not run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, commit_version=50,
+                                                                       keys=[b"x"])).HasField("error")
+    committed = run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, keys=[b"x"]))
+    assert "already committed" in committed.error.abort
 
 
 # --- transaction status ---------------------------------------------------------------------
