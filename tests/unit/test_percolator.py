@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.lock_resolver import async_commit_ts
 from br_common.tso import compose
 from br_common.txn_codec import TS_MAX, Lock, LockType, Write, WriteType, append_ts, encode_bytes
 from br_devcluster.store import percolator, txn_reads
@@ -785,3 +786,117 @@ def test_a_region_is_synced_again_after_its_leadership_left() -> None:
     assert manager.is_synced(7) and manager.max_ts() == 300
     manager.forget(7)
     assert not manager.is_synced(7) and manager.max_ts() == 300
+
+
+# --- async commit, model-checked ------------------------------------------------------------
+
+class AsyncModel(Model):
+    """An async-commit txn may commit at another txn's start ts (its commit ts comes from the
+    store's max ts, not from PD): a txn starting there reads it, so that is no lost update."""
+
+    def commit(self, start_ts: int, commit_ts: int, mutations: list[pb.Mutation]) -> None:
+        for m in mutations:
+            self.last_write[m.key] = min(self.last_write.get(m.key, 0), start_ts - 1)
+        super().commit(start_ts, commit_ts, mutations)
+
+
+class AsyncClient(Client):
+    """TiDB's client-go with async commit over one store: reads raise the store's max ts,
+    prewrites take min_commit_ts above it, and a lock whose primary answers use_async_commit is
+    decided from CheckSecondaryLocks (br_common.lock_resolver.async_commit_ts), then resolved
+    on the txn's keys (resolve lock lite)."""
+
+    def __init__(self, cfs: MemoryCFs, rng: random.Random) -> None:
+        super().__init__(cfs, rng)
+        self.manager = ConcurrencyManager()
+
+    def resolve(self, locked: pb.LockInfo) -> None:
+        start = locked.lock_version
+        status = run(self.cfs, percolator.check_txn_status, pb.CheckTxnStatusRequest(
+            primary_key=locked.primary_lock, lock_ts=start, caller_start_ts=self.clock,
+            current_ts=ts(1 << 40), rollback_if_not_exist=True))
+        assert not status.HasField("error")
+        if not (status.lock_ttl and status.lock_info.use_async_commit):
+            assert status.lock_ttl == 0
+            run(self.cfs, percolator.resolve_lock, pb.ResolveLockRequest(
+                start_version=start, commit_version=status.commit_version))
+            return
+        secondaries = list(status.lock_info.secondaries)
+        checks = [(len(secondaries), run(self.cfs, percolator.check_secondary_locks, pb.CheckSecondaryLocksRequest(
+            keys=secondaries, start_version=start)))] if secondaries else []
+        commit_ts = async_commit_ts(start, status.lock_info.min_commit_ts, checks)
+        resolved = run(self.cfs, percolator.resolve_lock, pb.ResolveLockRequest(
+            start_version=start, commit_version=commit_ts, keys=[locked.primary_lock, *secondaries]))
+        assert not resolved.HasField("error"), resolved
+
+    def get(self, key: bytes, at: int) -> bytes | None:
+        self.manager.update_max_ts(at)
+        return super().get(key, at)
+
+    def scan(self, at: int, reverse: bool) -> dict[bytes, bytes]:
+        self.manager.update_max_ts(at)
+        return super().scan(at, reverse)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_model_check_async_commit_transactions(seed: int) -> None:
+    """Each key prewritten in its own step (reads and resolvers interleave); a txn whose every
+    prewrite succeeded is committed at the largest min_commit_ts, whether its client then
+    commits every key, some or none; clients die at any point. Every read matches the model,
+    then and at the end (a commit ts below an earlier read's ts would change what it read)."""
+    rng = random.Random(seed)
+    cfs, model = new_cfs(), AsyncModel()
+    client = AsyncClient(cfs, rng)
+    keys = [b"k%02d" % i for i in range(10)]
+    prewriting: list[dict] = []
+    seen: list[tuple[bytes, int, bytes | None]] = []
+    for _ in range(500):
+        step = rng.random()
+        if step < 0.12:
+            mutations = _random_mutations(rng, keys)
+            prewriting.append({"start": client.tick(), "mutations": mutations, "done": 0, "commit_ts": 0})
+        elif step < 0.45 and prewriting:
+            txn = prewriting[rng.randrange(len(prewriting))]
+            if rng.random() < 0.05:
+                prewriting.remove(txn)  # the client dies mid-prewrite: resolvers roll it back
+                continue
+            _async_prewrite_step(client, model, prewriting, txn)
+        elif step < 0.75:
+            at = rng.randint(100, client.tick())
+            key = rng.choice(keys)
+            seen.append((key, at, client.get(key, at)))
+            assert seen[-1][2] == model.read(key, at), (key, at)
+        else:
+            at = rng.randint(100, client.tick())
+            got = client.scan(at, rng.random() < 0.5)
+            seen.extend((k, at, got.get(k)) for k in keys)
+            assert all(got.get(k) == model.read(k, at) for k in keys), at
+    assert [(k, at, v) for k, at, v in seen if model.read(k, at) != v] == []  # repeatable
+    at = client.tick()
+    assert client.scan(at, reverse=False) == {k: v for k in keys if (v := model.read(k, at)) is not None}
+    assert all(Lock.parse(v).lock_type == LockType.LOCK for v in cfs.data["lock"].values())  # never block reads
+
+
+def _async_prewrite_step(client: AsyncClient, model: AsyncModel, prewriting: list[dict], txn: dict) -> None:
+    """The txn's next key; on an error the client rolls back what it wrote (or dies first)."""
+    cfs, mutations, start = client.cfs, txn["mutations"], txn["start"]
+    req = pb.PrewriteRequest(mutations=[mutations[txn["done"]]], primary_lock=mutations[0].key, start_version=start,
+                             lock_ttl=3000, use_async_commit=True, secondaries=[m.key for m in mutations[1:]])
+    response = run(cfs, percolator.prewrite, req, client.manager.max_ts())
+    if response.errors:
+        prewriting.remove(txn)
+        if client.rng.random() < 0.8:
+            run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(
+                start_version=start, keys=[m.key for m in mutations]))
+        return
+    txn["done"] += 1
+    txn["commit_ts"] = max(txn["commit_ts"], response.min_commit_ts)
+    if txn["done"] < len(mutations):
+        return
+    prewriting.remove(txn)  # committed: its user is told so, whatever happens next
+    model.commit(start, txn["commit_ts"], mutations)
+    client.clock = max(client.clock, txn["commit_ts"])
+    committed = client.rng.sample(mutations, client.rng.randint(0, len(mutations)))
+    if committed:
+        answer = commit(cfs, start, txn["commit_ts"], *(m.key for m in committed))
+        assert not answer.HasField("error"), answer
