@@ -64,7 +64,7 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
         region = info.region
         start, end = piece
         try:
-            view = self._leader_view(info)
+            view = self._leader_view(info, 0 if request.is_raw_kv else request.end_version)
             target = RegionBackup(root=root, store_id=self._state.store_id, region_id=region.id,
                                   epoch_version=region.region_epoch.version, start_key=start, end_key=end,
                                   start_version=request.start_version, end_version=request.end_version)
@@ -83,8 +83,10 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
         log.info("backed up region %d [%r, %r): %d files", region.id, start, end, len(files))
         return brpb_pb2.BackupResponse(start_key=start, end_key=end, files=files)
 
-    def _leader_view(self, scanned: RegionInfo) -> CFSnapshot:
-        """Under the write lock: still the leader of the region as scanned, then a view of every CF."""
+    def _leader_view(self, scanned: RegionInfo, read_ts: int) -> CFSnapshot:
+        """Under the write lock: still the leader of the region as scanned, then a view of every CF.
+        A txn backup raises the max ts to backup_ts first (TiKV's endpoint calls update_max_ts
+        before its scan), so an async-commit prewrite after it commits above backup_ts."""
         state = self._state
         with state.write_lock:
             info = state.pd.region_by_id(scanned.id)
@@ -93,6 +95,7 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
             state.checker.require_leader(info)
             if info.region.region_epoch != scanned.region.region_epoch:
                 raise epoch_not_match(scanned.region.region_epoch, info.region)
+            state.concurrency.update_max_ts(read_ts)
             return state.engine.snapshot_cfs()
 
 

@@ -45,7 +45,7 @@ class CoprocessorMethods:
         except Exception:  # noqa: BLE001 - protobuf's DecodeError
             return coprocessor_pb2.Response(other_error="data is not a tipb.ChecksumRequest")
         ranges = [(r.start, r.end) for r in request.ranges]
-        reader = self._checksum_view(request.context, ranges)
+        reader = self._checksum_view(request.context, ranges, request.start_ts)
         try:
             rule = checksum_request.rule if checksum_request.HasField("rule") else None
             checksum = checksum_ranges(reader, ranges, request.start_ts, request.context, rule)
@@ -55,11 +55,13 @@ class CoprocessorMethods:
                                              total_bytes=checksum.total_bytes).SerializeToString()
         return coprocessor_pb2.Response(data=data)
 
-    def _checksum_view(self, ctx: pb.Context, ranges: list[tuple[bytes, bytes]]) -> TxnReader:
-        """Every range inside the region, then a consistent view."""
+    def _checksum_view(self, ctx: pb.Context, ranges: list[tuple[bytes, bytes]], start_ts: int) -> TxnReader:
+        """Every range inside the region, the max ts raised to start_ts (TiKV's coprocessor
+        check_memory_locks), then a consistent view."""
         state = self._state
         with state.write_lock:
             check_raw_ranges(state.checker, ctx, ranges)
+            state.concurrency.update_max_ts(start_ts)
             return TxnReader(state.engine.snapshot_cfs())
 
 

@@ -67,6 +67,8 @@ class DevStoreService(devclusterpb_pb2_grpc.DevStoreServicer):
             if not any(p.store_id == request.to_store_id for p in info.region.peers):
                 raise StoreError(f"store {request.to_store_id} holds no peer of region {info.id}")
             region = state.dev_pd.commit_peer_change(info.region, list(info.region.peers), request.to_store_id)
+            if request.to_store_id != state.store_id:
+                state.concurrency.forget(info.id)  # leading it again means syncing max ts again
         log.info("region %d: leadership handed to store %d", info.id, request.to_store_id)
         return Admin(region=region)
 
@@ -83,6 +85,8 @@ class DevStoreService(devclusterpb_pb2_grpc.DevStoreServicer):
                                        state.engine.snapshot_cfs().entries(region.start_key, region.end_key))
             leader = request.to_store_id if request.from_store_id == state.store_id else state.store_id
             committed = state.dev_pd.commit_peer_change(region, peers, leader)
+            if leader != state.store_id:
+                state.concurrency.forget(region.id)
             self._drop_old_copy(request.from_store_id, region)
         log.info("region %d: peer moved from store %d to store %d", region.id, request.from_store_id,
                  request.to_store_id)

@@ -4,9 +4,12 @@ the Kv* service checks the region, applies the batch atomically and answers.
 
 Follows tikv src/storage/txn/actions/{prewrite,commit,cleanup,check_txn_status,gc}.rs and
 commands/{rollback,resolve_lock,txn_heart_beat,check_secondary_locks,pessimistic_rollback}.rs
-(../shared/reference/tikv-txn.md A1, A4). Async commit and 1PC are refused the way TiKV may
-refuse them: prewrite answers min_commit_ts = 0 and one_pc_commit_ts = 0 and writes ordinary
-2PC locks. Timestamps are TSO: ts >> 18 is the physical part in ms, which lock TTLs count in.
+(../shared/reference/tikv-txn.md A1, A4). Async commit is served as TiKV does: the locks carry
+use_async_commit (the primary's also the secondaries) and a min_commit_ts above the store's max
+ts (which the service passes in), answered to the client; its fate is decided from the primary
+and CheckSecondaryLocks. 1PC is refused the way TiKV may refuse it (one_pc_commit_ts = 0, the
+keys get ordinary locks). Timestamps are TSO: ts >> 18 is the physical part in ms, which lock
+TTLs count in.
 """
 from __future__ import annotations
 
@@ -145,10 +148,26 @@ def _cleanup_key(reader: TxnReader, batch: TxnBatch, raw_key: bytes, start_ts: i
 
 # --- prewrite -------------------------------------------------------------------------------
 
-def prewrite(reader: TxnReader, req: pb.PrewriteRequest) -> Outcome:
+class PrewriteBatch(TxnBatch):
+    """A prewrite's changes and, for async commit, the min_commit_ts each lock gets: above the
+    store's max ts, the start ts and for_update_ts (actions/prewrite.rs async_commit_timestamps)."""
+
+    def __init__(self, req: pb.PrewriteRequest, max_ts: int) -> None:
+        super().__init__()
+        self.async_commit = req.use_async_commit
+        self.floor = max(max_ts, req.start_version, req.for_update_ts) + 1 if self.async_commit else 0
+        self.min_commit_ts = 0  # the largest of the command's locks: what the client commits at
+
+    def note(self, min_commit_ts: int) -> None:
+        self.min_commit_ts = max(self.min_commit_ts, min_commit_ts)
+
+
+def prewrite(reader: TxnReader, req: pb.PrewriteRequest, max_ts: int = 0) -> Outcome:
     """Locks every mutation or nothing: KeyIsLocked errors are collected (the client resolves
-    them all), any other error aborts the command; min_commit_ts/one_pc_commit_ts stay 0."""
-    batch, locked = TxnBatch(), []
+    them all), any other error aborts the command. With use_async_commit the answer carries the
+    locks' largest min_commit_ts; above max_commit_ts (TiKV's CommitTsTooLarge) the command falls
+    back to 2PC locks and answers 0. one_pc_commit_ts stays 0 (1PC refused)."""
+    batch, locked = PrewriteBatch(req, max_ts), []
     for index, mutation in enumerate(req.mutations):
         error = _prewrite_key(reader, batch, req, index, mutation)
         if error is not None and error.HasField("locked"):
@@ -157,7 +176,13 @@ def prewrite(reader: TxnReader, req: pb.PrewriteRequest) -> Outcome:
             return Outcome([], pb.PrewriteResponse(errors=[error]))
     if locked:
         return Outcome([], pb.PrewriteResponse(errors=locked))
-    return Outcome(batch.modifies, pb.PrewriteResponse())
+    if batch.async_commit and req.max_commit_ts and batch.min_commit_ts > req.max_commit_ts:
+        fallback = pb.PrewriteRequest()
+        fallback.CopyFrom(req)
+        fallback.use_async_commit = False
+        del fallback.secondaries[:]
+        return prewrite(reader, fallback)
+    return Outcome(batch.modifies, pb.PrewriteResponse(min_commit_ts=batch.min_commit_ts))
 
 
 def _pessimistic_action(req: pb.PrewriteRequest, index: int) -> int:
@@ -166,7 +191,7 @@ def _pessimistic_action(req: pb.PrewriteRequest, index: int) -> int:
     return req.pessimistic_actions[index]
 
 
-def _prewrite_key(reader: TxnReader, batch: TxnBatch, req: pb.PrewriteRequest, index: int,
+def _prewrite_key(reader: TxnReader, batch: PrewriteBatch, req: pb.PrewriteRequest, index: int,
                   mutation: pb.Mutation) -> pb.KeyError | None:
     """prewrite.rs: check the key's lock, then (without a lock of ours) newer versions and the
     data constraint, then write the lock; None also for a retry whose lock is already there."""
@@ -178,6 +203,8 @@ def _prewrite_key(reader: TxnReader, batch: TxnBatch, req: pb.PrewriteRequest, i
     if lock is not None:
         error = _check_own_lock(req, raw_key, lock, locked_for_update)
         if error is not None or lock.lock_type != LockType.PESSIMISTIC:
+            if error is None and lock.use_async_commit:
+                batch.note(lock.min_commit_ts)  # a retry answers the lock's own (prewrite.rs check_lock)
             return error  # another txn's lock, or ours already prewritten (a retry)
     elif locked_for_update:
         amend = _amend_pessimistic_lock(reader, req, raw_key)
@@ -246,9 +273,10 @@ def _check_newer_version(reader: TxnReader, req: pb.PrewriteRequest, raw_key: by
     return None
 
 
-def _write_prewrite_lock(batch: TxnBatch, req: pb.PrewriteRequest, mutation: pb.Mutation,
+def _write_prewrite_lock(batch: PrewriteBatch, req: pb.PrewriteRequest, mutation: pb.Mutation,
                          previous: Lock | None) -> None:
-    """The lock (value inline when <= 255 bytes, else in the default CF at start_ts)."""
+    """The lock (value inline when <= 255 bytes, else in the default CF at start_ts); async
+    commit: its min_commit_ts raised to the batch's floor, the secondaries on the primary only."""
     lock_type = _PREWRITE_LOCK_TYPES[mutation.op]
     value = mutation.value if lock_type == LockType.PUT else None
     short_value = value if value is not None and is_short_value(value) else None
@@ -257,9 +285,15 @@ def _write_prewrite_lock(batch: TxnBatch, req: pb.PrewriteRequest, mutation: pb.
     ttl, min_commit_ts = req.lock_ttl, req.min_commit_ts
     if previous is not None:  # our pessimistic lock: its TTL and min_commit_ts may have been pushed
         ttl, min_commit_ts = max(ttl, previous.ttl), max(min_commit_ts, previous.min_commit_ts)
+    secondaries: tuple[bytes, ...] = ()
+    if batch.async_commit:
+        min_commit_ts = max(min_commit_ts, batch.floor)
+        batch.note(min_commit_ts)
+        secondaries = tuple(req.secondaries) if mutation.key == req.primary_lock else ()
     batch.put_lock(mutation.key, Lock(
         lock_type, req.primary_lock, req.start_version, ttl, short_value, for_update_ts=req.for_update_ts,
-        txn_size=req.txn_size, min_commit_ts=min_commit_ts, rollback_ts=previous.rollback_ts if previous else ()))
+        txn_size=req.txn_size, min_commit_ts=min_commit_ts, use_async_commit=batch.async_commit,
+        secondaries=secondaries, rollback_ts=previous.rollback_ts if previous else ()))
 
 
 # --- commit ---------------------------------------------------------------------------------
@@ -323,10 +357,12 @@ def batch_rollback(reader: TxnReader, req: pb.BatchRollbackRequest) -> Outcome:
 def resolve_lock(reader: TxnReader, req: pb.ResolveLockRequest, lower: bytes = b"",
                  upper: bytes | None = None) -> Outcome:
     """Commit or roll back the locks of the given txns in [lower, upper) (the region), or only
-    on req.keys (resolve lock lite)."""
+    req.keys (resolve lock lite)."""
+    if req.keys:
+        return _resolve_lock_lite(reader, req)
     statuses = {info.txn: info.status for info in req.txn_infos} or {req.start_version: req.commit_version}
     batch = TxnBatch()
-    for raw_key, lock in _locks_to_resolve(reader, req, lower, upper):
+    for raw_key, lock in reader.locks(lower, upper):
         commit_ts = statuses.get(lock.ts)
         if commit_ts is None:
             continue
@@ -342,14 +378,25 @@ def resolve_lock(reader: TxnReader, req: pb.ResolveLockRequest, lower: bytes = b
     return Outcome(batch.modifies, pb.ResolveLockResponse())
 
 
-def _locks_to_resolve(reader: TxnReader, req: pb.ResolveLockRequest, lower: bytes, upper: bytes | None):
-    if not req.keys:
-        yield from reader.locks(lower, upper)
-        return
-    for raw_key in req.keys:
-        lock = reader.load_lock(raw_key)
-        if lock is not None:
-            yield raw_key, lock
+def _resolve_lock_lite(reader: TxnReader, req: pb.ResolveLockRequest) -> Outcome:
+    """commands/resolve_lock_lite.rs: each key committed as KvCommit does (no lock of the txn and
+    not committed: TxnLockNotFound) or cleaned up as KvCleanup with current_ts 0 (a key without
+    the lock gets a rollback record; one the txn committed fails the command)."""
+    start_ts, commit_ts = req.start_version, req.commit_version
+    if commit_ts and commit_ts <= start_ts:
+        return Outcome([], pb.ResolveLockResponse(error=abort_error(
+            f"invalid txn tso: start_ts {start_ts} commit_ts {commit_ts}")))
+    batch = TxnBatch()
+    for raw_key in dict.fromkeys(req.keys):
+        if commit_ts:
+            error = _commit_key(reader, batch, raw_key, start_ts, commit_ts)
+        else:
+            committed = _cleanup_key(reader, batch, raw_key, start_ts, 0, protect_rollback=False)
+            error = abort_error(f"txn {start_ts} already committed at {committed} on key {raw_key.hex()}"
+                                ) if committed else None
+        if error is not None:
+            return Outcome([], pb.ResolveLockResponse(error=error))
+    return Outcome(batch.modifies, pb.ResolveLockResponse())
 
 
 # --- transaction status ---------------------------------------------------------------------

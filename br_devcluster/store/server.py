@@ -16,6 +16,7 @@ from br_common.kvproto import (
     import_sstpb_pb2_grpc,
     tikvpb_pb2_grpc,
 )
+from br_common.pd_client import PDClient, PDError
 from br_devcluster.store.backup_service import BackupService
 from br_devcluster.store.config import StoreConfig
 from br_devcluster.store.dev_service import DevStoreService
@@ -70,6 +71,7 @@ class StoreServer:
             cleanup.callback(engine.close)
             state = StoreState(config=config, engine=engine, pd=pd, dev_pd=dev_pd, peers=PeerClients(pd))
             cleanup.callback(state.peers.close)
+            state.concurrency.update_max_ts(_latest_ts(pd))
             cleanup.callback(self._stop_loops)
             staging = Staging(config.import_dir)
             staging.clean_leftovers()
@@ -125,3 +127,12 @@ class StoreServer:
         except RuntimeError as exc:
             raise FatalError(f"cannot listen on {self.config.address}: {exc}") from None
         return server
+
+
+def _latest_ts(pd: PDClient) -> int:
+    """TiKV starts its ConcurrencyManager at a PD timestamp: no read served before this start
+    (by another leader of its regions) can be above it."""
+    try:
+        return pd.tso()
+    except PDError as exc:
+        raise FatalError(f"cannot get a timestamp from PD: {exc}") from None

@@ -9,6 +9,7 @@ import grpc
 from br_devcluster.snapshot_kv import READ_TS_METADATA
 from br_common.pd_client import PDClient
 from br_devcluster.store import mvcc
+from br_devcluster.store.concurrency import ConcurrencyManager
 from br_devcluster.store.config import StoreConfig
 from br_devcluster.store.engine import Engine
 from br_devcluster.store.errors import InvalidArgument
@@ -29,6 +30,7 @@ class StoreState:
     # writes take their commit ts and replicate under it; reads pass through it (a barrier)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     download_limiter: RateLimiter = field(default_factory=RateLimiter)
+    concurrency: ConcurrencyManager = field(default_factory=ConcurrencyManager)  # max ts (async commit)
     checker: RegionChecker = field(init=False)
 
     def __post_init__(self) -> None:

@@ -6,8 +6,10 @@ keys, one consistent view of the CFs, the command, one atomic batch applied here
 follower. Reads check the region and take the view under the lock, then read without it.
 Every handler is the same few steps around a pure function, so they are built from a table
 (which request fields are its keys, which function answers, whether it needs the region's
-bounds, which TiKV CommandKind names it in errors). Async commit and 1PC are refused the way
-TiKV may (see percolator). Context.api_version is checked first, as TiKV's storage does for every
+bounds, which TiKV CommandKind names it in errors, the ts it reads at). A read at a ts raises
+the store's max ts first, under the lock (TiKV's concurrency manager: prepare_snap_ctx,
+scan_lock, check_txn_status), and prewrite gets it, for async commit's min_commit_ts; 1PC is
+refused the way TiKV may (see percolator). Context.api_version is checked first, as TiKV's storage does for every
 command (raw_checks.check_api_version): a mismatch is its ApiVersionNotMatched, in KeyError.abort.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.pd_client import RegionInfo
+from br_common.txn_codec import TS_MAX
 from br_devcluster.store import percolator, txn_reads
 from br_devcluster.store.errors import InvalidArgument, rpc
 from br_devcluster.store.key_space import check_raw_ranges, encoded, raw_bounds
@@ -27,6 +30,18 @@ from br_devcluster.store.txn_reader import DeleteRange, Modify, TxnReader
 
 Bounds = tuple[bytes, bytes | None]
 KeysOf = Callable[[Any], Iterable[bytes]]
+TsOf = Callable[[Any], int]
+
+
+def _no_ts(request: Any) -> int:
+    """Commands that read at no ts of their own (TS_MAX leaves the max ts alone, as in TiKV)."""
+    return TS_MAX
+
+
+def _status_ts(request: pb.CheckTxnStatusRequest) -> int:
+    """check_txn_status.rs: the largest of lock_ts, current_ts and caller_start_ts below TS_MAX."""
+    return max((ts for ts in (request.lock_ts, request.current_ts, request.caller_start_ts) if ts != TS_MAX),
+               default=TS_MAX)
 
 
 def _no_keys(request: Any) -> list[bytes]:
@@ -42,27 +57,40 @@ def _mutation_keys(request: Any) -> Iterable[bytes]:
     return (m.key for m in request.mutations)
 
 
-def _read(kind: str, response_type: type, keys_of: KeysOf, read: Callable[..., Any],
+def _read(kind: str, response_type: type, keys_of: KeysOf, read: Callable[..., Any], ts_of: TsOf,
           bounded: bool = False) -> Callable:
-    """A read handler: region check and view under the lock, then read(reader, request[, bounds])."""
+    """A read handler: region check, max ts and view under the lock, then read(reader, request[, bounds])."""
     def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
         check_api_version(request.context, kind)
-        reader, bounds = self._view(request.context, _keys(keys_of(request)))
+        reader, bounds = self._view(request.context, _keys(keys_of(request)), ts_of(request))
         return read(reader, request, *bounds) if bounded else read(reader, request)
     handler.__name__ = read.__name__  # what the rpc wrapper's log names
     return rpc(response_type)(handler)
 
 
 def _write(kind: str, response_type: type, keys_of: KeysOf, command: Callable[..., Outcome],
-           bounded: bool = False) -> Callable:
+           bounded: bool = False, ts_of: TsOf = _no_ts) -> Callable:
     """A command handler: command(reader, request[, bounds]) under the lock, its batch applied."""
     def handler(self: "TxnMethods", request: Any, context: Any) -> Any:
         check_api_version(request.context, kind)
-        def run(reader: TxnReader, bounds: Bounds) -> Outcome:
+        def run(reader: TxnReader, bounds: Bounds, _max_ts: int) -> Outcome:
             return command(reader, request, *bounds) if bounded else command(reader, request)
-        return self._command(request.context, _keys(keys_of(request)), run)
+        return self._command(request.context, _keys(keys_of(request)), run, ts_of(request))
     handler.__name__ = command.__name__
     return rpc(response_type)(handler)
+
+
+def _prewrite(self: "TxnMethods", request: pb.PrewriteRequest, context: Any) -> pb.PrewriteResponse:
+    """Prewrite gets the store's max ts (under the lock, so no read slips in between); async
+    commit first syncs it with PD if this store has not since it began leading the region."""
+    check_api_version(request.context, "prewrite")
+    def run(reader: TxnReader, _bounds: Bounds, max_ts: int) -> Outcome:
+        return percolator.prewrite(reader, request, max_ts)
+    return self._command(request.context, _keys(_mutation_keys(request)), run, TS_MAX,
+                         sync_max_ts=request.use_async_commit)
+
+
+_prewrite.__name__ = "prewrite"
 
 
 def _gc(reader: TxnReader, request: pb.GCRequest, lower: bytes, upper: bytes | None) -> Outcome:
@@ -74,18 +102,19 @@ class TxnMethods:
 
     _state: StoreState
 
-    KvGet = _read("get", pb.GetResponse, lambda r: [r.key], txn_reads.kv_get)
-    KvBatchGet = _read("batch_get", pb.BatchGetResponse, _keys_field, txn_reads.kv_batch_get)
-    KvScan = _read("scan", pb.ScanResponse, _no_keys, txn_reads.kv_scan, bounded=True)
-    KvScanLock = _read("scan_lock", pb.ScanLockResponse, _no_keys, txn_reads.kv_scan_lock, bounded=True)
+    KvGet = _read("get", pb.GetResponse, lambda r: [r.key], txn_reads.kv_get, lambda r: r.version)
+    KvBatchGet = _read("batch_get", pb.BatchGetResponse, _keys_field, txn_reads.kv_batch_get, lambda r: r.version)
+    KvScan = _read("scan", pb.ScanResponse, _no_keys, txn_reads.kv_scan, lambda r: r.version, bounded=True)
+    KvScanLock = _read("scan_lock", pb.ScanLockResponse, _no_keys, txn_reads.kv_scan_lock,
+                       lambda r: r.max_version, bounded=True)
 
-    KvPrewrite = _write("prewrite", pb.PrewriteResponse, _mutation_keys, percolator.prewrite)
+    KvPrewrite = rpc(pb.PrewriteResponse)(_prewrite)
     KvCommit = _write("commit", pb.CommitResponse, _keys_field, percolator.commit)
     KvCleanup = _write("cleanup", pb.CleanupResponse, lambda r: [r.key], percolator.cleanup)
     KvBatchRollback = _write("rollback", pb.BatchRollbackResponse, _keys_field, percolator.batch_rollback)
     KvResolveLock = _write("resolve_lock", pb.ResolveLockResponse, _keys_field, percolator.resolve_lock, bounded=True)
     KvCheckTxnStatus = _write("check_txn_status", pb.CheckTxnStatusResponse,
-                              lambda r: [r.primary_key], percolator.check_txn_status)
+                              lambda r: [r.primary_key], percolator.check_txn_status, ts_of=_status_ts)
     KvCheckSecondaryLocks = _write("check_secondary_locks", pb.CheckSecondaryLocksResponse,
                                    _keys_field, percolator.check_secondary_locks)
     KvTxnHeartBeat = _write("txn_heart_beat", pb.TxnHeartBeatResponse,
@@ -108,19 +137,25 @@ class TxnMethods:
         return pb.DeleteRangeResponse()
 
     # --- plumbing ----------------------------------------------------------------------------
-    def _view(self, ctx: pb.Context, keys: list[bytes]) -> tuple[TxnReader, Bounds]:
-        """Region check (of keys, or the region alone) and a consistent view, under the lock."""
+    def _view(self, ctx: pb.Context, keys: list[bytes], read_ts: int) -> tuple[TxnReader, Bounds]:
+        """Region check (of keys, or the region alone), max ts and a consistent view, under the lock."""
         state = self._state
         with state.write_lock:
             info = state.checker.check_keys(ctx, encoded(keys))
+            state.concurrency.update_max_ts(read_ts)
             return TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region)
 
     def _command(self, ctx: pb.Context, keys: list[bytes],
-                 command: Callable[[TxnReader, Bounds], Outcome]) -> object:
+                 command: Callable[[TxnReader, Bounds, int], Outcome], read_ts: int,
+                 sync_max_ts: bool = False) -> object:
         state = self._state
         with state.write_lock:
             info = state.checker.check_keys(ctx, encoded(keys))
-            outcome = command(TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region))
+            state.concurrency.update_max_ts(read_ts)
+            if sync_max_ts and not state.concurrency.is_synced(info.id):
+                state.concurrency.sync(info.id, state.pd.tso())
+            outcome = command(TxnReader(state.engine.snapshot_cfs()), raw_bounds(info.region),
+                              state.concurrency.max_ts())
             self._apply(info, outcome.modifies)
         return outcome.response
 

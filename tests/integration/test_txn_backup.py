@@ -216,14 +216,18 @@ def test_full_plus_incremental_restores_to_the_last_backup_ts(source: Source, ba
     source.model.update(model)
 
 
-def _prewrite(dc: DevCluster, start: int, primary: bytes, writes: Model, ttl_ms: int) -> None:
-    """What a client sends before it dies: KvPrewrite per key, no commit."""
+def _prewrite(dc: DevCluster, start: int, primary: bytes, writes: Model, ttl_ms: int,
+              secondaries: list[bytes] | None = None) -> None:
+    """What a client sends before it dies: KvPrewrite per key, no commit (async commit when
+    secondaries are given: the primary's lock lists them)."""
     with RawKVClient(dc.pd) as kv:
         for key, value in writes.items():
             _, response = kv._call_at(encode_bytes(key), "KvPrewrite", lambda ctx, _r, k=key, v=value: (
                 pb.PrewriteRequest(context=ctx, mutations=[pb.Mutation(op=pb.Put, key=k, value=v)],
-                                   primary_lock=primary, start_version=start, lock_ttl=ttl_ms)))
+                                   primary_lock=primary, start_version=start, lock_ttl=ttl_ms,
+                                   use_async_commit=secondaries is not None, secondaries=secondaries or [])))
             assert not response.errors, response
+            assert (response.min_commit_ts > start) == (secondaries is not None), response
 
 
 def _commit_primary(dc: DevCluster, start: int, primary: bytes) -> None:
@@ -246,6 +250,23 @@ def test_locks_of_dead_clients_are_resolved_never_read_half(source: Source) -> N
     _prewrite(source.dc, source.dc.pd.tso(), _key(220), {_key(220): b"late", _key(221): b"x"}, ttl_ms=4000)
     source.model.update(committed)
     prefix = f"txn-locks-{os.getpid()}"
+    done = source.backup(prefix)
+    assert done.returncode == 0, done.stderr
+    assert files_checksum(source.meta(prefix)) == model_checksum(source.model)
+
+
+def test_async_commit_locks_of_dead_clients_are_decided_by_their_secondaries(source: Source) -> None:
+    """Two async-commit clients died after prewriting over several regions: one with every
+    secondary locked (it may have told its user it committed: the backup has it), one with a
+    secondary never prewritten (rolled back). Without the secondaries' check the backup would
+    wait on them forever. Runs last: it changes the source."""
+    committed = {_key(230): b"a" * 10, _key(231): b"A" * 400, _key(232): b"aa"}
+    _prewrite(source.dc, source.dc.pd.tso(), _key(230), committed, ttl_ms=100, secondaries=[_key(231), _key(232)])
+    rolled_back = {_key(240): b"r", _key(241): b"R" * 300}  # _key(242) never prewritten
+    _prewrite(source.dc, source.dc.pd.tso(), _key(240), rolled_back, ttl_ms=100,
+              secondaries=[_key(241), _key(242)])
+    source.model.update(committed)
+    prefix = f"txn-async-{os.getpid()}"
     done = source.backup(prefix)
     assert done.returncode == 0, done.stderr
     assert files_checksum(source.meta(prefix)) == model_checksum(source.model)

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
+from br_common.lock_resolver import async_commit_ts
 from br_common.tso import compose
 from br_common.txn_codec import TS_MAX, Lock, LockType, Write, WriteType, append_ts, encode_bytes
 from br_devcluster.store import percolator, txn_reads
+from br_devcluster.store.concurrency import ConcurrencyManager
 from br_devcluster.store.txn_reader import Modify, TxnReader
 from tests.doubles import EngineCFs, MemoryCFs
 
@@ -121,13 +123,89 @@ def test_prewrite_and_commit_leave_tikvs_bytes() -> None:
     assert get(cfs, b"k2", 30).commit_ts == 20
 
 
-def test_async_commit_and_one_pc_are_refused_with_ordinary_locks() -> None:
+def async_prewrite(cfs: MemoryCFs, start: int, primary: bytes, secondaries: list[bytes], max_ts: int,
+                   *keys: bytes, **fields) -> pb.PrewriteResponse:
+    """One region's share of an async-commit txn, with the store's max ts."""
+    req = pb.PrewriteRequest(mutations=[put(k, b"v-" + k) for k in keys], primary_lock=primary,
+                             start_version=start, lock_ttl=3000, use_async_commit=True,
+                             secondaries=secondaries, **fields)
+    return run(cfs, percolator.prewrite, req, max_ts)
+
+
+def test_async_commit_prewrite_takes_min_commit_ts_above_the_max_ts() -> None:
+    """max(start_ts, max_ts, for_update_ts) + 1, or the request's if higher; the primary's lock
+    lists the secondaries, every lock says async commit; the answer is the largest."""
     cfs = new_cfs()
-    response = prewrite(cfs, 10, put(b"k", b"v"), use_async_commit=True, secondaries=[b"s"], try_one_pc=True)
+    response = async_prewrite(cfs, 10, b"p", [b"s1", b"s2"], 30, b"p", b"s1", try_one_pc=True)
+    assert not response.errors and response.min_commit_ts == 31 and response.one_pc_commit_ts == 0
+    primary, secondary = lock_record(cfs, b"p"), lock_record(cfs, b"s1")
+    assert primary.use_async_commit and primary.secondaries == (b"s1", b"s2") and primary.min_commit_ts == 31
+    assert secondary.use_async_commit and secondary.secondaries == () and secondary.min_commit_ts == 31
+    assert async_prewrite(cfs, 10, b"p", [b"s1", b"s2"], 5, b"s2").min_commit_ts == 11  # start_ts + 1
+    assert async_prewrite(cfs, 10, b"p", [], 5, b"s3", min_commit_ts=50).min_commit_ts == 50
+    # a retry answers the lock's own min_commit_ts, whatever the max ts is now
+    assert async_prewrite(cfs, 10, b"p", [b"s1", b"s2"], 90, b"p", b"s1").min_commit_ts == 31
+    assert cfs.data["write"] == {}
+
+
+def test_async_commit_above_max_commit_ts_falls_back_to_2pc() -> None:
+    cfs = new_cfs()
+    response = async_prewrite(cfs, 10, b"p", [b"s"], 40, b"p", max_commit_ts=35)
+    assert not response.errors and response.min_commit_ts == 0
+    lock = lock_record(cfs, b"p")
+    assert not lock.use_async_commit and not lock.secondaries and lock.min_commit_ts == 0
+
+
+def test_one_pc_alone_is_refused_with_ordinary_locks() -> None:
+    cfs = new_cfs()
+    response = prewrite(cfs, 10, put(b"k", b"v"), try_one_pc=True)
     assert not response.errors and response.min_commit_ts == 0 and response.one_pc_commit_ts == 0
     lock = lock_record(cfs, b"k")
     assert lock is not None and not lock.use_async_commit and not lock.secondaries
     assert cfs.data["write"] == {}
+
+
+def test_async_commit_locks_block_reads_from_min_commit_ts_and_commit_at_it() -> None:
+    cfs = new_cfs()
+    async_prewrite(cfs, 10, b"p", [b"s"], 30, b"p", b"s")
+    assert get(cfs, b"s", 30).not_found  # it will commit after 30: the read at 30 is not blocked
+    assert get(cfs, b"s", 31).error.locked.use_async_commit
+    assert get(cfs, b"p", TS_MAX).error.locked.min_commit_ts == 31  # an async primary blocks the max ts too
+    too_early = commit(cfs, 10, 25, b"p", b"s")
+    assert too_early.error.commit_ts_expired.min_commit_ts == 31
+    assert not commit(cfs, 10, 31, b"p", b"s").HasField("error")
+    assert value_at(cfs, b"s", 31) == b"v-s" and value_at(cfs, b"p", 30) is None
+
+
+def test_check_txn_status_reports_an_expired_async_commit_primary_untouched() -> None:
+    """TiKV neither rolls it back by TTL nor pushes it: the caller checks the secondaries."""
+    cfs = new_cfs()
+    async_prewrite(cfs, ts(100), b"p", [b"s"], 0, b"p")
+    status = check_status(cfs, b"p", ts(100), ts(100_000), caller_start_ts=ts(100_000))
+    assert status.action == pb.NoAction and status.lock_ttl == 3000 and status.commit_version == 0
+    assert status.lock_info.use_async_commit and list(status.lock_info.secondaries) == [b"s"]
+    assert status.lock_info.min_commit_ts == ts(100) + 1 and lock_record(cfs, b"p") is not None
+    forced = check_status(cfs, b"p", ts(100), ts(100_000), force_sync_commit=True)
+    assert forced.action == pb.TTLExpireRollback and lock_record(cfs, b"p") is None
+
+
+def test_check_secondary_locks_of_an_async_commit_txn() -> None:
+    """All locked: the locks (with min_commit_ts); one never prewritten: a protected rollback
+    there, so that its late prewrite fails; one committed: its commit ts."""
+    cfs = new_cfs()
+    async_prewrite(cfs, 10, b"p", [b"a", b"b", b"c"], 20, b"p", b"a", b"b")
+    check = pb.CheckSecondaryLocksRequest(keys=[b"a", b"b"], start_version=10)
+    locks = run(cfs, percolator.check_secondary_locks, check).locks
+    assert [(lock.key, lock.min_commit_ts, lock.use_async_commit) for lock in locks] == [
+        (b"a", 21, True), (b"b", 21, True)]
+    missing = run(cfs, percolator.check_secondary_locks, pb.CheckSecondaryLocksRequest(keys=[b"c"], start_version=10))
+    assert not missing.locks and missing.commit_ts == 0
+    assert write_record(cfs, b"c", 10) == Write.rollback(10, protected=True)
+    late = async_prewrite(cfs, 10, b"p", [], 20, b"c")
+    assert late.errors[0].conflict.reason == pb.WriteConflict.SelfRolledBack
+    assert not commit(cfs, 10, 21, b"a").HasField("error")
+    committed = run(cfs, percolator.check_secondary_locks, check)
+    assert not committed.locks and committed.commit_ts == 21
 
 
 # --- reads and locks ------------------------------------------------------------------------
@@ -327,10 +405,18 @@ def test_resolve_lock() -> None:
                                                                       pb.TxnInfo(txn=11, status=0)]))
     assert cfs.data["lock"] == {} and value_at(cfs, b"c", 30) == b"3" and value_at(cfs, b"d", 30) is None
     prewrite(cfs, 40, put(b"x", b"1"), put(b"y", b"2"))
-    run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, keys=[b"y"]))
+    run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, keys=[b"y", b"z"]))
     assert lock_record(cfs, b"x") is not None and lock_record(cfs, b"y") is None
+    assert write_record(cfs, b"z", 40) == Write.rollback(40, protected=False)  # lite: cleanup of every key
     bad = run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, commit_version=40))
     assert bad.error.abort
+    missing = run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, commit_version=50,
+                                                                       keys=[b"x", b"y"]))
+    assert missing.error.HasField("txn_lock_not_found") and lock_record(cfs, b"x") is not None
+    assert not run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, commit_version=50,
+                                                                       keys=[b"x"])).HasField("error")
+    committed = run(cfs, percolator.resolve_lock, pb.ResolveLockRequest(start_version=40, keys=[b"x"]))
+    assert "already committed" in committed.error.abort
 
 
 # --- transaction status ---------------------------------------------------------------------
@@ -682,3 +768,135 @@ def test_gc_as_tikvs_own_test(size: int) -> None:
     assert value_at(cfs, b"k", 62) == v3
     assert [commit_ts for commit_ts, _ in TxnReader(cfs).writes(b"k")] == [40]
     assert len(cfs.data["default"]) == (1 if size > 255 else 0)
+
+
+def test_max_ts_only_rises_and_ignores_the_max_ts() -> None:
+    manager = ConcurrencyManager(100)
+    manager.update_max_ts(50)
+    manager.update_max_ts(TS_MAX)  # a read of the latest (TiKV skips it)
+    assert manager.max_ts() == 100
+    manager.update_max_ts(120)
+    assert manager.max_ts() == 120
+
+
+def test_a_region_is_synced_again_after_its_leadership_left() -> None:
+    manager = ConcurrencyManager(100)
+    assert not manager.is_synced(7)
+    manager.sync(7, 300)
+    assert manager.is_synced(7) and manager.max_ts() == 300
+    manager.forget(7)
+    assert not manager.is_synced(7) and manager.max_ts() == 300
+
+
+# --- async commit, model-checked ------------------------------------------------------------
+
+class AsyncModel(Model):
+    """An async-commit txn may commit at another txn's start ts (its commit ts comes from the
+    store's max ts, not from PD): a txn starting there reads it, so that is no lost update."""
+
+    def commit(self, start_ts: int, commit_ts: int, mutations: list[pb.Mutation]) -> None:
+        for m in mutations:
+            self.last_write[m.key] = min(self.last_write.get(m.key, 0), start_ts - 1)
+        super().commit(start_ts, commit_ts, mutations)
+
+
+class AsyncClient(Client):
+    """TiDB's client-go with async commit over one store: reads raise the store's max ts,
+    prewrites take min_commit_ts above it, and a lock whose primary answers use_async_commit is
+    decided from CheckSecondaryLocks (br_common.lock_resolver.async_commit_ts), then resolved
+    on the txn's keys (resolve lock lite)."""
+
+    def __init__(self, cfs: MemoryCFs, rng: random.Random) -> None:
+        super().__init__(cfs, rng)
+        self.manager = ConcurrencyManager()
+
+    def resolve(self, locked: pb.LockInfo) -> None:
+        start = locked.lock_version
+        status = run(self.cfs, percolator.check_txn_status, pb.CheckTxnStatusRequest(
+            primary_key=locked.primary_lock, lock_ts=start, caller_start_ts=self.clock,
+            current_ts=ts(1 << 40), rollback_if_not_exist=True))
+        assert not status.HasField("error")
+        if not (status.lock_ttl and status.lock_info.use_async_commit):
+            assert status.lock_ttl == 0
+            run(self.cfs, percolator.resolve_lock, pb.ResolveLockRequest(
+                start_version=start, commit_version=status.commit_version))
+            return
+        secondaries = list(status.lock_info.secondaries)
+        checks = [(len(secondaries), run(self.cfs, percolator.check_secondary_locks, pb.CheckSecondaryLocksRequest(
+            keys=secondaries, start_version=start)))] if secondaries else []
+        commit_ts = async_commit_ts(start, status.lock_info.min_commit_ts, checks)
+        resolved = run(self.cfs, percolator.resolve_lock, pb.ResolveLockRequest(
+            start_version=start, commit_version=commit_ts, keys=[locked.primary_lock, *secondaries]))
+        assert not resolved.HasField("error"), resolved
+
+    def get(self, key: bytes, at: int) -> bytes | None:
+        self.manager.update_max_ts(at)
+        return super().get(key, at)
+
+    def scan(self, at: int, reverse: bool) -> dict[bytes, bytes]:
+        self.manager.update_max_ts(at)
+        return super().scan(at, reverse)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_model_check_async_commit_transactions(seed: int) -> None:
+    """Each key prewritten in its own step (reads and resolvers interleave); a txn whose every
+    prewrite succeeded is committed at the largest min_commit_ts, whether its client then
+    commits every key, some or none; clients die at any point. Every read matches the model,
+    then and at the end (a commit ts below an earlier read's ts would change what it read)."""
+    rng = random.Random(seed)
+    cfs, model = new_cfs(), AsyncModel()
+    client = AsyncClient(cfs, rng)
+    keys = [b"k%02d" % i for i in range(10)]
+    prewriting: list[dict] = []
+    seen: list[tuple[bytes, int, bytes | None]] = []
+    for _ in range(500):
+        step = rng.random()
+        if step < 0.12:
+            mutations = _random_mutations(rng, keys)
+            prewriting.append({"start": client.tick(), "mutations": mutations, "done": 0, "commit_ts": 0})
+        elif step < 0.45 and prewriting:
+            txn = prewriting[rng.randrange(len(prewriting))]
+            if rng.random() < 0.05:
+                prewriting.remove(txn)  # the client dies mid-prewrite: resolvers roll it back
+                continue
+            _async_prewrite_step(client, model, prewriting, txn)
+        elif step < 0.75:
+            at = rng.randint(100, client.tick())
+            key = rng.choice(keys)
+            seen.append((key, at, client.get(key, at)))
+            assert seen[-1][2] == model.read(key, at), (key, at)
+        else:
+            at = rng.randint(100, client.tick())
+            got = client.scan(at, rng.random() < 0.5)
+            seen.extend((k, at, got.get(k)) for k in keys)
+            assert all(got.get(k) == model.read(k, at) for k in keys), at
+    assert [(k, at, v) for k, at, v in seen if model.read(k, at) != v] == []  # repeatable
+    at = client.tick()
+    assert client.scan(at, reverse=False) == {k: v for k in keys if (v := model.read(k, at)) is not None}
+    assert all(Lock.parse(v).lock_type == LockType.LOCK for v in cfs.data["lock"].values())  # never block reads
+
+
+def _async_prewrite_step(client: AsyncClient, model: AsyncModel, prewriting: list[dict], txn: dict) -> None:
+    """The txn's next key; on an error the client rolls back what it wrote (or dies first)."""
+    cfs, mutations, start = client.cfs, txn["mutations"], txn["start"]
+    req = pb.PrewriteRequest(mutations=[mutations[txn["done"]]], primary_lock=mutations[0].key, start_version=start,
+                             lock_ttl=3000, use_async_commit=True, secondaries=[m.key for m in mutations[1:]])
+    response = run(cfs, percolator.prewrite, req, client.manager.max_ts())
+    if response.errors:
+        prewriting.remove(txn)
+        if client.rng.random() < 0.8:
+            run(cfs, percolator.batch_rollback, pb.BatchRollbackRequest(
+                start_version=start, keys=[m.key for m in mutations]))
+        return
+    txn["done"] += 1
+    txn["commit_ts"] = max(txn["commit_ts"], response.min_commit_ts)
+    if txn["done"] < len(mutations):
+        return
+    prewriting.remove(txn)  # committed: its user is told so, whatever happens next
+    model.commit(start, txn["commit_ts"], mutations)
+    client.clock = max(client.clock, txn["commit_ts"])
+    committed = client.rng.sample(mutations, client.rng.randint(0, len(mutations)))
+    if committed:
+        answer = commit(cfs, start, txn["commit_ts"], *(m.key for m in committed))
+        assert not answer.HasField("error"), answer
