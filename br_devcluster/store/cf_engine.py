@@ -20,6 +20,7 @@ from rocksdict import IngestExternalFileOptions, Options, Rdict, RdictIter, Writ
 
 from br_common.data_keys import DATA_PREFIX, data_key
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, DeleteRange, Modify
+from br_devcluster.store.write_versions import WriteVersions
 from br_devcluster.store.written_keys import WrittenKeys
 
 CFS = (CF_DEFAULT, CF_LOCK, CF_WRITE)
@@ -51,6 +52,7 @@ class CFEngine:
         self._families = {cf: self._db if cf == CF_DEFAULT else self._db.get_column_family(cf) for cf in CFS}
         self._closed = threading.Event()
         self.written = WrittenKeys()  # what the split checker looks at
+        self.write_versions = WriteVersions()  # what the GC loop looks at
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -77,6 +79,7 @@ class CFEngine:
         if not batch.is_empty():
             self._db.write(batch)
             self.written.record(modifies)
+            self.write_versions.record(modifies)
 
     def ingest(self, cf: str, paths: list[Path]) -> None:
         """Ingest SSTs of data keys into cf (copied: the caller removes its files)."""
@@ -84,6 +87,8 @@ class CFEngine:
         options.set_move_files(False)
         self._families[self._cf(cf)].ingest_external_file([str(p) for p in paths], options)
         self.written.record_everything()
+        if cf == CF_WRITE:
+            self.write_versions.record_unknown()
 
     def drop_range(self, start: bytes, end: bytes) -> None:
         """Forget everything of every CF in [start, end) (end b"": unbounded), e.g. a moved region."""
