@@ -12,7 +12,7 @@ from br_devcluster.store import mvcc, percolator
 from br_devcluster.store.engine import LAYOUT, Engine, EngineError, open_engine
 from br_devcluster.store.cf_engine import CFS, CFEngine
 from br_devcluster.store.gc import GCLoop, collect_garbage
-from br_devcluster.store.txn_reader import TxnReader
+from br_devcluster.store.txn_reader import CF_LOCK, Modify, TxnReader
 from tests.doubles import FakePD
 
 
@@ -144,3 +144,19 @@ def test_gc_pass_equals_percolator_gc(tmp_path: Path, seed: int) -> None:
 def _everything(engine: CFEngine) -> dict:
     snapshot = engine.snapshot_cfs()
     return {cf: list(snapshot.iterate(cf, b"", None)) for cf in CFS}
+
+
+def test_snapshot_point_reads_ignore_later_writes(tmp_path: Path) -> None:
+    """A get is a live point read only while no write began since the snapshot: after one, the
+    snapshot's own iterators answer."""
+    engine = CFEngine(tmp_path / "db")
+    try:
+        engine.apply([Modify(CF_LOCK, b"k", b"1")])
+        snapshot = engine.snapshot_cfs()
+        assert snapshot.get(CF_LOCK, b"k") == b"1" and snapshot.get(CF_LOCK, b"j") is None
+        engine.apply([Modify(CF_LOCK, b"k", None), Modify(CF_LOCK, b"j", b"2")])
+        assert snapshot.get(CF_LOCK, b"k") == b"1" and snapshot.get(CF_LOCK, b"j") is None
+        later = engine.snapshot_cfs()
+        assert later.get(CF_LOCK, b"k") is None and later.get(CF_LOCK, b"j") == b"2"
+    finally:
+        engine.close()
