@@ -8,6 +8,13 @@ Consistent reads: rocksdict's Snapshot cannot read column families, but an itera
 implicit snapshot when it is created. A CFSnapshot therefore creates a small pool of iterators
 per CF at once (the caller holds the store's write lock for those microseconds) and serves
 every point read and range read of one command from that pool.
+
+Point reads: a seek lands on the next *live* key, stepping over every deleted one after it, and
+a transactional load leaves a tombstone per key in the lock CF (each commit deletes its locks),
+so seek-based gets grow with the data. While no write has begun since the snapshot was taken
+(the engine's WriteClock says so before and after the read), the live DB is the snapshot, and a
+get is a real point read (memtable and bloom filters), as TiKV's snapshot.get_cf is; otherwise
+it falls back to the pinned iterator's seek.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from rocksdict import IngestExternalFileOptions, Options, Rdict, RdictIter, Writ
 
 from br_common.data_keys import DATA_PREFIX, data_key
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, DeleteRange, Modify
+from br_devcluster.store.write_versions import WriteVersions
 from br_devcluster.store.written_keys import WrittenKeys
 
 CFS = (CF_DEFAULT, CF_LOCK, CF_WRITE)
@@ -28,6 +36,31 @@ DATA_MAX_KEY = bytes([DATA_PREFIX[0] + 1])
 # iterators per CF in one snapshot: the deepest nesting of reads in txn_reads/percolator is 2
 # (a scan's key stream plus a point read or version walk of the same CF inside it)
 POOL_SIZE = 3
+
+
+class WriteClock:
+    """Writes begun and ended; a snapshot taken while none was in flight stays equal to the
+    live DB for as long as none has begun since (a seqlock: begun is bumped before the write)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.begun = 0
+        self._ended = 0
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._lock:
+            self.begun += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ended += 1
+
+    def quiet(self) -> int | None:
+        """The writes begun so far when none is in flight, else None."""
+        with self._lock:
+            return self.begun if self.begun == self._ended else None
 
 
 class EngineError(RuntimeError):
@@ -51,6 +84,8 @@ class CFEngine:
         self._families = {cf: self._db if cf == CF_DEFAULT else self._db.get_column_family(cf) for cf in CFS}
         self._closed = threading.Event()
         self.written = WrittenKeys()  # what the split checker looks at
+        self.write_versions = WriteVersions()  # what the GC loop looks at
+        self._clock = WriteClock()
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -75,15 +110,20 @@ class CFEngine:
             else:
                 batch.put(data_key(key), value, self._handle(cf))
         if not batch.is_empty():
-            self._db.write(batch)
+            with self._clock.writing():
+                self._db.write(batch)
             self.written.record(modifies)
+            self.write_versions.record(modifies)
 
     def ingest(self, cf: str, paths: list[Path]) -> None:
         """Ingest SSTs of data keys into cf (copied: the caller removes its files)."""
         options = IngestExternalFileOptions()
         options.set_move_files(False)
-        self._families[self._cf(cf)].ingest_external_file([str(p) for p in paths], options)
+        with self._clock.writing():
+            self._families[self._cf(cf)].ingest_external_file([str(p) for p in paths], options)
         self.written.record_everything()
+        if cf == CF_WRITE:
+            self.write_versions.record_unknown()
 
     def drop_range(self, start: bytes, end: bytes) -> None:
         """Forget everything of every CF in [start, end) (end b"": unbounded), e.g. a moved region."""
@@ -92,7 +132,9 @@ class CFEngine:
     # --- reads -------------------------------------------------------------------------------
     def snapshot_cfs(self, cfs: tuple[str, ...] = CFS) -> "CFSnapshot":
         """A consistent view of the CFs named (take it under the store's write lock)."""
-        return CFSnapshot({cf: [self._families[self._cf(cf)].iter() for _ in range(POOL_SIZE)] for cf in cfs})
+        quiet = self._clock.quiet()
+        pools = {cf: [self._families[self._cf(cf)].iter() for _ in range(POOL_SIZE)] for cf in cfs}
+        return CFSnapshot(pools, _LiveReads(self._families, self._clock, quiet) if quiet is not None else None)
 
     def _cf(self, cf: str) -> str:
         if cf not in self._families:
@@ -103,11 +145,28 @@ class CFEngine:
         return self._handles[self._cf(cf)]
 
 
+class _LiveReads:
+    """Point reads of the live DB, valid for a snapshot while no write has begun since it."""
+
+    def __init__(self, families: dict[str, Rdict], clock: WriteClock, quiet: int) -> None:
+        self._families = families
+        self._clock = clock
+        self._quiet = quiet
+
+    def get(self, cf: str, target: bytes) -> tuple[bool, bytes | None]:
+        """(True, value) when the live DB still is the snapshot, else (False, None)."""
+        if self._clock.begun != self._quiet:
+            return False, None
+        value = self._families[cf].get(target)
+        return self._clock.begun == self._quiet, value
+
+
 class CFSnapshot:
     """txn_reader.CFReader over one point in time; keys without the data prefix."""
 
-    def __init__(self, pools: dict[str, list[RdictIter]]) -> None:
+    def __init__(self, pools: dict[str, list[RdictIter]], live: _LiveReads | None = None) -> None:
         self._pools = pools
+        self._live = live
 
     @contextmanager
     def _borrow(self, cf: str) -> Iterator[RdictIter]:
@@ -124,6 +183,11 @@ class CFSnapshot:
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         target = data_key(key)
+        if self._live is not None and cf in self._pools:
+            still, value = self._live.get(cf, target)
+            if still:
+                return value
+            self._live = None  # a write began: the pinned iterators from now on
         with self._borrow(cf) as it:
             it.seek(target)
             if it.valid() and it.key() == target:

@@ -13,6 +13,7 @@ TTLs count in.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -558,15 +559,23 @@ def gc(reader: TxnReader, safe_point: int, lower: bytes = b"", upper: bytes | No
 
 
 def _gc_key(reader: TxnReader, batch: TxnBatch, raw_key: bytes, safe_point: int) -> None:
+    for commit_ts, write in gc_versions(reader.writes(raw_key, safe_point)):
+        batch.delete_write(raw_key, commit_ts)
+        if write.write_type == WriteType.PUT and write.short_value is None:
+            batch.delete_value(raw_key, write.start_ts)
+
+
+def gc_versions(below: Iterable[tuple[int, Write]]) -> Iterator[tuple[int, Write]]:
+    """The records GC drops among a key's records at or below the safe point (newest first):
+    every one but the newest Put; none is kept when a Delete comes first (shared by gc and the
+    store's GC loop, which reads the write CF in one pass)."""
     keep_found = False
-    for commit_ts, write in reader.writes(raw_key, safe_point):
+    for commit_ts, write in below:
         if not keep_found and write.write_type == WriteType.PUT:
             keep_found = True
             continue
         keep_found = keep_found or write.write_type == WriteType.DELETE
-        batch.delete_write(raw_key, commit_ts)
-        if write.write_type == WriteType.PUT and write.short_value is None:
-            batch.delete_value(raw_key, write.start_ts)
+        yield commit_ts, write
 
 
 def delete_range(req: pb.DeleteRangeRequest) -> list[DeleteRange]:

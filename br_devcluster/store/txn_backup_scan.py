@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
-from br_common.txn_codec import Write, WriteType
+from br_common.txn_codec import Lock, Write, WriteType
+from br_devcluster.store.mvcc_scan import KeyVersions, ValueCursor, forward_keys
 from br_devcluster.store.txn_reader import (
     CF_DEFAULT, CF_WRITE, TxnReader, default_key, lock_blocks_read, lock_info, write_key,
 )
@@ -53,28 +54,31 @@ class TxnEntry:
 
 def backup_entries(reader: TxnReader, low: bytes, high: bytes | None, after_ts: int, backup_ts: int,
                    bypass_locks: Iterable[int] = ()) -> Iterator[TxnEntry]:
-    """Entries of the raw keys in [low, high) in key order; raises BackupLocked."""
+    """Entries of the raw keys in [low, high) in key order, in one forward pass (mvcc_scan);
+    raises BackupLocked."""
     bypass = set(bypass_locks)
-    for raw_key in reader.user_keys(low, high):
-        lock = reader.load_lock(raw_key)
-        if lock is not None and lock_blocks_read(lock, raw_key, backup_ts, bypass):
-            raise BackupLocked(lock_info(lock, raw_key))
-        entry = latest_entry(reader, raw_key, after_ts, backup_ts)
+    values = ValueCursor(reader.cfs, low, high)
+    for key in forward_keys(reader.cfs, low, high, backup_ts):
+        if key.lock is not None:
+            lock = Lock.parse(key.lock)
+            if lock_blocks_read(lock, key.raw_key, backup_ts, bypass):
+                raise BackupLocked(lock_info(lock, key.raw_key))
+        entry = latest_entry(key, after_ts, backup_ts, values)
         if entry is not None:
             yield entry
 
 
-def latest_entry(reader: TxnReader, raw_key: bytes, after_ts: int, backup_ts: int) -> TxnEntry | None:
-    """LatestEntryPolicy::handle_write for one key."""
-    for commit_ts, data in reader.write_records(raw_key, backup_ts):
+def latest_entry(key: KeyVersions, after_ts: int, backup_ts: int, values: ValueCursor) -> TxnEntry | None:
+    """LatestEntryPolicy::handle_write for one key (its records at or below backup_ts)."""
+    for commit_ts, data in key.writes:
         if commit_ts <= after_ts:
             return None
         write = Write.parse(data)
         if not write.check_gc_fence_as_latest_version(backup_ts):
             return None
         if write.write_type == WriteType.PUT:
-            return TxnEntry(raw_key, commit_ts, data, write.start_ts, reader.value_of(raw_key, write),
+            return TxnEntry(key.raw_key, commit_ts, data, write.start_ts, values.value_of(key, write),
                             long_value=write.short_value is None)
         if write.write_type == WriteType.DELETE:
-            return TxnEntry(raw_key, commit_ts, data, write.start_ts, b"", False) if after_ts else None
+            return TxnEntry(key.raw_key, commit_ts, data, write.start_ts, b"", False) if after_ts else None
     return None

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.txn_codec import Lock, LockType, Write, WriteType
+from br_devcluster.store.mvcc_scan import KeyVersions, ValueCursor, forward_keys, visible_put
 from br_devcluster.store.txn_reader import TxnReader, lock_blocks_read, lock_info, locked_error
 
 
@@ -72,13 +73,35 @@ def scan_bounds(req: pb.ScanRequest, lower: bytes, upper: bytes | None) -> tuple
 
 def scan_entries(reader: TxnReader, low: bytes, high: bytes | None, ts: int, context: pb.Context,
                  reverse: bool = False) -> Iterator[tuple[bytes, pb.KeyError | None, bytes | None]]:
-    """(raw key, error, value) of every key in [low, high) with a lock or a visible value at ts."""
+    """(raw key, error, value) of every key in [low, high) with a lock or a visible value at ts;
+    forward scans read the range in one pass (mvcc_scan), as TiKV's ForwardScanner."""
     if high is not None and high <= low:
         return
-    for raw_key in reader.user_keys(low, high, reverse):
-        error, value, _ = read_key(reader, raw_key, ts, context)
+    if reverse:
+        for raw_key in reader.user_keys(low, high, reverse):
+            error, value, _ = read_key(reader, raw_key, ts, context)
+            if error is not None or value is not None:
+                yield raw_key, error, value
+        return
+    values = ValueCursor(reader.cfs, low, high)
+    for key in forward_keys(reader.cfs, low, high, ts):
+        error, value = _read_scanned(key, values, ts, context)
         if error is not None or value is not None:
-            yield raw_key, error, value
+            yield key.raw_key, error, value
+
+
+def _read_scanned(key: KeyVersions, values: ValueCursor, ts: int,
+                  context: pb.Context) -> tuple[pb.KeyError | None, bytes | None]:
+    """read_key over a key of the forward pass."""
+    lock = None if key.lock is None or context.isolation_level == pb.RC else Lock.parse(key.lock)
+    if lock is not None and lock_blocks_read(lock, key.raw_key, ts, context.resolved_locks):
+        if lock.ts not in context.committed_locks:
+            return locked_error(lock, key.raw_key), None
+        if lock.lock_type != LockType.PUT:
+            return None, None
+        return None, values.value_of(key, Write(WriteType.PUT, lock.ts, lock.short_value))
+    found = visible_put(key.writes, ts)
+    return None, values.value_of(key, found[1]) if found is not None else None
 
 
 def kv_scan(reader: TxnReader, req: pb.ScanRequest, lower: bytes = b"",
