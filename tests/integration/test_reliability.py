@@ -401,22 +401,27 @@ def _downloading(agents: AgentFleet, log: Path) -> int:
     raise AssertionError("no agent is downloading")
 
 
-def _sigkill(role: str, first: subprocess.Popen, broker: str, data_dir: Path, store: str,
-             agent: Callable[[], object]) -> None:
-    """SIGKILL role of the side whose data_dir is given: the coordinator (br itself; its lease is
-    dropped, which its 30 s TTL would do), a store (restarted on its port after an outage) or an
-    agent (`agent` restarts it, as systemd would)."""
+def _sigkill(role: str, first: subprocess.Popen, broker: str, data_dir: Path, name: str, release: Callable[[], None],
+             agent: tuple[Callable[[], object], Callable[[], object]] | None = None) -> None:
+    """SIGKILL the role of the side whose data_dir is given, then `release` what the fault proxy
+    holds (the held work goes on meanwhile): the coordinator (br itself; its lease is dropped, which
+    its 30 s TTL would do), a store (process `name`, restarted on its port after an outage) or an
+    agent (process `name`, restarted a second later as systemd would; or `agent`: kill, start)."""
     if role == "coordinator":
         first.kill()
         first.wait(30)
         client = redis_client(broker)
         client.delete(*client.keys("br:job:*:lease"))
-    elif role == "store":
-        cluster.stop_process(data_dir, store, kill=True)
-        time.sleep(OUTAGE_SECONDS["store"])
-        cluster.start_process(data_dir, store)
+        release()
+    elif role == "store" or agent is None:
+        cluster.stop_process(data_dir, name, kill=True)
+        release()
+        time.sleep(2.0 if role == "store" else 1.0)  # the held work meets the dead store meanwhile
+        cluster.start_process(data_dir, name)
     else:
-        agent()
+        agent[0]()
+        release()
+        agent[1]()
 
 
 def _complete(state: cluster.ClusterState, role: str, first: subprocess.Popen, args: tuple[str, ...],
@@ -447,7 +452,8 @@ def test_killed_mid_backup_and_mid_restore_then_rerun(dc, target, tmp_path, kind
     try:
         proxy.stall(STORE_2_FILES)  # store 2's uploads hang in the network: the backup is held mid-way
         args = _backup_args(state, _storage(state, prefix, proxy.url), kind=kind)
-        first = _start_br(state, *args, "--ratelimit", "1", log=tmp_path / "backup" / "first.log")
+        slow = ("--ratelimit", "1") if role == "store" else ()  # its streams last until the kill
+        first = _start_br(state, *args, *slow, log=tmp_path / "backup" / "first.log")
         store = _store_named(state, 2)
         if role == "store":  # its backup stream under way (its range cannot end: its uploads are held)
             job = _job_id(tmp_path / "backup" / "first.log", "backup")
@@ -455,9 +461,9 @@ def test_killed_mid_backup_and_mid_restore_then_rerun(dc, target, tmp_path, kind
             _poll(lambda: f"backup job={job} store=2 " in agent_log.read_text(errors="replace"))  # kill at once
         else:
             proxy.wait_held(1)
-        _sigkill(role, first, state.fleet.broker_url, data_dir, store,
-                 lambda: _stop_and_restart(data_dir, store.replace("store", "agent"), 1.0))
-        proxy.release()  # what was held lands late: a straggler of a lost attempt, never in backupmeta
+        # what was held goes on: from a killed agent it is lost; else it lands, late or not at all
+        _sigkill(role, first, state.fleet.broker_url, data_dir,
+                 store if role == "store" else store.replace("store", "agent"), proxy.release)
         _complete(state, role, first, args, tmp_path / "backup", "Backup")
         assert _meta(state, data_dir, prefix).is_txn_kv == (kind == "txn")
 
@@ -468,12 +474,9 @@ def test_killed_mid_backup_and_mid_restore_then_rerun(dc, target, tmp_path, kind
         log = tmp_path / "restore" / "first.log"
         first = _start_br(state, *args, log=log)
         _hold_restore_mid_way(state, target, proxy, earlier, first)
-        holder = _downloading(agents, log)
-        staged = sorted({sid for sid in agents.procs if any(tdc.import_dir(sid).glob("*.sst"))}) or [holder]
-        store_id = holder if role == "agent" else staged[0]
-        _sigkill(role, first, state.fleet.broker_url, tdc.data_dir, tdc.store_entry(store_id).name,
-                 lambda: (agents.kill(store_id), agents.start(store_id)))
-        proxy.release()
+        store_id = _downloading(agents, log)  # its download goes on into the outage (store) or is lost (agent)
+        _sigkill(role, first, state.fleet.broker_url, tdc.data_dir, tdc.store_entry(store_id).name, proxy.release,
+                 (lambda: agents.kill(store_id), lambda: agents.start(store_id)))
         _complete(state, role, first, args, tmp_path / "restore", "Restore")
     finally:
         proxy.close()
