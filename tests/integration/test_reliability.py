@@ -280,7 +280,7 @@ def _finish_or_rerun(state: cluster.ClusterState, first: subprocess.Popen, args:
     return rerun.stdout
 
 
-@pytest.mark.parametrize("role", ["pd"])  # a store: test_killed_mid_backup_and_mid_restore_then_rerun
+@pytest.mark.parametrize("role", ["pd", "store"])
 def test_pd_or_a_store_down_mid_backup_then_back(dc, target, tmp_path, role):
     """Killed mid-backup, down for a while, restarted on its port: PD, the other stores, the agents
     and br pick it up by themselves (gRPC's reconnect backoff is capped at 2 s, br_common.grpc_util),
@@ -372,20 +372,11 @@ def _hold_restore_mid_way(state: cluster.ClusterState, target, proxy: FaultProxy
     _wait(under_way)
 
 
-def _poll(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Until predicate() holds, checked every 20 ms; returns at once (no settling sleep)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def _job_id(log: Path, verb: str) -> str:
     """The job a running br works on, from its log (written as soon as the job is planned)."""
-    found: list[str] = []
-    _wait(lambda: log.exists() and bool(found.extend(re.findall(rf"{verb} job ([0-9a-f]{{16}})", log.read_text())))
-          or bool(found))
-    return found[0]
+    pattern = re.compile(rf"{verb} job ([0-9a-f]{{16}})")
+    _wait(lambda: log.exists() and pattern.search(log.read_text()) is not None)
+    return pattern.search(log.read_text()).group(1)
 
 
 def _downloading(agents: AgentFleet, log: Path) -> int:
@@ -439,9 +430,11 @@ def _complete(state: cluster.ClusterState, role: str, first: subprocess.Popen, a
 
 @pytest.mark.parametrize("kind, role", [("txn", "agent"), ("txn", "store"), ("txn", "coordinator"), ("raw", "store")])
 def test_killed_mid_backup_and_mid_restore_then_rerun(dc, target, tmp_path, kind, role):
-    """The role SIGKILLed mid-backup on the source, then mid-restore on the target: each job ends
-    complete (in the same run or the rerun), and the target is the source at backup_ts. The other
-    raw kills: mid-backup above, mid-restore (an agent, the coordinator) in test_restore."""
+    """The role SIGKILLed mid-backup on the source, then mid-restore on the target, each job held
+    mid-way by the fault proxy (a store: killed once the backup is planned, so all its ranges meet
+    it dead; mid-restore, the store whose agent is downloading): each job ends complete in the same
+    run or the rerun, and the target is the source at backup_ts. The other raw kills: mid-backup
+    above, mid-restore (an agent, the coordinator) in test_restore."""
     state, data_dir = dc
     tdc, agents = target
     prefix = f"{kind}-{role}-killed"
@@ -450,18 +443,15 @@ def test_killed_mid_backup_and_mid_restore_then_rerun(dc, target, tmp_path, kind
 
     proxy = FaultProxy("127.0.0.1", int(state.fleet.s3_endpoint.rsplit(":", 1)[1])).start()
     try:
-        proxy.stall(STORE_2_FILES)  # store 2's uploads hang in the network: the backup is held mid-way
+        if role == "store":  # the job's lock is held: planned (backup_ts, GC safe point), nothing sent yet
+            proxy.stall(r"/backup\.lock\b")
+        else:  # store 2's uploads hang in the network: the backup is held mid-way
+            proxy.stall(STORE_2_FILES)
         args = _backup_args(state, _storage(state, prefix, proxy.url), kind=kind)
-        slow = ("--ratelimit", "1") if role == "store" else ()  # its streams last until the kill
-        first = _start_br(state, *args, *slow, log=tmp_path / "backup" / "first.log")
+        first = _start_br(state, *args, log=tmp_path / "backup" / "first.log")
+        proxy.wait_held(1)
         store = _store_named(state, 2)
-        if role == "store":  # its backup stream under way (its range cannot end: its uploads are held)
-            job = _job_id(tmp_path / "backup" / "first.log", "backup")
-            agent_log = data_dir / "logs" / f"{store.replace('store', 'agent')}.log"
-            _poll(lambda: f"backup job={job} store=2 " in agent_log.read_text(errors="replace"))  # kill at once
-        else:
-            proxy.wait_held(1)
-        # what was held goes on: from a killed agent it is lost; else it lands, late or not at all
+        # what was held goes on: from a killed agent it is lost; the lock's ranges meet the dead store
         _sigkill(role, first, state.fleet.broker_url, data_dir,
                  store if role == "store" else store.replace("store", "agent"), proxy.release)
         _complete(state, role, first, args, tmp_path / "backup", "Backup")
