@@ -20,7 +20,7 @@ from br_devcluster.load import KeyGen, LoadSpec
 from br_devcluster.services import bucket_policy, create_lock_bucket, create_user, enforce_iam, \
     instance_profile_env, start_flower
 from tests.fixtures.devcluster import DevCluster
-from tests.integration.test_backup_support import AgentFleet, files_checksum, loaded_cluster, \
+from tests.integration.test_backup_support import AgentFleet, files_checksum, lift_iam, loaded_cluster, \
     moto_url, read_backupmeta, run_br, s3_admin, start_br
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -40,12 +40,6 @@ def dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
 def _agents(fleet: list[AgentFleet], dc: DevCluster, broker: str, work: Path, env: dict[str, str]) -> AgentFleet:
     fleet.append(AgentFleet(dc, broker, work / "agents", env=env))
     return fleet[-1].start_all()
-
-
-def _lift_iam(endpoint: str) -> None:
-    request = urllib.request.Request(endpoint + "/moto-api/reset-auth", data=b"inf", method="POST",
-                                     headers={"Content-Type": "text/plain"})
-    urllib.request.urlopen(request, timeout=10).read()
 
 
 def test_object_lock_bucket_with_default_retention(dc, agent_fleets, moto_s3, imds_endpoint, redis_url,  # noqa: ANN001
@@ -83,7 +77,7 @@ def test_minimum_iam_policy_through_the_instance_profile(dc, agent_fleets, moto_
                            aws_secret_access_key=user.secret_access_key.get_secret_value())
     with pytest.raises(ClientError, match="AccessDenied"):  # the policy really is the minimum
         as_user.get_object(Bucket=moto_s3.bucket, Key="backupmeta")
-    _lift_iam(moto_s3.endpoint)
+    lift_iam(moto_s3.endpoint)
     meta = read_backupmeta(s3_admin(moto_s3.endpoint), moto_s3.bucket, "")
     assert files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)
     assert meta.files and all(f.total_kvs for f in meta.files)
@@ -170,6 +164,6 @@ def test_url_keys_sent_sealed_never_show_in_redis_logs_flower_or_ps(dc, agent_fl
         assert access.encode() not in blob, f"access key found in {where}"
     samples = [c for c in cmdlines if c]  # an exiting process shows an empty cmdline
     assert samples and all((b"@fd:" if given == "in the URL" else b"@env:") in c for c in samples)
-    _lift_iam(moto_s3.endpoint)
+    lift_iam(moto_s3.endpoint)
     meta = read_backupmeta(s3_admin(moto_s3.endpoint), moto_s3.bucket, "")
     assert files_checksum(meta) == dc.kv.checksum(ts=meta.end_version)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -184,6 +185,13 @@ def start_br(*args: str, broker: str, log_path: Path, env: dict[str, str] | None
 def s3_admin(endpoint: str):  # noqa: ANN201 - boto3 client
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing")
+
+
+def lift_iam(endpoint: str) -> None:
+    """Stop enforcing IAM on a moto server (after a test restricted it), e.g. to read as admin."""
+    request = urllib.request.Request(endpoint + "/moto-api/reset-auth", data=b"inf", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(request, timeout=10).read()
 
 
 def moto_url(endpoint: str, bucket: str, prefix: str = "", keys: tuple[str, str] | None = None) -> str:

@@ -2,8 +2,10 @@
 written, whatever lands late; PD, store, agent and coordinator crashes and S3 faults (503s,
 resets, a short outage, a stall, through a fault proxy the tests own) end in a backup that a
 restore turns back into the source at backup_ts, with nothing left in any staging or import
-directory. One source cluster with its fleet (`br-devcluster up`) and one target cluster with
-its own agents serve every scenario; the target is emptied before each restore."""
+directory. One source cluster with its fleet (`br-devcluster up`), holding raw KV and transactional
+data side by side, and one target cluster with its own agents serve every scenario; the target is
+emptied before each restore. An agent, a store or the coordinator SIGKILLed mid transactional
+backup and again mid its restore (and a target store mid a raw restore) end the same way."""
 from __future__ import annotations
 
 import hashlib
@@ -15,6 +17,7 @@ import time
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -25,6 +28,7 @@ from br_common.checksum import Checksum
 from br_common.fleet import redis_client
 from br_common.kvproto import brpb_pb2
 from br_common.pd_client import PDClient
+from br_common.txn_checksum import TxnChecksum
 from br_devcluster import cluster
 from br_devcluster.services.imds import AWS_CREDENTIAL_ENV
 from br_devcluster.snapshot_kv import SnapshotKV
@@ -42,11 +46,17 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(extra or {})}
 
 
+# transactions beside the raw data: short values (in the write CF only, so raw backups do not
+# change) and some long ones (in the default CF, so txn backups have default files too)
+TXN_LOADS = (["load", "--txn", "--size", "1MB", "--value-size", "200", "--seed", "7"],
+             ["load", "--txn", "--keys", "100", "--value-size", "1000", "--seed", "8"])
+
+
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("reliability") / "dc"
     try:
-        for args in (["up", "--stores", "2", "--regions", "4"], ["load", "--size", "6MB"]):
+        for args in (["up", "--stores", "2", "--regions", "4"], ["load", "--size", "6MB"], *TXN_LOADS):
             done = subprocess.run([sys.executable, "-m", "br_devcluster.cli", *args, "--data-dir", str(data_dir)],
                                   capture_output=True, text=True, env=_env(), timeout=180)
             assert done.returncode == 0, done.stdout + done.stderr
@@ -91,8 +101,9 @@ def _start_br(state: cluster.ClusterState, *args: str, log: Path) -> subprocess.
                             env=_env())
 
 
-def _backup_args(state: cluster.ClusterState, storage: str, *extra: str) -> tuple[str, ...]:
-    return ("backup", "raw", "--pd", state.pd_address, "-s", storage, *extra)
+def _backup_args(state: cluster.ClusterState, storage: str, *extra: str, kind: str = "raw") -> tuple[str, ...]:
+    """kind raw: `br backup raw`; txn: `br backup full` (the transactional key space, as BR's)."""
+    return ("backup", "raw" if kind == "raw" else "full", "--pd", state.pd_address, "-s", storage, *extra)
 
 
 def _one_line_failure(done: subprocess.CompletedProcess) -> bool:
@@ -120,19 +131,44 @@ def _source_checksum(state: cluster.ClusterState, ts: int) -> Checksum:
 def assert_restore_equals_source(dc, target, prefix: str, tmp_path: Path) -> None:  # noqa: ANN001
     """The scenario's backup, restored into the emptied target, is the source at its backup_ts; no
     staged file or staged import is left behind, on either side."""
-    state, data_dir = dc
-    tdc, agents = target
+    state, _ = dc
+    tdc, _agents = target
     wipe(tdc)
-    meta = brpb_pb2.BackupMeta()
-    meta.ParseFromString(_s3(state, data_dir).get_object(Bucket=state.fleet.bucket,
-                                                        Key=f"{prefix}/{BACKUPMETA}")["Body"].read())
     done = _br(state, "restore", "full", "--pd", tdc.pd_address, "-s", _storage(state, prefix),
                log=tmp_path / f"restore-{prefix}.log")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert tdc.kv.checksum() == _source_checksum(state, meta.end_version)
+    assert_target_is_the_backup(dc, target, prefix)
+
+
+def assert_target_is_the_backup(dc, target, prefix: str) -> None:  # noqa: ANN001
+    """The target holds the source at the backup's end_version: RawChecksum for a raw backup, the
+    Coprocessor checksum of the txn key space for a transactional one; nothing stays staged (a
+    download a killed run had started may land late: withdrawn, it removes what it staged)."""
+    state, data_dir = dc
+    tdc, agents = target
+    meta = _meta(state, data_dir, prefix)
+    if meta.is_txn_kv:
+        assert _txn_checksum(tdc.pd_address, tdc.pd.tso()) == _txn_checksum(state.pd_address, meta.end_version)
+    else:
+        assert tdc.kv.checksum() == _source_checksum(state, meta.end_version)
+    deadline = time.monotonic() + 60
+    while agents.leftovers() and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not agents.leftovers()
     source_staging = data_dir / "agents"
     assert not [p for p in source_staging.rglob("jobs/*") if p.is_file()], "the source agents left staged files"
+
+
+def _meta(state: cluster.ClusterState, data_dir: Path, prefix: str) -> brpb_pb2.BackupMeta:
+    meta = brpb_pb2.BackupMeta()
+    meta.ParseFromString(_s3(state, data_dir).get_object(Bucket=state.fleet.bucket,
+                                                        Key=f"{prefix}/{BACKUPMETA}")["Body"].read())
+    return meta
+
+
+def _txn_checksum(pd_address: str, ts: int) -> Checksum:
+    with PDClient(pd_address) as pd, TxnChecksum(pd) as txn:
+        return txn.checksum_at(b"", b"", ts)
 
 
 def _s3(state: cluster.ClusterState, data_dir: Path):  # noqa: ANN202 - boto3 client
@@ -226,7 +262,7 @@ def _stop_and_restart(data_dir: Path, name: str, seconds: float) -> None:
 
 
 def _finish_or_rerun(state: cluster.ClusterState, first: subprocess.Popen, args: tuple[str, ...],
-                     tmp_path: Path) -> str:
+                     tmp_path: Path, done: str = "Backup complete") -> str:
     """The first run either rode the fault out or failed with one line; then the very next run,
     with nothing else restarted, completes. Returns the completing run's output."""
     try:
@@ -240,7 +276,7 @@ def _finish_or_rerun(state: cluster.ClusterState, first: subprocess.Popen, args:
         return output
     assert code == 1 and output.rstrip().splitlines()[-1].startswith("br: error:"), output
     rerun = _br(state, *args, log=tmp_path / "rerun.log")
-    assert rerun.returncode == 0 and "Backup complete" in rerun.stdout, rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0 and done in rerun.stdout, rerun.stdout + rerun.stderr
     return rerun.stdout
 
 
@@ -303,6 +339,138 @@ def test_the_coordinator_killed_mid_backup_then_rerun_resumes(dc, target, tmp_pa
     rerun = _br(state, *args, log=tmp_path / "rerun.log")
     assert rerun.returncode == 0 and "Backup complete (resumed)" in rerun.stdout, rerun.stdout + rerun.stderr
     assert_restore_equals_source(dc, target, prefix, tmp_path)
+
+
+# --- SIGKILL mid-backup and again mid-restore, for both kinds ---------------------------------------
+STORE_2_FILES = r"/2/[0-9a-f]{16}/[^/]+\.sst"  # a backup's files from store 2: <store id>/<attempt>/<name>.sst
+
+
+def _store_named(state: cluster.ClusterState, store_id: int) -> str:
+    """The process name (store-N) of the source store PD knows by store_id."""
+    with PDClient(state.pd_address) as pd:
+        address = next(s.address for s in pd.stores() if s.id == store_id)
+    return next(e.name for e in state.by_role("store") if e.address == address)
+
+
+def _restore_args(state: cluster.ClusterState, tdc: DevCluster, prefix: str, endpoint: str) -> tuple[str, ...]:
+    return ("restore", "full", "--pd", tdc.pd_address, "-s", _storage(state, prefix, endpoint))
+
+
+def _hold_restore_mid_way(state: cluster.ClusterState, target, proxy: FaultProxy, earlier: set[bytes],  # noqa: ANN001
+                          proc: subprocess.Popen) -> None:
+    """The downloads of the source store 2's files are held in the network; wait until one is held
+    and what passes is downloaded into a store (staged) or ingested (a file part checkpointed): the
+    restore is well under way, with regions left to do."""
+    _tdc, agents = target
+    client = redis_client(state.fleet.broker_url)
+
+    def under_way() -> bool:
+        assert proc.poll() is None, "br restore ended before the fault: " + proc.stdout.read()
+        checkpointed = any(client.hlen(key) for key in client.scan_iter(match="br:job:*:ranges") if key not in earlier)
+        return proxy.held >= 1 and (checkpointed or bool(agents.staged_imports()))
+
+    _wait(under_way)
+
+
+def _job_id(log: Path, verb: str) -> str:
+    """The job a running br works on, from its log (written as soon as the job is planned)."""
+    pattern = re.compile(rf"{verb} job ([0-9a-f]{{16}})")
+    _wait(lambda: log.exists() and pattern.search(log.read_text()) is not None)
+    return pattern.search(log.read_text()).group(1)
+
+
+def _downloading(agents: AgentFleet, log: Path) -> int:
+    """The store whose agent runs one of this restore's downloads now (held in the network)."""
+    job = _job_id(log, "restore")
+    for store_id in agents.procs:
+        lines = agents.log(store_id).splitlines()
+        started = {m.group(1) for line in lines
+                   if (m := re.search(rf"restore download job={job} .*\[([0-9a-f]+)\] received", line))}
+        ended = {m.group(1) for line in lines if (m := re.search(r"\[([0-9a-f]+)\] (succeeded|failed|raised)", line))}
+        if started - ended:
+            return store_id
+    raise AssertionError("no agent is downloading")
+
+
+def _sigkill(role: str, first: subprocess.Popen, broker: str, data_dir: Path, name: str, release: Callable[[], None],
+             agent: tuple[Callable[[], object], Callable[[], object]] | None = None) -> None:
+    """SIGKILL the role of the side whose data_dir is given, then `release` what the fault proxy
+    holds (the held work goes on meanwhile): the coordinator (br itself; its lease is dropped, which
+    its 30 s TTL would do), a store (process `name`, restarted on its port after an outage) or an
+    agent (process `name`, restarted a second later as systemd would; or `agent`: kill, start)."""
+    if role == "coordinator":
+        first.kill()
+        first.wait(30)
+        client = redis_client(broker)
+        client.delete(*client.keys("br:job:*:lease"))
+        release()
+    elif role == "store" or agent is None:
+        cluster.stop_process(data_dir, name, kill=True)
+        release()
+        time.sleep(2.0 if role == "store" else 1.0)  # the held work meets the dead store meanwhile
+        cluster.start_process(data_dir, name)
+    else:
+        agent[0]()
+        release()
+        agent[1]()
+
+
+def _complete(state: cluster.ClusterState, role: str, first: subprocess.Popen, args: tuple[str, ...],
+              tmp_path: Path, verb: str) -> None:
+    """After an agent's restart the same run completes; after a store's outage it does or the very
+    next run does; after the coordinator's death the rerun resumes the job."""
+    if role == "agent":
+        assert first.wait(180) == 0, first.stdout.read()
+    elif role == "store":
+        _finish_or_rerun(state, first, args, tmp_path, f"{verb} complete")
+    else:
+        rerun = _br(state, *args, log=tmp_path / "rerun.log")
+        assert rerun.returncode == 0 and f"{verb} complete (resumed)" in rerun.stdout, rerun.stdout + rerun.stderr
+
+
+@pytest.mark.parametrize("kind, role", [("txn", "agent"), ("txn", "store"), ("txn", "coordinator"), ("raw", "store")])
+def test_killed_mid_backup_and_mid_restore_then_rerun(dc, target, tmp_path, kind, role):
+    """The role SIGKILLed mid-backup on the source, then mid-restore on the target, each job held
+    mid-way by the fault proxy (a store: killed once the backup is planned, so all its ranges meet
+    it dead; mid-restore, the store whose agent is downloading): each job ends complete in the same
+    run or the rerun, and the target is the source at backup_ts. The other raw kills: mid-backup
+    above, mid-restore (an agent, the coordinator) in test_restore."""
+    state, data_dir = dc
+    tdc, agents = target
+    prefix = f"{kind}-{role}-killed"
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "restore").mkdir()
+
+    proxy = FaultProxy("127.0.0.1", int(state.fleet.s3_endpoint.rsplit(":", 1)[1])).start()
+    try:
+        if role == "store":  # the job's lock is held: planned (backup_ts, GC safe point), nothing sent yet
+            proxy.stall(r"/backup\.lock\b")
+        else:  # store 2's uploads hang in the network: the backup is held mid-way
+            proxy.stall(STORE_2_FILES)
+        args = _backup_args(state, _storage(state, prefix, proxy.url), kind=kind)
+        first = _start_br(state, *args, log=tmp_path / "backup" / "first.log")
+        proxy.wait_held(1)
+        store = _store_named(state, 2)
+        # what was held goes on: from a killed agent it is lost; the lock's ranges meet the dead store
+        _sigkill(role, first, state.fleet.broker_url, data_dir,
+                 store if role == "store" else store.replace("store", "agent"), proxy.release)
+        _complete(state, role, first, args, tmp_path / "backup", "Backup")
+        assert _meta(state, data_dir, prefix).is_txn_kv == (kind == "txn")
+
+        wipe(tdc)
+        proxy.stall(STORE_2_FILES, method="GET")  # now their downloads hang
+        args = _restore_args(state, tdc, prefix, proxy.url)
+        earlier = set(redis_client(state.fleet.broker_url).scan_iter(match="br:job:*:ranges"))
+        log = tmp_path / "restore" / "first.log"
+        first = _start_br(state, *args, log=log)
+        _hold_restore_mid_way(state, target, proxy, earlier, first)
+        store_id = _downloading(agents, log)  # its download goes on into the outage (store) or is lost (agent)
+        _sigkill(role, first, state.fleet.broker_url, tdc.data_dir, tdc.store_entry(store_id).name, proxy.release,
+                 (lambda: agents.kill(store_id), lambda: agents.start(store_id)))
+        _complete(state, role, first, args, tmp_path / "restore", "Restore")
+    finally:
+        proxy.close()
+    assert_target_is_the_backup(dc, target, prefix)
 
 
 @pytest.mark.parametrize("how", ["503", "reset"])
