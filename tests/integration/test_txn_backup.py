@@ -194,27 +194,36 @@ def test_restore_txn_of_a_range_and_a_raw_backup_refused(source: Source, backup_
         assert got == {k: v for k, v in source.model.items() if start <= k < end}
 
 
-def test_full_plus_incremental_restores_to_the_last_backup_ts(source: Source, backup_prefix: str) -> None:
-    """Changes after the full backup (overwrites, deletes, new long values) as an incremental
-    (--lastbackupts = the full backup's end version), restored onto the full one."""
-    base = source.meta(backup_prefix)
+def test_full_plus_two_incrementals_restore_to_the_last_backup_ts(source: Source, backup_prefix: str) -> None:
+    """A chain: the full backup, then two incrementals (--lastbackupts = the previous end version),
+    with overwrites, deletes, a re-put of a deleted key and new long values in between; each
+    restored onto the one before it, and refused onto any other base."""
     client = tikv_client.TransactionClient.connect([source.dc.pd_address])
-    changes: dict[bytes, bytes | None] = {_key(2): None, _key(4): b"changed", _key(300): b"N" * 1000,
-                                          _key(41): None}
-    txn_commit(client, changes)
-    model = {k: v for k, v in {**source.model, **changes}.items() if v is not None}
-    prefix = f"txn-incr-{os.getpid()}"
-    done = source.backup(prefix, "full", "--lastbackupts", str(base.end_version))
-    assert done.returncode == 0, done.stderr
-    meta = source.meta(prefix)
-    assert meta.start_version == base.end_version and meta.is_txn_kv
-    assert sum(f.total_kvs for f in meta.files) == len(changes)  # the newest change per key, deletes too
+    rounds: list[dict[bytes, bytes | None]] = [
+        {_key(2): None, _key(4): b"changed", _key(300): b"N" * 1000, _key(41): None},
+        {_key(2): b"back again", _key(4): None, _key(300): b"M" * 700, _key(7): b"once more"},
+    ]
+    base, model, chain = source.meta(backup_prefix), dict(source.model), []
+    for n, changes in enumerate(rounds, 1):
+        txn_commit(client, changes)
+        model = {k: v for k, v in {**model, **changes}.items() if v is not None}
+        prefix = f"txn-incr{n}-{os.getpid()}"
+        done = source.backup(prefix, "full", "--lastbackupts", str(base.end_version))
+        assert done.returncode == 0, done.stderr
+        meta = source.meta(prefix)
+        assert meta.start_version == base.end_version and meta.is_txn_kv
+        assert sum(f.total_kvs for f in meta.files) == len(changes)  # the newest change per key, deletes too
+        chain.append(prefix)
+        base = meta
     with target_cluster(source, "target-c", cluster.ClusterConfig(stores=2, regions=2)) as (dc, broker):
-        refused = restore(source, dc, broker, prefix)
+        refused = restore(source, dc, broker, chain[0])
         assert refused.returncode != 0 and "restore its base first" in refused.stderr
         assert restore(source, dc, broker, backup_prefix).returncode == 0
-        done = restore(source, dc, broker, prefix)
-        assert done.returncode == 0, done.stderr
+        refused = restore(source, dc, broker, chain[1])  # the second increment onto the full backup
+        assert refused.returncode != 0 and "restore its base first" in refused.stderr
+        for prefix in chain:
+            done = restore(source, dc, broker, prefix)
+            assert done.returncode == 0, done.stderr
         got = dict(tikv_client.TransactionClient.connect([dc.pd_address]).snapshot(dc.pd.tso(), False).scan(
             b"", b"\xff\xff\xff", 10_000))
         assert got == model
