@@ -25,6 +25,7 @@ CF_LOCK = "lock"
 CF_WRITE = "write"
 
 _TS_LEN = 8
+_PAST_TS = b"\xff" * (_TS_LEN + 1)  # enc(key) + this: above every version of the key
 _LOCK_OPS = {LockType.PUT: kvrpcpb_pb2.Put, LockType.DELETE: kvrpcpb_pb2.Del,
              LockType.LOCK: kvrpcpb_pb2.Lock, LockType.PESSIMISTIC: kvrpcpb_pb2.PessimisticLock}
 
@@ -139,13 +140,18 @@ class TxnReader:
     def write_records(self, raw_key: bytes, max_ts: int = TS_MAX) -> Iterator[tuple[int, bytes]]:
         """(commit_ts, the write CF value as stored) newest first: a backup copies the bytes as they are."""
         prefix = encode_bytes(raw_key)
-        for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, max_ts), prefix + b"\xff" * 9):
+        for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, max_ts), prefix + _PAST_TS):
             if len(key) == len(prefix) + _TS_LEN:
                 yield TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), value
 
     def seek_write(self, raw_key: bytes, ts: int = TS_MAX) -> tuple[int, Write] | None:
-        """The newest record with commit_ts <= ts, of any type."""
-        return next(self.writes(raw_key, ts), None)
+        """The newest record with commit_ts <= ts, of any type (one seek: every prewrite asks)."""
+        prefix = encode_bytes(raw_key)
+        size = len(prefix) + _TS_LEN
+        for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, ts), prefix + _PAST_TS):
+            if len(key) == size:
+                return TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), Write.parse(value)
+        return None
 
     def txn_commit_record(self, raw_key: bytes, start_ts: int) -> CommitRecord:
         """MvccReader::get_txn_commit_record: scan from the newest version down to start_ts."""
