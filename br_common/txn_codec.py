@@ -372,6 +372,9 @@ class Lock:
     @classmethod
     def parse(cls, data: bytes) -> "Lock":
         """Lock::parse: ttl may be absent (old locks); stops at an unknown tag."""
+        fast = _parse_plain_lock(data)
+        if fast is not None:
+            return fast
         reader = Reader(data)
         if reader.empty:
             raise CodecError("empty lock record")
@@ -382,6 +385,46 @@ class Lock:
             if not _parse_lock_tag(reader, reader.u8(), fields):
                 break
         return cls(lock_type, primary, ts, **fields)
+
+
+_LOCK_TYPES = {int(t): t for t in LockType}
+_LOCK_U64_TAGS = {_L_FOR_UPDATE_TS: "for_update_ts", _L_TXN_SIZE: "txn_size", _L_MIN_COMMIT_TS: "min_commit_ts",
+                  _L_GENERATION: "generation"}
+
+
+def _parse_plain_lock(data: bytes) -> Lock | None:
+    """The common lock (no async commit, rollback ts, last change, source or conflict flag) by
+    position, without a Reader; None for anything else or anything malformed (Lock.parse then
+    reads it field by field, and reports what is wrong)."""
+    try:
+        lock_type = _LOCK_TYPES.get(data[0])
+        if lock_type is None:
+            return None
+        length, pos = read_var_u64(data, 1)
+        length = (length >> 1) ^ -(length & 1)
+        if length < 0 or pos + length > len(data):
+            return None
+        primary = data[pos:pos + length]
+        ts, pos = read_var_u64(data, pos + length)
+        fields: dict = {}
+        if pos < len(data):
+            fields["ttl"], pos = read_var_u64(data, pos)
+        while pos < len(data):
+            tag = data[pos]
+            if tag == SHORT_VALUE_PREFIX:
+                end = pos + 2 + data[pos + 1]
+                if end > len(data):
+                    return None
+                fields["short_value"] = data[pos + 2:end]
+                pos = end
+            elif tag in _LOCK_U64_TAGS and pos + 1 + U64_SIZE <= len(data):
+                fields[_LOCK_U64_TAGS[tag]] = int.from_bytes(data[pos + 1:pos + 1 + U64_SIZE], "big")
+                pos += 1 + U64_SIZE
+            else:
+                return None
+    except (IndexError, CodecError):
+        return None
+    return Lock(lock_type, primary, ts, **fields)
 
 
 def _parse_lock_tag(reader: Reader, tag: int, fields: dict) -> bool:
