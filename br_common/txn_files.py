@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from br_common.checksum import Checksum
+from br_common.checksum import Checksum, RunningChecksum
 from br_common.data_keys import origin_key
 from br_common.txn_codec import Write, WriteType, decode_bytes
 
@@ -24,7 +24,7 @@ def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: byte
                       end: bytes = b"") -> Checksum:
     """The counters of the file's records whose raw user key lies in [start, end) (end b"": unbounded);
     raises ValueError (CodecError) on a key or record TiKV would not have written."""
-    checksum = Checksum()
+    checksum = RunningChecksum()  # one add per record: plain slots, not the pydantic model
     for stored, value in pairs:
         raw_key, _ts = decode_bytes(origin_key(stored))
         if raw_key < start:
@@ -34,7 +34,7 @@ def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: byte
         counted = _counted_value(cf, value)
         if counted is not None:
             checksum.add(raw_key, counted)
-    return checksum
+    return checksum.result()
 
 
 def _counted_value(cf: str, value: bytes) -> bytes | None:
