@@ -13,7 +13,7 @@ Sources: tikv components/tikv_util/src/codec/{bytes,number}.rs, components/txn_t
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields as dataclass_fields
 
 # the engine's 'z' data-key prefix is defined once, in br_common.data_keys; re-exported for callers here
 from br_common.data_keys import DATA_PREFIX, data_key, origin_key
@@ -278,7 +278,16 @@ class Write:
         return cls(write_type, **fields)
 
 
+def _built(cls: type, defaults: dict, fields: dict):  # noqa: ANN205 - an instance of cls
+    """A frozen dataclass instance from trusted field values without its __init__ (which sets
+    each field through object.__setattr__: for Lock, 16 calls per record parsed)."""
+    record = object.__new__(cls)
+    record.__dict__.update(defaults, **fields)
+    return record
+
+
 _WRITE_TYPES = {int(t): t for t in WriteType}
+_WRITE_DEFAULTS = {f.name: f.default for f in dataclass_fields(Write) if f.default is not MISSING}
 
 
 def _parse_plain_write(data: bytes) -> Write | None:
@@ -289,13 +298,14 @@ def _parse_plain_write(data: bytes) -> Write | None:
         return None
     start_ts, pos = read_var_u64(data, 1)
     if pos == len(data):
-        return Write(write_type, start_ts)
+        return _built(Write, _WRITE_DEFAULTS, {"write_type": write_type, "start_ts": start_ts})
     if data[pos] != SHORT_VALUE_PREFIX or pos + 1 >= len(data):
         return None
     end = pos + 2 + data[pos + 1]
     if end != len(data):
         return None
-    return Write(write_type, start_ts, data[pos + 2:end])
+    return _built(Write, _WRITE_DEFAULTS, {"write_type": write_type, "start_ts": start_ts,
+                                           "short_value": data[pos + 2:end]})
 
 
 # --- Lock record (lock CF value) ------------------------------------------------------------
@@ -308,10 +318,10 @@ class LockType(enum.IntEnum):
 
     def write_type(self) -> WriteType | None:
         """The Write a committed lock of this type becomes (None: pessimistic locks never commit)."""
-        return {LockType.PUT: WriteType.PUT, LockType.DELETE: WriteType.DELETE,
-                LockType.LOCK: WriteType.LOCK}.get(self)
+        return _COMMITS_AS.get(self)
 
 
+_COMMITS_AS = {LockType.PUT: WriteType.PUT, LockType.DELETE: WriteType.DELETE, LockType.LOCK: WriteType.LOCK}
 _L_FOR_UPDATE_TS = ord("f")
 _L_TXN_SIZE = ord("t")
 _L_MIN_COMMIT_TS = ord("c")
@@ -388,6 +398,7 @@ class Lock:
 
 
 _LOCK_TYPES = {int(t): t for t in LockType}
+_LOCK_DEFAULTS = {f.name: f.default for f in dataclass_fields(Lock) if f.default is not MISSING}
 _LOCK_U64_TAGS = {_L_FOR_UPDATE_TS: "for_update_ts", _L_TXN_SIZE: "txn_size", _L_MIN_COMMIT_TS: "min_commit_ts",
                   _L_GENERATION: "generation"}
 
@@ -424,7 +435,8 @@ def _parse_plain_lock(data: bytes) -> Lock | None:
                 return None
     except (IndexError, CodecError):
         return None
-    return Lock(lock_type, primary, ts, **fields)
+    fields.update(lock_type=lock_type, primary=primary, ts=ts)
+    return _built(Lock, _LOCK_DEFAULTS, fields)
 
 
 def _parse_lock_tag(reader: Reader, tag: int, fields: dict) -> bool:
