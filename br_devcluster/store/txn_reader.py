@@ -133,10 +133,16 @@ class TxnReader:
 
     def __init__(self, cfs: CFReader) -> None:
         self.cfs = cfs
+        self._locks: dict[bytes, Lock] = {}  # parsed by their bytes: a txn's locks mostly repeat them
 
     def load_lock(self, raw_key: bytes) -> Lock | None:
         data = self.cfs.get(CF_LOCK, lock_key(raw_key))
-        return None if data is None else Lock.parse(data)
+        if data is None:
+            return None
+        lock = self._locks.get(data)
+        if lock is None:
+            lock = self._locks[data] = Lock.parse(data)
+        return lock
 
     def writes(self, raw_key: bytes, max_ts: int = TS_MAX) -> Iterator[tuple[int, Write]]:
         """(commit_ts, Write) of raw_key with commit_ts <= max_ts, newest first."""
