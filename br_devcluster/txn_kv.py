@@ -39,10 +39,11 @@ class TxnKV(TxnChecksum):
                 self._rollback(list(values), start_ts)
                 raise TxnError(f"prewrite of txn {start_ts} failed: {response.errors[0]}")
         commit_ts = self.pd.tso()
-        secondaries = [(info, [key for key in keys if key != primary]) for info, keys in groups]
-        secondaries = [(info, keys) for info, keys in secondaries if keys]
-        for keys, located in (([primary], None), ([], secondaries)):  # the primary decides the txn first
-            for response in self._per_region(keys, "KvCommit", lambda ctx, group: pb.CommitRequest(
+        # the primary decides the txn: its region's group goes first (as client-go's primary batch)
+        first = [group for group in groups if primary in group[1]]
+        rest = [group for group in groups if primary not in group[1]]
+        for located in (first, rest):
+            for response in self._per_region([], "KvCommit", lambda ctx, group: pb.CommitRequest(
                     context=ctx, start_version=start_ts, keys=group, commit_version=commit_ts), located):
                 if response.HasField("error"):
                     raise TxnError(f"commit of txn {start_ts} failed: {response.error}")

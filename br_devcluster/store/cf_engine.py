@@ -109,11 +109,13 @@ class CFEngine:
         batch = WriteBatch(raw_mode=True)
         for cf, start, end in ranges:
             batch.delete_range(data_key(start), _data_end(end), self._handle(cf))
+        handles, put, delete = self._handles, batch.put, batch.delete  # locals: one pass per change
         for cf, key, value in modifies:
+            handle = handles[cf] if cf in handles else self._handle(cf)
             if value is None:
-                batch.delete(data_key(key), self._handle(cf))
+                delete(DATA_PREFIX + key, handle)
             else:
-                batch.put(data_key(key), value, self._handle(cf))
+                put(DATA_PREFIX + key, value, handle)
         if not batch.is_empty():
             with self._clock.writing():
                 self._db.write(batch)
