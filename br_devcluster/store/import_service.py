@@ -192,8 +192,10 @@ def _source_path(request: import_sstpb_pb2.DownloadRequest) -> Path:
 
 
 def _identity(rule: import_sstpb_pb2.RewriteRule) -> bool:
-    """A rule that changes no key and no timestamp (TiKV moves such files without reading them)."""
-    return rule.old_key_prefix == rule.new_key_prefix and rule.new_timestamp == 0
+    """A rule that changes no key and no timestamp and filters no version (TiKV moves such files
+    without reading them: sst_importer's direct_retval)."""
+    return (rule.old_key_prefix == rule.new_key_prefix and rule.new_timestamp == 0
+            and rule.ignore_after_timestamp == 0 and rule.ignore_before_timestamp == 0)
 
 
 def _place(source: Path, target: Path) -> int:
