@@ -13,16 +13,59 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from typing import NamedTuple
+
 from rocksdict import IngestExternalFileOptions, Options, Rdict
+
+_INTERNAL_KEY_SUFFIX = 8  # RocksDB's raw key size counts each key's 8-byte seqno/type trailer
 
 
 class SstError(RuntimeError):
     """An SST that cannot be read or written; the message names the file."""
 
 
+class SstSummary(NamedTuple):
+    """What an SST's metadata tells without reading its pairs (keys as stored)."""
+
+    first_key: bytes
+    last_key: bytes
+    entries: int
+    deletions: int
+    key_bytes: int  # the stored keys' bytes
+    value_bytes: int
+
+
+def sst_summary(path: Path, scratch_parent: Path) -> SstSummary | None:
+    """First and last key, entry count and byte sizes from the file's metadata and table
+    properties (no pass over its pairs); None for a file without entries."""
+    with _scratch_db(path, scratch_parent) as db:
+        files = db.live_files()
+        if not files:
+            return None
+        [meta] = files
+        props = _table_properties(db.property_value("rocksdb.aggregated-table-properties") or "")
+        entries = int(meta["num_entries"])
+        key_bytes = int(props.get("raw key size", 0)) - _INTERNAL_KEY_SUFFIX * entries
+        return SstSummary(bytes(meta["start_key"]), bytes(meta["end_key"]), entries, int(meta["num_deletions"]),
+                          key_bytes, int(props.get("raw value size", 0)))
+
+
+def _table_properties(text: str) -> dict[str, str]:
+    """RocksDB's "name=value; name=value" property string."""
+    pairs = (item.split("=", 1) for item in text.split(";") if "=" in item)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
 @contextmanager
 def read_sst(path: Path, scratch_parent: Path) -> Iterator[Iterator[tuple[bytes, bytes]]]:
     """Yields an iterator over the file's (key, value) pairs in key order; cleans up after."""
+    with _scratch_db(path, scratch_parent) as db:
+        yield _pairs(db)
+
+
+@contextmanager
+def _scratch_db(path: Path, scratch_parent: Path) -> Iterator[Rdict]:
+    """A throwaway DB holding only the file (ingested); removed after."""
     scratch_parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="sst-read-", dir=scratch_parent))
     db = None
@@ -37,7 +80,7 @@ def read_sst(path: Path, scratch_parent: Path) -> Iterator[Iterator[tuple[bytes,
             db.ingest_external_file([str(source)], ingest)
         except Exception as exc:  # noqa: BLE001 - rocksdict raises plain Exception for IO errors and corruption
             raise SstError(f"cannot read SST {path}: {exc}") from None
-        yield _pairs(db)
+        yield db
     finally:
         if db is not None:
             db.close()

@@ -13,7 +13,7 @@ Sources: tikv components/tikv_util/src/codec/{bytes,number}.rs, components/txn_t
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields as dataclass_fields
 
 # the engine's 'z' data-key prefix is defined once, in br_common.data_keys; re-exported for callers here
 from br_common.data_keys import DATA_PREFIX, data_key, origin_key
@@ -41,32 +41,40 @@ class CodecError(ValueError):
 
 # --- memcomparable bytes (Key::from_raw) ----------------------------------------------------
 
+_PADDING = [bytes(pad) + bytes((ENC_MARKER - pad,)) for pad in range(ENC_GROUP_SIZE + 1)]
+_GROUP_END = bytes((ENC_MARKER,))
+
+
 def encode_bytes(raw: bytes) -> bytes:
-    """Ascending memcomparable encoding: 8-byte groups, each followed by 0xFF - pad."""
-    out = bytearray()
-    for start in range(0, len(raw) + 1, ENC_GROUP_SIZE):
-        group = raw[start:start + ENC_GROUP_SIZE]
-        pad = ENC_GROUP_SIZE - len(group)
-        out += group + bytes(pad) + bytes((ENC_MARKER - pad,))
-    return bytes(out)
+    """Ascending memcomparable encoding: 8-byte groups, each followed by 0xFF - pad (the full
+    groups joined by their 0xFF markers, then the padded last group: one pass, no per-byte work)."""
+    full = len(raw) - len(raw) % ENC_GROUP_SIZE
+    tail = raw[full:] + _PADDING[ENC_GROUP_SIZE - (len(raw) - full)]
+    if not full:
+        return tail
+    if full == ENC_GROUP_SIZE:  # keys of 8..23 bytes (most keys): no list to build
+        return raw[:8] + _GROUP_END + tail
+    if full == 2 * ENC_GROUP_SIZE:
+        return raw[:8] + _GROUP_END + raw[8:16] + _GROUP_END + tail
+    groups = [raw[start:start + ENC_GROUP_SIZE] for start in range(0, full, ENC_GROUP_SIZE)]
+    return _GROUP_END.join(groups) + _GROUP_END + tail
 
 
 def decode_bytes(data: bytes) -> tuple[bytes, bytes]:
     """(raw key, rest): undoes encode_bytes and returns what follows it (e.g. a ts)."""
-    raw = bytearray()
+    parts = []
     chunk = ENC_GROUP_SIZE + 1
-    for offset in range(0, len(data), chunk):
-        group = data[offset:offset + chunk]
-        if len(group) < chunk:
-            break
-        pad = ENC_MARKER - group[ENC_GROUP_SIZE]
+    offset, size = 0, len(data)
+    while offset + chunk <= size:
+        pad = ENC_MARKER - data[offset + ENC_GROUP_SIZE]
         if pad == 0:
-            raw += group[:ENC_GROUP_SIZE]
+            parts.append(data[offset:offset + ENC_GROUP_SIZE])
+            offset += chunk
             continue
-        if pad > ENC_GROUP_SIZE or any(group[ENC_GROUP_SIZE - pad:ENC_GROUP_SIZE]):
+        if pad > ENC_GROUP_SIZE or data[offset + ENC_GROUP_SIZE - pad:offset + ENC_GROUP_SIZE] != _PADDING[pad][:pad]:
             raise CodecError(f"bad memcomparable padding in {data[:32].hex()}")
-        raw += group[:ENC_GROUP_SIZE - pad]
-        return bytes(raw), data[offset + chunk:]
+        parts.append(data[offset:offset + ENC_GROUP_SIZE - pad])
+        return b"".join(parts), data[offset + chunk:]
     raise CodecError(f"truncated memcomparable key {data[:32].hex()}")
 
 
@@ -113,6 +121,22 @@ def encode_compact_bytes(data: bytes) -> bytes:
     return encode_var_i64(len(data)) + data
 
 
+def read_var_u64(data: bytes, pos: int) -> tuple[int, int]:
+    """(LEB128 value at pos, the position after it); CodecError when truncated or too long."""
+    value = 0
+    for shift in range(0, 7 * _MAX_VAR_U64_LEN, 7):
+        if pos >= len(data):
+            raise CodecError(f"record truncated: 1 bytes wanted at {pos} of {len(data)}")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if value > TS_MAX:
+                raise CodecError("varint overflows u64")
+            return value, pos
+    raise CodecError("varint longer than 10 bytes")
+
+
 class Reader:
     """A cursor over a record's bytes; every read past the end raises CodecError."""
 
@@ -132,21 +156,18 @@ class Reader:
         return chunk
 
     def u8(self) -> int:
-        return self.take(1)[0]
+        pos = self.pos
+        if pos >= len(self.data):
+            raise CodecError(f"record truncated: 1 bytes wanted at {pos} of {len(self.data)}")
+        self.pos = pos + 1
+        return self.data[pos]
 
     def u64(self) -> int:
         return int.from_bytes(self.take(U64_SIZE), "big")
 
     def var_u64(self) -> int:
-        value = 0
-        for shift in range(0, 7 * _MAX_VAR_U64_LEN, 7):
-            byte = self.u8()
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                if value > TS_MAX:
-                    raise CodecError("varint overflows u64")
-                return value
-        raise CodecError("varint longer than 10 bytes")
+        value, self.pos = read_var_u64(self.data, self.pos)
+        return value
 
     def var_i64(self) -> int:
         zigzag = self.var_u64()
@@ -234,6 +255,9 @@ class Write:
     @classmethod
     def parse(cls, data: bytes) -> "Write":
         """WriteRef::parse: fields in order, stopping at an unknown tag (forward compatibility)."""
+        fast = _parse_plain_write(data)
+        if fast is not None:
+            return fast
         reader = Reader(data)
         write_type = _enum_or_error(WriteType, reader.u8(), "write type")
         fields: dict = {"start_ts": reader.var_u64()}
@@ -254,6 +278,36 @@ class Write:
         return cls(write_type, **fields)
 
 
+def _built(cls: type, defaults: dict, fields: dict):  # noqa: ANN205 - an instance of cls
+    """A frozen dataclass instance from trusted field values without its __init__ (which sets
+    each field through object.__setattr__: for Lock, 16 calls per record parsed)."""
+    record = object.__new__(cls)
+    record.__dict__.update(defaults, **fields)
+    return record
+
+
+_WRITE_TYPES = {int(t): t for t in WriteType}
+_WRITE_DEFAULTS = {f.name: f.default for f in dataclass_fields(Write) if f.default is not MISSING}
+
+
+def _parse_plain_write(data: bytes) -> Write | None:
+    """The common record (type, start_ts, maybe a short value, nothing else) without a Reader;
+    None for anything else (Write.parse reads it field by field)."""
+    write_type = _WRITE_TYPES.get(data[0]) if data else None
+    if write_type is None:
+        return None
+    start_ts, pos = read_var_u64(data, 1)
+    if pos == len(data):
+        return _built(Write, _WRITE_DEFAULTS, {"write_type": write_type, "start_ts": start_ts})
+    if data[pos] != SHORT_VALUE_PREFIX or pos + 1 >= len(data):
+        return None
+    end = pos + 2 + data[pos + 1]
+    if end != len(data):
+        return None
+    return _built(Write, _WRITE_DEFAULTS, {"write_type": write_type, "start_ts": start_ts,
+                                           "short_value": data[pos + 2:end]})
+
+
 # --- Lock record (lock CF value) ------------------------------------------------------------
 
 class LockType(enum.IntEnum):
@@ -264,10 +318,10 @@ class LockType(enum.IntEnum):
 
     def write_type(self) -> WriteType | None:
         """The Write a committed lock of this type becomes (None: pessimistic locks never commit)."""
-        return {LockType.PUT: WriteType.PUT, LockType.DELETE: WriteType.DELETE,
-                LockType.LOCK: WriteType.LOCK}.get(self)
+        return _COMMITS_AS.get(self)
 
 
+_COMMITS_AS = {LockType.PUT: WriteType.PUT, LockType.DELETE: WriteType.DELETE, LockType.LOCK: WriteType.LOCK}
 _L_FOR_UPDATE_TS = ord("f")
 _L_TXN_SIZE = ord("t")
 _L_MIN_COMMIT_TS = ord("c")
@@ -328,6 +382,9 @@ class Lock:
     @classmethod
     def parse(cls, data: bytes) -> "Lock":
         """Lock::parse: ttl may be absent (old locks); stops at an unknown tag."""
+        fast = _parse_plain_lock(data)
+        if fast is not None:
+            return fast
         reader = Reader(data)
         if reader.empty:
             raise CodecError("empty lock record")
@@ -338,6 +395,48 @@ class Lock:
             if not _parse_lock_tag(reader, reader.u8(), fields):
                 break
         return cls(lock_type, primary, ts, **fields)
+
+
+_LOCK_TYPES = {int(t): t for t in LockType}
+_LOCK_DEFAULTS = {f.name: f.default for f in dataclass_fields(Lock) if f.default is not MISSING}
+_LOCK_U64_TAGS = {_L_FOR_UPDATE_TS: "for_update_ts", _L_TXN_SIZE: "txn_size", _L_MIN_COMMIT_TS: "min_commit_ts",
+                  _L_GENERATION: "generation"}
+
+
+def _parse_plain_lock(data: bytes) -> Lock | None:
+    """The common lock (no async commit, rollback ts, last change, source or conflict flag) by
+    position, without a Reader; None for anything else or anything malformed (Lock.parse then
+    reads it field by field, and reports what is wrong)."""
+    try:
+        lock_type = _LOCK_TYPES.get(data[0])
+        if lock_type is None:
+            return None
+        length, pos = read_var_u64(data, 1)
+        length = (length >> 1) ^ -(length & 1)
+        if length < 0 or pos + length > len(data):
+            return None
+        primary = data[pos:pos + length]
+        ts, pos = read_var_u64(data, pos + length)
+        fields: dict = {}
+        if pos < len(data):
+            fields["ttl"], pos = read_var_u64(data, pos)
+        while pos < len(data):
+            tag = data[pos]
+            if tag == SHORT_VALUE_PREFIX:
+                end = pos + 2 + data[pos + 1]
+                if end > len(data):
+                    return None
+                fields["short_value"] = data[pos + 2:end]
+                pos = end
+            elif tag in _LOCK_U64_TAGS and pos + 1 + U64_SIZE <= len(data):
+                fields[_LOCK_U64_TAGS[tag]] = int.from_bytes(data[pos + 1:pos + 1 + U64_SIZE], "big")
+                pos += 1 + U64_SIZE
+            else:
+                return None
+    except (IndexError, CodecError):
+        return None
+    fields.update(lock_type=lock_type, primary=primary, ts=ts)
+    return _built(Lock, _LOCK_DEFAULTS, fields)
 
 
 def _parse_lock_tag(reader: Reader, tag: int, fields: dict) -> bool:

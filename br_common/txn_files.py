@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fastcrc import crc64
+
 from br_common.checksum import Checksum
 from br_common.data_keys import origin_key
 from br_common.txn_codec import Write, WriteType, decode_bytes
@@ -23,18 +25,23 @@ CF_WRITE = "write"
 def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: bytes = b"",
                       end: bytes = b"") -> Checksum:
     """The counters of the file's records whose raw user key lies in [start, end) (end b"": unbounded);
-    raises ValueError (CodecError) on a key or record TiKV would not have written."""
-    checksum = Checksum()
+    raises ValueError (CodecError) on a key or record TiKV would not have written. One loop with
+    the counters in locals (the agent checks every record of a backup with it)."""
+    xz = crc64.xz
+    crc = kvs = size = 0
+    counted_value = _counted_value if cf == CF_WRITE else None
     for stored, value in pairs:
         raw_key, _ts = decode_bytes(origin_key(stored))
         if raw_key < start:
             continue
         if end and raw_key >= end:
             break
-        counted = _counted_value(cf, value)
+        counted = counted_value(cf, value) if counted_value is not None else value
         if counted is not None:
-            checksum.add(raw_key, counted)
-    return checksum
+            crc ^= xz(raw_key + counted)
+            kvs += 1
+            size += len(raw_key) + len(counted)
+    return Checksum(crc64xor=crc, total_kvs=kvs, total_bytes=size)
 
 
 def _counted_value(cf: str, value: bytes) -> bytes | None:

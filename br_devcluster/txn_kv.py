@@ -30,17 +30,21 @@ class TxnKV(TxnChecksum):
             raise ValueError("a transaction needs at least one pair")
         values = dict(pairs)
         start_ts, primary = self.pd.tso(), pairs[0][0]
+        groups = list(self._by_region(list(values)))  # located once: prewrite and commit share them
         for response in self._per_region(list(values), "KvPrewrite", lambda ctx, keys: pb.PrewriteRequest(
                 context=ctx, primary_lock=primary, start_version=start_ts, lock_ttl=LOCK_TTL_MS,
-                txn_size=len(values), mutations=[pb.Mutation(op=pb.Put, key=k, value=values[k]) for k in keys])):
+                txn_size=len(values), mutations=[pb.Mutation(op=pb.Put, key=k, value=values[k]) for k in keys]),
+                groups):
             if response.errors:
                 self._rollback(list(values), start_ts)
                 raise TxnError(f"prewrite of txn {start_ts} failed: {response.errors[0]}")
         commit_ts = self.pd.tso()
-        secondaries = [key for key in values if key != primary]
-        for keys in ([primary], secondaries):  # the primary decides the txn: committed once it is
-            for response in self._per_region(keys, "KvCommit", lambda ctx, group: pb.CommitRequest(
-                    context=ctx, start_version=start_ts, keys=group, commit_version=commit_ts)):
+        # the primary decides the txn: its region's group goes first (as client-go's primary batch)
+        first = [group for group in groups if primary in group[1]]
+        rest = [group for group in groups if primary not in group[1]]
+        for located in (first, rest):
+            for response in self._per_region([], "KvCommit", lambda ctx, group: pb.CommitRequest(
+                    context=ctx, start_version=start_ts, keys=group, commit_version=commit_ts), located):
                 if response.HasField("error"):
                     raise TxnError(f"commit of txn {start_ts} failed: {response.error}")
         return commit_ts
@@ -49,10 +53,12 @@ class TxnKV(TxnChecksum):
         self._per_region(keys, "KvBatchRollback",
                          lambda ctx, group: pb.BatchRollbackRequest(context=ctx, start_version=start_ts, keys=group))
 
-    def _per_region(self, keys: list[bytes], method: str,
-                    build: Callable[[pb.Context, list[bytes]], Any]) -> list[Any]:
-        """One request per region holding some of the keys; a failed group is regrouped and retried."""
-        pending = deque((info, group, 0) for info, group in self._by_region(keys))
+    def _per_region(self, keys: list[bytes], method: str, build: Callable[[pb.Context, list[bytes]], Any],
+                    located: list[tuple[RegionInfo, list[bytes]]] | None = None) -> list[Any]:
+        """One request per region holding some of the keys (or per group already located); a
+        failed group is regrouped and retried."""
+        groups = located if located is not None else self._by_region(keys)
+        pending = deque((info, group, 0) for info, group in groups)
         responses = []
         while pending:
             info, group, attempt = pending.popleft()

@@ -21,8 +21,8 @@ from typing import Protocol
 
 from rocksdict import Options
 
-from br_common.checksum import Checksum
-from br_common.data_keys import data_key
+from br_common.checksum import RunningChecksum
+from br_common.data_keys import DATA_PREFIX
 from br_common.kvproto import brpb_pb2
 from br_common.tso import physical_ms
 from br_devcluster.store.ratelimit import RateLimiter
@@ -88,27 +88,30 @@ class _Chunk:
     start_key: bytes
     options: Options
     builders: dict[str, SstBuilder] = field(default_factory=dict)
-    sums: dict[str, Checksum] = field(default_factory=dict)
+    sums: dict[str, RunningChecksum] = field(default_factory=dict)
+    counted_bytes: int = 0
 
     def add(self, entry: BackupEntry, limiter: RateLimiter) -> None:
+        builders = self.builders
         for cf, key, value in entry.records():
-            if cf not in self.builders:
-                self.builders[cf] = SstBuilder(self.target.root / self.target.relative_name(self.start_key, cf),
-                                               self.options)
-            self.builders[cf].add(data_key(key), value)  # TiKV's backup files hold data keys
+            builder = builders.get(cf)
+            if builder is None:
+                builder = builders[cf] = SstBuilder(
+                    self.target.root / self.target.relative_name(self.start_key, cf), self.options)
+            builder.add(DATA_PREFIX + key, value)  # TiKV's backup files hold data keys
             limiter.consume(len(key) + len(value))
-        self.sums.setdefault(entry.counted_in, Checksum()).add(entry.raw_key, entry.value)
-
-    @property
-    def counted_bytes(self) -> int:
-        return sum(s.total_bytes for s in self.sums.values())
+        counted = self.sums.get(entry.counted_in)
+        if counted is None:
+            counted = self.sums[entry.counted_in] = RunningChecksum()
+        counted.add(entry.raw_key, entry.value)
+        self.counted_bytes += len(entry.raw_key) + len(entry.value)
 
     def finish(self) -> list[brpb_pb2.File]:
         return [self._finish_cf(cf) for cf in FILE_ORDER if cf in self.builders]
 
     def _finish_cf(self, cf: str) -> brpb_pb2.File:
         done = self.builders.pop(cf).finish()
-        checksum = self.sums.get(cf, Checksum())
+        checksum = self.sums.get(cf) or RunningChecksum()
         target = self.target
         return brpb_pb2.File(name=target.relative_name(self.start_key, cf), sha256=done.sha256,
                              start_key=self.start_key, start_version=target.start_version,

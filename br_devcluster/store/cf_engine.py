@@ -84,8 +84,13 @@ class CFEngine:
         self._families = {cf: self._db if cf == CF_DEFAULT else self._db.get_column_family(cf) for cf in CFS}
         self._closed = threading.Event()
         self.written = WrittenKeys()  # what the split checker looks at
-        self.write_versions = WriteVersions()  # what the GC loop looks at
+        self.write_versions = WriteVersions(empty=self._cf_empty(CF_WRITE))  # what the GC loop looks at
         self._clock = WriteClock()
+
+    def _cf_empty(self, cf: str) -> bool:
+        it = self._families[cf].iter()
+        it.seek_to_first()
+        return not it.valid()
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -104,11 +109,13 @@ class CFEngine:
         batch = WriteBatch(raw_mode=True)
         for cf, start, end in ranges:
             batch.delete_range(data_key(start), _data_end(end), self._handle(cf))
+        handles, put, delete = self._handles, batch.put, batch.delete  # locals: one pass per change
         for cf, key, value in modifies:
+            handle = handles[cf] if cf in handles else self._handle(cf)
             if value is None:
-                batch.delete(data_key(key), self._handle(cf))
+                delete(DATA_PREFIX + key, handle)
             else:
-                batch.put(data_key(key), value, self._handle(cf))
+                put(DATA_PREFIX + key, value, handle)
         if not batch.is_empty():
             with self._clock.writing():
                 self._db.write(batch)
@@ -168,18 +175,15 @@ class CFSnapshot:
         self._pools = pools
         self._live = live
 
-    @contextmanager
-    def _borrow(self, cf: str) -> Iterator[RdictIter]:
+    def _pool(self, cf: str) -> list[RdictIter]:
+        """The CF's idle iterators (pop one, append it back when done; plain calls: every
+        point and range read of a command borrows one)."""
         pool = self._pools.get(cf)
         if pool is None:
             raise ValueError(f"unknown column family {cf!r}")
         if not pool:
             raise RuntimeError(f"more than {POOL_SIZE} nested reads of CF {cf} on one snapshot")
-        it = pool.pop()
-        try:
-            yield it
-        finally:
-            pool.append(it)
+        return pool
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         target = data_key(key)
@@ -188,21 +192,29 @@ class CFSnapshot:
             if still:
                 return value
             self._live = None  # a write began: the pinned iterators from now on
-        with self._borrow(cf) as it:
+        pool = self._pool(cf)
+        it = pool.pop()
+        try:
             it.seek(target)
             if it.valid() and it.key() == target:
                 return it.value()
+        finally:
+            pool.append(it)
         return None
 
     def iterate(self, cf: str, lower: bytes, upper: bytes | None,
                 reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """Pairs with lower <= key < upper (upper None: to the end), descending if reverse."""
         low, high = data_key(lower), _data_end(upper)
-        with self._borrow(cf) as it:
+        pool = self._pool(cf)
+        it = pool.pop()
+        try:
             if reverse:
                 yield from _backward(it, low, high)
             else:
                 yield from _forward(it, low, high)
+        finally:
+            pool.append(it)
 
     def entries(self, start: bytes, end: bytes) -> Iterator[Modify]:
         """Every key of every CF in [start, end) (end b"": unbounded): a region's full copy."""

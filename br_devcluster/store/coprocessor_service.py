@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from br_common.checksum import Checksum
+from br_common.checksum import Checksum, RunningChecksum
 from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb
 from br_common.txn_checksum import REQ_TYPE_CHECKSUM
 from br_devcluster.store.errors import rpc
@@ -68,13 +68,13 @@ class CoprocessorMethods:
 def checksum_ranges(reader: TxnReader, ranges: Iterable[tuple[bytes, bytes]], ts: int, context: pb.Context,
                     rule: checksum_pb2.ChecksumRewriteRule | None = None) -> Checksum:
     """The checksum of the values visible at ts in the raw-key ranges; raises LockedError."""
-    checksum = Checksum()
+    checksum = RunningChecksum()
     for start, end in ranges:
         for raw_key, error, value in scan_entries(reader, start, end or None, ts, context):
             if error is not None:
                 raise LockedError(error.locked)
-            checksum.add(_hashed_key(raw_key, rule), value)
-    return checksum
+            checksum.add(_hashed_key(raw_key, rule) if rule is not None else raw_key, value)
+    return checksum.result()
 
 
 def _hashed_key(raw_key: bytes, rule: checksum_pb2.ChecksumRewriteRule | None) -> bytes:

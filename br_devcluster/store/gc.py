@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _DELETE_BATCH = 10_000
 _TS_LEN = 8
+_PUT = bytes((WriteType.PUT,))
 
 
 class GCResult(NamedTuple):
@@ -54,6 +55,8 @@ def _plan(pairs: Iterable[tuple[bytes, bytes]], safe_point: int) -> tuple[list[M
     modifies: list[Modify] = []
     next_ts: int | None = None
     for encoded, versions in _by_key(pairs):
+        if len(versions) == 1 and versions[0][1][:1] == _PUT:
+            continue  # a lone Put (every key of a load or a restore): nothing to drop, now or later
         dropped = percolator.gc_versions((ts, Write.parse(data)) for ts, data in versions if ts <= safe_point)
         gone = set()
         for commit_ts, write in dropped:

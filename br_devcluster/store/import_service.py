@@ -7,12 +7,16 @@ inclusive unless end_key_exclusive) and stages nothing when none is (is_empty), 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 from pathlib import Path
+from uuid import uuid4
 
 from rocksdict import Options
 
-from br_common.data_keys import data_key, origin_key
+from br_common.data_keys import DATA_PREFIX, origin_key
+from br_common.sst_files import sst_summary
 from br_common.kvproto import import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
 from br_common.redaction import show_key
 from br_devcluster.store.errors import InvalidArgument, StoreError, rpc
@@ -74,12 +78,47 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
                                                  ssts=[meta])
 
     def _stage(self, source: Path, sst: import_sstpb_pb2.SSTMeta, rule: import_sstpb_pb2.RewriteRule) -> StagedSst:
-        """Raw KV (API V1): the rewritten data keys with the values as they are, for sst.cf_name."""
+        """Raw KV (API V1): the rewritten data keys with the values as they are, for sst.cf_name.
+        A file that needs no rewrite and lies inside the range is staged whole (TiKV's
+        direct_retval: the file is moved, never iterated); else it is read and cut pair by pair."""
         epoch = sst.region_epoch
         staged = StagedSst(uuid=sst.uuid, region_id=sst.region_id, conf_ver=epoch.conf_ver, version=epoch.version,
                            cf=sst.cf_name or "default")
+        try:
+            if _identity(rule) and self._stage_whole(source, sst, rule, staged):
+                return staged
+            return self._stage_pairs(source, sst, rule, staged)
+        except SstError as exc:
+            raise StoreError(str(exc)) from None
+
+    def _stage_whole(self, source: Path, sst: import_sstpb_pb2.SSTMeta, rule: import_sstpb_pb2.RewriteRule,
+                     staged: StagedSst) -> bool:
+        """Stage the file as it is (a hard link, else a copy) when its first and last keys lie in
+        the range (and carry the rule's prefix: then every key between does); False (nothing
+        staged) when it must be read pair by pair, which also reports a key without the prefix."""
+        summary = sst_summary(source, self._staging.scratch)
+        if summary is None:
+            return True  # no pairs: is_empty, as TiKV answers an empty file
+        first, last = _origin_key(summary.first_key, source), _origin_key(summary.last_key, source)
+        prefix = rule.old_key_prefix
+        if (summary.deletions or not first.startswith(prefix) or not last.startswith(prefix)
+                or before_range(first, sst) or after_range(last, sst)):
+            return False
+        self._state.download_limiter.consume(summary.key_bytes + summary.value_bytes)
+        staged.size = _place(source, self._staging.sst_path(staged))
+        staged.first_key, staged.last_key = first, last
+        staged.total_kvs = summary.entries
+        staged.total_bytes = summary.key_bytes - len(DATA_PREFIX) * summary.entries + summary.value_bytes
+        return True
+
+    def _stage_pairs(self, source: Path, sst: import_sstpb_pb2.SSTMeta, rule: import_sstpb_pb2.RewriteRule,
+                     staged: StagedSst) -> StagedSst:
+        """Read the file, keep the rewritten keys inside the range, write them to a new SST
+        (counters kept in locals: the pydantic model would check every per-pair assignment)."""
         builder: SstBuilder | None = None
         limiter = self._state.download_limiter
+        first_key = last_key = b""
+        total_kvs = total_bytes = 0
         try:
             with read_sst(source, self._staging.scratch) as pairs:
                 for stored, value in pairs:
@@ -91,19 +130,19 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
                         break
                     if builder is None:
                         builder = SstBuilder(self._staging.sst_path(staged), Options(raw_mode=True))
-                        staged.first_key = new_key
-                    builder.add(data_key(new_key), value)
-                    staged.last_key = new_key
-                    staged.total_kvs += 1
-                    staged.total_bytes += len(new_key) + len(value)
+                        first_key = new_key
+                    builder.add(DATA_PREFIX + new_key, value)
+                    last_key = new_key
+                    total_kvs += 1
+                    total_bytes += len(new_key) + len(value)
             if builder is not None:
                 staged.size = builder.finish().size
                 builder = None
-        except SstError as exc:
-            raise StoreError(str(exc)) from None
         finally:
             if builder is not None:
                 builder.abort()
+        staged.first_key, staged.last_key = first_key, last_key
+        staged.total_kvs, staged.total_bytes = total_kvs, total_bytes
         return staged
 
     # --- ingest ------------------------------------------------------------------------------
@@ -150,6 +189,24 @@ def _source_path(request: import_sstpb_pb2.DownloadRequest) -> Path:
     if not source.is_file():
         raise StoreError(f"SST file {source} not found")
     return source
+
+
+def _identity(rule: import_sstpb_pb2.RewriteRule) -> bool:
+    """A rule that changes no key and no timestamp and filters no version (TiKV moves such files
+    without reading them: sst_importer's direct_retval)."""
+    return (rule.old_key_prefix == rule.new_key_prefix and rule.new_timestamp == 0
+            and rule.ignore_after_timestamp == 0 and rule.ignore_before_timestamp == 0)
+
+
+def _place(source: Path, target: Path) -> int:
+    """The file at target (a hard link, a copy across filesystems), atomically; its size."""
+    tmp = target.with_name(f".{target.name}.{uuid4().hex}.tmp")
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target.stat().st_size
 
 
 def rewrite_key(key: bytes, rule: import_sstpb_pb2.RewriteRule) -> bytes:

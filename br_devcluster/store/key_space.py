@@ -11,6 +11,7 @@ from br_common.pd_client import RegionInfo
 from br_common.txn_codec import encode_bytes
 from br_common.txn_keys import raw_bounds, smallest_raw_at_or_after  # noqa: F401 - re-exported
 from br_devcluster.store.regions import RegionChecker, key_not_in_region
+from br_devcluster.store.txn_reader import encoded_key
 
 
 def check_raw_ranges(checker: RegionChecker, ctx: pb.Context,
@@ -29,4 +30,4 @@ def check_raw_ranges(checker: RegionChecker, ctx: pb.Context,
 
 def encoded(keys: list[bytes]) -> list[bytes]:
     """The engine keys PD's region bounds are compared with."""
-    return [encode_bytes(key) for key in keys]
+    return [encoded_key(key) for key in keys]

@@ -45,33 +45,30 @@ def _encoded_range(low: bytes, high: bytes | None) -> tuple[bytes, bytes | None]
 
 
 def forward_keys(cfs: CFReader, low: bytes, high: bytes | None, max_ts: int = TS_MAX) -> Iterator[KeyVersions]:
-    """Every raw key in [low, high) with a lock or a write record, in key order."""
+    """Every raw key in [low, high) with a lock or a write record, in key order (the two cursors
+    kept in locals: this loop runs once per key of every scan, backup and checksum)."""
     start, end = _encoded_range(low, high)
-    locks = _Stream(cfs.iterate(CF_LOCK, start, end))
-    writes = _Stream(cfs.iterate(CF_WRITE, start, end))
-    while locks.item is not None or writes.item is not None:
-        write_prefix = writes.item[0][:-_TS_LEN] if writes.item is not None else None
-        if locks.item is not None and (write_prefix is None or locks.item[0] <= write_prefix):
-            encoded, lock = locks.item
-            locks.advance()
+    locks = iter(cfs.iterate(CF_LOCK, start, end))
+    writes = iter(cfs.iterate(CF_WRITE, start, end))
+    lock, write = next(locks, None), next(writes, None)
+    while lock is not None or write is not None:
+        write_prefix = write[0][:-_TS_LEN] if write is not None else None
+        if lock is not None and (write_prefix is None or lock[0] <= write_prefix):
+            encoded, lock_value = lock
+            lock = next(locks, None)
         else:
-            encoded, lock = write_prefix, None
-        yield KeyVersions(decode_bytes(encoded)[0], encoded, lock, _versions(writes, encoded, max_ts))
-
-
-def _versions(writes: _Stream, encoded: bytes, max_ts: int) -> list[tuple[int, bytes]]:
-    """The write records of one key (memcomparable keys are prefix-free: the prefix decides)."""
-    found = []
-    size = len(encoded) + _TS_LEN
-    while writes.item is not None:
-        key, value = writes.item
-        if len(key) != size or not key.startswith(encoded):
-            break
-        commit_ts = TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big")
-        if commit_ts <= max_ts:
-            found.append((commit_ts, value))
-        writes.advance()
-    return found
+            encoded, lock_value = write_prefix, None
+        found = []  # the key's write records (memcomparable keys are prefix-free: the prefix decides)
+        size = len(encoded) + _TS_LEN
+        while write is not None:
+            key = write[0]
+            if len(key) != size or not key.startswith(encoded):
+                break
+            commit_ts = TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big")
+            if commit_ts <= max_ts:
+                found.append((commit_ts, write[1]))
+            write = next(writes, None)
+        yield KeyVersions(decode_bytes(encoded)[0], encoded, lock_value, found)
 
 
 def visible_put(writes: list[tuple[int, bytes]], ts: int) -> tuple[int, Write] | None:

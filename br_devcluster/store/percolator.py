@@ -13,7 +13,7 @@ TTLs count in.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -46,9 +46,25 @@ class TxnBatch:
 
     def __init__(self) -> None:
         self.modifies: list[Modify] = []
+        # record bytes by the fields that vary between the keys of one command: a txn's locks
+        # (and its commit records) are byte for byte the same on every key without a short value
+        self._records: dict[tuple, bytes] = {}
 
     def put_lock(self, raw_key: bytes, lock: Lock) -> None:
         self.modifies.append(Modify(CF_LOCK, lock_key(raw_key), lock.to_bytes()))
+
+    def record(self, shape: tuple, build: Callable[[], Lock | Write]) -> bytes:
+        """The bytes of the record build() makes, built once per shape within the command."""
+        data = self._records.get(shape)
+        if data is None:
+            data = self._records[shape] = build().to_bytes()
+        return data
+
+    def put_lock_bytes(self, raw_key: bytes, data: bytes) -> None:
+        self.modifies.append(Modify(CF_LOCK, lock_key(raw_key), data))
+
+    def put_write_bytes(self, raw_key: bytes, commit_ts: int, data: bytes) -> None:
+        self.modifies.append(Modify(CF_WRITE, write_key(raw_key, commit_ts), data))
 
     def unlock(self, raw_key: bytes) -> None:
         self.modifies.append(Modify(CF_LOCK, lock_key(raw_key), None))
@@ -291,10 +307,12 @@ def _write_prewrite_lock(batch: PrewriteBatch, req: pb.PrewriteRequest, mutation
         min_commit_ts = max(min_commit_ts, batch.floor)
         batch.note(min_commit_ts)
         secondaries = tuple(req.secondaries) if mutation.key == req.primary_lock else ()
-    batch.put_lock(mutation.key, Lock(
+    rollback_ts = previous.rollback_ts if previous else ()
+    shape = (lock_type, ttl, short_value, min_commit_ts, secondaries, rollback_ts)  # the rest is the request's
+    batch.put_lock_bytes(mutation.key, batch.record(shape, lambda: Lock(
         lock_type, req.primary_lock, req.start_version, ttl, short_value, for_update_ts=req.for_update_ts,
         txn_size=req.txn_size, min_commit_ts=min_commit_ts, use_async_commit=batch.async_commit,
-        secondaries=secondaries, rollback_ts=previous.rollback_ts if previous else ()))
+        secondaries=secondaries, rollback_ts=rollback_ts)))
 
 
 # --- commit ---------------------------------------------------------------------------------
@@ -323,9 +341,10 @@ def _commit_key(reader: TxnReader, batch: TxnBatch, raw_key: bytes, start_ts: in
         return pb.KeyError(commit_ts_expired=pb.CommitTsExpired(
             start_ts=start_ts, attempted_commit_ts=commit_ts, key=raw_key, min_commit_ts=lock.min_commit_ts))
     write_type = lock.lock_type.write_type() or WriteType.LOCK  # a leftover pessimistic lock commits as Lock
-    batch.put_write(raw_key, commit_ts, Write(
-        write_type, start_ts, lock.short_value, has_overlapped_rollback=commit_ts in lock.rollback_ts,
-        txn_source=lock.txn_source))
+    overlapped = commit_ts in lock.rollback_ts
+    shape = (write_type, start_ts, lock.short_value, overlapped, lock.txn_source)
+    batch.put_write_bytes(raw_key, commit_ts, batch.record(shape, lambda: Write(
+        write_type, start_ts, lock.short_value, has_overlapped_rollback=overlapped, txn_source=lock.txn_source)))
     batch.unlock(raw_key)
     return None
 

@@ -12,13 +12,13 @@ the newest version visible at backup_ts (ForwardScanner with LatestEntryPolicy, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
-from br_common.txn_codec import Lock, Write, WriteType
+from br_common.txn_codec import Lock, Write, WriteType, append_ts, encode_bytes
 from br_devcluster.store.mvcc_scan import KeyVersions, ValueCursor, forward_keys
 from br_devcluster.store.txn_reader import (
-    CF_DEFAULT, CF_WRITE, TxnReader, default_key, lock_blocks_read, lock_info, write_key,
+    CF_DEFAULT, CF_WRITE, TxnReader, lock_blocks_read, lock_info,
 )
 
 
@@ -30,9 +30,9 @@ class BackupLocked(Exception):
         self.lock = lock
 
 
-@dataclass(frozen=True)
-class TxnEntry:
-    """One logical key of the backup: its CF records and what its checksum counts."""
+class TxnEntry(NamedTuple):
+    """One logical key of the backup: its CF records and what its checksum counts (a NamedTuple:
+    a backup builds one per key, and a frozen dataclass costs a setattr per field)."""
 
     raw_key: bytes
     commit_ts: int
@@ -40,11 +40,13 @@ class TxnEntry:
     start_ts: int
     value: bytes  # the user value (b"" for a Delete)
     long_value: bool  # the value lives in the default CF (> 255 bytes)
+    encoded: bytes = b""  # enc(raw_key) when the scan has it (saves encoding it again)
 
     def records(self) -> list[tuple[str, bytes, bytes]]:
         """(cf, MVCC key without 'z', value): default first, as TiKV lists the files."""
-        out = [(CF_DEFAULT, default_key(self.raw_key, self.start_ts), self.value)] if self.long_value else []
-        return out + [(CF_WRITE, write_key(self.raw_key, self.commit_ts), self.write)]
+        encoded = self.encoded or encode_bytes(self.raw_key)
+        write = (CF_WRITE, append_ts(encoded, self.commit_ts), self.write)
+        return [(CF_DEFAULT, append_ts(encoded, self.start_ts), self.value), write] if self.long_value else [write]
 
     @property
     def counted_in(self) -> str:
@@ -78,7 +80,7 @@ def latest_entry(key: KeyVersions, after_ts: int, backup_ts: int, values: ValueC
             return None
         if write.write_type == WriteType.PUT:
             return TxnEntry(key.raw_key, commit_ts, data, write.start_ts, values.value_of(key, write),
-                            long_value=write.short_value is None)
+                            write.short_value is None, key.encoded)
         if write.write_type == WriteType.DELETE:
-            return TxnEntry(key.raw_key, commit_ts, data, write.start_ts, b"", False) if after_ts else None
+            return TxnEntry(key.raw_key, commit_ts, data, write.start_ts, b"", False, key.encoded) if after_ts else None
     return None

@@ -10,6 +10,7 @@ The engine adapter adds and strips the prefix. Semantics follow tikv src/storage
 """
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ CF_LOCK = "lock"
 CF_WRITE = "write"
 
 _TS_LEN = 8
+_PAST_TS = b"\xff" * (_TS_LEN + 1)  # enc(key) + this: above every version of the key
 _LOCK_OPS = {LockType.PUT: kvrpcpb_pb2.Put, LockType.DELETE: kvrpcpb_pb2.Del,
              LockType.LOCK: kvrpcpb_pb2.Lock, LockType.PESSIMISTIC: kvrpcpb_pb2.PessimisticLock}
 
@@ -82,16 +84,21 @@ class CommitRecord:
         return self.kind == "single" and not self.is_rolled_back()
 
 
+# A command encodes each of its keys several times (region check, lock, write and default keys,
+# the newest-version seek): recent encodings are kept (a command's keys fit many times over).
+encoded_key = functools.lru_cache(maxsize=8192)(encode_bytes)
+
+
 def lock_key(raw_key: bytes) -> bytes:
-    return encode_bytes(raw_key)
+    return encoded_key(raw_key)
 
 
 def write_key(raw_key: bytes, commit_ts: int) -> bytes:
-    return append_ts(encode_bytes(raw_key), commit_ts)
+    return append_ts(encoded_key(raw_key), commit_ts)
 
 
 def default_key(raw_key: bytes, start_ts: int) -> bytes:
-    return append_ts(encode_bytes(raw_key), start_ts)
+    return append_ts(encoded_key(raw_key), start_ts)
 
 
 def lock_info(lock: Lock, raw_key: bytes) -> kvrpcpb_pb2.LockInfo:
@@ -126,10 +133,16 @@ class TxnReader:
 
     def __init__(self, cfs: CFReader) -> None:
         self.cfs = cfs
+        self._locks: dict[bytes, Lock] = {}  # parsed by their bytes: a txn's locks mostly repeat them
 
     def load_lock(self, raw_key: bytes) -> Lock | None:
         data = self.cfs.get(CF_LOCK, lock_key(raw_key))
-        return None if data is None else Lock.parse(data)
+        if data is None:
+            return None
+        lock = self._locks.get(data)
+        if lock is None:
+            lock = self._locks[data] = Lock.parse(data)
+        return lock
 
     def writes(self, raw_key: bytes, max_ts: int = TS_MAX) -> Iterator[tuple[int, Write]]:
         """(commit_ts, Write) of raw_key with commit_ts <= max_ts, newest first."""
@@ -138,14 +151,19 @@ class TxnReader:
 
     def write_records(self, raw_key: bytes, max_ts: int = TS_MAX) -> Iterator[tuple[int, bytes]]:
         """(commit_ts, the write CF value as stored) newest first: a backup copies the bytes as they are."""
-        prefix = encode_bytes(raw_key)
-        for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, max_ts), prefix + b"\xff" * 9):
+        prefix = encoded_key(raw_key)
+        for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, max_ts), prefix + _PAST_TS):
             if len(key) == len(prefix) + _TS_LEN:
                 yield TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), value
 
     def seek_write(self, raw_key: bytes, ts: int = TS_MAX) -> tuple[int, Write] | None:
-        """The newest record with commit_ts <= ts, of any type."""
-        return next(self.writes(raw_key, ts), None)
+        """The newest record with commit_ts <= ts, of any type (one seek: every prewrite asks)."""
+        prefix = encoded_key(raw_key)
+        size = len(prefix) + _TS_LEN
+        for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, ts), prefix + _PAST_TS):
+            if len(key) == size:
+                return TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), Write.parse(value)
+        return None
 
     def txn_commit_record(self, raw_key: bytes, start_ts: int) -> CommitRecord:
         """MvccReader::get_txn_commit_record: scan from the newest version down to start_ts."""

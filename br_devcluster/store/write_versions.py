@@ -19,9 +19,10 @@ _TS_LEN = 8
 class WriteVersions:
     """Thread-safe; None: nothing written since the last take, 0: unknown (any version)."""
 
-    def __init__(self) -> None:
+    def __init__(self, empty: bool = False) -> None:
         self._lock = threading.Lock()
-        self._lowest: int | None = 0  # a store starts with data of any age
+        # a store starts with data of any age; one without write records has nothing to collect
+        self._lowest: int | None = None if empty else 0
 
     def record(self, modifies: Iterable[Modify]) -> None:
         lowest = min((TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big")

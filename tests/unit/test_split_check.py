@@ -13,7 +13,7 @@ from br_common.txn_codec import append_ts, encode_bytes
 from br_devcluster.store.cf_engine import CFEngine
 from br_devcluster.store.split_check import SplitCheckLoop, half_split_key, plan_split, user_key_boundary
 from br_devcluster.store.txn_reader import Modify
-from br_devcluster.store.written_keys import WrittenKeys
+from br_devcluster.store.written_keys import BATCH_DETAIL, WrittenKeys
 
 
 def versions(key: bytes, *ts: int) -> list[bytes]:
@@ -155,3 +155,14 @@ def test_loop_skips_regions_it_does_not_lead_or_that_did_not_grow(engine: CFEngi
 def test_keys_above_any_prefix_split_in_an_unbounded_region() -> None:
     keys = [b"\xff\xff%02d" % i for i in range(10)]
     assert half_split_key(entries(keys), 100, b"", b"") == encode_bytes(b"\xff\xff05")
+
+
+def test_written_keys_count_a_large_batch_once_at_its_smallest_key() -> None:
+    """A command's batch stays in one region: its bytes go where its smallest key is."""
+    record = WrittenKeys(limit=2)
+    record.take()
+    batch = [Modify("default", b"m%03d" % i, b"xy") for i in range(BATCH_DETAIL + 1, 0, -1)]
+    record.record(batch)
+    taken = record.take()
+    assert taken.bytes_in(b"m001", b"m002") == sum(len(m.key) + 2 for m in batch)
+    assert taken.bytes_in(b"m002", b"") == 0

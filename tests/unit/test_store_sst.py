@@ -13,6 +13,7 @@ from br_common.tso import compose
 from br_devcluster.store.backup_files import RegionBackup, raw_entries, write_region_files
 from br_devcluster.store.errors import StoreError
 from br_devcluster.store.ratelimit import RateLimiter
+from br_common.sst_files import sst_summary
 from br_devcluster.store.sstfiles import SstBuilder, SstError, read_sst, sst_options
 from br_devcluster.store.staging import StagedSst, Staging
 
@@ -133,3 +134,16 @@ def test_staging_cleans_leftovers_but_keeps_staged(tmp_path: Path) -> None:
     staging.clean_leftovers()
     assert sorted(p.name for p in (tmp_path / "import").iterdir()) == [
         "01010101-0101-0101-0101-010101010101_3_0_0_default.sst", f"{uuid.hex()}.json"]
+
+
+def test_summary_reads_first_last_and_sizes_without_the_pairs(tmp_path: Path) -> None:
+    builder = SstBuilder(tmp_path / "f.sst", sst_options())
+    for key, value in PAIRS:
+        builder.add(b"z" + key, value)
+    builder.finish()
+    summary = sst_summary(tmp_path / "f.sst", tmp_path / "scratch")
+    assert (summary.first_key, summary.last_key) == (b"z" + PAIRS[0][0], b"z" + PAIRS[-1][0])
+    assert (summary.entries, summary.deletions) == (len(PAIRS), 0)
+    assert summary.key_bytes == sum(1 + len(k) for k, _ in PAIRS)
+    assert summary.value_bytes == sum(len(v) for _, v in PAIRS)
+    assert (tmp_path / "f.sst").is_file()  # read through a link: the file stays

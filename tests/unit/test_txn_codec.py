@@ -8,6 +8,7 @@ import random
 import pytest
 from google.protobuf.internal import encoder, wire_format
 
+from br_common import txn_codec
 from br_common.txn_codec import (
     TS_MAX, CodecError, Lock, LockType, Reader, Write, WriteType, append_ts, decode_bytes,
     encode_bytes, encode_compact_bytes, encode_u64, encode_var_i64, encode_var_u64, split_ts,
@@ -211,3 +212,43 @@ def test_lock_type_to_write_type() -> None:
     assert LockType.DELETE.write_type() == WriteType.DELETE
     assert LockType.LOCK.write_type() == WriteType.LOCK
     assert LockType.PESSIMISTIC.write_type() is None
+
+
+def _outcome(parse, data: bytes) -> object:  # noqa: ANN001 - Lock.parse or Write.parse
+    try:
+        return parse(data)
+    except CodecError:
+        return CodecError
+
+
+@pytest.mark.parametrize(("lock", "encoded"), LOCK_VECTORS)
+def test_lock_fast_parse_agrees_on_every_prefix(lock: Lock, encoded: bytes) -> None:
+    """The position-based parse of common locks answers what the tag-by-tag reader does."""
+    for cut in range(len(encoded) + 1):
+        record = encoded[:cut]
+        fast = txn_codec._parse_plain_lock(record)
+        if fast is not None:
+            assert fast == _outcome(_slow_lock, record), record
+            assert hash(fast) == hash(_slow_lock(record))
+
+
+def _slow_lock(data: bytes) -> Lock:
+    reader = txn_codec.Reader(data)
+    if reader.empty:
+        raise CodecError("empty lock record")
+    lock_type = txn_codec._enum_or_error(LockType, reader.u8(), "lock type")
+    primary, ts = reader.compact_bytes(), reader.var_u64()
+    fields: dict = {"ttl": 0 if reader.empty else reader.var_u64()}
+    while not reader.empty and txn_codec._parse_lock_tag(reader, reader.u8(), fields):
+        pass
+    return Lock(lock_type, primary, ts, **fields)
+
+
+@pytest.mark.parametrize("write", [Write(WriteType.PUT, 5), Write(WriteType.PUT, 1 << 40, b"v" * 255),
+                                   Write(WriteType.DELETE, 3, b""), Write(WriteType.ROLLBACK, 7, b"p")])
+def test_write_fast_parse_agrees_on_every_prefix(write: Write) -> None:
+    encoded = write.to_bytes()
+    assert Write.parse(encoded) == write and hash(Write.parse(encoded)) == hash(write)
+    for cut in range(len(encoded)):
+        fast = _outcome(txn_codec._parse_plain_write, encoded[:cut])
+        assert fast is None or fast == _outcome(Write.parse, encoded[:cut])
