@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from br_common.txn_codec import TS_MAX, Write, WriteType, decode_bytes, encode_bytes
-from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, CFReader, TxnDataError
+from br_common.txn_codec import TS_MAX, Write, decode_bytes, encode_bytes
+from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, CFReader, TxnDataError, first_visible
 
 _TS_LEN = 8
 
@@ -72,16 +72,8 @@ def forward_keys(cfs: CFReader, low: bytes, high: bytes | None, max_ts: int = TS
 
 
 def visible_put(writes: list[tuple[int, bytes]], ts: int) -> tuple[int, Write] | None:
-    """TxnReader.visible_write over a key's records (newest first, all <= ts)."""
-    for commit_ts, data in writes:
-        write = Write.parse(data)
-        if not write.check_gc_fence_as_latest_version(ts):
-            return None
-        if write.write_type == WriteType.PUT:
-            return commit_ts, write
-        if write.write_type == WriteType.DELETE:
-            return None
-    return None
+    """TxnReader.visible_write over a key's records (newest first, all <= ts), parsed as needed."""
+    return first_visible(((commit_ts, Write.parse(data)) for commit_ts, data in writes), ts)
 
 
 class ValueCursor:

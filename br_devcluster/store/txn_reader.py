@@ -118,6 +118,19 @@ def abort_error(message: str) -> kvrpcpb_pb2.KeyError:
     return kvrpcpb_pb2.KeyError(abort=message)
 
 
+def first_visible(writes: Iterable[tuple[int, Write]], ts: int) -> tuple[int, Write] | None:
+    """Of a key's write records (newest first, all <= ts), the Put a read at ts sees: None when
+    the newest Put/Delete is a Delete or fails its gc_fence check; Lock and Rollback are skipped."""
+    for commit_ts, write in writes:
+        if not write.check_gc_fence_as_latest_version(ts):
+            return None
+        if write.write_type == WriteType.PUT:
+            return commit_ts, write
+        if write.write_type == WriteType.DELETE:
+            return None
+    return None
+
+
 def lock_blocks_read(lock: Lock, raw_key: bytes, ts: int, bypass_locks: Iterable[int] = ()) -> bool:
     """Lock::check_ts_conflict_si: whether a read at ts must report this lock."""
     if lock.ts > ts or lock.lock_type in (LockType.LOCK, LockType.PESSIMISTIC):
@@ -183,14 +196,7 @@ class TxnReader:
 
     def visible_write(self, raw_key: bytes, ts: int) -> tuple[int, Write] | None:
         """The Put a read at ts sees (None: no value or deleted), skipping Lock and Rollback."""
-        for commit_ts, write in self.writes(raw_key, ts):
-            if not write.check_gc_fence_as_latest_version(ts):
-                return None
-            if write.write_type == WriteType.PUT:
-                return commit_ts, write
-            if write.write_type == WriteType.DELETE:
-                return None
-        return None
+        return first_visible(self.writes(raw_key, ts), ts)
 
     def value_of(self, raw_key: bytes, write: Write) -> bytes:
         """A Put's value: inline, or from the default CF at the txn's start_ts."""
