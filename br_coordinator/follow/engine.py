@@ -67,6 +67,7 @@ class Flight:
     result: AsyncResult
     agents_at_send: set[str]
     unlisted_since: float | None = None  # running by its state, not in its live agent's heartbeat
+    tail: bool = False  # past its store stage (its progress says store_done): holds no store slot
 
 
 @dataclass
@@ -126,6 +127,7 @@ class FollowEngine:
         self._due_resolves()
         self._dispatch()
         self._poll()
+        self._dispatch()  # what the results just queued (an ingest, a freed slot's next range) goes now
         self.on_progress(self.book.progress())
 
     def _broker_lost(self, exc: Exception) -> None:
@@ -222,15 +224,19 @@ class FollowEngine:
             if not live:
                 continue
             agents = {a.instance for a in live}
-            busy: dict[str, int] = {}
+            busy: dict[str, int] = {}  # holding a store slot
+            total: dict[str, int] = {}  # with the tails
             for flight in self.in_flight.values():
                 if flight.send.store_id == store_id:
-                    busy[flight.send.lane] = busy.get(flight.send.lane, 0) + 1
+                    total[flight.send.lane] = total.get(flight.send.lane, 0) + 1
+                    busy[flight.send.lane] = busy.get(flight.send.lane, 0) + (not flight.tail)
+            cap = self.config.concurrency + self.config.tail_in_flight
             for _ in range(len(queue)):
                 item = queue[0]
-                if busy.get(item.lane, 0) < self.config.concurrency:
+                if busy.get(item.lane, 0) < self.config.concurrency and total.get(item.lane, 0) < cap:
                     self._send(item, agents)  # raises with the item still queued
                     busy[item.lane] = busy.get(item.lane, 0) + 1
+                    total[item.lane] = total.get(item.lane, 0) + 1
                     queue.popleft()
                 else:
                     queue.rotate(-1)
@@ -280,6 +286,7 @@ class FollowEngine:
         info = flight.result.info
         if state in RUNNING_STATES and isinstance(info, dict):
             self.book.running(flight.send, info)
+            flight.tail = bool(info.get("store_done"))
         if self.watch.lost(state, info, flight.agents_at_send) and \
                 self.watch.still_lost(flight.result, flight.agents_at_send):
             return f"agent lost while the task was {state.lower()}"
