@@ -42,7 +42,7 @@ class FollowConfig(BaseModel):
     tail_in_flight: int = Field(0, ge=0)
     backoff_base: float = 0.2  # seconds before the first retry of a piece; doubles per attempt
     backoff_cap: float = 5.0
-    poll_interval: float = 0.2  # how often task states are read from the result backend
+    poll_interval: float = 0.05  # how often task states are read (one MGET for all: engine._peek)
     agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
     registry_refresh: float = 1.0
     timeout: float | None = None  # the whole follow (storage calls); None: as long as work goes on
