@@ -52,7 +52,7 @@ from br_coordinator.follow.agents import FollowConfig, check_agents
 from br_coordinator.follow.book import Send
 from br_coordinator.follow.engine import FollowEngine, FollowStats, Outgoing
 from br_coordinator.follow.resolvers import RestoreResolver
-from br_coordinator.follow.restore_book import DOWNLOAD, INGEST, Ingest, RestoreBook
+from br_coordinator.follow.restore_book import DOWNLOAD, Ingest, RestoreBook
 from br_coordinator.follow.storage_book import call_storage
 from br_coordinator.restore_discard import StagedDiscard, discard_unconsumed
 from br_coordinator.job_options import CHECKSUM_CONCURRENCY, RestoreOptions
@@ -238,10 +238,7 @@ class Restore:
                 restore_ts: int) -> tuple[RestoreBook, FollowStats]:
         book = RestoreBook(parts, plan.assign_regions(parts, regions, self.job_id, rules(self.kind)))
         progress = JobProgress(f"restore {self.job_id}", unit="files")
-        # ingests start once every download is in (the ingest gate): each is one short RPC on
-        # staged files, so twice as many go at once
-        config = FollowConfig(concurrency=self.options.concurrency,
-                              lane_concurrency={INGEST: 2 * self.options.concurrency})
+        config = FollowConfig(concurrency=self.options.concurrency)
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._region_task(attempt, send, restore_ts), config,
                               RestoreResolver(self.pd, book, self.job_id, self.kind), self.jobs,

@@ -40,8 +40,6 @@ class FollowConfig(BaseModel):
     # whose Backup stream ended and that only uploads now, TaskProgress.store_done): the store works
     # on the next ranges while the last ones upload, and never on more than `concurrency` at once
     tail_in_flight: int = Field(0, ge=0)
-    # a lane's own `concurrency` where it differs (a restore's ingests: short RPCs on staged files)
-    lane_concurrency: dict[str, int] = Field(default_factory=dict)
     backoff_base: float = 0.2  # seconds before the first retry of a piece; doubles per attempt
     backoff_cap: float = 5.0
     poll_interval: float = 0.05  # how often task states are read (one MGET for all: engine._peek)

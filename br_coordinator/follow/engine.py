@@ -233,10 +233,10 @@ class FollowEngine:
                 if flight.send.store_id == store_id:
                     total[flight.send.lane] = total.get(flight.send.lane, 0) + 1
                     busy[flight.send.lane] = busy.get(flight.send.lane, 0) + (not flight.tail)
+            cap = self.config.concurrency + self.config.tail_in_flight
             for _ in range(len(queue)):
                 item = queue[0]
-                limit = self.config.lane_concurrency.get(item.lane, self.config.concurrency)
-                if busy.get(item.lane, 0) < limit and total.get(item.lane, 0) < limit + self.config.tail_in_flight:
+                if busy.get(item.lane, 0) < self.config.concurrency and total.get(item.lane, 0) < cap:
                     self._send(item, agents)  # raises with the item still queued
                     busy[item.lane] = busy.get(item.lane, 0) + 1
                     total[item.lane] = total.get(item.lane, 0) + 1
