@@ -80,6 +80,7 @@ def _backup_into(context: BackupEnv, task: m.BackupRangeTask, storage: ExternalS
         log.warning("%s", stream_error)
     finally:
         call.cancel()
+        uploader.store_done()  # the store may start on the next range while these files upload
         uploaded = uploader.wait()  # raises the first upload failure: the task fails, nothing recorded
     covered = [m.CoveredRange(range=c.range, files=[uploaded[f.name] for f in c.files]) for c in covered]
     uncovered = _uncovered(task.range, covered, failed, stream_error)
@@ -163,6 +164,17 @@ class _Uploader:
         self._lock = threading.Lock()
         self.bytes_done = 0
         self.files_done = 0
+        self._store_done = False
+
+    def store_done(self) -> None:
+        """The Backup stream ended: say so in the task's progress (FollowConfig.tail_in_flight)."""
+        with self._lock:  # reported under the lock: an older progress never lands after this one
+            self._store_done = True
+            self._report(self._progress())
+
+    def _progress(self) -> m.TaskProgress:
+        return m.TaskProgress(agent=self._context.instance, bytes_uploaded=self.bytes_done,
+                              files_uploaded=self.files_done, store_done=self._store_done)
 
     def submit(self, files: list[brpb_pb2.File]) -> list[m.FileInfo]:
         infos = [m.FileInfo.from_proto(f) for f in files]
@@ -202,9 +214,7 @@ class _Uploader:
         with self._lock:
             self.bytes_done += info.size
             self.files_done += 1
-            progress = m.TaskProgress(agent=self._context.instance, bytes_uploaded=self.bytes_done,
-                                      files_uploaded=self.files_done)
-        self._report(progress)
+            self._report(self._progress())
         return info
 
 

@@ -215,7 +215,8 @@ class Backup:
         progress = JobProgress(f"backup {self.job_id}")
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._range_task(attempt, send, backup_ts),
-                              FollowConfig(concurrency=self.options.concurrency),
+                              FollowConfig(concurrency=self.options.concurrency,
+                                           tail_in_flight=self.options.concurrency),
                               BackupResolver(self.pd, book, self.kind),
                               self.jobs, [self.lease], on_progress=lambda p: progress.update(*p))
         if done:

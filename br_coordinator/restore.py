@@ -238,7 +238,7 @@ class Restore:
                 restore_ts: int) -> tuple[RestoreBook, FollowStats]:
         book = RestoreBook(parts, plan.assign_regions(parts, regions, self.job_id, rules(self.kind)))
         progress = JobProgress(f"restore {self.job_id}", unit="files")
-        config = FollowConfig(concurrency=self.options.concurrency, poll_interval=0.05)  # short tasks: answer quickly
+        config = FollowConfig(concurrency=self.options.concurrency)
         engine = FollowEngine(self.app, self.pd, self.registry, book,
                               lambda attempt, send: self._region_task(attempt, send, restore_ts), config,
                               RestoreResolver(self.pd, book, self.job_id, self.kind), self.jobs,

@@ -192,6 +192,9 @@ class TaskProgress(Message):
     agent: str
     bytes_uploaded: int = 0
     files_uploaded: int = 0
+    # the store's part is over (a backup's Backup stream ended; its files still upload): the
+    # coordinator may start the store on the next range meanwhile (FollowConfig.tail_in_flight)
+    store_done: bool = False
 
 
 # --- backup ------------------------------------------------------------------------------------

@@ -36,9 +36,13 @@ class FollowConfig(BaseModel):
     """The follow engine's knobs (one per job, built from the verb's options)."""
 
     concurrency: int = Field(4, ge=1)  # tasks in flight per store and lane (restore: downloads, ingests)
+    # more tasks per store and lane that may be in flight once past their store stage (a backup task
+    # whose Backup stream ended and that only uploads now, TaskProgress.store_done): the store works
+    # on the next ranges while the last ones upload, and never on more than `concurrency` at once
+    tail_in_flight: int = Field(0, ge=0)
     backoff_base: float = 0.2  # seconds before the first retry of a piece; doubles per attempt
     backoff_cap: float = 5.0
-    poll_interval: float = 0.2  # how often task states are read from the result backend
+    poll_interval: float = 0.05  # how often task states are read (one MGET for all: engine._peek)
     agent_wait: float = Field(60.0, ge=0)  # how long a store may have no live agent
     registry_refresh: float = 1.0
     timeout: float | None = None  # the whole follow (storage calls); None: as long as work goes on

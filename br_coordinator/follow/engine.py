@@ -53,6 +53,9 @@ class Outgoing:
     shadow: str
 
 
+_UNREAD = object()  # a flight's meta not read in the round's batch: ask its AsyncResult
+
+
 class TaskMaker(Protocol):
     def __call__(self, attempt: str, send: Send) -> Outgoing: ...
 
@@ -67,6 +70,7 @@ class Flight:
     result: AsyncResult
     agents_at_send: set[str]
     unlisted_since: float | None = None  # running by its state, not in its live agent's heartbeat
+    tail: bool = False  # past its store stage (its progress says store_done): holds no store slot
 
 
 @dataclass
@@ -126,6 +130,7 @@ class FollowEngine:
         self._due_resolves()
         self._dispatch()
         self._poll()
+        self._dispatch()  # what the results just queued (an ingest, a freed slot's next range) goes now
         self.on_progress(self.book.progress())
 
     def _broker_lost(self, exc: Exception) -> None:
@@ -222,15 +227,19 @@ class FollowEngine:
             if not live:
                 continue
             agents = {a.instance for a in live}
-            busy: dict[str, int] = {}
+            busy: dict[str, int] = {}  # holding a store slot
+            total: dict[str, int] = {}  # with the tails
             for flight in self.in_flight.values():
                 if flight.send.store_id == store_id:
-                    busy[flight.send.lane] = busy.get(flight.send.lane, 0) + 1
+                    total[flight.send.lane] = total.get(flight.send.lane, 0) + 1
+                    busy[flight.send.lane] = busy.get(flight.send.lane, 0) + (not flight.tail)
+            cap = self.config.concurrency + self.config.tail_in_flight
             for _ in range(len(queue)):
                 item = queue[0]
-                if busy.get(item.lane, 0) < self.config.concurrency:
+                if busy.get(item.lane, 0) < self.config.concurrency and total.get(item.lane, 0) < cap:
                     self._send(item, agents)  # raises with the item still queued
                     busy[item.lane] = busy.get(item.lane, 0) + 1
+                    total[item.lane] = total.get(item.lane, 0) + 1
                     queue.popleft()
                 else:
                     queue.rotate(-1)
@@ -249,18 +258,19 @@ class FollowEngine:
 
     # --- following -------------------------------------------------------------------------------------
     def _poll(self) -> None:
+        peeked = self._peek()
         for attempt, flight in list(self.in_flight.items()):
             if attempt not in self.in_flight:
                 continue  # withdrawn by a resolve earlier in this round
-            state = flight.result.state
+            state, meta = peeked[attempt] if attempt in peeked else (flight.result.state, _UNREAD)
             if state == "SUCCESS":
-                payload = flight.result.result
+                payload = flight.result.result if meta is _UNREAD else meta
                 self._forget(attempt)  # done: a redelivery of it must not run again
                 flight.result.forget()
                 self._apply(self.book.succeeded(flight.send, payload))
             elif state in ("FAILURE", "REVOKED"):
                 self._failed(flight)
-            elif reason := self._gone(flight, state):
+            elif reason := self._gone(flight, state, meta):
                 self._forget(attempt)
                 self.stats.resent_lost += 1
                 log.warning("resending work %d (%s on store %s): %s", flight.send.work_id, flight.send.lane,
@@ -274,12 +284,34 @@ class FollowEngine:
         self._forget(flight.attempt)
         self._apply(self.book.failed(flight.send, error))
 
-    def _gone(self, flight: Flight, state: str) -> str:
+    def _peek(self) -> dict[str, tuple[str, object]]:
+        """Every flight's state and meta (a running task's progress, a success's payload) in one
+        round trip to a key-value result backend (Redis MGET), not two reads per task: under load a
+        round then takes milliseconds, and a finished task is seen at once. {} without such a backend."""
+        backend = getattr(self.app, "backend", None)
+        if not self.in_flight or not callable(getattr(backend, "mget", None)):
+            return {}
+        attempts = list(self.in_flight)
+        values = backend.mget([backend.get_key_for_task(a) for a in attempts])
+        out: dict[str, tuple[str, object]] = {}
+        for attempt, value in zip(attempts, values):
+            if not value:
+                out[attempt] = ("PENDING", None)
+                continue
+            meta = backend.decode_result(value)
+            if meta["status"] in ("FAILURE", "REVOKED"):
+                continue  # read through the result: its exception rebuilt as Celery does
+            out[attempt] = (meta["status"], meta.get("result"))
+        return out
+
+    def _gone(self, flight: Flight, state: str, info: object = _UNREAD) -> str:
         """Why the task can no longer finish ("" while it can): its agent is gone, or its live
         agent no longer runs it although its state says so (the outcome was never stored)."""
-        info = flight.result.info
+        if info is _UNREAD:
+            info = flight.result.info
         if state in RUNNING_STATES and isinstance(info, dict):
             self.book.running(flight.send, info)
+            flight.tail = bool(info.get("store_done"))
         if self.watch.lost(state, info, flight.agents_at_send) and \
                 self.watch.still_lost(flight.result, flight.agents_at_send):
             return f"agent lost while the task was {state.lower()}"

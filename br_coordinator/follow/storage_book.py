@@ -60,7 +60,7 @@ def call_storage(app: Celery, pd: PDClient, registry: Registry, name: str, paylo
                  result_model: type[m.M], shadow: str, timeout: float = 300.0, resends: int = 3) -> m.M:
     """Run task `name` with `payload` on some agent of the cluster; its result as `result_model`."""
     book = StorageCallBook(result_model, shadow, resends)
-    config = FollowConfig(concurrency=1, poll_interval=0.1, agent_wait=0.0, timeout=timeout)
+    config = FollowConfig(concurrency=1, agent_wait=0.0, timeout=timeout)
     engine = FollowEngine(app, pd, registry, book, lambda attempt, send: Outgoing(name, payload, shadow), config,
                           title=shadow)
     engine.run()

@@ -190,3 +190,46 @@ def test_a_gap_whose_kind_stops_the_job_is_not_retried() -> None:
     with pytest.raises(CommandError, match=r"on store 1: the store cannot read its data"):
         follower([m.KeyRange()]).run()
     assert len(sent) == 1
+
+
+class _StagedResult:
+    """A task that streams for two state reads, uploads (progress says store_done) for two more, then succeeds."""
+
+    def __init__(self, task: m.BackupRangeTask) -> None:
+        self.task, self.reads, self.result = task, 0, None
+
+    @property
+    def state(self) -> str:
+        self.reads += 1
+        if self.reads > 4:
+            self.result = _ok(self.task)
+            return "SUCCESS"
+        return "PROGRESS"
+
+    @property
+    def info(self) -> dict:
+        return {"agent": f"h/{self.task.store_id}/bbbbbbbb", "store_done": self.reads > 2}
+
+    def forget(self) -> None:
+        pass
+
+
+def test_a_task_past_its_stream_frees_its_store_slot_but_tails_are_bounded() -> None:
+    pd = FakePD.from_bounds([bytes([k]) for k in range(1, 12)], [1, 2] * 6)  # one region per task
+    follower, _, jobs, _ = _setup(lambda payload, queue, result: None, pd, [_agent(1, 1), _agent(2, 2)],
+                                  concurrency=2, tail_in_flight=2)
+    engine = follower([m.KeyRange()])
+    engine.app.send_task = lambda name, args, queue, task_id, shadow, **_: _StagedResult(
+        m.parse(m.BackupRangeTask, args[0]))
+    peaks = {"streaming": 0, "total": 0}
+
+    def watch(_progress: object) -> None:
+        for store in (1, 2):
+            flights = [f for f in engine.in_flight.values() if f.send.store_id == store]
+            peaks["streaming"] = max(peaks["streaming"], sum(not f.tail for f in flights))
+            peaks["total"] = max(peaks["total"], len(flights))
+
+    engine.on_progress = watch
+    engine.run()
+    assert tiling_problem(m.KeyRange(), [r.range for r in jobs.ranges()]) == ""
+    assert peaks == {"streaming": 2, "total": 4}  # the store never streams more than 2; 2 more upload meanwhile
