@@ -18,6 +18,7 @@ from celery.utils.nodenames import host_format
 
 from br_agent import metrics, running_tasks, staging_dir
 from br_agent.context import AgentContext, set_context
+from br_agent.malloc_arenas import cap_malloc_arenas
 from br_agent.settings import AgentSettings
 from br_common.fleet import redis_client
 from br_common.fleet.app import make_app, task_modules
@@ -70,6 +71,7 @@ def worker_name(config: AgentSettings, cluster_id: int, store_id: int) -> str:
 
 def run(config: AgentSettings) -> int:
     """Serve the store's queues until stopped; AgentError (one line) when startup cannot go on."""
+    cap_malloc_arenas()  # before any thread starts: see br_agent.malloc_arenas
     broker = config.broker_url(FleetSettings().broker)  # BR_BROKER as the fallback, as br has it
     settings = FleetSettings(broker=broker, signing_key="", signing_cert="")  # agents never sign
     verifier = _verifier(config)
