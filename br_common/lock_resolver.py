@@ -95,15 +95,17 @@ class LockResolver(RawKVClient):
         outcome = f"committed at {commit_ts}" if commit_ts else "rolled back"
         return Resolution(True, 0, f"{name}: async commit, {outcome} ({len(secondaries)} secondaries checked)")
 
-    def _per_region(self, keys: Sequence[bytes], method: str,
-                    build: Callable[[pb.Context, list[bytes]], Any]) -> list[tuple[list[bytes], Any]]:
-        """(keys, response) for each region holding some of keys, in one request per region;
-        keys of a region that answered a region error are grouped again (client-go does too)."""
+    def _per_region(self, keys: Sequence[bytes], method: str, build: Callable[[pb.Context, list[bytes]], Any],
+                    located: list[tuple[RegionInfo, list[bytes]]] | None = None) -> list[tuple[list[bytes], Any]]:
+        """(keys, response) for each region holding some of keys (or each group already located),
+        in one request per region; keys of a region that answered a region error are grouped again
+        (client-go does too)."""
         done: list[tuple[list[bytes], Any]] = []
-        pending, attempt = list(dict.fromkeys(keys)), 0
+        pending = located if located is not None else self._by_region(keys)
+        attempt = 0
         while pending:
             retry, reason = [], ""
-            for info, group in self._by_region(pending):
+            for info, group in pending:
                 response, why = self._send(info, method, build(self._context(info), group))
                 if response is None:
                     retry, reason = retry + group, why
@@ -112,12 +114,13 @@ class LockResolver(RawKVClient):
             if retry:
                 self._backoff(attempt, f"{method} of {len(retry)} keys", reason)
                 attempt += 1
-            pending = retry
+            pending = self._by_region(retry)
         return done
 
     def _by_region(self, keys: Iterable[bytes]) -> list[tuple[RegionInfo, list[bytes]]]:
+        """The keys (each once, in order) grouped by the region holding their encoding."""
         groups: dict[int, tuple[RegionInfo, list[bytes]]] = {}
-        for key in keys:
+        for key in dict.fromkeys(keys):
             info = self.regions.locate(encode_bytes(key))
             groups.setdefault(info.id, (info, []))[1].append(key)
         return list(groups.values())

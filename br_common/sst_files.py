@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import NamedTuple
 
 from rocksdict import IngestExternalFileOptions, Options, Rdict

@@ -29,14 +29,14 @@ def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: byte
     the counters in locals (the agent checks every record of a backup with it)."""
     xz = crc64.xz
     crc = kvs = size = 0
-    counted_value = _counted_value if cf == CF_WRITE else None
+    is_write = cf == CF_WRITE
     for stored, value in pairs:
         raw_key, _ts = decode_bytes(origin_key(stored))
         if raw_key < start:
             continue
         if end and raw_key >= end:
             break
-        counted = counted_value(cf, value) if counted_value is not None else value
+        counted = _counted_write(value) if is_write else value
         if counted is not None:
             crc ^= xz(raw_key + counted)
             kvs += 1
@@ -44,9 +44,9 @@ def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: byte
     return Checksum(crc64xor=crc, total_kvs=kvs, total_bytes=size)
 
 
-def _counted_value(cf: str, value: bytes) -> bytes | None:
-    if cf != CF_WRITE:
-        return value
+def _counted_write(value: bytes) -> bytes | None:
+    """What a write-CF record counts as: its short value, b"" for a Delete, None when not counted
+    here (a long value, counted in the default file; Lock and Rollback records)."""
     write = Write.parse(value)
     if write.write_type == WriteType.DELETE:
         return b""

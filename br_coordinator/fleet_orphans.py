@@ -13,7 +13,6 @@ from functools import partial
 from br_common.fleet import messages as m
 from br_common.fleet.app import make_app
 from br_common.fleet.registry import Registry
-from br_coordinator import flags
 from br_coordinator.follow.agents import check_agents
 from br_coordinator.follow.storage_book import call_storage
 from br_coordinator.job_runner import connections

@@ -62,7 +62,6 @@ from br_coordinator.progress import JobProgress, human_bytes, print_summary
 log = logging.getLogger("br.restore")
 
 
-
 def run_full(args: argparse.Namespace) -> int:
     return run(args, None)
 

@@ -6,15 +6,9 @@ the transaction, which is rolled back; tests use pingcap's own client for the fu
 """
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any
-
 from br_common.kvproto import kvrpcpb_pb2 as pb
-from br_common.pd_client import RegionInfo
 from br_common.tikv_client import Pair, RawKVError
 from br_common.txn_checksum import TxnChecksum
-from br_common.txn_codec import encode_bytes
 
 LOCK_TTL_MS = 3000
 
@@ -30,8 +24,8 @@ class TxnKV(TxnChecksum):
             raise ValueError("a transaction needs at least one pair")
         values = dict(pairs)
         start_ts, primary = self.pd.tso(), pairs[0][0]
-        groups = list(self._by_region(list(values)))  # located once: prewrite and commit share them
-        for response in self._per_region(list(values), "KvPrewrite", lambda ctx, keys: pb.PrewriteRequest(
+        groups = self._by_region(values)  # located once: prewrite and commit share them
+        for _, response in self._per_region(list(values), "KvPrewrite", lambda ctx, keys: pb.PrewriteRequest(
                 context=ctx, primary_lock=primary, start_version=start_ts, lock_ttl=LOCK_TTL_MS,
                 txn_size=len(values), mutations=[pb.Mutation(op=pb.Put, key=k, value=values[k]) for k in keys]),
                 groups):
@@ -43,7 +37,7 @@ class TxnKV(TxnChecksum):
         first = [group for group in groups if primary in group[1]]
         rest = [group for group in groups if primary not in group[1]]
         for located in (first, rest):
-            for response in self._per_region([], "KvCommit", lambda ctx, group: pb.CommitRequest(
+            for _, response in self._per_region([], "KvCommit", lambda ctx, group: pb.CommitRequest(
                     context=ctx, start_version=start_ts, keys=group, commit_version=commit_ts), located):
                 if response.HasField("error"):
                     raise TxnError(f"commit of txn {start_ts} failed: {response.error}")
@@ -52,27 +46,3 @@ class TxnKV(TxnChecksum):
     def _rollback(self, keys: list[bytes], start_ts: int) -> None:
         self._per_region(keys, "KvBatchRollback",
                          lambda ctx, group: pb.BatchRollbackRequest(context=ctx, start_version=start_ts, keys=group))
-
-    def _per_region(self, keys: list[bytes], method: str, build: Callable[[pb.Context, list[bytes]], Any],
-                    located: list[tuple[RegionInfo, list[bytes]]] | None = None) -> list[Any]:
-        """One request per region holding some of the keys (or per group already located); a
-        failed group is regrouped and retried."""
-        groups = located if located is not None else self._by_region(keys)
-        pending = deque((info, group, 0) for info, group in groups)
-        responses = []
-        while pending:
-            info, group, attempt = pending.popleft()
-            response, reason = self._send(info, method, build(self._context(info), group))
-            if response is not None:
-                responses.append(response)
-                continue
-            self._backoff(attempt, f"{method} of {len(group)} keys", reason)
-            pending.extend((i, g, attempt + 1) for i, g in self._by_region(group))
-        return responses
-
-    def _by_region(self, keys: list[bytes]) -> Iterator[tuple[RegionInfo, list[bytes]]]:
-        groups: dict[int, tuple[RegionInfo, list[bytes]]] = {}
-        for key in keys:
-            info = self.regions.locate(encode_bytes(key))
-            groups.setdefault(info.id, (info, []))[1].append(key)
-        yield from groups.values()

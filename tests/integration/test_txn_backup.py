@@ -253,6 +253,14 @@ def _commit_primary(dc: DevCluster, start: int, primary: bytes) -> None:
         assert not response.HasField("error")
 
 
+def _assert_backup_is_the_model(source: Source, name: str) -> None:
+    """`br backup full` completes past the dead clients' locks and holds exactly the model."""
+    prefix = f"{name}-{os.getpid()}"
+    done = source.backup(prefix)
+    assert done.returncode == 0, done.stderr
+    assert files_checksum(source.meta(prefix)) == model_checksum(source.model)
+
+
 def test_locks_of_dead_clients_are_resolved_never_read_half(source: Source) -> None:
     """Three clients died holding locks: one after committing its primary (its secondaries are
     committed by the backup's resolver), one before (rolled back), one whose TTL is still running
@@ -264,10 +272,7 @@ def test_locks_of_dead_clients_are_resolved_never_read_half(source: Source) -> N
     _prewrite(source.dc, source.dc.pd.tso(), _key(210), {_key(210): b"no", _key(211): b"NO" * 200}, ttl_ms=100)
     _prewrite(source.dc, source.dc.pd.tso(), _key(220), {_key(220): b"late", _key(221): b"x"}, ttl_ms=4000)
     source.model.update(committed)
-    prefix = f"txn-locks-{os.getpid()}"
-    done = source.backup(prefix)
-    assert done.returncode == 0, done.stderr
-    assert files_checksum(source.meta(prefix)) == model_checksum(source.model)
+    _assert_backup_is_the_model(source, "txn-locks")
 
 
 def test_async_commit_locks_of_dead_clients_are_decided_by_their_secondaries(source: Source) -> None:
@@ -281,10 +286,7 @@ def test_async_commit_locks_of_dead_clients_are_decided_by_their_secondaries(sou
     _prewrite(source.dc, source.dc.pd.tso(), _key(240), rolled_back, ttl_ms=100,
               secondaries=[_key(241), _key(242)])
     source.model.update(committed)
-    prefix = f"txn-async-{os.getpid()}"
-    done = source.backup(prefix)
-    assert done.returncode == 0, done.stderr
-    assert files_checksum(source.meta(prefix)) == model_checksum(source.model)
+    _assert_backup_is_the_model(source, "txn-async")
 
 
 def test_a_backup_while_transactions_commit_is_the_snapshot_at_backup_ts(source: Source) -> None:
