@@ -90,6 +90,12 @@ def split_ts(key: bytes) -> tuple[bytes, int]:
     return key[:-U64_SIZE], TS_MAX ^ int.from_bytes(key[-U64_SIZE:], "big")
 
 
+def ts_of(key: bytes) -> int:
+    """The ts of a versioned engine key (split_ts without the length check, for hot loops over
+    keys the engine holds)."""
+    return TS_MAX ^ int.from_bytes(key[-U64_SIZE:], "big")
+
+
 # --- numbers and compact bytes --------------------------------------------------------------
 
 def encode_u64(value: int) -> bytes:

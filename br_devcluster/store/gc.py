@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from br_common.pd_client import PDClient, PDError
-from br_common.txn_codec import TS_MAX, Write, WriteType
+from br_common.txn_codec import U64_SIZE, Write, WriteType, append_ts, ts_of
 from br_devcluster.store import percolator
 from br_devcluster.store.cf_engine import CFEngine
 from br_devcluster.store.staging import Staging
@@ -24,7 +24,6 @@ from br_devcluster.store.txn_reader import CF_DEFAULT, CF_WRITE, Modify
 log = logging.getLogger(__name__)
 
 _DELETE_BATCH = 10_000
-_TS_LEN = 8
 _PUT = bytes((WriteType.PUT,))
 
 
@@ -61,9 +60,9 @@ def _plan(pairs: Iterable[tuple[bytes, bytes]], safe_point: int) -> tuple[list[M
         gone = set()
         for commit_ts, write in dropped:
             gone.add(commit_ts)
-            modifies.append(Modify(CF_WRITE, encoded + _ts_bytes(commit_ts), None))
+            modifies.append(Modify(CF_WRITE, append_ts(encoded, commit_ts), None))
             if write.write_type == WriteType.PUT and write.short_value is None:
-                modifies.append(Modify(CF_DEFAULT, encoded + _ts_bytes(write.start_ts), None))
+                modifies.append(Modify(CF_DEFAULT, append_ts(encoded, write.start_ts), None))
         key_next = _next_garbage([(ts, data) for ts, data in versions if ts not in gone])
         if key_next is not None and (next_ts is None or key_next < next_ts):
             next_ts = key_next
@@ -85,18 +84,14 @@ def _by_key(pairs: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, list[
     """(enc(key), [(commit_ts, write CF value)] newest first) per key of the write CF, in order."""
     encoded, versions = None, []
     for key, value in pairs:
-        prefix = key[:-_TS_LEN]
+        prefix = key[:-U64_SIZE]
         if prefix != encoded:
             if versions:
                 yield encoded, versions
             encoded, versions = prefix, []
-        versions.append((TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), value))
+        versions.append((ts_of(key), value))
     if versions:
         yield encoded, versions
-
-
-def _ts_bytes(ts: int) -> bytes:
-    return (TS_MAX ^ ts).to_bytes(_TS_LEN, "big")
 
 
 class GCLoop:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from br_common.txn_codec import TS_MAX, Write, decode_bytes, encode_bytes
+from br_common.txn_codec import TS_MAX, U64_SIZE, Write, append_ts, decode_bytes, encode_bytes, ts_of
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, CFReader, TxnDataError, first_visible
 
-_TS_LEN = 8
 
 
 class KeyVersions(NamedTuple):
@@ -52,19 +51,19 @@ def forward_keys(cfs: CFReader, low: bytes, high: bytes | None, max_ts: int = TS
     writes = iter(cfs.iterate(CF_WRITE, start, end))
     lock, write = next(locks, None), next(writes, None)
     while lock is not None or write is not None:
-        write_prefix = write[0][:-_TS_LEN] if write is not None else None
+        write_prefix = write[0][:-U64_SIZE] if write is not None else None
         if lock is not None and (write_prefix is None or lock[0] <= write_prefix):
             encoded, lock_value = lock
             lock = next(locks, None)
         else:
             encoded, lock_value = write_prefix, None
         found = []  # the key's write records (memcomparable keys are prefix-free: the prefix decides)
-        size = len(encoded) + _TS_LEN
+        size = len(encoded) + U64_SIZE
         while write is not None:
             key = write[0]
             if len(key) != size or not key.startswith(encoded):
                 break
-            commit_ts = TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big")
+            commit_ts = ts_of(key)
             if commit_ts <= max_ts:
                 found.append((commit_ts, write[1]))
             write = next(writes, None)
@@ -88,7 +87,7 @@ class ValueCursor:
         """A Put's value: inline, or the default CF's at enc(key) ‖ ~start_ts."""
         if write.short_value is not None:
             return write.short_value
-        target = key.encoded + (TS_MAX ^ write.start_ts).to_bytes(_TS_LEN, "big")
+        target = append_ts(key.encoded, write.start_ts)
         value = self._seek(target)
         if value is None:
             raise TxnDataError(f"default CF value of {key.raw_key!r} at start_ts {write.start_ts} is missing")

@@ -18,15 +18,14 @@ from typing import NamedTuple, Protocol
 
 from br_common.kvproto import kvrpcpb_pb2
 from br_common.txn_codec import (
-    TS_MAX, Lock, LockType, Write, WriteType, append_ts, decode_bytes, encode_bytes,
+    TS_MAX, U64_SIZE, Lock, LockType, Write, WriteType, append_ts, decode_bytes, encode_bytes, ts_of,
 )
 
 CF_DEFAULT = "default"
 CF_LOCK = "lock"
 CF_WRITE = "write"
 
-_TS_LEN = 8
-_PAST_TS = b"\xff" * (_TS_LEN + 1)  # enc(key) + this: above every version of the key
+_PAST_TS = b"\xff" * (U64_SIZE + 1)  # enc(key) + this: above every version of the key
 _LOCK_OPS = {LockType.PUT: kvrpcpb_pb2.Put, LockType.DELETE: kvrpcpb_pb2.Del,
              LockType.LOCK: kvrpcpb_pb2.Lock, LockType.PESSIMISTIC: kvrpcpb_pb2.PessimisticLock}
 
@@ -166,16 +165,16 @@ class TxnReader:
         """(commit_ts, the write CF value as stored) newest first: a backup copies the bytes as they are."""
         prefix = encoded_key(raw_key)
         for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, max_ts), prefix + _PAST_TS):
-            if len(key) == len(prefix) + _TS_LEN:
-                yield TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), value
+            if len(key) == len(prefix) + U64_SIZE:
+                yield ts_of(key), value
 
     def seek_write(self, raw_key: bytes, ts: int = TS_MAX) -> tuple[int, Write] | None:
         """The newest record with commit_ts <= ts, of any type (one seek: every prewrite asks)."""
         prefix = encoded_key(raw_key)
-        size = len(prefix) + _TS_LEN
+        size = len(prefix) + U64_SIZE
         for key, value in self.cfs.iterate(CF_WRITE, append_ts(prefix, ts), prefix + _PAST_TS):
             if len(key) == size:
-                return TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big"), Write.parse(value)
+                return ts_of(key), Write.parse(value)
         return None
 
     def txn_commit_record(self, raw_key: bytes, start_ts: int) -> CommitRecord:
@@ -220,7 +219,7 @@ class TxnReader:
 
     def _encoded_keys(self, cf: str, start: bytes, end: bytes | None, reverse: bool) -> Iterator[bytes]:
         """The enc(key) part of each engine key of cf (write/default keys carry a ts)."""
-        cut = 0 if cf == CF_LOCK else _TS_LEN
+        cut = 0 if cf == CF_LOCK else U64_SIZE
         for key, _ in self.cfs.iterate(cf, start, end, reverse):
             yield key[:len(key) - cut]
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from br_common.txn_codec import TS_MAX
+from br_common.txn_codec import ts_of
 from br_devcluster.store.txn_reader import CF_WRITE, Modify
 
-_TS_LEN = 8
 
 
 class WriteVersions:
@@ -25,7 +24,7 @@ class WriteVersions:
         self._lowest: int | None = None if empty else 0
 
     def record(self, modifies: Iterable[Modify]) -> None:
-        lowest = min((TS_MAX ^ int.from_bytes(key[-_TS_LEN:], "big")
+        lowest = min((ts_of(key)
                       for cf, key, value in modifies if cf == CF_WRITE and value is not None), default=None)
         if lowest is not None:
             self.record_ts(lowest)
