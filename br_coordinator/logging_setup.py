@@ -92,9 +92,18 @@ class LogFileNotice:
 _notice = LogFileNotice()
 
 
-def default_log_file() -> Path:
-    """BR's default: /tmp/br.log.<timestamp>."""
-    return Path(f"/tmp/br.log.{time.strftime('%Y-%m-%dT%H.%M.%S%z')}")
+def default_log_file(directory: Path = Path("/tmp")) -> Path:
+    """BR's default, /tmp/br.log.<timestamp>, claimed by an exclusive create: two runs started
+    in the same second must not append to one file (the second gets a .1 suffix, and so on)."""
+    base = directory / f"br.log.{time.strftime('%Y-%m-%dT%H.%M.%S%z')}"
+    for attempt in range(1000):
+        path = base if attempt == 0 else base.with_name(f"{base.name}.{attempt}")
+        try:
+            path.open("x").close()
+            return path
+        except FileExistsError:
+            continue
+    return path
 
 
 def setup(level: str, log_file: str | Path | None, quiet_console: bool, secrets: list[str] | None = None,
