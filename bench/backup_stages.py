@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, Bench, loaded_cluster, peak_rss_mb, read_meta, run_br, s3_client
+from bench_setup import BUCKET, MB, Bench, CpuMeter, loaded_cluster, peak_rss_mb, read_meta, run_br, s3_client
 
 from br_common.backupmeta.kind import BackupKind, rules
 from br_common.fleet.messages import COMPRESSION_TYPES, KeyRange
@@ -129,11 +129,14 @@ def main() -> int:
     args = parser.parse_args()
     kind = BackupKind(args.kind)
     with loaded_cluster("stages", args.stores, args.regions, args.size, args.value_size, kind == BackupKind.TXN) as b:
-        a_time, files = store_stage(b, kind, args.concurrency)
+        with CpuMeter(b.roles()) as a_cpu:
+            a_time, files = store_stage(b, kind, args.concurrency)
         sst = sum(p.stat().st_size for p in files)
-        b_time = upload_stage(b, files, args.concurrency * args.stores)
+        with CpuMeter(b.roles()) as b_cpu:
+            b_time = upload_stage(b, files, args.concurrency * args.stores)
         tools = tool_uploads(b, args.concurrency * args.stores)
-        c_time, c_bytes = br_stage(b, kind, args.concurrency)
+        with CpuMeter(b.roles()) as c_cpu:
+            c_time, c_bytes = br_stage(b, kind, args.concurrency)
         agent_rss = peak_rss_mb(b.agent_pids)
     rows = [("(a) store Backup RPC alone", a_time, sst), ("(b) boto3 upload alone", b_time, sst),
             *((f"    the same upload by {name}", seconds, sst) for name, seconds in tools.items()),
@@ -141,6 +144,8 @@ def main() -> int:
     print(f"backup stages, {args.size} of {args.kind} data, {args.stores} stores, {len(files)} files:")
     for name, seconds, nbytes in rows:
         print(f"  {name:<44} {seconds:7.1f} s  {nbytes / MB / seconds:7.1f} MB/s of SST")
+    for name, cpu in (("(a)", a_cpu), ("(b)", b_cpu), ("(c)", c_cpu)):
+        print(f"  {name} {cpu.line()}")
     print(f"  agent peak RSS (VmHWM, the largest of {args.stores}): {agent_rss:.0f} MB (target: under 200 MB at 4 GB)")
     slower = max(a_time, b_time)
     print(f"ratio slower(a, b) / c = {slower / c_time:.2f}  (target >= 0.8; bound by "

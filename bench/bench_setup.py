@@ -5,6 +5,7 @@ it (`python bench/<name>.py` puts this folder on sys.path).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,18 @@ from br_devcluster.txn_kv import TxnKV
 
 BUCKET = "bench"
 MB = 1e6
+
+
+def keep_logs(work: Path) -> None:
+    """BENCH_KEEP_LOGS=DIR: copy the run's logs (br's, the agents', the stores') there before the
+    work directory goes, to see where a stage spent its time."""
+    keep = os.environ.get("BENCH_KEEP_LOGS")
+    if not keep:
+        return
+    for log_file in work.rglob("*.log"):
+        target = Path(keep) / log_file.relative_to(work)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log_file, target)
 
 
 def s3_client(endpoint: str):  # noqa: ANN201 - boto3 client
@@ -105,6 +118,57 @@ class Bench:
     broker: str
     endpoint: str
     agent_pids: list[int]
+    service_pids: dict[str, int]  # 's3', 'redis'
+
+    def roles(self) -> dict[str, list[int]]:
+        """Every process of the fleet by role, for CpuMeter."""
+        return {"stores": [e.pid for e in self.state.by_role("store")], "pd": [e.pid for e in self.state.by_role("pd")],
+                "agents": self.agent_pids, **{name: [pid] for name, pid in self.service_pids.items()}}
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process, all its threads (0 when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+class CpuMeter:
+    """CPU seconds each role spent over a stage, `br` (a child of this process) and the bench's own
+    work included: on 2 cores the stages of a job share the CPU, so their sum is what bounds it.
+
+        with CpuMeter(bench.roles()) as cpu: ...; print(cpu.line())
+    """
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        self.roles = roles
+        self.spent: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = {role: sum(_cpu_seconds(pid) for pid in pids) for role, pids in self.roles.items()}
+        out["bench"] = own.ru_utime + own.ru_stime
+        out["br"] = children.ru_utime + children.ru_stime  # reaped subprocesses: `br`, rclone, aws
+        return out
+
+    def __enter__(self) -> CpuMeter:
+        self._start, self._wall = self._sample(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._sample()
+        self.wall = time.monotonic() - self._wall
+        self.spent = {role: end[role] - self._start[role] for role in end if end[role] - self._start[role] >= 0.05}
+
+    def line(self) -> str:
+        total = sum(self.spent.values())
+        parts = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(self.spent.items(), key=lambda i: -i[1]))
+        return f"CPU {total:.1f} s of {self.wall * (os.cpu_count() or 1):.1f} available ({parts})"
 
 
 @contextmanager
@@ -120,7 +184,8 @@ def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: i
         state = cluster.up(data_dir, cluster.ClusterConfig(stores=stores, regions=regions)).state
         load(state, size, value_size, txn)
         agents = start_agents(state, services[1].url, work)
-        yield Bench(work, state, services[1].url, services[0].url, agents)
+        yield Bench(work, state, services[1].url, services[0].url, agents,
+                    {"s3": services[0].pid, "redis": services[1].pid})
     finally:
         for pid in agents:
             procs.stop_pid(pid)
@@ -128,4 +193,5 @@ def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: i
             cluster.down(data_dir)
         for handle in reversed(services):
             handle.stop()
+        keep_logs(work)
         shutil.rmtree(work, ignore_errors=True)  # the cluster and S3 data: as big as the data set

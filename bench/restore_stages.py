@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, load, peak_rss_mb, read_meta, run_br, s3_client, start_agents
+from bench_setup import BUCKET, MB, CpuMeter, keep_logs, load, peak_rss_mb, read_meta, run_br, s3_client, start_agents
 
 from br_common import procs
 from br_common.backupmeta.kind import BackupKind, rules, sst_cf
@@ -134,23 +134,35 @@ def main() -> int:
         run_br("backup", verb, "--pd", source.pd_address, "-s", url, broker=f"{base}/0", log_file=work / "backup.log")
         meta = read_meta(endpoint, prefix)
         _stop(agents, dirs)
-        a_time = download_stage(endpoint, prefix, meta, args.concurrency * args.target_stores, work / "files")
+        served = {"s3": [services[0].pid], "redis": [services[1].pid]}
+        with CpuMeter(served) as a_cpu:
+            a_time = download_stage(endpoint, prefix, meta, args.concurrency * args.target_stores, work / "files")
         dirs.append(work / "target-b")
-        b_time = store_stage(cluster.up(dirs[-1], shape).state, meta, kind, work / "files", args.concurrency)
+        target_b = cluster.up(dirs[-1], shape).state
+        with CpuMeter({**served, **_cluster_roles(target_b)}) as b_cpu:
+            b_time = store_stage(target_b, meta, kind, work / "files", args.concurrency)
         _stop(agents, dirs)
         dirs.append(work / "target-c")
         target = cluster.up(dirs[-1], shape).state
         agents += start_agents(target, f"{base}/1", work, "target")
-        c_time, _ = run_br("restore", "full", "--pd", target.pd_address, "-s", url, "--concurrency",
-                           str(args.concurrency), broker=f"{base}/1", log_file=work / "restore.log")
+        with CpuMeter({**served, **_cluster_roles(target), "agents": list(agents)}) as c_cpu:
+            c_time, _ = run_br("restore", "full", "--pd", target.pd_address, "-s", url, "--concurrency",
+                               str(args.concurrency), broker=f"{base}/1", log_file=work / "restore.log")
         _report(args, meta, a_time, b_time, c_time)
+        for name, cpu in (("(a)", a_cpu), ("(b)", b_cpu), ("(c)", c_cpu)):
+            print(f"  {name} {cpu.line()}")
         print(f"  agent peak RSS (VmHWM, the largest of {args.target_stores}): {peak_rss_mb(agents):.0f} MB")
         return 0
     finally:
         _stop(agents, dirs)
         for handle in reversed(services):
             handle.stop()
+        keep_logs(work)
         shutil.rmtree(work, ignore_errors=True)  # cluster and S3 data: gigabytes
+
+
+def _cluster_roles(state: cluster.ClusterState) -> dict[str, list[int]]:
+    return {"stores": [e.pid for e in state.by_role("store")], "pd": [e.pid for e in state.by_role("pd")]}
 
 
 def _stop(agents: list[int], dirs: list[Path]) -> None:
