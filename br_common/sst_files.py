@@ -42,14 +42,14 @@ def sst_summary(path: Path, scratch_parent: Path) -> SstSummary | None:
         if not files:
             return None
         [meta] = files
-        props = _table_properties(db.property_value("rocksdb.aggregated-table-properties") or "")
+        props = table_properties(db.property_value("rocksdb.aggregated-table-properties") or "")
         entries = int(meta["num_entries"])
         key_bytes = int(props.get("raw key size", 0)) - _INTERNAL_KEY_SUFFIX * entries
         return SstSummary(bytes(meta["start_key"]), bytes(meta["end_key"]), entries, int(meta["num_deletions"]),
                           key_bytes, int(props.get("raw value size", 0)))
 
 
-def _table_properties(text: str) -> dict[str, str]:
+def table_properties(text: str) -> dict[str, str]:
     """RocksDB's "name=value; name=value" property string."""
     pairs = (item.split("=", 1) for item in text.split(";") if "=" in item)
     return {name.strip(): value.strip() for name, value in pairs}

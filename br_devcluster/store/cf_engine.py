@@ -26,6 +26,7 @@ from pathlib import Path
 from rocksdict import IngestExternalFileOptions, Options, Rdict, RdictIter, WriteBatch
 
 from br_common.data_keys import DATA_PREFIX, data_key
+from br_common.sst_files import table_properties
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, DeleteRange, Modify
 from br_devcluster.store.write_versions import WriteVersions
 from br_devcluster.store.written_keys import WrittenKeys
@@ -122,15 +123,41 @@ class CFEngine:
             self.written.record(modifies)
             self.write_versions.record(modifies)
 
-    def ingest(self, cf: str, paths: list[Path]) -> None:
-        """Ingest SSTs of data keys into cf (copied: the caller removes its files)."""
+    def ingest(self, cf: str, paths: list[Path], grown: list[tuple[bytes, int]] | None = None) -> None:
+        """Ingest SSTs of data keys into cf. The files are moved in (hard links, as TiKV ingests;
+        RocksDB copies across filesystems): the caller still removes its names for them. `grown`
+        is (first key, bytes) per file, for the split checker (None: unknown, every region grew)."""
         options = IngestExternalFileOptions()
-        options.set_move_files(False)
+        options.set_move_files(True)
         with self._clock.writing():
             self._families[self._cf(cf)].ingest_external_file([str(p) for p in paths], options)
-        self.written.record_everything()
+        if grown is None:
+            self.written.record_everything()
+        else:
+            self.written.record_sizes(grown)
         if cf == CF_WRITE:
             self.write_versions.record_unknown()
+
+    def size_estimate(self, start: bytes, end: bytes) -> int:
+        """About how many bytes (key + value, every CF) [start, end) holds (end b"": unbounded), from
+        metadata alone, as TiKV's approximate region size: every SST overlapping the range counts
+        whole, its size scaled by the engine's raw/stored ratio, plus every memtable. Never much
+        below the truth; far above it when the range holds a slice of large files (a bulk load's)."""
+        low, high = data_key(start), _data_end(end or None)
+        stored = sum(f["size"] for f in self._db.live_files() if f["start_key"] < high and f["end_key"] >= low)
+        memtables = sum(family.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+                        for family in self._families.values())
+        return int(stored * self._raw_per_stored_byte()) + memtables
+
+    def _raw_per_stored_byte(self) -> float:
+        """Raw key + value bytes per data block byte over every CF's files (at least 1): the files'
+        metadata does not say which CF a file is of, so one ratio for the engine's mix."""
+        raw = stored = 0
+        for family in self._families.values():
+            props = table_properties(family.property_value("rocksdb.aggregated-table-properties") or "")
+            raw += int(props.get("raw key size", 0)) + int(props.get("raw value size", 0))
+            stored += int(props.get("data block size", 0))
+        return max(1.0, raw / stored) if stored else 1.0
 
     def drop_range(self, start: bytes, end: bytes) -> None:
         """Forget everything of every CF in [start, end) (end b"": unbounded), e.g. a moved region."""

@@ -172,13 +172,13 @@ class Staging:
 
     def ingest(self, engine: Engine, staged: list[StagedSst]) -> None:
         """Ingest the files (empty downloads have none); the caller removes them afterwards."""
-        by_cf: dict[str, list[Path]] = {}
+        by_cf: dict[str, list[StagedSst]] = {}
         for item in staged:
             if not item.is_empty:
-                by_cf.setdefault(item.cf, []).append(self.sst_path(item))
-        for cf, paths in by_cf.items():
+                by_cf.setdefault(item.cf, []).append(item)
+        for cf, items in by_cf.items():
             try:
-                engine.ingest(cf, paths)
+                engine.ingest(cf, [self.sst_path(i) for i in items], [(i.first_key, i.total_bytes) for i in items])
             except Exception as exc:  # rocksdict raises plain Exception
                 raise StoreError(f"ingest into CF {cf} failed: {exc}") from None
 

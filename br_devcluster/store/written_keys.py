@@ -2,8 +2,8 @@
 
 TiKV's split checker only looks at regions whose approximate size changed (raftstore counts the
 bytes each write adds to a region); the devcluster records the written keys here, in the engine,
-so that one pass can tell which regions grew without scanning every region's data. Ingested SSTs
-have keys we do not read: they mark everything as grown. Past `limit` keys the record gives up
+so that one pass can tell which regions grew without scanning every region's data. An ingested
+SST counts at its first key with its size (it lies in one region). Past `limit` keys the record gives up
 the detail and marks everything too, so a bulk load costs bounded memory.
 """
 from __future__ import annotations
@@ -56,6 +56,16 @@ class WrittenKeys:
             sizes = [(min(m.key for m in modifies), sum(len(m.key) + len(m.value or b"") for m in modifies))]
         else:
             sizes = [(key, len(key) + len(value or b"")) for _, key, value in modifies]
+        with self._lock:
+            if self._everything:
+                return
+            self._sizes.extend(sizes)
+            if len(self._sizes) > self._limit:
+                self._mark_everything()
+
+    def record_sizes(self, sizes: Sequence[tuple[bytes, int]]) -> None:
+        """(key, bytes) of writes the caller counted itself: an ingested SST lies in one region
+        (the import service checks it), so its first key and size say which region grew by how much."""
         with self._lock:
             if self._everything:
                 return
