@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, Bench, CpuMeter, loaded_cluster, peak_rss_mb, read_meta, run_br, s3_client
+from bench_setup import BUCKET, MB, Bench, CpuMeter, agent_s3, loaded_cluster, peak_rss_mb, read_meta, run_br
 
 from br_common.backupmeta.kind import BackupKind, rules
 from br_common.fleet.messages import COMPRESSION_TYPES, KeyRange
@@ -69,11 +69,13 @@ def store_stage(bench: Bench, kind: BackupKind, concurrency: int) -> tuple[float
 
 
 def upload_stage(bench: Bench, files: list[Path], streams: int) -> float:
-    """(b): seconds to upload the same files with boto3 (s3transfer), `streams` at a time."""
-    client = s3_client(bench.endpoint)
+    """(b): seconds to upload the same files with boto3 (s3transfer), `streams` at a time, with the
+    agents' own client settings (checksum, signing, multipart sizes)."""
+    client, extra, config = agent_s3(bench.endpoint)
     started = time.monotonic()
     with ThreadPoolExecutor(streams) as pool:
-        list(pool.map(lambda p: client.upload_file(str(p), BUCKET, f"stage-b/{p.parent.name}/{p.name}"), files))
+        list(pool.map(lambda p: client.upload_file(str(p), BUCKET, f"stage-b/{p.parent.name}/{p.name}",
+                                                   ExtraArgs=extra, Config=config), files))
     return time.monotonic() - started
 
 

@@ -45,6 +45,19 @@ def keep_logs(work: Path) -> None:
         shutil.copy(log_file, target)
 
 
+def agent_s3(endpoint: str):  # noqa: ANN201 - (boto3 client, ExtraArgs, TransferConfig)
+    """A boto3 client, upload ExtraArgs and TransferConfig with the agents' own settings (checksum,
+    signing, multipart sizes, retries): the baseline stages transfer as the agents do."""
+    from br_common.storage import StorageOptions, parse_storage_url  # noqa: PLC0415
+    from br_common.storage.s3 import transfer_config, upload_args  # noqa: PLC0415
+    from br_common.storage.s3_session import make_client  # noqa: PLC0415
+
+    location = parse_storage_url(f"s3://{BUCKET}/bench?endpoint={endpoint}&access-key=testing"
+                                 "&secret-access-key=testing")
+    options = StorageOptions()
+    return make_client(location, options), upload_args(location, options), transfer_config(options)
+
+
 def s3_client(endpoint: str):  # noqa: ANN201 - boto3 client
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing")

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, CpuMeter, keep_logs, load, peak_rss_mb, read_meta, run_br, s3_client, start_agents
+from bench_setup import BUCKET, MB, CpuMeter, agent_s3, keep_logs, load, peak_rss_mb, read_meta, run_br, start_agents
 
 from br_common import procs
 from br_common.backupmeta.kind import BackupKind, rules, sst_cf
@@ -39,12 +39,12 @@ from br_devcluster.services import start_redis, start_seaweedfs
 
 def download_stage(endpoint: str, prefix: str, meta: brpb_pb2.BackupMeta, streams: int, into: Path) -> float:
     """(a): seconds to download every backup file with boto3, `streams` at a time."""
-    client = s3_client(endpoint)
+    client, _, config = agent_s3(endpoint)  # the agents' client settings
     into.mkdir(parents=True)
     started = time.monotonic()
     with ThreadPoolExecutor(streams) as pool:
-        list(pool.map(lambda f: client.download_file(BUCKET, f"{prefix}/{f.name}", str(into / _local(f))),
-                      meta.files))
+        list(pool.map(lambda f: client.download_file(BUCKET, f"{prefix}/{f.name}", str(into / _local(f)),
+                                                     Config=config), meta.files))
     return time.monotonic() - started
 
 
