@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, Bench, CpuMeter, agent_s3, loaded_cluster, peak_rss_mb, read_meta, run_br
+from bench_setup import BUCKET, MB, Bench, CpuMeter, agent_s3, cpu_floor, print_ratios, loaded_cluster, peak_rss_mb, read_meta, run_br
 
 from br_common.backupmeta.kind import BackupKind, rules
 from br_common.fleet.messages import COMPRESSION_TYPES, KeyRange
@@ -149,9 +149,7 @@ def main() -> int:
     for name, cpu in (("(a)", a_cpu), ("(b)", b_cpu), ("(c)", c_cpu)):
         print(f"  {name} {cpu.line()}")
     print(f"  agent peak RSS (VmHWM, the largest of {args.stores}): {agent_rss:.0f} MB (target: under 200 MB at 4 GB)")
-    slower = max(a_time, b_time)
-    print(f"ratio slower(a, b) / c = {slower / c_time:.2f}  (target >= 0.8; bound by "
-          f"{'the store' if a_time >= b_time else 'the upload'})")
+    print_ratios(max(a_time, b_time), cpu_floor(a_cpu, b_cpu), c_time, "the store" if a_time >= b_time else "the upload")
     return 0
 
 

@@ -48,6 +48,8 @@ def keep_logs(work: Path) -> None:
 def agent_s3(endpoint: str):  # noqa: ANN201 - (boto3 client, ExtraArgs, TransferConfig)
     """A boto3 client, upload ExtraArgs and TransferConfig with the agents' own settings (checksum,
     signing, multipart sizes, retries): the baseline stages transfer as the agents do."""
+    from boto3.s3.transfer import TransferConfig  # noqa: PLC0415
+
     from br_common.storage import StorageOptions, parse_storage_url  # noqa: PLC0415
     from br_common.storage.s3 import transfer_config, upload_args  # noqa: PLC0415
     from br_common.storage.s3_session import make_client  # noqa: PLC0415
@@ -55,7 +57,11 @@ def agent_s3(endpoint: str):  # noqa: ANN201 - (boto3 client, ExtraArgs, Transfe
     location = parse_storage_url(f"s3://{BUCKET}/bench?endpoint={endpoint}&access-key=testing"
                                  "&secret-access-key=testing")
     options = StorageOptions()
-    return make_client(location, options), upload_args(location, options), transfer_config(options)
+    agents = transfer_config(options)  # s3transfer's; boto3's upload_file takes its own subclass
+    config = TransferConfig(multipart_threshold=agents.multipart_threshold,
+                            multipart_chunksize=agents.multipart_chunksize,
+                            max_concurrency=agents.max_request_concurrency)
+    return make_client(location, options), upload_args(location, options), config
 
 
 def s3_client(endpoint: str):  # noqa: ANN201 - boto3 client
@@ -178,8 +184,11 @@ class CpuMeter:
         self.wall = time.monotonic() - self._wall
         self.spent = {role: end[role] - self._start[role] for role in end if end[role] - self._start[role] >= 0.05}
 
+    def total(self) -> float:
+        return sum(self.spent.values())
+
     def line(self) -> str:
-        total = sum(self.spent.values())
+        total = self.total()
         parts = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(self.spent.items(), key=lambda i: -i[1]))
         return f"CPU {total:.1f} s of {self.wall * (os.cpu_count() or 1):.1f} available ({parts})"
 
@@ -208,3 +217,16 @@ def loaded_cluster(tag: str, stores: int, regions: int, size: str, value_size: i
             handle.stop()
         keep_logs(work)
         shutil.rmtree(work, ignore_errors=True)  # the cluster and S3 data: as big as the data set
+
+
+def cpu_floor(*stages: CpuMeter) -> float:
+    """The least wall time the stages need together when they share this machine's cores: their
+    CPU seconds over the cores (on 2 cores the stages of a job cannot all run at full speed at once)."""
+    return sum(stage.total() for stage in stages) / (os.cpu_count() or 1)
+
+
+def print_ratios(slower: float, floor: float, job: float, bound: str) -> None:
+    """The issue's ratio (the slower stage alone against the job), and the same against the CPU floor."""
+    print(f"ratio slower(a, b) / c = {slower / job:.2f}  (target >= 0.8; bound by {bound})")
+    print(f"ratio max(slower(a, b), CPU floor {floor:.1f} s) / c = {max(slower, floor) / job:.2f}  (what the pipeline "
+          "loses once the stages' CPU has to share the cores)")

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, CpuMeter, agent_s3, keep_logs, load, peak_rss_mb, read_meta, run_br, start_agents
+from bench_setup import BUCKET, MB, CpuMeter, agent_s3, cpu_floor, print_ratios, keep_logs, load, peak_rss_mb, read_meta, run_br, start_agents
 
 from br_common import procs
 from br_common.backupmeta.kind import BackupKind, rules, sst_cf
@@ -151,6 +151,8 @@ def main() -> int:
         _report(args, meta, a_time, b_time, c_time)
         for name, cpu in (("(a)", a_cpu), ("(b)", b_cpu), ("(c)", c_cpu)):
             print(f"  {name} {cpu.line()}")
+        print_ratios(max(a_time, b_time), cpu_floor(a_cpu, b_cpu), c_time,
+                     "the download" if a_time >= b_time else "the store")
         print(f"  agent peak RSS (VmHWM, the largest of {args.target_stores}): {peak_rss_mb(agents):.0f} MB")
         return 0
     finally:
@@ -182,8 +184,6 @@ def _report(args: argparse.Namespace, meta: brpb_pb2.BackupMeta, a: float, b: fl
     for name, seconds in (("(a) boto3 download alone", a), ("(b) store Download+Ingest alone", b),
                           ("(c) br restore end to end", c)):
         print(f"  {name:<32} {seconds:7.1f} s  {size / MB / seconds:7.1f} MB/s of SST")
-    print(f"ratio slower(a, b) / c = {max(a, b) / c:.2f}  (target >= 0.8; bound by "
-          f"{'the download' if a >= b else 'the store'})")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from rocksdict import IngestExternalFileOptions, Options, Rdict
+from rocksdict import BlockBasedOptions, IngestExternalFileOptions, Options, Rdict, ReadOptions
 
+READAHEAD = 2 << 20  # files are read front to back
 _INTERNAL_KEY_SUFFIX = 8  # RocksDB's raw key size counts each key's 8-byte seqno/type trailer
 
 
@@ -69,9 +70,7 @@ def _scratch_db(path: Path, scratch_parent: Path) -> Iterator[Rdict]:
     scratch = Path(tempfile.mkdtemp(prefix="sst-read-", dir=scratch_parent))
     db = None
     try:
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        db = Rdict(str(scratch / "db"), options)
+        db = Rdict(str(scratch / "db"), _scratch_options())
         source, move = _linked(path, scratch)
         ingest = IngestExternalFileOptions()
         ingest.set_move_files(move)
@@ -97,8 +96,23 @@ def _linked(path: Path, scratch: Path) -> tuple[Path, bool]:
     return link, True
 
 
+def _scratch_options() -> Options:
+    """A DB that is only read once, front to back: no block cache (RocksDB's default keeps 32 MB per
+    DB, and an agent checks several files at once) and a small write buffer (nothing is written)."""
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    table = BlockBasedOptions()
+    table.disable_cache()
+    options.set_block_based_table_factory(table)
+    options.set_write_buffer_size(1 << 20)
+    return options
+
+
 def _pairs(db: Rdict) -> Iterator[tuple[bytes, bytes]]:
-    it = db.iter()
+    read = ReadOptions()
+    read.fill_cache(False)
+    read.set_readahead_size(READAHEAD)
+    it = db.iter(read)
     it.seek_to_first()
     while it.valid():
         yield it.key(), it.value()
