@@ -87,11 +87,14 @@ class ValueCursor:
         """A Put's value: inline, or the default CF's at enc(key) ‖ ~start_ts."""
         if write.short_value is not None:
             return write.short_value
-        target = append_ts(key.encoded, write.start_ts)
-        value = self._seek(target)
+        value = self.value_at(key.encoded, write.start_ts)
         if value is None:
             raise TxnDataError(f"default CF value of {key.raw_key!r} at start_ts {write.start_ts} is missing")
         return value
+
+    def value_at(self, encoded: bytes, start_ts: int) -> bytes | None:
+        """The default CF's value at enc(key) ‖ ~start_ts, None when there is none."""
+        return self._seek(append_ts(encoded, start_ts))
 
     def _seek(self, target: bytes) -> bytes | None:
         stream = self._stream
