@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import count
+from itertools import count, zip_longest
 
 from br_common.checksum import Checksum
 from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb, metapb_pb2
@@ -46,14 +46,15 @@ class TxnChecksum(LockResolver):
     def _region_pieces(self, start: bytes, end: bytes) -> list[tuple[bytes, bytes]]:
         """[start, end) cut at PD's region bounds (raw keys); a region that splits or moves before
         its piece is read only adds a step to that piece's walk."""
-        pieces = []
+        by_store: dict[int, list[tuple[bytes, bytes]]] = {}
         for info in self.pd.scan_regions(engine_bound(start), engine_bound(end)):
             lower, upper = raw_bounds(info.region)
             low = max(start, lower)
             high = end if upper is None or (end and end < upper) else upper
             if not high or low < high:
-                pieces.append((low, high))
-        return pieces
+                by_store.setdefault(info.leader_store_id or 0, []).append((low, high))
+        # taken store by store in turn: the requests in flight keep every store counting
+        return [piece for turn in zip_longest(*by_store.values()) for piece in turn if piece is not None]
 
     def _checksum_piece(self, start: bytes, end: bytes, ts: int) -> Checksum:
         """A sequential walk over [start, end), region by region."""

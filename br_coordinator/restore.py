@@ -298,6 +298,7 @@ class Restore:
         restored = [(r.range, Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
                     for r in self.jobs.ranges() for f in r.files]
         expected = plan.expected_checksums(ranges, restored)
+        log.info("every file ingested; verifying %d ranges by checksum", len(ranges))
         with self._checksum_client() as kv, ThreadPoolExecutor(CHECKSUM_CONCURRENCY) as pool:
             for (rng, want), got in zip(expected, pool.map(lambda item: kv(item[0]), expected)):
                 if got != want:
