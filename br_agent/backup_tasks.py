@@ -10,7 +10,6 @@ store errors, a cut stream) for the coordinator to re-resolve.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -32,13 +31,13 @@ from br_common.checksum import Checksum
 from br_common.fleet import messages as m
 from br_common.fleet.keyranges import intersect, subtract
 from br_common.kvproto import brpb_pb2, kvrpcpb_pb2
-from br_common.storage import ExternalStorage, check_key
+from br_common.storage import ExternalStorage, StorageError, check_key
+from br_common.storage.base import BAD_DIGEST
 from br_common.tikv_client import RawKVError, describe_region_error
 
 log = logging.getLogger(__name__)
 
 UPLOADS_IN_FLIGHT = 2  # the store writes the next region while the previous one uploads
-HASH_CHUNK = 1 << 20
 LOCK_WAIT_CAP = 3.0  # seconds an agent waits on a live lock before the coordinator's backoff takes over
 
 def run_backup(context: BackupEnv, task: m.BackupRangeTask, report: Report) -> m.BackupRangeResult:
@@ -201,7 +200,7 @@ class _Uploader:
             _verify(path, info)
             if self._check_pairs:
                 check = self._checks.submit(_verify_pairs, path, info, self._stage / ".scratch", self._task.kind)
-            uploaded = self._storage.put_file_exclusive(key, path, info.sha256)
+            uploaded = _put_checked(self._storage, key, path, info)
             if check is not None:
                 check.result()  # raises: the task fails before this file is recorded anywhere
             if not uploaded:
@@ -229,19 +228,27 @@ def _checked_name(name: str, store_id: int) -> str:
 
 
 def _verify(path: Path, info: m.FileInfo) -> None:
-    """A staged file must be exactly what the store described (a torn write must not upload)."""
+    """A staged file must be exactly what the store described (a torn write must not upload): its
+    size here, its sha256 by the storage as it uploads (_put_checked)."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         raise AgentTaskError(f"staged file {info.name} is missing") from None
     if size != info.size:
         raise AgentTaskError(f"staged file {info.name} has {size} bytes, the store said {info.size}")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    if info.sha256 and digest.digest() != info.sha256:
-        raise AgentTaskError(f"staged file {info.name} does not match its sha256")
+    if not info.sha256:
+        raise AgentTaskError(f"the store gave no sha256 for {info.name}")
+
+
+def _put_checked(storage: ExternalStorage, key: str, path: Path, info: m.FileInfo) -> bool:
+    """put_file_exclusive, which stores nothing unless the bytes hash to the store's sha256 (S3
+    checks x-amz-checksum-sha256 itself: no second read of the file here)."""
+    try:
+        return storage.put_file_exclusive(key, path, info.sha256)
+    except StorageError as exc:
+        if exc.code == BAD_DIGEST:
+            raise AgentTaskError(f"staged file {info.name} does not match its sha256: not uploaded") from None
+        raise
 
 
 def _verify_pairs(path: Path, info: m.FileInfo, scratch: Path, kind: BackupKind = BackupKind.RAW) -> None:

@@ -21,6 +21,9 @@ class StorageError(Exception):
         self.code = code  # e.g. 'AccessDenied', 'NoSuchKey'; '' when not from the server
 
 
+BAD_DIGEST = "BadDigest"  # S3's code for a body that does not match its declared checksum
+
+
 class ObjectNotFound(StorageError):
     """The key does not exist (get_file/get_bytes)."""
 
@@ -63,7 +66,10 @@ class ExternalStorage(ABC):
     def put_file_exclusive(self, key: str, path: str | Path, sha256: bytes) -> bool:
         """Upload a local file unless key exists, never overwriting (S3: If-None-Match). True when
         key now holds this file: created, or already there with these bytes (a retry whose first
-        answer was lost); False when another object holds the key."""
+        answer was lost); False when another object holds the key. The bytes stored are checked
+        against sha256 on the way (S3: x-amz-checksum-sha256, verified by the server): a file that
+        does not hash to it raises StorageError(code=BAD_DIGEST) and nothing is stored, so the
+        caller needs no hash pass of its own."""
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:

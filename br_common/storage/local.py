@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from br_common.storage.base import ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key, \
+from br_common.storage.base import BAD_DIGEST, ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key, \
     check_prefix
 from br_common.storage.ratelimit import TokenBucket, copy_stream
 from br_common.storage.options import StorageOptions
@@ -45,8 +45,12 @@ class LocalStorage(ExternalStorage):
     def put_file_exclusive(self, key: str, path: str | Path, sha256: bytes) -> bool:
         with self._errors("upload", key):
             dest = self._path(key)
+            digest = hashlib.sha256()
             with open(path, "rb") as src:
-                tmp = self._write_temp(dest, lambda dst: copy_stream(src, dst, self._bucket))
+                tmp = self._write_temp(dest, lambda dst: copy_stream(src, _Hashing(dst, digest), self._bucket))
+            if digest.digest() != sha256:
+                tmp.unlink(missing_ok=True)
+                raise StorageError(f"upload {self.uri(key)} failed: {path} does not match its sha256", code=BAD_DIGEST)
             try:
                 os.link(tmp, dest)  # fails if the key exists: nothing is ever overwritten
                 return True
@@ -157,6 +161,18 @@ class LocalStorage(ExternalStorage):
             where = exc.filename if exc.filename else self.uri(key)
             raise StorageError(f"{op} {self.uri(key)} failed: {exc.strerror or exc} ({where})",
                                code=type(exc).__name__) from exc
+
+
+class _Hashing:
+    """A writer that hashes what passes through it (the copy is the only read of the file)."""
+
+    def __init__(self, dst: BinaryIO, digest: "hashlib._Hash") -> None:
+        self._dst = dst
+        self._digest = digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._dst.write(data)
 
 
 def _sha256_of(path: Path) -> bytes:

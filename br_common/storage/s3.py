@@ -7,6 +7,7 @@ instead of HeadObject); restore needs s3:ListBucket, s3:GetObject.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import threading
@@ -19,7 +20,7 @@ from botocore.exceptions import ClientError
 from s3transfer.manager import TransferConfig, TransferManager
 from s3transfer.utils import ChunksizeAdjuster
 
-from br_common.storage.base import ExternalStorage, StoredObject, check_key, check_prefix
+from br_common.storage.base import BAD_DIGEST, ExternalStorage, StorageError, StoredObject, check_key, check_prefix
 from br_common.storage.options import StorageOptions
 from br_common.storage.s3_errors import S3Target, translate
 from br_common.storage.s3_session import make_client
@@ -62,9 +63,9 @@ class S3Storage(ExternalStorage):
             self._exclusive.add(full)
         try:
             with self._errors("upload", key):
+                extra = self._checked_args(key, Path(path), sha256)
                 try:
-                    self._manager.upload(str(path), self.location.bucket, full,
-                                         extra_args=dict(self.extra_args)).result()
+                    self._manager.upload(str(path), self.location.bucket, full, extra_args=extra).result()
                     return True
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code", "") not in ("PreconditionFailed", "412"):
@@ -73,6 +74,18 @@ class S3Storage(ExternalStorage):
         finally:
             with self._exclusive_lock:
                 self._exclusive.discard(full)
+
+    def _checked_args(self, key: str, path: Path, sha256: bytes) -> dict[str, str]:
+        """A single PUT declares the file's sha256 (S3 refuses a body that does not match: BadDigest,
+        nothing stored), instead of the checksum botocore would compute; the parts of a multipart
+        upload carry their own checksums, so a file that large is hashed here first."""
+        extra = dict(self.extra_args)
+        if path.stat().st_size < self.options.multipart_threshold:
+            # the algorithm header too: Object Lock buckets require x-amz-sdk-checksum-algorithm
+            extra.update(ChecksumAlgorithm="SHA256", ChecksumSHA256=base64.b64encode(sha256).decode())
+        elif _sha256_of(path) != sha256:
+            raise StorageError(f"upload {self.uri(key)} failed: {path.name} does not match its sha256", code=BAD_DIGEST)
+        return extra
 
     def _if_none_match(self, params: dict, **_: object) -> None:
         with self._exclusive_lock:
@@ -224,3 +237,11 @@ def upload_args(location: S3Location, options: StorageOptions) -> dict[str, str]
     if location.acl:
         args["ACL"] = location.acl
     return args
+
+
+def _sha256_of(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()
