@@ -5,7 +5,7 @@ host's credentials into a per-attempt staging dir, check size and sha256 against
 (a changed or missing object stops the restore before anything of it is ingested), then
 ImportSST.Download it from the staging dir with the piece's range (the store cuts the file to it,
 as TiKV does; for a piece that is part of its file the agent counts the part's checksum) and
-RewriteRule.new_timestamp = the job's restore ts. Staged copies go right after
+an empty RewriteRule (keys and timestamps kept). Staged copies go right after
 Download and, whatever happens, in `finally`.
 
 `br.restore.ingest` (the region's leader): MultiIngest of what every peer downloaded (Ingest one
@@ -150,8 +150,10 @@ def _store_download(context: RestoreEnv, task: rm.DownloadTask, piece: rm.Piece,
     """ImportSST.Download from the local staging dir (the store runs on this host)."""
     kind_rules = rules(task.kind)
     start, end = kind_rules.pd_bounds(piece.range.start, piece.range.end)  # SSTMeta.range: engine keys
-    # raw keys get the restore ts; txn keys keep their commit ts (TiKV copies them under an empty rule)
-    new_timestamp = task.restore_ts if kind_rules.is_raw_kv else 0
+    # no new_timestamp: TiKV's importer would replace the last 8 bytes of every key with it (a ts),
+    # which raw V1 keys do not carry (BR sets it only for API V2); txn keys keep their commit ts.
+    # An empty rule also lets the store move the file whole instead of rewriting it pair by pair.
+    new_timestamp = 0
     request = import_sstpb_pb2.DownloadRequest(
         sst=_sst_meta(task.region, piece.uuid, start, end, exclusive=True, cf=sst_cf(piece.file.cf)),
         name=path.name, storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(path.parent))),

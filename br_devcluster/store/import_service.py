@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 from uuid import uuid4
 
@@ -19,6 +20,8 @@ from br_common.data_keys import DATA_PREFIX, origin_key
 from br_common.sst_files import sst_summary
 from br_common.kvproto import import_sstpb_pb2, import_sstpb_pb2_grpc, kvrpcpb_pb2
 from br_common.redaction import show_key
+from br_common.txn_codec import U64_SIZE, Write, append_ts
+from br_devcluster.store.txn_reader import CF_WRITE
 from br_devcluster.store.errors import InvalidArgument, StoreError, rpc
 from br_devcluster.store.regions import key_in_region, key_not_in_region
 from br_devcluster.store.sstfiles import SstBuilder, SstError, read_sst
@@ -124,6 +127,8 @@ class ImportService(import_sstpb_pb2_grpc.ImportSSTServicer):
                 for stored, value in pairs:
                     limiter.consume(len(stored) + len(value))
                     new_key = rewrite_key(_origin_key(stored, source), rule)
+                    if rule.new_timestamp:
+                        new_key, value = with_new_timestamp(new_key, value, rule.new_timestamp, sst.cf_name)
                     if before_range(new_key, sst):
                         continue
                     if after_range(new_key, sst):
@@ -213,6 +218,18 @@ def rewrite_key(key: bytes, rule: import_sstpb_pb2.RewriteRule) -> bytes:
     if not key.startswith(rule.old_key_prefix):
         raise StoreError(f"key {show_key(key)} does not start with the rewrite rule's old prefix {show_key(rule.old_key_prefix)} (hex)")
     return rule.new_key_prefix + key[len(rule.old_key_prefix):]
+
+
+def with_new_timestamp(key: bytes, value: bytes, ts: int, cf: str) -> tuple[bytes, bytes]:
+    """TiKV's importer under a rule with new_timestamp: every key's last 8 bytes (its ts) replaced
+    (Key::truncate_ts + append_ts), and a write record's start_ts too. Keys are taken to carry a
+    ts: a raw V1 key loses its last 8 bytes, which is why BR sends new_timestamp only for V2."""
+    if len(key) < U64_SIZE:
+        raise StoreError(f"bad format key {show_key(key)} (hex): too short to carry a timestamp")
+    key = append_ts(key[:-U64_SIZE], ts)
+    if cf == CF_WRITE:
+        value = replace(Write.parse(value), start_ts=ts).to_bytes()
+    return key, value
 
 
 def before_range(key: bytes, sst: import_sstpb_pb2.SSTMeta) -> bool:

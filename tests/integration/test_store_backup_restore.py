@@ -162,8 +162,9 @@ def test_download_and_ingest_errors(source: Cluster, tmp_path: Path) -> None:
 
 
 def test_rewrite_and_new_timestamp(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keys t1_* of a raw SST are restored as t22_* (prefix swap); raw V1 data has no version, so
-    new_timestamp does not matter."""
+    """Keys t1_* of a raw SST are restored as t22_* (prefix swap); new_timestamp replaces the last
+    8 bytes of every key, as TiKV's importer does (truncate_ts + append_ts): a raw key too short to
+    carry a ts is refused, which is why the agent never sends it for V1 raw data."""
     builder = SstBuilder(tmp_path / "b" / "t1.sst", sst_options())
     for i in range(10):
         builder.add(data_key(b"t1_%d" % i), b"v%d" % i)
@@ -173,9 +174,13 @@ def test_rewrite_and_new_timestamp(tmp_path: Path, tmp_path_factory: pytest.Temp
         info = target.pd.region(b"")
         stub = import_stub(target, info.leader_store_id)
         ts = target.pd.tso()
-        rule = import_sstpb_pb2.RewriteRule(old_key_prefix=b"t1_", new_key_prefix=b"t22_", new_timestamp=ts)
         meta = import_sstpb_pb2.SSTMeta(uuid=uuid.uuid4().bytes, end_key_exclusive=True,
                                         range=import_sstpb_pb2.Range(start=b"t22_", end=b"t22`"))
+        stamped = import_sstpb_pb2.RewriteRule(old_key_prefix=b"t1_", new_key_prefix=b"t22_", new_timestamp=ts)
+        refused = stub.Download(import_sstpb_pb2.DownloadRequest(sst=meta, name="t1.sst", rewrite_rule=stamped,
+                                                                 storage_backend=local))
+        assert "too short to carry a timestamp" in refused.error.message
+        rule = import_sstpb_pb2.RewriteRule(old_key_prefix=b"t1_", new_key_prefix=b"t22_")
         request = import_sstpb_pb2.DownloadRequest(sst=meta, name="t1.sst", rewrite_rule=rule, storage_backend=local)
         response = stub.Download(request)
         assert not response.HasField("error"), response.error

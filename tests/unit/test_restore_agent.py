@@ -118,7 +118,7 @@ def test_whole_file_download_sends_the_verified_file(tmp_path: Path, backup) -> 
     result = rt.run_download(ctx, _task(spec, info, rate=1 << 30))
     assert not result.error and result.bytes_downloaded == info.size
     (request,) = ctx.stub.downloads
-    assert request.rewrite_rule.new_timestamp == 4242 and request.is_raw_kv
+    assert request.rewrite_rule.new_timestamp == 0 and request.is_raw_kv  # TiKV would cut 8 bytes off V1 raw keys
     assert request.sst.uuid == b"\x05" * 16 and request.sst.region_id == 7 and request.sst.region_epoch.version == 3
     assert request.sst.range.start == b"k" and request.sst.range.end == b"l" and request.sst.end_key_exclusive
     assert hashlib.sha256(ctx.stub.seen_files[0]).digest() == info.sha256
