@@ -61,7 +61,7 @@ def store_stage(state: cluster.ClusterState, meta: brpb_pb2.BackupMeta, kind: Ba
         bounds = {b for f in meta.files for b in kind_rules.pd_bounds(f.start_key, f.end_key) if b}
         pd.split_regions(sorted(bounds))
         pd.scatter_regions([info.id for info in pd.scan_regions()])
-        restore_ts, cluster_id = pd.tso(), pd.cluster_id
+        cluster_id = pd.cluster_id
         addresses = {s.id: s.address for s in pd.stores()}
         by_region: dict[int, tuple[RegionInfo, list[brpb_pb2.File]]] = {}
         for f in meta.files:
@@ -84,8 +84,7 @@ def store_stage(state: cluster.ClusterState, meta: brpb_pb2.BackupMeta, kind: Ba
                                            region_epoch=info.region.region_epoch)
             response = stub.Download(import_sstpb_pb2.DownloadRequest(
                 sst=sst, name=_local(f), storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(
-                    path=str(files_dir))), rewrite_rule=import_sstpb_pb2.RewriteRule(
-                    new_timestamp=restore_ts if kind_rules.is_raw_kv else 0),
+                    path=str(files_dir))), rewrite_rule=import_sstpb_pb2.RewriteRule(),  # as the agents
                 is_raw_kv=kind_rules.is_raw_kv, context=ctx), timeout=600)
             if response.HasField("error") and response.error.message:
                 raise SystemExit(f"Download: {response.error}")
