@@ -46,9 +46,10 @@ class MeteredStorage(ExternalStorage):
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         return self.inner.list(prefix)
 
-    def get_file(self, key: str, path: str | Path) -> None:
-        self.inner.get_file(key, path)
+    def get_file(self, key: str, path: str | Path) -> bytes:
+        digest = self.inner.get_file(key, path)
         metrics.downloaded(Path(path).stat().st_size)
+        return digest
 
     def get_bytes(self, key: str) -> bytes:
         data = self.inner.get_bytes(key)

@@ -20,7 +20,6 @@ listed with its recorded size (needs only s3:ListBucket).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,7 +42,6 @@ from br_common.tikv_client import describe_region_error
 
 log = logging.getLogger(__name__)
 
-HASH_CHUNK = 1 << 20
 RPC_TIMEOUT = 600.0  # a Download of a large SST under a low speed limit takes a while
 FATAL_STORAGE_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket")
 
@@ -121,7 +119,7 @@ def _fetch(context: RestoreEnv, storage: ExternalStorage, f: rm.FileInfo, dest: 
     """Download and check one backup file; a missing or changed object is an integrity error.
     (--ratelimit is the storage's own: AgentContext.open_storage.)"""
     try:
-        storage.get_file(f.name, dest)
+        digest = storage.get_file(f.name, dest)  # hashed as it was written: no second read here
     except ObjectNotFound:
         raise PieceError(f"backup file {storage.uri(f.name)} is missing from storage: restore stopped "
                          "before ingesting it", "integrity") from None
@@ -132,17 +130,9 @@ def _fetch(context: RestoreEnv, storage: ExternalStorage, f: rm.FileInfo, dest: 
     if size != f.size:
         raise PieceError(f"backup file {storage.uri(f.name)} has {size} bytes, backupmeta says {f.size}: "
                          "it changed after the backup; restore stopped before ingesting it", "integrity")
-    if _sha256(dest) != f.sha256:
+    if digest != f.sha256:
         raise PieceError(f"backup file {storage.uri(f.name)} does not match the sha256 in backupmeta: "
                          "it changed after the backup; restore stopped before ingesting it", "integrity")
-
-
-def _sha256(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
 
 
 def _store_download(context: RestoreEnv, task: rm.DownloadTask, piece: rm.Piece, path: Path,

@@ -93,8 +93,10 @@ class ExternalStorage(ABC):
         """Objects whose key starts with prefix (a string prefix, not a directory), in key order."""
 
     @abstractmethod
-    def get_file(self, key: str, path: str | Path) -> None:
-        """Download to path (parents created); path appears only once complete. ObjectNotFound if missing."""
+    def get_file(self, key: str, path: str | Path) -> bytes:
+        """Download to path (parents created); path appears only once complete. ObjectNotFound if
+        missing. Returns the sha256 of the bytes written, hashed on the way where the backend can
+        (so that the caller's integrity check needs no second read)."""
 
     @abstractmethod
     def get_bytes(self, key: str) -> bytes:

@@ -92,11 +92,13 @@ class LocalStorage(ExternalStorage):
             found = sorted(self._walk(prefix))
         yield from found
 
-    def get_file(self, key: str, path: str | Path) -> None:
+    def get_file(self, key: str, path: str | Path) -> bytes:
         dest = Path(path)
+        digest = hashlib.sha256()
         with self._errors("download", key), self._open_object(key) as src:
-            tmp = self._write_temp(dest, lambda dst: copy_stream(src, dst, self._bucket), sync=False)
+            tmp = self._write_temp(dest, lambda dst: copy_stream(src, _Hashing(dst, digest), self._bucket), sync=False)
             os.replace(tmp, dest)
+        return digest.digest()
 
     def get_bytes(self, key: str) -> bytes:
         out = io.BytesIO()

@@ -10,14 +10,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferConfig, TransferManager
+from s3transfer.subscribers import BaseSubscriber
 from s3transfer.utils import ChunksizeAdjuster
 
 from br_common.storage.base import BAD_DIGEST, ExternalStorage, StorageError, StoredObject, check_key, check_prefix
@@ -148,12 +152,30 @@ class S3Storage(ExternalStorage):
                 for item in page.get("Contents", []):
                     yield StoredObject(item["Key"][len(root):], int(item["Size"]))
 
-    def get_file(self, key: str, path: str | Path) -> None:
-        """s3transfer downloads to a temp name beside path and renames it when complete."""
+    def get_file(self, key: str, path: str | Path) -> bytes:
+        """Into a temp name beside path, renamed when complete. An object below the multipart
+        threshold comes in one GET, written in order: hashed as it is written. A larger one comes
+        in ranged parts out of order (s3transfer writes them at their offsets): hashed after."""
         dest = Path(path)
         with self._errors("download", key):
             dest.parent.mkdir(parents=True, exist_ok=True)
-            self._manager.download(self.location.bucket, self._full(key), str(dest)).result()
+            size = self._size_of(key)
+            if size >= self.options.multipart_threshold:
+                self._manager.download(self.location.bucket, self._full(key), str(dest)).result()
+                return _sha256_of(dest)
+            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+            digest = hashlib.sha256()
+            try:
+                with open(tmp, "wb") as handle:
+                    self._manager.download(self.location.bucket, self._full(key), _InOrderHashing(handle, digest),
+                                           subscribers=[_KnownSize(size)]).result()
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return digest.digest()
+
+    def _size_of(self, key: str) -> int:
+        return int(self.client.head_object(Bucket=self.location.bucket, Key=self._full(key))["ContentLength"])
 
     def get_bytes(self, key: str) -> bytes:
         out = io.BytesIO()
@@ -245,3 +267,25 @@ def _sha256_of(path: Path) -> bytes:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.digest()
+
+
+class _InOrderHashing:
+    """A write-only target (no seek: s3transfer then writes in order) that hashes what it writes."""
+
+    def __init__(self, handle: BinaryIO, digest: "hashlib._Hash") -> None:
+        self._handle = handle
+        self._digest = digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._handle.write(data)
+
+
+class _KnownSize(BaseSubscriber):
+    """Tells s3transfer the object's size (it would otherwise ask with a HeadObject of its own)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+
+    def on_queued(self, future, **kwargs) -> None:  # noqa: ANN001, ANN003 - s3transfer's hook
+        future.meta.provide_transfer_size(self._size)

@@ -37,8 +37,11 @@ def test_round_trip_of_bytes_and_files(storage: ExternalStorage, tmp_path: Path)
     storage.put_file("1/2_3_abc_4_default.sst", src)
     assert storage.get_bytes("backupmeta") == b"meta+data"
     dest = tmp_path / "out" / "deep" / "copy.sst"
-    storage.get_file("1/2_3_abc_4_default.sst", dest)
-    assert dest.read_bytes() == src.read_bytes()
+    digest = storage.get_file("1/2_3_abc_4_default.sst", dest)  # the sha256 of what it wrote
+    assert dest.read_bytes() == src.read_bytes() and digest == hashlib.sha256(src.read_bytes()).digest()
+    small = tmp_path / "out" / "small.sst"  # one GET on S3, hashed as it is written
+    assert storage.get_file("backupmeta", small) == hashlib.sha256(b"meta+data").digest()
+    assert small.read_bytes() == b"meta+data" and not list(small.parent.glob(".*tmp"))
     storage.put_bytes("backupmeta", b"v2")
     assert storage.get_bytes("backupmeta") == b"v2"
     assert storage.uri("1/x").endswith("/1/x")
