@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from br_common.storage.base import BAD_DIGEST, ExternalStorage, ObjectNotFound, StorageError, StoredObject, check_key, \
     check_prefix
+from br_common.storage.hashing import HashingWriter, sha256_of
 from br_common.storage.ratelimit import TokenBucket, copy_stream
 from br_common.storage.options import StorageOptions
 from br_common.storage.url import LocalLocation
@@ -47,7 +48,7 @@ class LocalStorage(ExternalStorage):
             dest = self._path(key)
             digest = hashlib.sha256()
             with open(path, "rb") as src:
-                tmp = self._write_temp(dest, lambda dst: copy_stream(src, _Hashing(dst, digest), self._bucket))
+                tmp = self._write_temp(dest, lambda dst: copy_stream(src, HashingWriter(dst, digest), self._bucket))
             if digest.digest() != sha256:
                 tmp.unlink(missing_ok=True)
                 raise StorageError(f"upload {self.uri(key)} failed: {path} does not match its sha256", code=BAD_DIGEST)
@@ -55,7 +56,7 @@ class LocalStorage(ExternalStorage):
                 os.link(tmp, dest)  # fails if the key exists: nothing is ever overwritten
                 return True
             except FileExistsError:
-                return _sha256_of(dest) == sha256
+                return sha256_of(dest) == sha256
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -96,7 +97,8 @@ class LocalStorage(ExternalStorage):
         dest = Path(path)
         digest = hashlib.sha256()
         with self._errors("download", key), self._open_object(key) as src:
-            tmp = self._write_temp(dest, lambda dst: copy_stream(src, _Hashing(dst, digest), self._bucket), sync=False)
+            tmp = self._write_temp(dest, lambda dst: copy_stream(src, HashingWriter(dst, digest), self._bucket),
+                                   sync=False)
             os.replace(tmp, dest)
         return digest.digest()
 
@@ -163,23 +165,3 @@ class LocalStorage(ExternalStorage):
             where = exc.filename if exc.filename else self.uri(key)
             raise StorageError(f"{op} {self.uri(key)} failed: {exc.strerror or exc} ({where})",
                                code=type(exc).__name__) from exc
-
-
-class _Hashing:
-    """A writer that hashes what passes through it (the copy is the only read of the file)."""
-
-    def __init__(self, dst: BinaryIO, digest: "hashlib._Hash") -> None:
-        self._dst = dst
-        self._digest = digest
-
-    def write(self, data: bytes) -> int:
-        self._digest.update(data)
-        return self._dst.write(data)
-
-
-def _sha256_of(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as src:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.digest()

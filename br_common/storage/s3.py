@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferConfig, TransferManager
@@ -25,6 +24,7 @@ from s3transfer.subscribers import BaseSubscriber
 from s3transfer.utils import ChunksizeAdjuster
 
 from br_common.storage.base import BAD_DIGEST, ExternalStorage, StorageError, StoredObject, check_key, check_prefix
+from br_common.storage.hashing import HashingWriter, sha256_of
 from br_common.storage.options import StorageOptions
 from br_common.storage.s3_errors import S3Target, translate
 from br_common.storage.s3_session import make_client
@@ -87,7 +87,7 @@ class S3Storage(ExternalStorage):
         if path.stat().st_size < self.options.multipart_threshold:
             # the algorithm header too: Object Lock buckets require x-amz-sdk-checksum-algorithm
             extra.update(ChecksumAlgorithm="SHA256", ChecksumSHA256=base64.b64encode(sha256).decode())
-        elif _sha256_of(path) != sha256:
+        elif sha256_of(path) != sha256:
             raise StorageError(f"upload {self.uri(key)} failed: {path.name} does not match its sha256", code=BAD_DIGEST)
         return extra
 
@@ -162,12 +162,12 @@ class S3Storage(ExternalStorage):
             size = self._size_of(key)
             if size >= self.options.multipart_threshold:
                 self._manager.download(self.location.bucket, self._full(key), str(dest)).result()
-                return _sha256_of(dest)
+                return sha256_of(dest)
             tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
             digest = hashlib.sha256()
             try:
                 with open(tmp, "wb") as handle:
-                    self._manager.download(self.location.bucket, self._full(key), _InOrderHashing(handle, digest),
+                    self._manager.download(self.location.bucket, self._full(key), HashingWriter(handle, digest),
                                            subscribers=[_KnownSize(size)]).result()
                 os.replace(tmp, dest)
             finally:
@@ -259,26 +259,6 @@ def upload_args(location: S3Location, options: StorageOptions) -> dict[str, str]
     if location.acl:
         args["ACL"] = location.acl
     return args
-
-
-def _sha256_of(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.digest()
-
-
-class _InOrderHashing:
-    """A write-only target (no seek: s3transfer then writes in order) that hashes what it writes."""
-
-    def __init__(self, handle: BinaryIO, digest: "hashlib._Hash") -> None:
-        self._handle = handle
-        self._digest = digest
-
-    def write(self, data: bytes) -> int:
-        self._digest.update(data)
-        return self._handle.write(data)
 
 
 class _KnownSize(BaseSubscriber):

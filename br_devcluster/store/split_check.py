@@ -13,8 +13,8 @@ over the store's one engine, so PD's split is the whole split: no data moves.
 
 A region whose approximate size (br_devcluster.store.cf_engine.CFEngine.size_estimate: SST
 metadata, no pass over the data) is under half the split size is not scanned, as TiKV's size
-checker trusts its approximate size. The sums read a snapshot without the write lock: a size is an estimate anyway, and any key the
-scan returns is a valid boundary.
+checker trusts its approximate size. The sums read a snapshot without the write lock: a size is
+an estimate anyway, and any key the scan returns is a valid boundary.
 """
 from __future__ import annotations
 

@@ -56,12 +56,7 @@ class WrittenKeys:
             sizes = [(min(m.key for m in modifies), sum(len(m.key) + len(m.value or b"") for m in modifies))]
         else:
             sizes = [(key, len(key) + len(value or b"")) for _, key, value in modifies]
-        with self._lock:
-            if self._everything:
-                return
-            self._sizes.extend(sizes)
-            if len(self._sizes) > self._limit:
-                self._mark_everything()
+        self.record_sizes(sizes)
 
     def record_sizes(self, sizes: Sequence[tuple[bytes, int]]) -> None:
         """(key, bytes) of writes the caller counted itself: an ingested SST lies in one region
