@@ -296,22 +296,41 @@ _WRITE_TYPES = {int(t): t for t in WriteType}
 _WRITE_DEFAULTS = {f.name: f.default for f in dataclass_fields(Write) if f.default is not MISSING}
 
 
+def plain_write_fields(data: bytes) -> tuple[int, int, bytes | None] | None:
+    """(type byte, start_ts, short value or None) of the common write record (type, start_ts and
+    maybe a short value, nothing else), without building a Write: loops over every record of a
+    file or a range call it. None for any other record, valid or not (Write.parse reads it)."""
+    size = len(data)
+    if not size or data[0] not in _WRITE_TYPES:
+        return None
+    start_ts = shift = 0
+    pos = 1
+    while True:
+        if pos >= size or shift > 63:
+            return None
+        byte = data[pos]
+        pos += 1
+        start_ts |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    if start_ts > TS_MAX:
+        return None
+    if pos == size:
+        return data[0], start_ts, None
+    if data[pos] != SHORT_VALUE_PREFIX or pos + 1 >= size or pos + 2 + data[pos + 1] != size:
+        return None
+    return data[0], start_ts, data[pos + 2:]
+
+
 def _parse_plain_write(data: bytes) -> Write | None:
-    """The common record (type, start_ts, maybe a short value, nothing else) without a Reader;
-    None for anything else (Write.parse reads it field by field)."""
-    write_type = _WRITE_TYPES.get(data[0]) if data else None
-    if write_type is None:
+    """The common record as a Write, without a Reader; None for anything else."""
+    fields = plain_write_fields(data)
+    if fields is None:
         return None
-    start_ts, pos = read_var_u64(data, 1)
-    if pos == len(data):
-        return _built(Write, _WRITE_DEFAULTS, {"write_type": write_type, "start_ts": start_ts})
-    if data[pos] != SHORT_VALUE_PREFIX or pos + 1 >= len(data):
-        return None
-    end = pos + 2 + data[pos + 1]
-    if end != len(data):
-        return None
-    return _built(Write, _WRITE_DEFAULTS, {"write_type": write_type, "start_ts": start_ts,
-                                           "short_value": data[pos + 2:end]})
+    write_type, start_ts, short_value = fields
+    return _built(Write, _WRITE_DEFAULTS, {"write_type": _WRITE_TYPES[write_type], "start_ts": start_ts,
+                                           "short_value": short_value})
 
 
 # --- Lock record (lock CF value) ------------------------------------------------------------

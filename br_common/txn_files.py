@@ -17,9 +17,10 @@ from fastcrc import crc64
 
 from br_common.checksum import Checksum
 from br_common.data_keys import origin_key
-from br_common.txn_codec import Write, WriteType, decode_bytes
+from br_common.txn_codec import Write, WriteType, decode_bytes, plain_write_fields
 
 CF_WRITE = "write"
+_PUT, _DELETE = int(WriteType.PUT), int(WriteType.DELETE)
 
 
 def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: bytes = b"",
@@ -36,7 +37,13 @@ def txn_file_checksum(pairs: Iterable[tuple[bytes, bytes]], cf: str, start: byte
             continue
         if end and raw_key >= end:
             break
-        counted = _counted_write(value) if is_write else value
+        if not is_write:
+            counted = value
+        elif (fields := plain_write_fields(value)) is not None:  # the common record, without a Write
+            kind, _start_ts, short_value = fields
+            counted = b"" if kind == _DELETE else short_value if kind == _PUT else None
+        else:
+            counted = _counted_write(value)
         if counted is not None:
             crc ^= xz(raw_key + counted)
             kvs += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from br_common.checksum import RunningChecksum
 from br_common.txn_codec import (
-    SHORT_VALUE_PREFIX, TS_MAX, U64_SIZE, Write, WriteType, decode_bytes, encode_bytes,
+    TS_MAX, U64_SIZE, Write, WriteType, decode_bytes, encode_bytes, plain_write_fields,
 )
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, CFReader, TxnDataError
 
@@ -35,7 +35,7 @@ def add_visible(cfs: CFReader, low: bytes, high: bytes | None, ts: int, checksum
             continue
         kind = record[0]
         if kind == _LOCK or kind == _ROLLBACK:
-            if _plain(record):
+            if plain_write_fields(record) is not None:  # no gc_fence to check
                 continue
             if Write.parse(record).check_gc_fence_as_latest_version(ts):
                 continue
@@ -76,35 +76,16 @@ class _Values:
 
 def _put_value(record: bytes, encoded: bytes, ts: int, values: _Values) -> bytes | None:
     """A Put's value (None for a Delete, or a record whose gc_fence hides it at ts)."""
-    start_ts, pos = _var_u64(record, 1)
-    size = len(record)
-    if pos == size:  # plain, without a short value
-        return None if record[0] == _DELETE else values.at(encoded, start_ts)
-    if record[pos] == SHORT_VALUE_PREFIX and pos + 2 + record[pos + 1] == size:
-        return record[pos + 2:] if record[0] == _PUT else None
+    fields = plain_write_fields(record)
+    if fields is not None:
+        kind, start_ts, short_value = fields
+        if kind == _DELETE:
+            return None
+        return short_value if short_value is not None else values.at(encoded, start_ts)
     write = Write.parse(record)  # gc_fence, last_change, txn_source: the full parser
     if not write.check_gc_fence_as_latest_version(ts) or write.write_type == WriteType.DELETE:
         return None
-    return write.short_value if write.short_value is not None else values.at(encoded, start_ts)
-
-
-def _var_u64(data: bytes, pos: int) -> tuple[int, int]:
-    """read_var_u64 without its checks, for records the store wrote (a truncated one raises
-    IndexError here; Write.parse, which reports it, reads every record that is not plain)."""
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _plain(record: bytes) -> bool:
-    """A record of type and start_ts alone, or with a short value: no gc_fence to check."""
-    _, pos = _var_u64(record, 1)
-    return pos == len(record) or (record[pos] == SHORT_VALUE_PREFIX and pos + 2 + record[pos + 1] == len(record))
+    return write.short_value if write.short_value is not None else values.at(encoded, write.start_ts)
 
 
 def _bad(record: bytes, key: bytes) -> None:
