@@ -141,8 +141,13 @@ class Bench:
 
     def roles(self) -> dict[str, list[int]]:
         """Every process of the fleet by role, for CpuMeter."""
-        return {"stores": [e.pid for e in self.state.by_role("store")], "pd": [e.pid for e in self.state.by_role("pd")],
-                "agents": self.agent_pids, **{name: [pid] for name, pid in self.service_pids.items()}}
+        return {**cluster_roles(self.state), "agents": self.agent_pids,
+                **{name: [pid] for name, pid in self.service_pids.items()}}
+
+
+def cluster_roles(state: cluster.ClusterState) -> dict[str, list[int]]:
+    """A devcluster's processes by role, for CpuMeter."""
+    return {"stores": [e.pid for e in state.by_role("store")], "pd": [e.pid for e in state.by_role("pd")]}
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from bench_setup import BUCKET, MB, CpuMeter, agent_s3, cpu_floor, print_ratios, keep_logs, load, peak_rss_mb, read_meta, run_br, start_agents
+from bench_setup import BUCKET, MB, CpuMeter, agent_s3, cluster_roles, cpu_floor, print_ratios, keep_logs, load, peak_rss_mb, read_meta, run_br, start_agents
 
 from br_common import procs
 from br_common.backupmeta.kind import BackupKind, rules, sst_cf
@@ -138,13 +138,13 @@ def main() -> int:
             a_time = download_stage(endpoint, prefix, meta, args.concurrency * args.target_stores, work / "files")
         dirs.append(work / "target-b")
         target_b = cluster.up(dirs[-1], shape).state
-        with CpuMeter({**served, **_cluster_roles(target_b)}) as b_cpu:
+        with CpuMeter({**served, **cluster_roles(target_b)}) as b_cpu:
             b_time = store_stage(target_b, meta, kind, work / "files", args.concurrency)
         _stop(agents, dirs)
         dirs.append(work / "target-c")
         target = cluster.up(dirs[-1], shape).state
         agents += start_agents(target, f"{base}/1", work, "target")
-        with CpuMeter({**served, **_cluster_roles(target), "agents": list(agents)}) as c_cpu:
+        with CpuMeter({**served, **cluster_roles(target), "agents": list(agents)}) as c_cpu:
             c_time, _ = run_br("restore", "full", "--pd", target.pd_address, "-s", url, "--concurrency",
                                str(args.concurrency), broker=f"{base}/1", log_file=work / "restore.log")
         _report(args, meta, a_time, b_time, c_time)
@@ -160,10 +160,6 @@ def main() -> int:
             handle.stop()
         keep_logs(work)
         shutil.rmtree(work, ignore_errors=True)  # cluster and S3 data: gigabytes
-
-
-def _cluster_roles(state: cluster.ClusterState) -> dict[str, list[int]]:
-    return {"stores": [e.pid for e in state.by_role("store")], "pd": [e.pid for e in state.by_role("pd")]}
 
 
 def _stop(agents: list[int], dirs: list[Path]) -> None:

@@ -140,15 +140,13 @@ def _store_download(context: RestoreEnv, task: rm.DownloadTask, piece: rm.Piece,
     """ImportSST.Download from the local staging dir (the store runs on this host)."""
     kind_rules = rules(task.kind)
     start, end = kind_rules.pd_bounds(piece.range.start, piece.range.end)  # SSTMeta.range: engine keys
-    # no new_timestamp: TiKV's importer would replace the last 8 bytes of every key with it (a ts),
-    # which raw V1 keys do not carry (BR sets it only for API V2); txn keys keep their commit ts.
-    # An empty rule also lets the store move the file whole instead of rewriting it pair by pair.
-    new_timestamp = 0
     request = import_sstpb_pb2.DownloadRequest(
         sst=_sst_meta(task.region, piece.uuid, start, end, exclusive=True, cf=sst_cf(piece.file.cf)),
         name=path.name, storage_backend=brpb_pb2.StorageBackend(local=brpb_pb2.Local(path=str(path.parent))),
-        rewrite_rule=import_sstpb_pb2.RewriteRule(old_key_prefix=b"", new_key_prefix=b"",
-                                                  new_timestamp=new_timestamp),
+        # an empty rule, no new_timestamp: TiKV's importer would replace the last 8 bytes of every
+        # key with it (a ts), which raw V1 keys do not carry (BR sets it only for API V2); txn keys
+        # keep their commit ts. The store can then move the file whole instead of rewriting it.
+        rewrite_rule=import_sstpb_pb2.RewriteRule(),
         is_raw_kv=kind_rules.is_raw_kv, context=task.region.context(task.cluster_id))
     try:
         response = context.import_stub().Download(request, timeout=RPC_TIMEOUT)

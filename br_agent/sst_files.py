@@ -23,9 +23,9 @@ from br_common.txn_files import txn_file_checksum
 
 __all__ = ["SstError", "file_checksum", "sst_checksum"]
 
-# Reading an SST costs about 30 MB (a scratch RocksDB over it) whatever its size, and the checks are
-# CPU-bound Python loops: more at once than this only grows the agent's memory with the tasks in
-# flight (8 per store), not its speed.
+# Each read opens a scratch RocksDB over the file (a few MB without a block cache, see
+# br_common.sst_files), and the checks are CPU-bound Python loops: more at once than this only
+# grows the agent's memory with the tasks in flight (8 per store), not its speed.
 SST_READS_AT_ONCE = 2
 _read_slots = threading.BoundedSemaphore(SST_READS_AT_ONCE)
 

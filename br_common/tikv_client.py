@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import zip_longest
 from typing import Any
 
 import grpc
@@ -65,6 +66,22 @@ def _clip(start: bytes, end: bytes, region: metapb_pb2.Region) -> tuple[bytes, b
     if region.end_key == b"":
         return lo, end
     return lo, region.end_key if end == b"" else min(end, region.end_key)
+
+
+def summed_in_store_turns(pieces: list[tuple[int, tuple[bytes, bytes]]],
+                          count: Callable[[tuple[bytes, bytes]], Checksum], workers: int) -> Checksum:
+    """The checksums of (leader store, range) pieces, `workers` at a time, merged. The pieces are
+    taken store by store in turn, so that the requests in flight keep every store counting."""
+    by_store: dict[int, list[tuple[bytes, bytes]]] = {}
+    for store_id, piece in pieces:
+        by_store.setdefault(store_id, []).append(piece)
+    ordered = [piece for turn in zip_longest(*by_store.values()) for piece in turn if piece is not None]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
+        sums = list(pool.map(count, ordered))
+    total = Checksum()
+    for part in sums:
+        total = total.merge(part)
+    return total
 
 
 def _check_range(start: bytes, end: bytes) -> None:
@@ -229,13 +246,8 @@ class RawKVClient:
     def checksum(self, start: bytes = b"", end: bytes = b"", workers: int = 4) -> Checksum:
         """crc64xor/total_kvs/total_bytes of [start, end): one RawChecksum per region, merged."""
         _check_range(start, end)
-        pieces = [_clip(start, end, info.region) for info in self.pd.scan_regions(start, end)] or [(start, end)]
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pieces)))) as pool:
-            sums = list(pool.map(lambda piece: self._checksum_piece(*piece), pieces))
-        total = Checksum()
-        for part in sums:
-            total = total.merge(part)
-        return total
+        pieces = [(info.leader_store_id, _clip(start, end, info.region)) for info in self.pd.scan_regions(start, end)]
+        return summed_in_store_turns(pieces or [(0, (start, end))], lambda piece: self._checksum_piece(*piece), workers)
 
     def _checksum_piece(self, start: bytes, end: bytes) -> Checksum:
         """Sequential walk over [start, end); a region split meanwhile just adds a step."""

@@ -13,14 +13,13 @@ always a consistent snapshot. Plain kvproto: true against a real TiKV.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from itertools import count, zip_longest
+from itertools import count
 
 from br_common.checksum import Checksum
 from br_common.kvproto import checksum_pb2, coprocessor_pb2, kvrpcpb_pb2 as pb, metapb_pb2
 from br_common.lock_resolver import LockResolver
 from br_common.pd_client import RegionInfo
-from br_common.tikv_client import RawKVError
+from br_common.tikv_client import RawKVError, summed_in_store_turns
 from br_common.txn_codec import encode_bytes
 from br_common.txn_keys import engine_bound, raw_bounds
 
@@ -35,26 +34,20 @@ class TxnChecksum(LockResolver):
     def checksum_at(self, start: bytes, end: bytes, ts: int, workers: int = 4) -> Checksum:
         """Of the values visible at ts in the raw-key range [start, end) (end b"": unbounded): one
         request per region, `workers` at a time (the regions' stores count in parallel), merged."""
-        pieces = self._region_pieces(start, end) or [(start, end)]
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pieces)))) as pool:
-            sums = list(pool.map(lambda piece: self._checksum_piece(*piece, ts), pieces))
-        total = Checksum()
-        for part in sums:
-            total = total.merge(part)
-        return total
+        pieces = self._region_pieces(start, end) or [(0, (start, end))]
+        return summed_in_store_turns(pieces, lambda piece: self._checksum_piece(*piece, ts), workers)
 
-    def _region_pieces(self, start: bytes, end: bytes) -> list[tuple[bytes, bytes]]:
-        """[start, end) cut at PD's region bounds (raw keys); a region that splits or moves before
-        its piece is read only adds a step to that piece's walk."""
-        by_store: dict[int, list[tuple[bytes, bytes]]] = {}
+    def _region_pieces(self, start: bytes, end: bytes) -> list[tuple[int, tuple[bytes, bytes]]]:
+        """(leader store, piece) of [start, end) cut at PD's region bounds (raw keys); a region that
+        splits or moves before its piece is read only adds a step to that piece's walk."""
+        pieces = []
         for info in self.pd.scan_regions(engine_bound(start), engine_bound(end)):
             lower, upper = raw_bounds(info.region)
             low = max(start, lower)
             high = end if upper is None or (end and end < upper) else upper
             if not high or low < high:
-                by_store.setdefault(info.leader_store_id or 0, []).append((low, high))
-        # taken store by store in turn: the requests in flight keep every store counting
-        return [piece for turn in zip_longest(*by_store.values()) for piece in turn if piece is not None]
+                pieces.append((info.leader_store_id, (low, high)))
+        return pieces
 
     def _checksum_piece(self, start: bytes, end: bytes, ts: int) -> Checksum:
         """A sequential walk over [start, end), region by region."""

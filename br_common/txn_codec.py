@@ -303,18 +303,9 @@ def plain_write_fields(data: bytes) -> tuple[int, int, bytes | None] | None:
     size = len(data)
     if not size or data[0] not in _WRITE_TYPES:
         return None
-    start_ts = shift = 0
-    pos = 1
-    while True:
-        if pos >= size or shift > 63:
-            return None
-        byte = data[pos]
-        pos += 1
-        start_ts |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-    if start_ts > TS_MAX:
+    try:
+        start_ts, pos = read_var_u64(data, 1)
+    except CodecError:
         return None
     if pos == size:
         return data[0], start_ts, None

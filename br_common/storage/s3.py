@@ -161,7 +161,8 @@ class S3Storage(ExternalStorage):
             dest.parent.mkdir(parents=True, exist_ok=True)
             size = self._size_of(key)
             if size >= self.options.multipart_threshold:
-                self._manager.download(self.location.bucket, self._full(key), str(dest)).result()
+                self._manager.download(self.location.bucket, self._full(key), str(dest),
+                                       subscribers=[_KnownSize(size)]).result()
                 return sha256_of(dest)
             tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
             digest = hashlib.sha256()

@@ -10,28 +10,27 @@ are stepped over. A range holding any lock takes the general scan (it reports or
 from __future__ import annotations
 
 from br_common.checksum import RunningChecksum
-from br_common.txn_codec import (
-    TS_MAX, U64_SIZE, Write, WriteType, decode_bytes, encode_bytes, plain_write_fields,
-)
-from br_devcluster.store.txn_reader import CF_DEFAULT, CF_LOCK, CF_WRITE, CFReader, TxnDataError
+from br_common.txn_codec import U64_SIZE, Write, WriteType, decode_bytes, plain_write_fields, ts_of
+from br_devcluster.store.mvcc_scan import ValueCursor, encoded_range
+from br_devcluster.store.txn_reader import CF_LOCK, CF_WRITE, CFReader, TxnDataError
 
 _PUT, _DELETE = int(WriteType.PUT), int(WriteType.DELETE)
 _LOCK, _ROLLBACK = int(WriteType.LOCK), int(WriteType.ROLLBACK)
 
 
 def has_locks(cfs: CFReader, low: bytes, high: bytes | None) -> bool:
-    start, end = _encoded(low, high)
+    start, end = encoded_range(low, high)
     return next(iter(cfs.iterate(CF_LOCK, start, end)), None) is not None
 
 
 def add_visible(cfs: CFReader, low: bytes, high: bytes | None, ts: int, checksum: RunningChecksum) -> None:
     """Add every value visible at ts in the raw-key range [low, high) (no locks in it) to checksum."""
-    start, end = _encoded(low, high)
-    values = _Values(cfs, start, end)
+    start, end = encoded_range(low, high)
+    values = ValueCursor(cfs, low, high)
     decided = b""  # the encoded key whose visible version is settled: its older records are skipped
     for key, record in cfs.iterate(CF_WRITE, start, end):
         encoded = key[:-U64_SIZE]
-        if encoded == decided or TS_MAX ^ int.from_bytes(key[-U64_SIZE:], "big") > ts:
+        if encoded == decided or ts_of(key) > ts:
             continue
         kind = record[0]
         if kind == _LOCK or kind == _ROLLBACK:
@@ -47,51 +46,20 @@ def add_visible(cfs: CFReader, low: bytes, high: bytes | None, ts: int, checksum
             checksum.add(decode_bytes(encoded)[0], value)
 
 
-class _Values:
-    """Default-CF values asked for in ascending key order, read by one forward stream over the
-    range (mvcc_scan.ValueCursor's job, with the stream kept in two attributes); a value behind
-    the stream falls back to a point read."""
-
-    __slots__ = ("_cfs", "_pairs", "_item")
-
-    def __init__(self, cfs: CFReader, start: bytes, end: bytes | None) -> None:
-        self._cfs = cfs
-        self._pairs = iter(cfs.iterate(CF_DEFAULT, start, end))
-        self._item = next(self._pairs, None)
-
-    def at(self, encoded: bytes, start_ts: int) -> bytes:
-        target = encoded + (TS_MAX ^ start_ts).to_bytes(U64_SIZE, "big")
-        item, pairs = self._item, self._pairs
-        if item is not None and item[0] > target:
-            found = self._cfs.get(CF_DEFAULT, target)
-        else:
-            while item is not None and item[0] < target:
-                item = next(pairs, None)
-            self._item = item
-            found = item[1] if item is not None and item[0] == target else None
-        if found is None:
-            raise TxnDataError(f"default CF value of {decode_bytes(encoded)[0]!r} at start_ts {start_ts} is missing")
-        return found
-
-
-def _put_value(record: bytes, encoded: bytes, ts: int, values: _Values) -> bytes | None:
+def _put_value(record: bytes, encoded: bytes, ts: int, values: ValueCursor) -> bytes | None:
     """A Put's value (None for a Delete, or a record whose gc_fence hides it at ts)."""
     fields = plain_write_fields(record)
     if fields is not None:
         kind, start_ts, short_value = fields
         if kind == _DELETE:
             return None
-        return short_value if short_value is not None else values.at(encoded, start_ts)
+        return short_value if short_value is not None else values.value_at(encoded, start_ts)
     write = Write.parse(record)  # gc_fence, last_change, txn_source: the full parser
     if not write.check_gc_fence_as_latest_version(ts) or write.write_type == WriteType.DELETE:
         return None
-    return write.short_value if write.short_value is not None else values.at(encoded, write.start_ts)
+    return write.short_value if write.short_value is not None else values.value_at(encoded, write.start_ts)
 
 
 def _bad(record: bytes, key: bytes) -> None:
     Write.parse(record)  # raises CodecError for an unknown type
     raise TxnDataError(f"write record of {key.hex()} has an unexpected type")
-
-
-def _encoded(low: bytes, high: bytes | None) -> tuple[bytes, bytes | None]:
-    return encode_bytes(low), encode_bytes(high) if high else None

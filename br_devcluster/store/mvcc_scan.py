@@ -9,7 +9,7 @@ commit deletes its locks), so per-key lock seeks made a region's scan quadratic.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from br_common.txn_codec import TS_MAX, U64_SIZE, Write, append_ts, decode_bytes, encode_bytes, ts_of
@@ -26,27 +26,15 @@ class KeyVersions(NamedTuple):
     writes: list[tuple[int, bytes]]  # (commit_ts, write CF value) with commit_ts <= max_ts
 
 
-class _Stream:
-    """A forward stream of (key, value) pairs with the current pair kept (None at the end)."""
-
-    __slots__ = ("_pairs", "item")
-
-    def __init__(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
-        self._pairs = iter(pairs)
-        self.item: tuple[bytes, bytes] | None = next(self._pairs, None)
-
-    def advance(self) -> None:
-        self.item = next(self._pairs, None)
-
-
-def _encoded_range(low: bytes, high: bytes | None) -> tuple[bytes, bytes | None]:
+def encoded_range(low: bytes, high: bytes | None) -> tuple[bytes, bytes | None]:
+    """A raw-key range as the lock CF keys and the write/default key prefixes bound it."""
     return encode_bytes(low), encode_bytes(high) if high else None
 
 
 def forward_keys(cfs: CFReader, low: bytes, high: bytes | None, max_ts: int = TS_MAX) -> Iterator[KeyVersions]:
     """Every raw key in [low, high) with a lock or a write record, in key order (the two cursors
     kept in locals: this loop runs once per key of every scan, backup and checksum)."""
-    start, end = _encoded_range(low, high)
+    start, end = encoded_range(low, high)
     locks = iter(cfs.iterate(CF_LOCK, start, end))
     writes = iter(cfs.iterate(CF_WRITE, start, end))
     lock, write = next(locks, None), next(writes, None)
@@ -77,31 +65,34 @@ def visible_put(writes: list[tuple[int, bytes]], ts: int) -> tuple[int, Write] |
 
 class ValueCursor:
     """Default-CF values asked for in ascending key order, read by one forward cursor over
-    [low, high); a value asked for behind the cursor falls back to a point read."""
+    [low, high); a value asked for behind the cursor falls back to a point read. The stream and
+    its current pair are two plain slots: every long value of a scan or a checksum goes through."""
+
+    __slots__ = ("_cfs", "_pairs", "_item")
 
     def __init__(self, cfs: CFReader, low: bytes, high: bytes | None) -> None:
         self._cfs = cfs
-        self._stream = _Stream(cfs.iterate(CF_DEFAULT, *_encoded_range(low, high)))
+        self._pairs = iter(cfs.iterate(CF_DEFAULT, *encoded_range(low, high)))
+        self._item: tuple[bytes, bytes] | None = next(self._pairs, None)
 
     def value_of(self, key: KeyVersions, write: Write) -> bytes:
         """A Put's value: inline, or the default CF's at enc(key) ‖ ~start_ts."""
         if write.short_value is not None:
             return write.short_value
-        value = self.value_at(key.encoded, write.start_ts)
-        if value is None:
-            raise TxnDataError(f"default CF value of {key.raw_key!r} at start_ts {write.start_ts} is missing")
-        return value
+        return self.value_at(key.encoded, write.start_ts)
 
-    def value_at(self, encoded: bytes, start_ts: int) -> bytes | None:
-        """The default CF's value at enc(key) ‖ ~start_ts, None when there is none."""
-        return self._seek(append_ts(encoded, start_ts))
-
-    def _seek(self, target: bytes) -> bytes | None:
-        stream = self._stream
-        if stream.item is not None and stream.item[0] > target:
-            return self._cfs.get(CF_DEFAULT, target)
-        while stream.item is not None and stream.item[0] < target:
-            stream.advance()
-        if stream.item is not None and stream.item[0] == target:
-            return stream.item[1]
-        return None
+    def value_at(self, encoded: bytes, start_ts: int) -> bytes:
+        """The default CF's value at enc(key) ‖ ~start_ts; TxnDataError when it is missing."""
+        target = append_ts(encoded, start_ts)
+        item = self._item
+        if item is not None and item[0] > target:
+            found = self._cfs.get(CF_DEFAULT, target)
+        else:
+            pairs = self._pairs
+            while item is not None and item[0] < target:
+                item = next(pairs, None)
+            self._item = item
+            found = item[1] if item is not None and item[0] == target else None
+        if found is None:
+            raise TxnDataError(f"default CF value of {decode_bytes(encoded)[0]!r} at start_ts {start_ts} is missing")
+        return found
