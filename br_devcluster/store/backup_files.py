@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from fastcrc import crc64
 from rocksdict import Options
 
 from br_common.checksum import RunningChecksum
@@ -30,6 +31,7 @@ from br_devcluster.store.sstfiles import SstBuilder
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_WRITE
 
 ROLL_BYTES = 64 * 1024 * 1024  # key+value bytes per chunk before rolling to the next one
+METER_BYTES = 1024 * 1024  # the raw loop charges the rate limiter per MiB, not per key
 CF = CF_DEFAULT  # raw KV (API V1) backups are of the default CF
 FILE_ORDER = (CF_DEFAULT, CF_WRITE)  # TiKV lists a chunk's default file before its write file
 
@@ -143,6 +145,49 @@ def write_region_files(target: RegionBackup, entries: Iterable[BackupEntry], opt
         if chunk is not None:
             chunk.abort()
     return _tiled(chunks, target.end_key)
+
+
+def write_raw_region_files(target: RegionBackup, data_pairs: Iterable[tuple[bytes, bytes]], options: Options,
+                           limiter: RateLimiter, roll_bytes: int = ROLL_BYTES) -> list[brpb_pb2.File]:
+    """write_region_files for raw KV in one tight loop: the (data key, value) pairs go to the SST
+    as stored, and the counters and the limiter are kept in locals (a raw backup writes every key
+    of the store; per-key objects and calls doubled its CPU). Same files, byte for byte."""
+    chunks: list[list[brpb_pb2.File]] = []
+    builder: SstBuilder | None = None
+    try:
+        for data_key, value in data_pairs:
+            if builder is None:
+                start = target.start_key if not chunks else data_key[1:]
+                builder = SstBuilder(target.root / target.relative_name(start, CF), options)
+                put, crc, kvs, counted, metered = builder.put, 0, 0, 0, 0
+            put(data_key, value)
+            key = data_key[1:]
+            crc ^= crc64.xz(key + value)
+            kvs += 1
+            counted += len(key) + len(value)
+            if counted - metered >= METER_BYTES:
+                limiter.consume(counted - metered)
+                metered = counted
+            if counted >= roll_bytes:
+                limiter.consume(counted - metered)
+                chunks.append([_finish_raw(target, start, builder, crc, kvs, counted)])
+                builder = None
+        if builder is not None:
+            limiter.consume(counted - metered)
+            chunks.append([_finish_raw(target, start, builder, crc, kvs, counted)])
+            builder = None
+    finally:
+        if builder is not None:
+            builder.abort()
+    return _tiled(chunks, target.end_key)
+
+
+def _finish_raw(target: RegionBackup, start: bytes, builder: SstBuilder, crc: int, kvs: int,
+                counted: int) -> brpb_pb2.File:
+    done = builder.finish()
+    return brpb_pb2.File(name=target.relative_name(start, CF), sha256=done.sha256, start_key=start,
+                         start_version=target.start_version, end_version=target.end_version, crc64xor=crc,
+                         total_kvs=kvs, total_bytes=counted, cf=CF, size=done.size)
 
 
 def _tiled(chunks: list[list[brpb_pb2.File]], end_key: bytes) -> list[brpb_pb2.File]:

@@ -10,16 +10,17 @@ answers Error.kv_error.locked for the client to resolve).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+
+from rocksdict import Options
 
 from br_common.kvproto import brpb_pb2, brpb_pb2_grpc, errorpb_pb2, kvrpcpb_pb2, metapb_pb2
 from br_common.pd_client import PDError, RegionInfo
 from br_common.redaction import show_key
 from br_common.txn_keys import engine_bound, raw_bounds
-from br_devcluster.store.backup_files import CF, BackupEntry, RegionBackup, raw_entries, write_region_files
+from br_devcluster.store.backup_files import CF, RegionBackup, write_raw_region_files, write_region_files
 from br_devcluster.store.cf_engine import CFSnapshot
-from br_devcluster.store.engine import Snapshot
 from br_devcluster.store.errors import RegionError, StoreError, pd_unavailable
 from br_devcluster.store.ratelimit import RateLimiter
 from br_devcluster.store.regions import epoch_not_match, region_not_found
@@ -69,7 +70,7 @@ class BackupService(brpb_pb2_grpc.BackupServicer):
                                   epoch_version=region.region_epoch.version, start_key=start, end_key=end,
                                   start_version=request.start_version, end_version=request.end_version)
             options = sst_options(request.compression_type, request.compression_level)
-            files = write_region_files(target, _entries(request, view, start, end), options, limiter)
+            files = _write_files(request, view, target, options, limiter)
         except BackupLocked as exc:
             return brpb_pb2.BackupResponse(start_key=start, end_key=end, error=brpb_pb2.Error(
                 msg=str(exc), kv_error=kvrpcpb_pb2.KeyError(locked=exc.lock)))
@@ -115,11 +116,14 @@ def _overlap(request: brpb_pb2.BackupRequest, region: metapb_pb2.Region) -> tupl
     return max(request.start_key, lower), _min_end(request.end_key, upper or b"")
 
 
-def _entries(request: brpb_pb2.BackupRequest, view: CFSnapshot, start: bytes, end: bytes) -> Iterable[BackupEntry]:
+def _write_files(request: brpb_pb2.BackupRequest, view: CFSnapshot, target: RegionBackup, options: Options,
+                 limiter: RateLimiter) -> list[brpb_pb2.File]:
+    start, end = target.start_key, target.end_key
     if request.is_raw_kv:
-        return raw_entries(Snapshot(view, CF).scan(start, end))
-    return backup_entries(TxnReader(view), start, end or None, request.start_version, request.end_version,
-                          request.context.resolved_locks)
+        return write_raw_region_files(target, view.data_pairs(CF, start, end or None), options, limiter)
+    entries = backup_entries(TxnReader(view), start, end or None, request.start_version, request.end_version,
+                             request.context.resolved_locks)
+    return write_region_files(target, entries, options, limiter)
 
 
 def _validate(request: brpb_pb2.BackupRequest) -> Path:

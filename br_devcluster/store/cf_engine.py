@@ -243,6 +243,23 @@ class CFSnapshot:
         finally:
             pool.append(it)
 
+    def data_pairs(self, cf: str, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """(data key, value) with lower <= key < upper, ascending: keys as stored, b"z" kept,
+        for a caller that writes them on unchanged (a backup SST holds data keys)."""
+        high = _data_end(upper)
+        pool = self._pool(cf)
+        it = pool.pop()
+        try:
+            it.seek(data_key(lower))
+            while it.valid():
+                key = it.key()
+                if key >= high:
+                    return
+                yield key, it.value()
+                it.next()
+        finally:
+            pool.append(it)
+
     def entries(self, start: bytes, end: bytes) -> Iterator[Modify]:
         """Every key of every CF in [start, end) (end b"": unbounded): a region's full copy."""
         for cf in CFS:

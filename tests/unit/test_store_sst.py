@@ -10,7 +10,8 @@ from br_common.checksum import Checksum
 from br_common.data_keys import origin_key
 from br_common.kvproto import brpb_pb2
 from br_common.tso import compose
-from br_devcluster.store.backup_files import RegionBackup, raw_entries, write_region_files
+from br_common.data_keys import DATA_PREFIX
+from br_devcluster.store.backup_files import RegionBackup, raw_entries, write_raw_region_files, write_region_files
 from br_devcluster.store.errors import StoreError
 from br_devcluster.store.ratelimit import RateLimiter
 from br_common.sst_files import sst_summary
@@ -57,9 +58,21 @@ def target(tmp_path: Path, start: bytes = b"k", end: bytes = b"l") -> RegionBack
                         end_key=end, start_version=0, end_version=compose(1_700_000_000_000, 5))
 
 
-def test_region_files_roll_and_tile_the_range(tmp_path: Path) -> None:
+def per_entry(t: RegionBackup, pairs, **kw) -> list[brpb_pb2.File]:  # noqa: ANN001, ANN003
+    return write_region_files(t, raw_entries(pairs), sst_options(), RateLimiter(), **kw)
+
+
+def raw_loop(t: RegionBackup, pairs, **kw) -> list[brpb_pb2.File]:  # noqa: ANN001, ANN003
+    return write_raw_region_files(t, ((DATA_PREFIX + k, v) for k, v in pairs), sst_options(), RateLimiter(), **kw)
+
+
+WRITERS = pytest.mark.parametrize("write", [per_entry, raw_loop])
+
+
+@WRITERS
+def test_region_files_roll_and_tile_the_range(tmp_path: Path, write) -> None:  # noqa: ANN001
     t = target(tmp_path)
-    files = write_region_files(t, raw_entries(PAIRS), sst_options(), RateLimiter(), roll_bytes=20_000)
+    files = write(t, PAIRS, roll_bytes=20_000)
     assert len(files) > 2
     assert files[0].start_key == b"k" and files[-1].end_key == b"l"
     for this, following in zip(files, files[1:]):
@@ -84,25 +97,36 @@ def test_region_files_roll_and_tile_the_range(tmp_path: Path) -> None:
     assert total == Checksum().add_pairs(PAIRS)
 
 
-def test_region_files_are_deterministic(tmp_path: Path) -> None:
-    first = write_region_files(target(tmp_path), raw_entries(PAIRS), sst_options(), RateLimiter(), roll_bytes=20_000)
-    again = write_region_files(target(tmp_path), raw_entries(PAIRS), sst_options(), RateLimiter(), roll_bytes=20_000)
+@WRITERS
+def test_region_files_are_deterministic(tmp_path: Path, write) -> None:  # noqa: ANN001
+    first = write(target(tmp_path), PAIRS, roll_bytes=20_000)
+    again = write(target(tmp_path), PAIRS, roll_bytes=20_000)
     assert [f.name for f in first] == [f.name for f in again]
     assert len(list((tmp_path / "backup" / "3").iterdir())) == len(first)
 
 
-def test_no_pairs_no_files(tmp_path: Path) -> None:
-    assert write_region_files(target(tmp_path), [], sst_options(), RateLimiter()) == []
+def test_raw_loop_writes_what_the_per_entry_writer_writes(tmp_path: Path) -> None:
+    def described(files: list[brpb_pb2.File]) -> list[tuple]:
+        return [(f.name, f.start_key, f.end_key, f.crc64xor, f.total_kvs, f.total_bytes, f.cf) for f in files]
+
+    assert described(raw_loop(target(tmp_path / "a"), PAIRS, roll_bytes=20_000)) == described(
+        per_entry(target(tmp_path / "b"), PAIRS, roll_bytes=20_000))
+
+
+@WRITERS
+def test_no_pairs_no_files(tmp_path: Path, write) -> None:  # noqa: ANN001
+    assert write(target(tmp_path), []) == []
     assert not (tmp_path / "backup").exists()
 
 
-def test_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
+@WRITERS
+def test_failed_write_leaves_no_temp_file(tmp_path: Path, write) -> None:  # noqa: ANN001
     def pairs():
         yield b"k1", b"v"
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        write_region_files(target(tmp_path), raw_entries(pairs()), sst_options(), RateLimiter())
+        write(target(tmp_path), pairs())
     assert list((tmp_path / "backup" / "3").iterdir()) == []
 
 
