@@ -25,6 +25,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -54,7 +55,6 @@ from br_coordinator.follow.resolvers import RestoreResolver
 from br_coordinator.follow.restore_book import DOWNLOAD, Ingest, RestoreBook
 from br_coordinator.follow.storage_book import call_storage
 from br_coordinator.restore_discard import StagedDiscard, discard_unconsumed
-from br_coordinator.restore_verify import NoVerifier, RollingVerifier
 from br_coordinator.job_options import CHECKSUM_CONCURRENCY, RestoreOptions
 from br_coordinator.job_runner import Connections, JobRunner, connections
 from br_coordinator.progress import JobProgress, human_bytes, print_summary
@@ -133,9 +133,8 @@ class Restore:
         self._check_objects(todo)
         restore_ts = self._restore_ts(meta)
         regions = self._prepare_regions(todo, ranges)
-        with self._verifier(meta) as verifier:
-            book, stats = self._follow(todo, regions, restore_ts, verifier.submit)
-            verified = self._verify(verifier, ranges)
+        book, stats = self._follow(todo, regions, restore_ts)
+        verified = self._verify(ranges, meta)
         if not rules(self.kind).is_raw_kv and self.wanted is None:  # the whole backup is in: a base now
             restore_base.record(self.conn.redis, self.pd.cluster_id, meta)
         self.jobs.finish("done")
@@ -234,8 +233,8 @@ class Restore:
         return [info for r in ranges for info in self.pd.scan_regions(*kind_rules.pd_bounds(r.start, r.end))]
 
     # --- the work ----------------------------------------------------------------------------------
-    def _follow(self, parts: list[rm.FilePart], regions: list[RegionInfo], restore_ts: int,
-                on_checkpoint: Callable[[RangeRecord], None]) -> tuple[RestoreBook, FollowStats]:
+    def _follow(self, parts: list[rm.FilePart], regions: list[RegionInfo],
+                restore_ts: int) -> tuple[RestoreBook, FollowStats]:
         book = RestoreBook(parts, plan.assign_regions(parts, regions, self.job_id, rules(self.kind)))
         progress = JobProgress(f"restore {self.job_id}", unit="files")
         config = FollowConfig(concurrency=self.options.concurrency)
@@ -243,7 +242,7 @@ class Restore:
                               lambda attempt, send: self._region_task(attempt, send, restore_ts), config,
                               RestoreResolver(self.pd, book, self.job_id, self.kind), self.jobs,
                               [self.lease, self.cluster_lease],
-                              on_progress=lambda p: progress.update(*p), on_checkpoint=on_checkpoint)
+                              on_progress=lambda p: progress.update(*p))
         completed = False
         try:
             stats = engine.run()
@@ -287,32 +286,25 @@ class Restore:
         return self._spec[1]
 
     # --- after ---------------------------------------------------------------------------------------
-    @contextmanager
-    def _verifier(self, meta: brpb_pb2.BackupMeta) -> Iterator[RollingVerifier]:
-        """The target's checksum of every restored range == the counters of what was staged for
-        it (RangeRecord's files): RawChecksum for raw KV, the Coprocessor checksum at a ts after
-        the restore ts for txn KV; each range checked as soon as it is in (restore_verify)."""
+    def _verify(self, ranges: list[m.KeyRange], meta: brpb_pb2.BackupMeta) -> bool:
+        """The target's checksum of every restored range == XOR/sums of its files (backupmeta's
+        numbers): RawChecksum for raw KV, the Coprocessor checksum at a fresh ts for txn KV."""
         if not self.options.checksum:
             log.warning("--checksum=false: the restore is not verified")
-            yield NoVerifier()
-            return
+            return False
         if _incremental(meta):  # the target also holds the base: its checksum is not the files' (BR skips it)
             log.warning("an incremental restore is not verified by checksum: the target holds its base too")
-            yield NoVerifier()
-            return
-        with self._checksum_client() as checksum:
-            verifier = RollingVerifier(checksum, CHECKSUM_CONCURRENCY)
-            try:
-                yield verifier
-            finally:
-                verifier.close()
-
-    def _verify(self, verifier: RollingVerifier, ranges: list[m.KeyRange]) -> bool:
-        if isinstance(verifier, NoVerifier):
             return False
-        log.info("every file ingested; verifying what is left of %d ranges by checksum", len(ranges))
-        checked = verifier.finish(ranges, self.jobs.ranges())
-        log.info("checksum verified over %d ranges (%d pieces)", len(ranges), checked)
+        restored = [(r.range, Checksum(crc64xor=f.crc64xor, total_kvs=f.total_kvs, total_bytes=f.total_bytes))
+                    for r in self.jobs.ranges() for f in r.files]
+        expected = plan.expected_checksums(ranges, restored)
+        log.info("every file ingested; verifying %d ranges by checksum", len(ranges))
+        with self._checksum_client() as kv, ThreadPoolExecutor(CHECKSUM_CONCURRENCY) as pool:
+            for (rng, want), got in zip(expected, pool.map(lambda item: kv(item[0]), expected)):
+                if got != want:
+                    raise CommandError(f"checksum mismatch in range {rng.label()}: the backup has {want}, "
+                                       f"the restored cluster has {got}")
+        log.info("checksum verified over %d ranges", len(ranges))
         return True
 
     @contextmanager
@@ -323,7 +315,7 @@ class Restore:
                 yield lambda rng: kv.checksum(rng.start, rng.end)
             return
         with TxnChecksum(self.pd) as txn:
-            read_ts = self.pd.tso()  # after the restore ts, which is past every restored commit
+            read_ts = self.pd.tso()
             yield lambda rng: txn.checksum_at(rng.start, rng.end, read_ts)
 
     def _summary(self, meta: brpb_pb2.BackupMeta, parts: list[rm.FilePart], restore_ts: int, book: RestoreBook,

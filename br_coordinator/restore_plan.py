@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 
 from br_common.backupmeta.kind import RULES, BackupKind, KindRules
 from br_common.checksum import Checksum
-from br_common.fleet.keyranges import intersect
+from br_common.fleet.keyranges import contains, intersect
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.import_files import JOB_TAG_BYTES
 from br_common.fleet.restore_messages import FilePart, PeerRef, Piece, RegionRef, RegionWork
@@ -161,3 +161,13 @@ def ingest_store(work: RegionWork) -> int:
 
 
 # --- verification ----------------------------------------------------------------------------
+def expected_checksums(ranges: Sequence[KeyRange], restored: Iterable[tuple[KeyRange, Checksum]]
+                       ) -> list[tuple[KeyRange, Checksum]]:
+    """Per restore range, the XOR/sums of what its file parts hold."""
+    totals = [Checksum() for _ in ranges]
+    for part_range, checksum in restored:
+        for i, r in enumerate(ranges):
+            if contains(r, part_range):
+                totals[i] = totals[i].merge(checksum)
+                break
+    return list(zip(ranges, totals))

@@ -88,11 +88,10 @@ class FollowEngine:
     def __init__(self, app: Celery, pd: PDClient, registry: Registry, book: Book, tasks: TaskMaker,
                  config: FollowConfig, resolver: Resolver = no_resolver, jobs: JobStore | None = None,
                  leases: Sequence[Lease] = (), on_progress: Callable[[Progress], None] = lambda p: None,
-                 title: str = "", on_checkpoint: Callable[[RangeRecord], None] = lambda r: None) -> None:
+                 title: str = "") -> None:
         self.app, self.pd, self.book, self.tasks, self.config = app, pd, book, tasks, config
         self.title = title or (f"job {jobs.job_id}" if jobs is not None else "the fleet's work")
         self.resolver, self.jobs, self.leases, self.on_progress = resolver, jobs, leases, on_progress
-        self.on_checkpoint = on_checkpoint  # a piece is complete (the restore verifies it at once)
         self.watch = AgentWatch(registry, pd, config)
         self.stats = FollowStats()
         self.queued: dict[int | None, deque[Send]] = {}
@@ -170,7 +169,6 @@ class FollowEngine:
             if isinstance(action, Checkpoint):
                 if self.jobs is not None:
                     self._unsaved.append(action.record)
-                self.on_checkpoint(action.record)
             elif isinstance(action, Resolve):
                 self._schedule(action)
             else:

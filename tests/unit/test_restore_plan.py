@@ -5,6 +5,7 @@ import pytest
 
 from br_common.backupmeta import meta as backupmeta
 from br_common.backupmeta.kind import RULES, BackupKind
+from br_common.checksum import Checksum
 from br_common.fleet.messages import FileInfo, KeyRange
 from br_common.kvproto import brpb_pb2, metapb_pb2
 from br_common.pd_client import RegionInfo
@@ -89,6 +90,16 @@ def test_piece_uuids_are_stable_and_change_with_the_epoch() -> None:
     other_job = rp.assign_regions(parts, [_region(1, b"", b"")], "job2")[0].pieces[0].uuid
     assert first == again and len(first) == 16
     assert len({first, moved, other_job}) == 3
+
+
+def test_expected_checksums_per_range() -> None:
+    ranges = [KeyRange(start=b"", end=b"m"), KeyRange(start=b"m", end=b"")]
+    restored = [(KeyRange(start=b"a", end=b"c"), Checksum(crc64xor=1, total_kvs=1, total_bytes=5)),
+                (KeyRange(start=b"c", end=b"m"), Checksum(crc64xor=2, total_kvs=2, total_bytes=6)),
+                (KeyRange(start=b"m", end=b""), Checksum(crc64xor=4, total_kvs=3, total_bytes=7))]
+    got = rp.expected_checksums(ranges, restored)
+    assert got[0][1] == Checksum(crc64xor=3, total_kvs=3, total_bytes=11)
+    assert got[1][1] == Checksum(crc64xor=4, total_kvs=3, total_bytes=7)
 
 
 def test_messages_round_trip_through_json() -> None:
