@@ -246,7 +246,7 @@ def test_abandon_removes_the_safe_point_and_a_rerun_starts_over(fleet, tmp_path)
 # --- rate limit ---------------------------------------------------------------------------------------
 def test_ratelimit_is_one_budget_per_store_whatever_the_concurrency(fleet):
     """--ratelimit 4 with --concurrency 4: the tasks carry the store's budget (one stream per agent,
-    s3transfer's bandwidth limiter shared by all its transfers) and TiKV's per-request limit; the
+    one token bucket shared by all transfers of its S3 manager) and TiKV's per-request limit; the
     figures against the asked rate are measured by bench/ratelimit.py, not asserted here."""
     backup = fleet.br("backup", "raw", "--pd", fleet.pd, *fleet.tls, "-s", fleet.storage("limited"),
                       "--ratelimit", "4", "--concurrency", "4", timeout=180)

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from br_common.storage.ratelimit import ThrottledReader, TokenBucket, copy_stream
+from br_common.storage.ratelimit import ThrottledReader, TokenBucket, TransferBucket, copy_stream
 
 
 class FakeClock:
@@ -84,3 +84,11 @@ def test_unlimited_reader_passes_through():
 def test_bad_rates(rate, burst):
     with pytest.raises(ValueError):
         TokenBucket(rate, burst)
+
+
+def test_transfer_bucket_holds_s3transfer_streams_to_the_rate():
+    """s3transfer calls consume(amt, token) about every 256 KiB: every byte is charged, the debt slept off."""
+    tb, clock = bucket(1000)
+    leaky = TransferBucket(tb)
+    assert sum(leaky.consume(256, object()) for _ in range(40)) == 10_240
+    assert clock.now - 100.0 == pytest.approx((10_240 - 1000) / 1000)  # the first second's burst, then the rate

@@ -8,6 +8,7 @@ from s3transfer.utils import ChunksizeAdjuster
 from br_common.storage import ObjectNotFound, S3Location, S3Storage, StorageError, StorageOptions, open_storage, \
     parse_storage_url
 from br_common.storage.options import MiB
+from br_common.storage.ratelimit import TransferBucket
 from br_common.storage.s3 import transfer_config, upload_args
 from br_common.storage.s3_errors import S3Target, translate
 from br_common.storage.s3_session import client_config, sts_endpoint
@@ -37,6 +38,20 @@ def test_transfer_config():
     assert (config.multipart_threshold, config.multipart_chunksize, config.max_bandwidth) == (32 * MiB, 8 * MiB,
                                                                                                 128 * MiB)
     assert config.num_download_attempts == 20
+
+
+@pytest.mark.parametrize("rate", [None, 8 * MiB])
+def test_the_manager_throttles_through_one_exact_bucket(rate):
+    """s3transfer takes its bandwidth limiter at construction: the storage swaps in its own bucket
+    (this fails loudly if a new s3transfer renames the attribute)."""
+    storage = S3Storage(location(), StorageOptions(rate_limit=rate))
+    limiter = storage._manager._bandwidth_limiter  # noqa: SLF001
+    if rate is None:
+        assert limiter is None
+    else:
+        bucket = limiter._leaky_bucket  # noqa: SLF001
+        assert isinstance(bucket, TransferBucket) and bucket.bucket.rate == rate
+    storage.close()
 
 
 @pytest.mark.parametrize("size", [10 * MiB, 200 * 1024 * MiB, 5 * 1024 * 1024 * MiB])
