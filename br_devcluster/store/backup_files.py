@@ -31,7 +31,7 @@ from br_devcluster.store.sstfiles import SstBuilder
 from br_devcluster.store.txn_reader import CF_DEFAULT, CF_WRITE
 
 ROLL_BYTES = 64 * 1024 * 1024  # key+value bytes per chunk before rolling to the next one
-METER_BYTES = 1024 * 1024  # the raw loop charges the rate limiter per MiB, not per key
+METER_BYTES = 1024 * 1024  # the rate limiter is charged per MiB written, not per key
 CF = CF_DEFAULT  # raw KV (API V1) backups are of the default CF
 FILE_ORDER = (CF_DEFAULT, CF_WRITE)  # TiKV lists a chunk's default file before its write file
 
@@ -89,26 +89,35 @@ class _Chunk:
     target: RegionBackup
     start_key: bytes
     options: Options
+    limiter: RateLimiter
     builders: dict[str, SstBuilder] = field(default_factory=dict)
     sums: dict[str, RunningChecksum] = field(default_factory=dict)
     counted_bytes: int = 0
+    unmetered: int = 0  # record bytes written and not yet charged (the limiter is charged per MiB)
 
-    def add(self, entry: BackupEntry, limiter: RateLimiter) -> None:
+    def add(self, entry: BackupEntry) -> None:
         builders = self.builders
+        written = 0
         for cf, key, value in entry.records():
             builder = builders.get(cf)
             if builder is None:
                 builder = builders[cf] = SstBuilder(
                     self.target.root / self.target.relative_name(self.start_key, cf), self.options)
-            builder.add(DATA_PREFIX + key, value)  # TiKV's backup files hold data keys
-            limiter.consume(len(key) + len(value))
+            builder.put(DATA_PREFIX + key, value)  # TiKV's backup files hold data keys
+            written += len(key) + len(value)
         counted = self.sums.get(entry.counted_in)
         if counted is None:
             counted = self.sums[entry.counted_in] = RunningChecksum()
         counted.add(entry.raw_key, entry.value)
         self.counted_bytes += len(entry.raw_key) + len(entry.value)
+        self.unmetered += written
+        if self.unmetered >= METER_BYTES:
+            self.limiter.consume(self.unmetered)
+            self.unmetered = 0
 
     def finish(self) -> list[brpb_pb2.File]:
+        self.limiter.consume(self.unmetered)
+        self.unmetered = 0
         return [self._finish_cf(cf) for cf in FILE_ORDER if cf in self.builders]
 
     def _finish_cf(self, cf: str) -> brpb_pb2.File:
@@ -133,8 +142,8 @@ def write_region_files(target: RegionBackup, entries: Iterable[BackupEntry], opt
     try:
         for entry in entries:
             if chunk is None:
-                chunk = _Chunk(target, target.start_key if not chunks else entry.raw_key, options)
-            chunk.add(entry, limiter)
+                chunk = _Chunk(target, target.start_key if not chunks else entry.raw_key, options, limiter)
+            chunk.add(entry)
             if chunk.counted_bytes >= roll_bytes:
                 chunks.append(chunk.finish())
                 chunk = None
