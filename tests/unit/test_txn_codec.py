@@ -56,10 +56,11 @@ def test_decode_bytes_rejects_what_tikv_rejects(bad: list[int]) -> None:
 
 def test_encode_bytes_keeps_order_and_round_trips() -> None:
     rng = random.Random(7)
-    keys = [bytes(rng.choice(b"\x00\x01\xfe\xff") for _ in range(rng.randrange(20))) for _ in range(300)]
+    keys = [bytes(rng.choice(b"\x00\x01\xfe\xff") for _ in range(rng.randrange(40))) for _ in range(300)]
     assert sorted(keys, key=encode_bytes) == sorted(keys)
-    for key in keys:
+    for key in keys:  # 1 to 5 groups, with and without what follows (a ts of 0xFF bytes is the hard one)
         assert decode_bytes(encode_bytes(key)) == (key, b"")
+        assert decode_bytes(append_ts(encode_bytes(key), 0)) == (key, encode_u64(TS_MAX))
 
 
 def test_append_ts_matches_tikv() -> None:
