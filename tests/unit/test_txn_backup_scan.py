@@ -16,9 +16,10 @@ from br_common.txn_codec import Lock, LockType, Write, WriteType
 from br_devcluster.store.backup_files import RegionBackup, write_region_files
 from br_devcluster.store.ratelimit import RateLimiter
 from br_devcluster.store.sstfiles import sst_options
-from br_devcluster.store.txn_backup_scan import BackupLocked, backup_entries
+from br_devcluster.store.txn_backup_scan import BackupLocked, backup_entries, lock_free_entries, scanned_entries
 from br_devcluster.store.txn_reader import TxnReader, default_key, lock_key, write_key
 from tests.doubles import MemoryCFs
+from tests.mvcc_histories import random_history, txn
 
 LONG = b"L" * 300
 
@@ -126,3 +127,25 @@ def test_a_files_counters_can_be_recounted_from_its_records(cfs: MemoryCFs, tmp_
     write = files[-1]
     part = txn_file_checksum(read_all(tmp_path / "full" / write.name, tmp_path / "scratch"), "write", b"b", b"e")
     assert part == Checksum().add_pairs([(b"d", b"")])  # b's value is long: counted in the default file
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_lock_free_backup_pass_equals_the_general_scan(seed: int) -> None:
+    """Every (after_ts, backup_ts) pair over a random history, including gc_fence, Lock/Rollback
+    and overlapped-rollback records: the same entries, field for field, in the same order."""
+    cfs, last_ts = random_history(seed)
+    reader = TxnReader(cfs)
+    for backup_ts in range(0, max(last_ts, 40) + 5, 3):
+        for after_ts in (0, backup_ts // 2, backup_ts):
+            general = list(scanned_entries(reader, b"", None, after_ts, backup_ts))
+            assert list(lock_free_entries(cfs, b"", None, after_ts, backup_ts)) == general, (after_ts, backup_ts)
+    assert list(lock_free_entries(cfs, b"k03", b"k07", 0, 50)) == list(scanned_entries(reader, b"k03", b"k07", 0, 50))
+
+
+def test_a_range_with_a_lock_takes_the_general_pass() -> None:
+    cfs, _ = random_history(1)
+    txn(cfs, 500, None, {b"k05": b"pending"})  # a lock that blocks a read at 600
+    with pytest.raises(BackupLocked):
+        list(backup_entries(TxnReader(cfs), b"", None, 0, 600))
+    assert list(backup_entries(TxnReader(cfs), b"k06", None, 0, 600)) == list(
+        lock_free_entries(cfs, b"k06", None, 0, 600))  # the lock lies outside this range
