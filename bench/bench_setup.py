@@ -60,7 +60,7 @@ def agent_s3(endpoint: str):  # noqa: ANN201 - (boto3 client, ExtraArgs, Transfe
     agents = transfer_config(options)  # s3transfer's; boto3's upload_file takes its own subclass
     config = TransferConfig(multipart_threshold=agents.multipart_threshold,
                             multipart_chunksize=agents.multipart_chunksize,
-                            max_concurrency=agents.max_request_concurrency)
+                            max_concurrency=agents.max_request_concurrency, max_io_queue=agents.max_io_queue_size)
     return make_client(location, options), upload_args(location, options), config
 
 

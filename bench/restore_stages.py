@@ -143,7 +143,8 @@ def main() -> int:
         _stop(agents, dirs)
         dirs.append(work / "target-c")
         target = cluster.up(dirs[-1], shape).state
-        agents += start_agents(target, f"{base}/1", work, "target")
+        target_agents = start_agents(target, f"{base}/1", work, "target")
+        agents += target_agents
         with CpuMeter({**served, **cluster_roles(target), "agents": list(agents)}) as c_cpu:
             c_time, _ = run_br("restore", "full", "--pd", target.pd_address, "-s", url, "--concurrency",
                                str(args.concurrency), broker=f"{base}/1", log_file=work / "restore.log")
@@ -152,7 +153,8 @@ def main() -> int:
             print(f"  {name} {cpu.line()}")
         print_ratios(max(a_time, b_time), cpu_floor(a_cpu, b_cpu), c_time,
                      "the download" if a_time >= b_time else "the store")
-        print(f"  agent peak RSS (VmHWM, the largest of {args.target_stores}): {peak_rss_mb(agents):.0f} MB")
+        print(f"  restore agent peak RSS (VmHWM, the largest of {args.target_stores}): "
+              f"{peak_rss_mb(target_agents):.0f} MB")
         return 0
     finally:
         _stop(agents, dirs)

@@ -19,6 +19,9 @@ class StorageOptions(BaseModel):
     multipart_threshold: int = Field(default=64 * MiB, ge=S3_MIN_PART)
     part_size: int = Field(default=16 * MiB, ge=S3_MIN_PART)
     max_concurrency: int = Field(default=8, ge=1, le=64)  # parts in flight per storage object
+    # downloaded chunks (s3transfer's 256 KiB) queued for the one thread that writes them to disk:
+    # s3transfer's default 1000 let an agent whose disk thread fell behind hold 250 MB
+    max_io_queue: int = Field(default=64, ge=1)
     # botocore retries (throttling, 5xx, connection errors) with capped exponential backoff;
     # 20 attempts as TiDB BR; 'adaptive' also slows the client down after SlowDown answers
     retry_mode: Literal["standard", "adaptive"] = "standard"

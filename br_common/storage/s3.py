@@ -246,6 +246,7 @@ def transfer_config(options: StorageOptions) -> TransferConfig:
         multipart_chunksize=options.part_size,  # s3transfer doubles it while parts would exceed 10,000
         max_request_concurrency=options.max_concurrency,
         num_download_attempts=options.max_attempts,
+        max_io_queue_size=options.max_io_queue,
         max_bandwidth=options.rate_limit,  # makes the manager throttle its streams; the bucket: limited()
     )
 

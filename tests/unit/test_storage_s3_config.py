@@ -38,6 +38,7 @@ def test_transfer_config():
     assert (config.multipart_threshold, config.multipart_chunksize, config.max_bandwidth) == (32 * MiB, 8 * MiB,
                                                                                                 128 * MiB)
     assert config.num_download_attempts == 20
+    assert config.max_io_queue_size == 64  # chunks waiting for the disk: 16 MiB, not s3transfer's 250 MB
 
 
 @pytest.mark.parametrize("rate", [None, 8 * MiB])
