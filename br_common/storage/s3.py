@@ -247,15 +247,15 @@ def transfer_config(options: StorageOptions) -> TransferConfig:
         max_request_concurrency=options.max_concurrency,
         num_download_attempts=options.max_attempts,
         max_io_queue_size=options.max_io_queue,
-        max_bandwidth=options.rate_limit,  # makes the manager throttle its streams; the bucket: limited()
+        max_bandwidth=options.rate_limit,  # the manager wraps its streams in a limiter; limited() swaps its bucket
     )
 
 
 def limited(manager: TransferManager, rate_limit: int | None) -> TransferManager:
     """One exact token bucket shared by every transfer of the manager, in place of s3transfer's
     LeakyBucket (0.95x of the asked rate, measured): s3transfer takes its limiter at construction
-    only, so the manager's BandwidthLimiter is replaced (tests/unit/test_s3_storage checks the
-    attribute is still there)."""
+    only, so the manager's BandwidthLimiter is replaced (tests/unit/test_storage_s3_config checks
+    the attribute is still there)."""
     if rate_limit:
         manager._bandwidth_limiter = BandwidthLimiter(TransferBucket(TokenBucket(rate_limit)))  # noqa: SLF001
     return manager

@@ -49,22 +49,6 @@ class BackupEntry(Protocol):
 
 
 @dataclass(frozen=True)
-class RawEntry:
-    """A raw KV pair: one default-CF record, stored as given."""
-
-    raw_key: bytes
-    value: bytes
-    counted_in: str = CF
-
-    def records(self) -> list[tuple[str, bytes, bytes]]:
-        return [(CF, self.raw_key, self.value)]
-
-
-def raw_entries(pairs: Iterable[tuple[bytes, bytes]]) -> Iterable[RawEntry]:
-    return (RawEntry(key, value) for key, value in pairs)
-
-
-@dataclass(frozen=True)
 class RegionBackup:
     """What names and bounds the files of one region."""
     root: Path  # the local backend's path
@@ -103,7 +87,7 @@ class _Chunk:
             if builder is None:
                 builder = builders[cf] = SstBuilder(
                     self.target.root / self.target.relative_name(self.start_key, cf), self.options)
-            builder.put(DATA_PREFIX + key, value)  # TiKV's backup files hold data keys
+            builder.add(DATA_PREFIX + key, value)  # TiKV's backup files hold data keys
             written += len(key) + len(value)
         counted = self.sums.get(entry.counted_in)
         if counted is None:
@@ -121,13 +105,9 @@ class _Chunk:
         return [self._finish_cf(cf) for cf in FILE_ORDER if cf in self.builders]
 
     def _finish_cf(self, cf: str) -> brpb_pb2.File:
-        done = self.builders.pop(cf).finish()
         checksum = self.sums.get(cf) or RunningChecksum()
-        target = self.target
-        return brpb_pb2.File(name=target.relative_name(self.start_key, cf), sha256=done.sha256,
-                             start_key=self.start_key, start_version=target.start_version,
-                             end_version=target.end_version, crc64xor=checksum.crc64xor,
-                             total_kvs=checksum.total_kvs, total_bytes=checksum.total_bytes, cf=cf, size=done.size)
+        return _finished(self.target, self.start_key, cf, self.builders.pop(cf), checksum.crc64xor,
+                         checksum.total_kvs, checksum.total_bytes)
 
     def abort(self) -> None:
         for builder in self.builders.values():
@@ -168,7 +148,7 @@ def write_raw_region_files(target: RegionBackup, data_pairs: Iterable[tuple[byte
             if builder is None:
                 start = target.start_key if not chunks else data_key[1:]
                 builder = SstBuilder(target.root / target.relative_name(start, CF), options)
-                put, crc, kvs, counted, metered = builder.put, 0, 0, 0, 0
+                put, crc, kvs, counted, metered = builder.add, 0, 0, 0, 0
             put(data_key, value)
             key = data_key[1:]
             crc ^= crc64.xz(key + value)
@@ -179,11 +159,11 @@ def write_raw_region_files(target: RegionBackup, data_pairs: Iterable[tuple[byte
                 metered = counted
             if counted >= roll_bytes:
                 limiter.consume(counted - metered)
-                chunks.append([_finish_raw(target, start, builder, crc, kvs, counted)])
+                chunks.append([_finished(target, start, CF, builder, crc, kvs, counted)])
                 builder = None
         if builder is not None:
             limiter.consume(counted - metered)
-            chunks.append([_finish_raw(target, start, builder, crc, kvs, counted)])
+            chunks.append([_finished(target, start, CF, builder, crc, kvs, counted)])
             builder = None
     finally:
         if builder is not None:
@@ -191,12 +171,13 @@ def write_raw_region_files(target: RegionBackup, data_pairs: Iterable[tuple[byte
     return _tiled(chunks, target.end_key)
 
 
-def _finish_raw(target: RegionBackup, start: bytes, builder: SstBuilder, crc: int, kvs: int,
-                counted: int) -> brpb_pb2.File:
+def _finished(target: RegionBackup, start: bytes, cf: str, builder: SstBuilder, crc: int, kvs: int,
+              counted: int) -> brpb_pb2.File:
+    """Finish a chunk's SST of cf and describe it as backup.File (end_key: _tiled)."""
     done = builder.finish()
-    return brpb_pb2.File(name=target.relative_name(start, CF), sha256=done.sha256, start_key=start,
+    return brpb_pb2.File(name=target.relative_name(start, cf), sha256=done.sha256, start_key=start,
                          start_version=target.start_version, end_version=target.end_version, crc64xor=crc,
-                         total_kvs=kvs, total_bytes=counted, cf=CF, size=done.size)
+                         total_kvs=kvs, total_bytes=counted, cf=cf, size=done.size)
 
 
 def _tiled(chunks: list[list[brpb_pb2.File]], end_key: bytes) -> list[brpb_pb2.File]:

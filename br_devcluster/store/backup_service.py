@@ -120,7 +120,7 @@ def _write_files(request: brpb_pb2.BackupRequest, view: CFSnapshot, target: Regi
                  limiter: RateLimiter) -> list[brpb_pb2.File]:
     start, end = target.start_key, target.end_key
     if request.is_raw_kv:
-        return write_raw_region_files(target, view.data_pairs(CF, start, end or None), options, limiter)
+        return write_raw_region_files(target, view.iterate(CF, start, end or None, data_keys=True), options, limiter)
     entries = backup_entries(TxnReader(view), start, end or None, request.start_version, request.end_version,
                              request.context.resolved_locks)
     return write_region_files(target, entries, options, limiter)

@@ -229,34 +229,19 @@ class CFSnapshot:
             pool.append(it)
         return None
 
-    def iterate(self, cf: str, lower: bytes, upper: bytes | None,
-                reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        """Pairs with lower <= key < upper (upper None: to the end), descending if reverse."""
+    def iterate(self, cf: str, lower: bytes, upper: bytes | None, reverse: bool = False,
+                data_keys: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs with lower <= key < upper (upper None: to the end), descending if reverse. Keys
+        come without the b"z" prefix, or as stored with data_keys (a backup SST holds them so)."""
         low, high = data_key(lower), _data_end(upper)
+        skip = 0 if data_keys else len(DATA_PREFIX)
         pool = self._pool(cf)
         it = pool.pop()
         try:
             if reverse:
-                yield from _backward(it, low, high)
+                yield from _backward(it, low, high, skip)
             else:
-                yield from _forward(it, low, high)
-        finally:
-            pool.append(it)
-
-    def data_pairs(self, cf: str, lower: bytes, upper: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        """(data key, value) with lower <= key < upper, ascending: keys as stored, b"z" kept,
-        for a caller that writes them on unchanged (a backup SST holds data keys)."""
-        high = _data_end(upper)
-        pool = self._pool(cf)
-        it = pool.pop()
-        try:
-            it.seek(data_key(lower))
-            while it.valid():
-                key = it.key()
-                if key >= high:
-                    return
-                yield key, it.value()
-                it.next()
+                yield from _forward(it, low, high, skip)
         finally:
             pool.append(it)
 
@@ -267,24 +252,24 @@ class CFSnapshot:
                 yield Modify(cf, key, value)
 
 
-def _forward(it: RdictIter, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+def _forward(it: RdictIter, low: bytes, high: bytes, skip: int) -> Iterator[tuple[bytes, bytes]]:
     it.seek(low)
     while it.valid():
         key = it.key()
         if key >= high:
             return
-        yield key[1:], it.value()
+        yield key[skip:], it.value()
         it.next()
 
 
-def _backward(it: RdictIter, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+def _backward(it: RdictIter, low: bytes, high: bytes, skip: int) -> Iterator[tuple[bytes, bytes]]:
     it.seek_for_prev(high)
     while it.valid():
         key = it.key()
         if key < low:
             return
         if key < high:
-            yield key[1:], it.value()
+            yield key[skip:], it.value()
         it.prev()
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 from br_common.checksum import RunningChecksum
 from br_common.txn_codec import U64_SIZE, Write, WriteType, decode_bytes, plain_write_fields, ts_of
 from br_devcluster.store.mvcc_scan import ValueCursor, encoded_range
-from br_devcluster.store.txn_reader import CF_LOCK, CF_WRITE, CFReader, TxnDataError
+from br_devcluster.store.txn_reader import CF_LOCK, CF_WRITE, CFReader
 
-_PUT, _DELETE = int(WriteType.PUT), int(WriteType.DELETE)
-_LOCK, _ROLLBACK = int(WriteType.LOCK), int(WriteType.ROLLBACK)
+_PUT, _LOCK, _ROLLBACK = int(WriteType.PUT), int(WriteType.LOCK), int(WriteType.ROLLBACK)
 
 
 def has_locks(cfs: CFReader, low: bytes, high: bytes | None) -> bool:
@@ -32,34 +31,27 @@ def add_visible(cfs: CFReader, low: bytes, high: bytes | None, ts: int, checksum
         encoded = key[:-U64_SIZE]
         if encoded == decided or ts_of(key) > ts:
             continue
-        kind = record[0]
-        if kind == _LOCK or kind == _ROLLBACK:
-            if plain_write_fields(record) is not None:  # no gc_fence to check
-                continue
-            if Write.parse(record).check_gc_fence_as_latest_version(ts):
-                continue
+        fields = visible_fields(record, ts)
+        if fields is None:
             decided = encoded
             continue
+        kind, start_ts, short_value = fields
+        if kind == _LOCK or kind == _ROLLBACK:
+            continue
         decided = encoded
-        value = _put_value(record, encoded, ts, values) if kind == _PUT or kind == _DELETE else _bad(record, key)
-        if value is not None:
-            checksum.add(decode_bytes(encoded)[0], value)
+        if kind == _PUT:
+            checksum.add(decode_bytes(encoded)[0],
+                         short_value if short_value is not None else values.value_at(encoded, start_ts))
 
 
-def _put_value(record: bytes, encoded: bytes, ts: int, values: ValueCursor) -> bytes | None:
-    """A Put's value (None for a Delete, or a record whose gc_fence hides it at ts)."""
+def visible_fields(record: bytes, ts: int) -> tuple[int, int, bytes | None] | None:
+    """(type byte, start_ts, short value) of a write record read at ts, or None when its gc_fence
+    hides it (the key then has no value at ts). The common record is read without a Write; any
+    other goes through the full parser, which raises CodecError on an unknown type."""
     fields = plain_write_fields(record)
     if fields is not None:
-        kind, start_ts, short_value = fields
-        if kind == _DELETE:
-            return None
-        return short_value if short_value is not None else values.value_at(encoded, start_ts)
-    write = Write.parse(record)  # gc_fence, last_change, txn_source: the full parser
-    if not write.check_gc_fence_as_latest_version(ts) or write.write_type == WriteType.DELETE:
+        return fields
+    write = Write.parse(record)  # gc_fence, last_change, txn_source
+    if not write.check_gc_fence_as_latest_version(ts):
         return None
-    return write.short_value if write.short_value is not None else values.value_at(encoded, write.start_ts)
-
-
-def _bad(record: bytes, key: bytes) -> None:
-    Write.parse(record)  # raises CodecError for an unknown type
-    raise TxnDataError(f"write record of {key.hex()} has an unexpected type")
+    return int(write.write_type), write.start_ts, write.short_value

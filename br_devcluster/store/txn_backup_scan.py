@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
 from br_common.txn_codec import (
-    U64_SIZE, Lock, Write, WriteType, append_ts, decode_bytes, encode_bytes, plain_write_fields, ts_of,
+    U64_SIZE, Lock, Write, WriteType, append_ts, decode_bytes, encode_bytes, ts_of,
 )
-from br_devcluster.store.checksum_scan import has_locks
+from br_devcluster.store.checksum_scan import has_locks, visible_fields
 from br_devcluster.store.mvcc_scan import KeyVersions, ValueCursor, encoded_range, forward_keys
 from br_devcluster.store.txn_reader import (
     CF_DEFAULT, CF_WRITE, CFReader, TxnReader, lock_blocks_read, lock_info,
@@ -120,15 +120,11 @@ def lock_free_entries(cfs: CFReader, low: bytes, high: bytes | None, after_ts: i
         if commit_ts <= after_ts:
             decided = encoded
             continue
-        fields = plain_write_fields(record)
-        if fields is not None:
-            kind, start_ts, short_value = fields
-        else:  # gc_fence or further fields: the full parser (it raises on an unknown type)
-            write = Write.parse(record)
-            if not write.check_gc_fence_as_latest_version(backup_ts):
-                decided = encoded
-                continue
-            kind, start_ts, short_value = int(write.write_type), write.start_ts, write.short_value
+        fields = visible_fields(record, backup_ts)
+        if fields is None:
+            decided = encoded
+            continue
+        kind, start_ts, short_value = fields
         if kind == _LOCK or kind == _ROLLBACK:
             continue
         decided = encoded
