@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -11,16 +12,29 @@ from pathlib import Path
 
 
 def free_port(low: int = 20000, high: int = 45000) -> int:
-    """A free loopback port; kept below 55535 because some servers also open port+10000."""
+    """A free loopback port, at random in [low, high) but below the kernel's ephemeral range when
+    it can be: a port the kernel hands out on its own (a bind to port 0, an outgoing connection)
+    then never takes the one picked here before its server binds it (a devcluster picks every
+    port first and starts its stores only once PD is up). Kept below 55535 because some servers
+    also open port+10000."""
+    top = min(high, _ephemeral_low()) if _ephemeral_low() - low >= 2000 else high
     for _ in range(200):
+        port = random.randrange(low, top)
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if low <= port < high:
-            return port
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise OSError(f"no free loopback port in [{low}, {top})")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default 32768 when unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
