@@ -9,6 +9,8 @@ are stepped over. A range holding any lock takes the general scan (it reports or
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from br_common.checksum import RunningChecksum
 from br_common.txn_codec import U64_SIZE, Write, WriteType, decode_bytes, plain_write_fields, ts_of
 from br_devcluster.store.mvcc_scan import ValueCursor, encoded_range
@@ -24,12 +26,27 @@ def has_locks(cfs: CFReader, low: bytes, high: bytes | None) -> bool:
 
 def add_visible(cfs: CFReader, low: bytes, high: bytes | None, ts: int, checksum: RunningChecksum) -> None:
     """Add every value visible at ts in the raw-key range [low, high) (no locks in it) to checksum."""
-    start, end = encoded_range(low, high)
     values = ValueCursor(cfs, low, high)
+    for encoded, _commit_ts, _record, kind, start_ts, short_value in visible_writes(cfs, low, high, ts):
+        if kind == _PUT:
+            checksum.add(decode_bytes(encoded)[0],
+                         short_value if short_value is not None else values.value_at(encoded, start_ts))
+
+
+def visible_writes(cfs: CFReader, low: bytes, high: bytes | None,
+                   ts: int) -> Iterator[tuple[bytes, int, bytes, int, int, bytes | None]]:
+    """Per key of [low, high) (no locks in it) whose newest record at or below ts, Lock and
+    Rollback records stepped over, is a Put or a Delete that its gc_fence does not hide:
+    (encoded key, commit_ts, the record as stored, type byte, start_ts, short value). A plain
+    tuple: this runs once per key of every checksum and backup."""
+    start, end = encoded_range(low, high)
     decided = b""  # the encoded key whose visible version is settled: its older records are skipped
     for key, record in cfs.iterate(CF_WRITE, start, end):
         encoded = key[:-U64_SIZE]
-        if encoded == decided or ts_of(key) > ts:
+        if encoded == decided:
+            continue
+        commit_ts = ts_of(key)
+        if commit_ts > ts:
             continue
         fields = visible_fields(record, ts)
         if fields is None:
@@ -39,9 +56,7 @@ def add_visible(cfs: CFReader, low: bytes, high: bytes | None, ts: int, checksum
         if kind == _LOCK or kind == _ROLLBACK:
             continue
         decided = encoded
-        if kind == _PUT:
-            checksum.add(decode_bytes(encoded)[0],
-                         short_value if short_value is not None else values.value_at(encoded, start_ts))
+        yield encoded, commit_ts, record, kind, start_ts, short_value
 
 
 def visible_fields(record: bytes, ts: int) -> tuple[int, int, bytes | None] | None:

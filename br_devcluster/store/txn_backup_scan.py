@@ -15,16 +15,14 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from br_common.kvproto import kvrpcpb_pb2 as pb
-from br_common.txn_codec import (
-    U64_SIZE, Lock, Write, WriteType, append_ts, decode_bytes, encode_bytes, ts_of,
-)
-from br_devcluster.store.checksum_scan import has_locks, visible_fields
-from br_devcluster.store.mvcc_scan import KeyVersions, ValueCursor, encoded_range, forward_keys
+from br_common.txn_codec import Lock, Write, WriteType, append_ts, decode_bytes, encode_bytes
+from br_devcluster.store.checksum_scan import has_locks, visible_writes
+from br_devcluster.store.mvcc_scan import KeyVersions, ValueCursor, forward_keys
 from br_devcluster.store.txn_reader import (
     CF_DEFAULT, CF_WRITE, CFReader, TxnReader, lock_blocks_read, lock_info,
 )
 
-_PUT, _LOCK, _ROLLBACK = int(WriteType.PUT), int(WriteType.LOCK), int(WriteType.ROLLBACK)
+_PUT = int(WriteType.PUT)
 
 
 class BackupLocked(Exception):
@@ -102,32 +100,14 @@ def latest_entry(key: KeyVersions, after_ts: int, backup_ts: int, values: ValueC
 
 def lock_free_entries(cfs: CFReader, low: bytes, high: bytes | None, after_ts: int,
                       backup_ts: int) -> Iterator[TxnEntry]:
-    """latest_entry for every key of a range holding no lock, in one loop over the write CF: no
-    KeyVersions and no Write for the common records (checksum_scan.add_visible's shape). Of a
-    key's records at or below backup_ts, newest first: one at or below after_ts ends the key with
-    nothing, a failed gc_fence check likewise, Lock and Rollback are stepped over, a Put is the
-    entry, a Delete is one only for an incremental backup."""
-    start, end = encoded_range(low, high)
+    """latest_entry for every key of a range holding no lock, from one loop over the write CF
+    (checksum_scan.visible_writes: no KeyVersions and no Write for the common records). A key's
+    visible Put is its entry, a Delete one only for an incremental backup, and nothing when that
+    record is at or below after_ts (every older record is too, so the key has not changed since)."""
     values = ValueCursor(cfs, low, high)
-    decided = b""  # the encoded key whose entry is settled: its older records are skipped
-    for key, record in cfs.iterate(CF_WRITE, start, end):
-        encoded = key[:-U64_SIZE]
-        if encoded == decided:
-            continue
-        commit_ts = ts_of(key)
-        if commit_ts > backup_ts:
-            continue
+    for encoded, commit_ts, record, kind, start_ts, short_value in visible_writes(cfs, low, high, backup_ts):
         if commit_ts <= after_ts:
-            decided = encoded
             continue
-        fields = visible_fields(record, backup_ts)
-        if fields is None:
-            decided = encoded
-            continue
-        kind, start_ts, short_value = fields
-        if kind == _LOCK or kind == _ROLLBACK:
-            continue
-        decided = encoded
         if kind == _PUT:
             value = short_value if short_value is not None else values.value_at(encoded, start_ts)
             yield TxnEntry(decode_bytes(encoded)[0], commit_ts, record, start_ts, value, short_value is None, encoded)
